@@ -1,0 +1,1 @@
+"""Transfer learning on image folders, compatible with TensorFlow's classic retrain.py."""

@@ -1,0 +1,116 @@
+"""`python -m retrain` / `retrain`: the classic command line, parsed once, then handed on.
+
+Every flag of the classic scripts is accepted with its classic default, in both `--flag=value`
+and `--flag value` form. Errors the user can fix end the run with one line and exit code 1;
+Ctrl-C ends it with exit code 130; neither shows a traceback nor leaves partial outputs.
+"""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow is imported.
+
+from absl import app, flags, logging  # pylint: disable=wrong-import-position
+
+from retrain.config import DEFAULT_TFHUB_MODULE, RetrainConfig  # pylint: disable=wrong-import-position
+from retrain.errors import RetrainError  # pylint: disable=wrong-import-position
+
+_D = RetrainConfig()
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string('image_dir', _D.image_dir, 'Path to folders of labeled images; each sub-folder '
+                    'is a class. If empty, TensorFlow\'s flower_photos is downloaded and used.')
+flags.DEFINE_string('output_graph', _D.output_graph, 'Where to save the trained graph.')
+flags.DEFINE_string('intermediate_output_graphs_dir', _D.intermediate_output_graphs_dir,
+                    'Where to save the intermediate graphs.')
+flags.DEFINE_integer('intermediate_store_frequency', _D.intermediate_store_frequency,
+                     'How many steps to store intermediate graph. If 0, none are stored.')
+flags.DEFINE_string('output_labels', _D.output_labels, 'Where to save the trained graph\'s labels.')
+flags.DEFINE_string('summaries_dir', _D.summaries_dir, 'Where to save summary logs for '
+                    'TensorBoard (cleared at the start of a run).')
+flags.DEFINE_integer('how_many_training_steps', _D.how_many_training_steps,
+                     'How many training steps to run before ending.')
+flags.DEFINE_float('learning_rate', _D.learning_rate, 'How large a learning rate to use.')
+flags.DEFINE_integer('testing_percentage', _D.testing_percentage,
+                     'What percentage of images to use as a test set.')
+flags.DEFINE_integer('validation_percentage', _D.validation_percentage,
+                     'What percentage of images to use as a validation set.')
+flags.DEFINE_integer('eval_step_interval', _D.eval_step_interval,
+                     'How often to evaluate the training results.')
+flags.DEFINE_integer('train_batch_size', _D.train_batch_size,
+                     'How many images to train on at a time.')
+flags.DEFINE_integer('test_batch_size', _D.test_batch_size,
+                     'How many images to test on. -1 means the entire test set.')
+flags.DEFINE_integer('validation_batch_size', _D.validation_batch_size,
+                     'How many images to use in an evaluation batch. -1 means the entire '
+                     'validation set.')
+flags.DEFINE_boolean('print_misclassified_test_images', _D.print_misclassified_test_images,
+                     'Whether to print out a list of all misclassified test images.')
+flags.DEFINE_string('bottleneck_dir', _D.bottleneck_dir, 'Path to cache bottleneck layer values '
+                    'as files.')
+flags.DEFINE_string('final_tensor_name', _D.final_tensor_name,
+                    'The name of the output classification layer in the retrained graph.')
+flags.DEFINE_boolean('flip_left_right', _D.flip_left_right,
+                     'Whether to randomly flip half of the training images horizontally.')
+flags.DEFINE_integer('random_crop', _D.random_crop, 'A percentage determining how much of a '
+                     'margin to randomly crop off the training images.')
+flags.DEFINE_integer('random_scale', _D.random_scale, 'A percentage determining how much to '
+                     'randomly scale up the size of the training images by.')
+flags.DEFINE_integer('random_brightness', _D.random_brightness, 'A percentage determining how '
+                     'much to randomly multiply the training image input pixels up or down by.')
+flags.DEFINE_string('tfhub_module', DEFAULT_TFHUB_MODULE, 'Which TensorFlow Hub image feature '
+                    'vector module to use: a URL, a local folder or a local .tar.gz.')
+flags.DEFINE_string('saved_model_dir', _D.saved_model_dir,
+                    'Where to save the exported SavedModel for TF Serving (none if empty).')
+flags.DEFINE_enum('logging_verbosity', 'INFO', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'],
+                  'How much logging output should be produced.')
+flags.DEFINE_string('checkpoint_path', _D.checkpoint_path, 'Accepted for compatibility; training '
+                    'runs in memory and writes no checkpoint.')
+flags.DEFINE_string('model_dir', _D.model_dir, 'Legacy mode: folder holding (or receiving) the '
+                    'classic frozen-graph archive of --architecture.')
+flags.DEFINE_string('architecture', _D.architecture, 'Legacy mode: inception_v3 or '
+                    'mobilenet_<1.0|0.75|0.50|0.25>_<224|192|160|128>[_quantized].')
+flags.DEFINE_integer('random_seed', None, 'Seed for all randomness; set it for identical runs.')
+flags.DEFINE_integer('image_size', _D.image_size, 'Input size for modules whose input size is '
+                     'not fixed (default 224).')
+flags.DEFINE_integer('cache_batch_size', _D.cache_batch_size,
+                     'How many images to run through the model at once while caching.')
+
+_LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,
+               'ERROR': logging.ERROR, 'FATAL': logging.FATAL}
+
+
+def config_from_flags() -> RetrainConfig:
+    """The run's settings from the parsed flags; legacy mode as the classic scripts chose it."""
+    values = {field: FLAGS[field].value for field in RetrainConfig.__dataclass_fields__
+              if field in FLAGS}
+    legacy = ((FLAGS['model_dir'].present or FLAGS['architecture'].present)
+              and not FLAGS['tfhub_module'].present)
+    return RetrainConfig(**values, use_legacy_model=legacy)
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        print(f'retrain: error: unexpected arguments: {" ".join(argv[1:])}', file=sys.stderr)
+        return 2
+    logging.set_verbosity(_LOG_LEVELS[FLAGS.logging_verbosity])
+    from retrain import pipeline  # pylint: disable=import-outside-toplevel
+    try:
+        config = config_from_flags()
+        if not config.image_dir:
+            from retrain import downloads  # pylint: disable=import-outside-toplevel
+            config.image_dir = downloads.flower_photos()
+            logging.info('No --image_dir given: using the flower photos in %s', config.image_dir)
+        pipeline.run(config)
+    except RetrainError as e:
+        print(f'retrain: error: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('retrain: interrupted; outputs already complete were kept, nothing is half-written',
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)

@@ -1,0 +1,105 @@
+"""Writing the results: labels file, frozen graph, SavedModel.
+
+The frozen graph is what old client code loads, so it answers every historical entry point
+(COMPATIBILITY.md section 5) and ends in `final_result:0`:
+
+  DecodeJpeg/contents:0  encoded image bytes (JPEG, PNG, GIF, BMP), scalar string
+  Placeholder:0          float [N, H, W, 3] in [0, 1]                 (TF Hub era clients)
+  Mul:0, input:0         float [N, H, W, 3] as (pixel - 128) / 128     (Inception/Poets clients)
+  input_1/BottleneckInputPlaceholder:0   bottlenecks [N, D]
+
+Each entry point is a tensor on one chain, so feeding any of them skips what lies before it.
+The feature extractor is frozen into constants and imported under `module/`; the entry points
+are created first so that they get their exact names (graph names are unique case-insensitively).
+"""
+import os
+from typing import List, Optional
+
+import tensorflow as tf
+from tensorflow.python.framework import convert_to_constants
+
+from retrain import fileio, image_io
+from retrain.extractors import FeatureExtractor
+from retrain.training import Head
+
+JPEG_INPUT = 'DecodeJpeg/contents:0'
+UNIT_INPUT = 'Placeholder:0'
+CENTERED_INPUTS = ('Mul:0', 'input:0')
+BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder:0'
+
+
+def write_labels(path: str, labels: List[str]) -> None:
+    fileio.atomic_write(path, ''.join(label + '\n' for label in labels))
+
+
+def frozen_extractor_graph(extractor: FeatureExtractor):
+    """The extractor as a constant GraphDef plus the names of its input and output tensors."""
+    frozen = convert_to_constants.convert_variables_to_constants_v2(extractor.concrete_function())
+    return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
+
+
+def build_graph(extractor: FeatureExtractor, head: Head, final_tensor_name: str = 'final_result',
+                frozen_extractor=None) -> tf.compat.v1.GraphDef:
+    """The complete classifier as a frozen GraphDef with all entry points (see module doc)."""
+    extractor_graph, extractor_input, extractor_output = (
+        frozen_extractor or frozen_extractor_graph(extractor))
+    height, width = extractor.image_size
+    graph = tf.Graph()
+    with graph.as_default():
+        contents = tf.compat.v1.placeholder(tf.string, [], name='DecodeJpeg/contents')
+        with tf.name_scope('decode_and_resize'):
+            decoded = image_io.decode_and_resize(contents, (height, width))[tf.newaxis]
+        unit = tf.compat.v1.placeholder_with_default(decoded, [None, height, width, 3],
+                                                     name='Placeholder')
+        with tf.name_scope('center'):
+            shifted = tf.subtract(unit * 255.0, 128.0)
+        centered = tf.multiply(shifted, 1.0 / 128.0, name='Mul')
+        centered = tf.compat.v1.placeholder_with_default(centered, [None, height, width, 3],
+                                                         name='input')
+        with tf.name_scope('uncenter'):
+            images = (centered * 128.0 + 128.0) / 255.0
+        bottleneck, = tf.graph_util.import_graph_def(
+            extractor_graph, input_map={extractor_input: images},
+            return_elements=[extractor_output], name='module')
+        bottleneck_input = tf.compat.v1.placeholder_with_default(
+            bottleneck, [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
+        with tf.name_scope('final_training_ops'):
+            with tf.name_scope('weights'):
+                weights = tf.constant(head.weights, name='final_weights')
+            with tf.name_scope('biases'):
+                biases = tf.constant(head.biases, name='final_biases')
+            with tf.name_scope('Wx_plus_b'):
+                logits = tf.add(tf.matmul(bottleneck_input, weights), biases, name='add')
+        tf.nn.softmax(logits, name=final_tensor_name)
+    return graph.as_graph_def()
+
+
+def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
+    fileio.atomic_write(path, graph_def.SerializeToString())
+
+
+def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
+                      input_tensor: str = UNIT_INPUT,
+                      output_tensor: str = 'final_result:0') -> None:
+    """A SavedModel for TF Serving: signature `serving_default`, input `image`, output `prediction`.
+
+    Built from the frozen graph itself, so the SavedModel and the graph cannot disagree; any
+    frozen classifier graph (old ones too) goes through here.
+    """
+    with fileio.atomic_directory(directory) as temp:
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name='')
+            with tf.compat.v1.Session(graph=graph) as session:
+                builder = tf.compat.v1.saved_model.Builder(temp)
+                signature = tf.compat.v1.saved_model.predict_signature_def(
+                    inputs={'image': graph.get_tensor_by_name(input_tensor)},
+                    outputs={'prediction': graph.get_tensor_by_name(output_tensor)})
+                builder.add_meta_graph_and_variables(
+                    session, [tf.compat.v1.saved_model.tag_constants.SERVING],
+                    signature_def_map={'serving_default': signature}, strip_default_attrs=True)
+                builder.save()
+
+
+def intermediate_graph_path(directory: str, step: int) -> str:
+    return os.path.join(directory, f'intermediate_{step}.pb')

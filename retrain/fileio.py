@@ -1,0 +1,62 @@
+"""Atomic file and directory writes through tf.io.gfile (local paths, gs:// and friends).
+
+Every output of the project is written to a temporary name beside its destination and renamed
+into place, so a reader never sees a half-written file, even after kill -9.
+"""
+import contextlib
+import os
+import uuid
+from typing import Iterator, Union
+
+import tensorflow as tf
+
+
+def _temp_name(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, f'.{tail}.tmp-{uuid.uuid4().hex[:12]}')
+
+
+def make_parent_dirs(path: str) -> None:
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+
+
+def atomic_write(path: str, data: Union[bytes, str]) -> None:
+    """Writes `data` to `path` so that `path` holds either the old content or all of the new."""
+    make_parent_dirs(path)
+    temp = _temp_name(path)
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    try:
+        with tf.io.gfile.GFile(temp, 'wb') as f:
+            f.write(data)
+        tf.io.gfile.rename(temp, path, overwrite=True)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str) -> Iterator[str]:
+    """Yields a temporary directory that replaces `path` only when the block succeeds."""
+    make_parent_dirs(path.rstrip('/\\'))
+    temp = _temp_name(path.rstrip('/\\'))
+    try:
+        yield temp
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+        tf.io.gfile.rename(temp, path)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        elif tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
+    except tf.errors.OpError:
+        pass

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny TF2 feature-vector module, tiny image folders, CLI runners.
+
+Everything here is real TensorFlow and real files, built in seconds, so tests need neither the
+network nor ../shared. Tests that use ../shared ask for the `shared_dir` fixture, which skips
+cleanly when it is absent (a user's fresh clone).
+"""
+import os
+import subprocess
+import sys
+from typing import Dict, Sequence
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DIR = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
+TINY_SIZE = 32
+# Mean colours of the synthetic classes: far apart, so a linear layer separates them easily.
+CLASS_COLOURS: Dict[str, Sequence[int]] = {
+    'red': (200, 40, 40), 'green': (40, 190, 60), 'blue': (50, 60, 210)}
+
+
+class TinyFeatureVector(tf.Module):
+    """A few-layer conv net with the TF Hub image feature-vector interface."""
+
+    def __init__(self, size=TINY_SIZE):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.kernel = tf.Variable(rng.normal(0, 0.5, (3, 3, 3, 8)).astype(np.float32))
+        self.dense = tf.Variable(rng.normal(0, 0.5, (8, 8)).astype(np.float32))
+        self.__call__ = tf.function(
+            self._features, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+
+    def _features(self, images):
+        conv = tf.nn.relu(tf.nn.conv2d(images, self.kernel, 2, 'SAME'))
+        pooled = tf.reduce_mean(conv, axis=[1, 2])
+        colour = tf.reduce_mean(images, axis=[1, 2])
+        return tf.concat([tf.nn.relu(tf.matmul(pooled, self.dense)), pooled, colour], axis=1)
+
+
+def save_tiny_module(path: str, size=TINY_SIZE) -> str:
+    tf.saved_model.save(TinyFeatureVector(size), path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def tiny_module(tmp_path_factory) -> str:
+    """Path of a saved tiny module: float [N, 32, 32, 3] in [0, 1] -> [N, 19]."""
+    return save_tiny_module(str(tmp_path_factory.mktemp('modules') / 'tiny_fv'))
+
+
+def write_image(path: str, colour: Sequence[int], rng: np.random.Generator,
+                shape=(40, 48), fmt: str = 'jpeg') -> None:
+    pixels = np.clip(rng.normal(colour, 25, shape + (3,)), 0, 255).astype(np.uint8)
+    encoded = tf.io.encode_png(pixels) if fmt == 'png' else tf.io.encode_jpeg(pixels, quality=90)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(encoded.numpy())
+
+
+def make_image_folder(root: str, per_class: int = 30, seed: int = 0,
+                      colours: Dict[str, Sequence[int]] = None) -> str:
+    """Class folders of small noisy single-colour JPEGs (a few PNGs among them)."""
+    rng = np.random.default_rng(seed)
+    for name, colour in (colours or CLASS_COLOURS).items():
+        for i in range(per_class):
+            fmt = 'png' if i % 10 == 9 else 'jpeg'
+            extension = 'png' if fmt == 'png' else 'jpg'
+            write_image(os.path.join(root, name, f'{name}_{i:03d}.{extension}'), colour, rng, fmt=fmt)
+    return root
+
+
+@pytest.fixture(scope='session')
+def image_dir(tmp_path_factory) -> str:
+    """Three separable classes of 30 images each (read-only by convention: copy to modify)."""
+    return make_image_folder(str(tmp_path_factory.mktemp('images') / 'colours'))
+
+
+@pytest.fixture
+def shared_dir() -> str:
+    if not os.path.isdir(SHARED_DIR):
+        pytest.skip(f'{SHARED_DIR} is absent (it holds the real models and photos)')
+    return SHARED_DIR
+
+
+def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
+               cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` as a user would; returns the finished process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONIOENCODING='utf-8',
+               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
+                          encoding='utf-8', timeout=timeout, env=env, cwd=cwd)
