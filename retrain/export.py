@@ -48,7 +48,8 @@ def build_graph(extractor: FeatureExtractor, head: Head, final_tensor_name: str 
     with graph.as_default():
         contents = tf.compat.v1.placeholder(tf.string, [], name='DecodeJpeg/contents')
         with tf.name_scope('decode_and_resize'):
-            decoded = image_io.decode_and_resize(contents, (height, width))[tf.newaxis]
+            decoded = image_io.resize_to_unit_range(image_io.decode(contents)[tf.newaxis],
+                                                   (height, width))
         unit = tf.compat.v1.placeholder_with_default(decoded, [None, height, width, 3],
                                                      name='Placeholder')
         with tf.name_scope('center'):

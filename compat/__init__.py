@@ -1,0 +1,1 @@
+"""Loading, inspecting and converting retrained graphs of every generation on TensorFlow 2."""

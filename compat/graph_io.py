@@ -1,0 +1,46 @@
+"""Reading frozen GraphDefs of any generation and running them from TensorFlow 2.
+
+A frozen graph is parsed once with the TF1 protobuf and imported into a `tf.compat.v1` graph
+wrapped as a TF2 function, pruned to the tensors asked for; the result is an ordinary callable
+that works eagerly, inside tf.function and inside tf.data.
+"""
+from typing import Callable, Sequence
+
+import tensorflow as tf
+from google.protobuf import message
+
+from retrain.errors import RetrainError
+
+
+def load_graph_def(path: str) -> tf.compat.v1.GraphDef:
+    """Parses a binary GraphDef; one-line RetrainError when missing or not a graph."""
+    if not tf.io.gfile.exists(path):
+        raise RetrainError(f'graph file not found: {path}')
+    if tf.io.gfile.isdir(path):
+        raise RetrainError(f'not a TensorFlow graph: {path} (a directory)')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        data = f.read()
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except (message.DecodeError, RuntimeWarning, ValueError):
+        raise RetrainError(f'not a TensorFlow graph: {path}') from None
+    if not graph_def.node:
+        raise RetrainError(f'not a TensorFlow graph: {path}')
+    return graph_def
+
+
+def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],
+                   outputs: Sequence[str]) -> Callable:
+    """A TF2 function feeding the tensors named `inputs` and returning those named `outputs`.
+
+    Tensor names are those of the graph itself (`input:0`, `final_result:0`). The function is
+    pruned: only what lies between the inputs and outputs is kept and run.
+    """
+    def import_graph():
+        tf.compat.v1.import_graph_def(graph_def, name='')
+
+    wrapped = tf.compat.v1.wrap_function(import_graph, [])
+    graph = wrapped.graph
+    return wrapped.prune([graph.get_tensor_by_name(name) for name in inputs],
+                         [graph.get_tensor_by_name(name) for name in outputs])
