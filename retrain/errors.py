@@ -1,4 +1,5 @@
 """The one exception type the CLIs turn into a one-line message instead of a traceback."""
+import re
 
 
 class RetrainError(Exception):
@@ -7,3 +8,12 @@ class RetrainError(Exception):
     The message must make sense on its own, on one line: it names the file or value at fault and
     the reason. The CLIs print it and exit non-zero; nothing else is shown.
     """
+
+
+def error_summary(error: BaseException) -> str:
+    """The first line of a TensorFlow (or OS) error, without TF's op and function decorations."""
+    message = (getattr(error, 'message', None) or getattr(error, 'strerror', None)
+               or str(error)).strip()
+    message = message.splitlines()[0] if message else type(error).__name__
+    message = re.sub(r'^\{\{[^}]*\}\}\s*', '', message)
+    return message.split(' [Op:')[0].strip()

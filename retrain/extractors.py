@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain import downloads
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
 
 DEFAULT_IMAGE_SIZE = 224
 
@@ -34,6 +34,8 @@ class FeatureExtractor:
       description: what was loaded, for logs.
       trainable_variables: the model's own variables, for fine-tuning; empty for frozen graphs.
       owner: the loaded object the function belongs to, kept alive with it.
+      legacy_cache_suffixes: suffixes of older caches of the same model (TF 1.0-1.4 Inception
+        caches have none), read when the `cache_suffix` file is missing and never rewritten.
     """
     function: Callable[[tf.Tensor], tf.Tensor]
     image_size: Tuple[int, int]
@@ -42,6 +44,7 @@ class FeatureExtractor:
     description: str
     trainable_variables: Sequence[tf.Variable] = ()
     owner: object = None
+    legacy_cache_suffixes: Sequence[str] = ()
 
     def input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.image_size[0], self.image_size[1], 3], tf.float32)
@@ -86,8 +89,7 @@ def _load(handle: str):
     except RetrainError:
         raise
     except Exception as e:  # hub raises many types: OSError, ValueError, URLError, OpError ...
-        reason = (getattr(e, 'message', None) or str(e) or type(e).__name__).strip().splitlines()[0]
-        raise RetrainError(f'cannot load module {handle}: {reason}') from None
+        raise RetrainError(f'cannot load module {handle}: {error_summary(e)}') from None
 
 
 def _tf2_call(module) -> Optional[Tuple[Callable, tf.TensorShape]]:

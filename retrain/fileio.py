@@ -10,6 +10,8 @@ from typing import Iterator, Union
 
 import tensorflow as tf
 
+from retrain.errors import RetrainError, error_summary
+
 
 def _temp_name(path: str) -> str:
     head, tail = os.path.split(path)
@@ -23,15 +25,21 @@ def make_parent_dirs(path: str) -> None:
 
 
 def atomic_write(path: str, data: Union[bytes, str]) -> None:
-    """Writes `data` to `path` so that `path` holds either the old content or all of the new."""
-    make_parent_dirs(path)
-    temp = _temp_name(path)
+    """Writes `data` to `path` so that `path` holds either the old content or all of the new.
+
+    Raises RetrainError naming the path when it cannot be written (no permission, disk full).
+    """
     if isinstance(data, str):
         data = data.encode('utf-8')
+    temp = _temp_name(path)
     try:
+        make_parent_dirs(path)
         with tf.io.gfile.GFile(temp, 'wb') as f:
             f.write(data)
         tf.io.gfile.rename(temp, path, overwrite=True)
+    except (tf.errors.OpError, OSError) as e:
+        _remove_quietly(temp)
+        raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None
     except BaseException:
         _remove_quietly(temp)
         raise
@@ -40,13 +48,16 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
 @contextlib.contextmanager
 def atomic_directory(path: str) -> Iterator[str]:
     """Yields a temporary directory that replaces `path` only when the block succeeds."""
-    make_parent_dirs(path.rstrip('/\\'))
     temp = _temp_name(path.rstrip('/\\'))
     try:
+        make_parent_dirs(path.rstrip('/\\'))
         yield temp
         if tf.io.gfile.exists(path):
             tf.io.gfile.rmtree(path)
         tf.io.gfile.rename(temp, path)
+    except (tf.errors.OpError, OSError) as e:
+        _remove_quietly(temp)
+        raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None
     except BaseException:
         _remove_quietly(temp)
         raise

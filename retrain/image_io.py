@@ -10,30 +10,49 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
+
+# With --allow_truncated_images, the least part of a truncated JPEG that is still used.
+TRUNCATED_FRACTION = 0.1
 
 
-def decode(contents: tf.Tensor) -> tf.Tensor:
-    """Encoded bytes (scalar string) -> uint8 [H, W, 3]. Works eagerly and in graphs."""
-    return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
+    """Encoded bytes (scalar string) -> uint8 [H, W, 3]. Works eagerly and in graphs.
+
+    With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
+    TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
+    """
+    if not allow_truncated:
+        return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    return tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, try_recover_truncated=True,
+                                  acceptable_fraction=TRUNCATED_FRACTION),
+        lambda: decode(contents))
 
 
 def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-    """uint8 [H, W, 3] or [N, H, W, 3] -> float32 of the same rank at `size`, values in [0, 1]."""
+    """uint8 [H, W, 3] or [N, H, W, 3] -> float32 of the same rank at `size`, values in [0, 1].
+
+    The uint8 image is resized directly (ResizeBilinear reads uint8 and computes in float), so a
+    huge photo never exists as a float copy: 8000x8000 stays 192 MB instead of 768 MB.
+    """
     batched = image.shape.rank == 4
-    floats = tf.image.convert_image_dtype(image, tf.float32)
     if not batched:
-        floats = tf.expand_dims(floats, 0)
-    resized = tf.raw_ops.ResizeBilinear(images=floats, size=tf.constant(list(size), tf.int32),
+        image = tf.expand_dims(image, 0)
+    resized = tf.raw_ops.ResizeBilinear(images=image, size=tf.constant(list(size), tf.int32),
                                         align_corners=False, half_pixel_centers=False)
+    resized = resized * (1.0 / 255.0)
     return resized if batched else resized[0]
 
 
-def decode_and_resize(contents: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-    return resize_to_unit_range(decode(contents), size)
+def decode_and_resize(contents: tf.Tensor, size: Sequence[int],
+                      allow_truncated: bool = False) -> tf.Tensor:
+    return resize_to_unit_range(decode(contents, allow_truncated), size)
 
 
-def describe_decode_error(path: str, contents: Optional[bytes] = None) -> str:
+def describe_decode_error(path: str, contents: Optional[bytes] = None,
+                          allow_truncated: bool = False) -> str:
     """Why `path` cannot be used as an image, in a few words; '' if it decodes after all."""
     try:
         if contents is None:
@@ -43,7 +62,7 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None) -> str:
     if not contents:
         return 'empty file'
     try:
-        decode(tf.constant(contents))
+        decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         return error_summary(e)
     return ''
@@ -56,9 +75,3 @@ def load_image(path: str, size: Tuple[int, int]) -> np.ndarray:
         return decode_and_resize(tf.constant(contents), size).numpy()
     except (tf.errors.OpError, OSError):
         raise RetrainError(f'cannot use image {path}: {describe_decode_error(path)}') from None
-
-
-def error_summary(error: Exception) -> str:
-    message = getattr(error, 'message', None) or str(error)
-    message = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    return message.split(' [Op:')[0].strip()

@@ -21,7 +21,7 @@ MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1
 # Extensions the classic scripts collected (jpg jpeg JPG JPEG); their split never changes.
 CLASSIC_EXTENSIONS = ('jpg', 'jpeg')
 # Files are decoded by content, so other formats TensorFlow decodes are welcome too.
-EXTENSIONS = CLASSIC_EXTENSIONS + ('png', 'bmp', 'gif')
+EXTENSIONS = CLASSIC_EXTENSIONS + ('png', 'bmp', 'gif', 'webp')
 MIN_IMAGES_WARNING = 20
 CATEGORIES = ('training', 'validation', 'testing')
 

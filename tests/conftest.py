@@ -52,7 +52,11 @@ def tiny_module(tmp_path_factory) -> str:
 
 def write_image(path: str, colour: Sequence[int], rng: np.random.Generator,
                 shape=(40, 48), fmt: str = 'jpeg') -> None:
-    pixels = np.clip(rng.normal(colour, 25, shape + (3,)), 0, 255).astype(np.uint8)
+    """A noisy single-colour image; large ones repeat coarse noise blocks (cheap to generate)."""
+    block = max(1, min(shape) // 48)
+    coarse = rng.normal(colour, 25, (-(-shape[0] // block), -(-shape[1] // block), 3))
+    coarse = np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)[:shape[0], :shape[1]]
+    pixels = np.clip(coarse, 0, 255).astype(np.uint8)
     encoded = tf.io.encode_png(pixels) if fmt == 'png' else tf.io.encode_jpeg(pixels, quality=90)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'wb') as f:
@@ -60,14 +64,15 @@ def write_image(path: str, colour: Sequence[int], rng: np.random.Generator,
 
 
 def make_image_folder(root: str, per_class: int = 30, seed: int = 0,
-                      colours: Dict[str, Sequence[int]] = None) -> str:
+                      colours: Dict[str, Sequence[int]] = None, shape=(40, 48)) -> str:
     """Class folders of small noisy single-colour JPEGs (a few PNGs among them)."""
     rng = np.random.default_rng(seed)
     for name, colour in (colours or CLASS_COLOURS).items():
         for i in range(per_class):
             fmt = 'png' if i % 10 == 9 else 'jpeg'
             extension = 'png' if fmt == 'png' else 'jpg'
-            write_image(os.path.join(root, name, f'{name}_{i:03d}.{extension}'), colour, rng, fmt=fmt)
+            write_image(os.path.join(root, name, f'{name}_{i:03d}.{extension}'), colour, rng,
+                        shape=shape, fmt=fmt)
     return root
 
 

@@ -1,0 +1,203 @@
+"""Messy folders, interruptions, Unicode names and clear errors, through the real CLI."""
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, make_image_folder, run_module, save_tiny_module
+from messy_images import SYSTEM_FILES, messy_files
+from retrain import bottleneck_cache
+from retrain.extractors import hub_cache_suffix
+
+
+def _retrain_args(image_dir, module, out, steps=30, *extra):
+    return ['--image_dir', image_dir, '--tfhub_module', module,
+            '--bottleneck_dir', os.path.join(out, 'bn'),
+            '--output_graph', os.path.join(out, 'graph.pb'),
+            '--output_labels', os.path.join(out, 'labels.txt'),
+            '--summaries_dir', os.path.join(out, 'summaries'),
+            '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith('retrain: error:')]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+@pytest.fixture(scope='module')
+def messy_dir(tmp_path_factory):
+    root = make_image_folder(str(tmp_path_factory.mktemp('messy') / 'images'), per_class=24)
+    for name, data, _ in messy_files():
+        path = os.path.join(root, 'red', name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(data)
+    for name, data in SYSTEM_FILES:
+        for folder in (root, os.path.join(root, 'green')):
+            with open(os.path.join(folder, name), 'wb') as f:
+                f.write(data)
+    return root
+
+
+def test_messy_folder_trains_and_names_each_unreadable_file(messy_dir, tiny_module, tmp_path):
+    result = run_module('retrain', *_retrain_args(messy_dir, tiny_module, str(tmp_path)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr
+    unreadable = [name for name, _, readable in messy_files() if not readable]
+    for name in unreadable:
+        path = os.path.join(messy_dir, 'red', name)
+        assert len(re.findall(rf'Skipping {re.escape(path)}: \S', result.stderr)) == 1, name
+    assert f'Skipped {len(unreadable)} unreadable image(s)' in result.stderr
+    suffix = hub_cache_suffix(tiny_module)
+    for name, _, readable in messy_files():
+        cache = os.path.join(str(tmp_path), 'bn', 'red', name + suffix + '.txt')
+        assert os.path.exists(cache) == readable, name
+    for name, _ in SYSTEM_FILES:
+        assert name not in result.stderr
+    assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
+
+
+def test_unicode_and_spaced_class_names(tiny_module, tmp_path):
+    colours = {'玫瑰': (200, 40, 40), 'café': (40, 190, 60), 'Sun Flowers': (50, 60, 210)}
+    image_dir = make_image_folder(str(tmp_path / 'mes images ü'), per_class=20, colours=colours)
+    out = str(tmp_path / 'sortie é')
+    result = run_module('retrain', *_retrain_args(image_dir, tiny_module, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
+        assert f.read().splitlines() == ['sun flowers', 'café', '玫瑰']  # Sorted folder order.
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'one_class', 'no_readable'])
+def test_bad_image_dir_errors(case, tiny_module, tmp_path):
+    image_dir = str(tmp_path / 'images')
+    expected = {'missing': 'image directory not found', 'empty': 'no class folders',
+                'one_class': 'only one class folder', 'no_readable': 'has no readable images'}
+    if case != 'missing':
+        os.makedirs(image_dir)
+    if case == 'one_class':
+        make_image_folder(image_dir, per_class=3, colours={'red': (200, 0, 0)})
+    if case == 'no_readable':
+        make_image_folder(image_dir, per_class=3)
+        for name in os.listdir(os.path.join(image_dir, 'red')):
+            with open(os.path.join(image_dir, 'red', name), 'wb') as f:
+                f.write(b'not an image')
+    result = run_module('retrain', *_retrain_args(image_dir, tiny_module, str(tmp_path / 'out')))
+    _assert_one_line_error(result, expected[case])
+
+
+def test_module_errors(image_dir, tmp_path):
+    unreachable = 'http://127.0.0.1:9/module.tar.gz'
+    result = run_module('retrain', *_retrain_args(image_dir, unreachable, str(tmp_path)))
+    _assert_one_line_error(result, 'cannot load module', unreachable)
+    not_a_module = str(tmp_path / 'folder')
+    os.makedirs(not_a_module)
+    result = run_module('retrain', *_retrain_args(image_dir, not_a_module, str(tmp_path)))
+    _assert_one_line_error(result, 'cannot load module', not_a_module)
+
+
+def test_module_that_is_not_an_image_feature_vector(image_dir, tmp_path):
+    import tensorflow as tf
+
+    class Classifier(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32)])
+        def __call__(self, images):
+            return tf.reduce_mean(images, axis=[1, 2, 3])  # [N], not [N, D].
+
+    path = str(tmp_path / 'scalar_module')
+    tf.saved_model.save(Classifier(), path)
+    result = run_module('retrain', *_retrain_args(image_dir, path, str(tmp_path)))
+    _assert_one_line_error(result, 'is not an image feature vector', path)
+
+
+def test_unwritable_output_location(image_dir, tiny_module, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    args = _retrain_args(image_dir, tiny_module, str(tmp_path))
+    args[args.index('--output_graph') + 1] = str(blocker / 'graph.pb')
+    result = run_module('retrain', *args)
+    _assert_one_line_error(result, 'cannot write', str(blocker / 'graph.pb'))
+
+
+def _start_retrain(args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
+               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return subprocess.Popen([sys.executable, '-m', 'retrain', *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_cache_files(cache_dir, process, count=1, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        found = sum(name.endswith('.txt') for _, _, files in os.walk(cache_dir) for name in files)
+        if found >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError('caching never started')
+
+
+@pytest.fixture(scope='module')
+def slow_setup(tmp_path_factory):
+    """Enough large images that caching takes seconds, and a slower module to interrupt."""
+    root = tmp_path_factory.mktemp('slow')
+    image_dir = make_image_folder(str(root / 'images'), per_class=60, seed=5, shape=(720, 960))
+    module = save_tiny_module(str(root / 'module'))
+    return image_dir, module
+
+
+def _final_line(stderr):
+    return re.search(r'Final test accuracy = .*', stderr).group(0)
+
+
+def test_kill_9_while_caching_then_rerun(slow_setup, tmp_path):
+    image_dir, module = slow_setup
+    reference = run_module('retrain', *_retrain_args(image_dir, module, str(tmp_path / 'ref'), 30,
+                                                     '--random_seed', '11', '--cache_batch_size',
+                                                     '8'))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = str(tmp_path / 'killed')
+    args = _retrain_args(image_dir, module, out, 30, '--random_seed', '11',
+                         '--cache_batch_size', '8')
+    for _ in range(2):
+        process = _start_retrain(args)
+        _wait_for_cache_files(os.path.join(out, 'bn'), process)
+        time.sleep(random.uniform(0.0, 0.5))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    cache_files = [os.path.join(root, name) for root, _, files in os.walk(os.path.join(out, 'bn'))
+                   for name in files if name.endswith('.txt')]
+    assert 0 < len(cache_files) < 180
+    for path in cache_files:
+        assert bottleneck_cache.read_bottleneck(path, 19) is not None, path
+    assert not os.path.exists(os.path.join(out, 'graph.pb'))
+    rerun = run_module('retrain', *args)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert _final_line(rerun.stderr) == _final_line(reference.stderr)
+
+
+def test_ctrl_c_exits_promptly_without_traceback_or_outputs(slow_setup, tmp_path):
+    image_dir, module = slow_setup
+    out = str(tmp_path / 'interrupted')
+    process = _start_retrain(_retrain_args(image_dir, module, out, 30, '--cache_batch_size', '8'))
+    _wait_for_cache_files(os.path.join(out, 'bn'), process)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - started < 15
+    assert process.returncode == 130, stderr[-2000:]
+    assert 'Traceback' not in stderr
+    assert 'retrain: interrupted' in stderr
+    assert not os.path.exists(os.path.join(out, 'graph.pb'))
+    assert not os.path.exists(os.path.join(out, 'labels.txt'))
+    leftovers = [name for _, _, files in os.walk(out) for name in files if '.tmp-' in name]
+    assert not leftovers
