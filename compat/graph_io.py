@@ -37,10 +37,22 @@ def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],
     Tensor names are those of the graph itself (`input:0`, `final_result:0`). The function is
     pruned: only what lies between the inputs and outputs is kept and run.
     """
+    return prune(imported_graph(graph_def), inputs, outputs)
+
+
+def imported_graph(graph_def: tf.compat.v1.GraphDef):
+    """The graph imported once (names unchanged) into a wrapped function; nothing runs yet.
+
+    Its `.graph` answers questions about the tensors (static shapes, producers); `prune` turns
+    it into callables for any feeds and fetches without importing again.
+    """
     def import_graph():
         tf.compat.v1.import_graph_def(graph_def, name='')
 
-    wrapped = tf.compat.v1.wrap_function(import_graph, [])
+    return tf.compat.v1.wrap_function(import_graph, [])
+
+
+def prune(wrapped, inputs: Sequence[str], outputs: Sequence[str]) -> Callable:
     graph = wrapped.graph
     return wrapped.prune([graph.get_tensor_by_name(name) for name in inputs],
                          [graph.get_tensor_by_name(name) for name in outputs])

@@ -4,18 +4,23 @@ A bottleneck is the feature extractor's output for one image. Computing it is th
 of a run, so each is kept in `<bottleneck_dir>/<class dir>/<image name><suffix>.txt` as decimal
 floats joined by commas, exactly as the classic scripts wrote them; their caches are reused as-is.
 Missing values are computed in batches through a tf.data pipeline that reads, decodes and resizes
-in parallel while the model runs. Files that are not images are skipped and named once.
+in parallel while the model runs; the text files are written on a thread of their own. Files
+that are not images are skipped and named once. A binary copy of the cache (cache_index) makes
+warm starts fast; it is only used where the text files are unchanged.
 """
+import collections
 import concurrent.futures
 import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from retrain import fileio, image_io
+from retrain.cache_index import CacheIndex, stamp
+from retrain.config import RetrainConfig
 from retrain.errors import RetrainError
 from retrain.extractors import FeatureExtractor
 from retrain.image_lists import CATEGORIES, ImageClass, image_path
@@ -73,24 +78,29 @@ class Bottlenecks:
     paths: Dict[str, List[str]]
 
 
-def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str], batch_size: int = 64,
-                        progress: Optional[Progress] = None):
-    """Yields (index, bottleneck) for each decodable image of `paths`, in batches.
+def image_batches(paths: Sequence[str], image_size: Tuple[int, int],
+                  batch_size: int) -> tf.data.Dataset:
+    """(indices, images) batches of the decodable files of `paths`, in roughly that order.
 
-    Reading, decoding and resizing run in parallel in tf.data and overlap the model. Files that
-    fail to decode are dropped from the stream; the caller finds them as the missing indices.
+    Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
+    consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
+    the caller finds them as the missing indices.
     """
-    size = extractor.image_size
-
     def load(index, path):
-        return index, image_io.decode_and_resize(tf.io.read_file(path), size)
+        return index, image_io.decode_and_resize(tf.io.read_file(path), image_size)
 
-    dataset = (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
-               .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-               .ignore_errors()
-               .batch(batch_size)
-               .prefetch(2))
-    for indices, images in dataset:
+    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
+            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .ignore_errors()
+            .batch(batch_size)
+            .prefetch(2))
+
+
+def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
+                        batch_size: int = RetrainConfig.cache_batch_size,
+                        progress: Optional[Progress] = None):
+    """Yields (index, bottleneck) for each decodable image of `paths`, a batch at a time."""
+    for indices, images in image_batches(paths, extractor.image_size, batch_size):
         features = extractor(images).numpy()
         for index, values in zip(indices.numpy(), features):
             yield int(index), values
@@ -106,8 +116,20 @@ def _entries(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
             for rel in c.images(category)]
 
 
+def _read_cached(entry: Entry, extractor: FeatureExtractor) -> Optional[np.ndarray]:
+    """The entry's cached values, else those of an older cache of the model, reused as-is."""
+    values = read_bottleneck(entry.cache, extractor.bottleneck_size)
+    stem = entry.cache[:-len(extractor.cache_suffix + '.txt')]
+    for suffix in extractor.legacy_cache_suffixes:
+        if values is not None:
+            break
+        values = read_bottleneck(stem + suffix + '.txt', extractor.bottleneck_size)
+    return values
+
+
 def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: str,
-                    extractor: FeatureExtractor, batch_size: int = 64) -> Tuple[Bottlenecks, int]:
+                    extractor: FeatureExtractor,
+                    batch_size: int = RetrainConfig.cache_batch_size) -> Tuple[Bottlenecks, int]:
     """Reads every cached bottleneck, computes and caches the missing ones, drops bad images.
 
     Unreadable images are logged once each and removed from `classes` (in place). Returns the
@@ -115,26 +137,44 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
     """
     entries = _entries(image_dir, classes, bottleneck_dir, extractor.cache_suffix)
     size = extractor.bottleneck_size
+    consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
+    values, stamps = consolidated.lookup([e.cache for e in entries])
+    unread = [i for i, v in enumerate(values) if v is None]
     with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
-        values: List[Optional[np.ndarray]] = list(
-            pool.map(lambda e: read_bottleneck(e.cache, size), entries))
+        read = pool.map(lambda i: _read_cached(entries[i], extractor), unread)
+        for i, value in zip(unread, read):
+            values[i] = value
     missing = [i for i, v in enumerate(values) if v is None]
-    logging.info('%d bottlenecks cached in %s, %d to compute with %s', len(entries) - len(missing),
-                 bottleneck_dir, len(missing), extractor.description)
+    logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
+                 len(entries) - len(missing), bottleneck_dir, len(entries) - len(unread),
+                 len(missing), extractor.description)
     if missing:
         progress = Progress('Caching bottlenecks', len(missing))
         paths = [entries[i].image for i in missing]
-        for index, result in compute_bottlenecks(extractor, paths, batch_size, progress):
-            entry = entries[missing[index]]
-            try:
-                write_bottleneck(entry.cache, result)
-            except tf.errors.OpError as e:
-                raise RetrainError(f'cannot write bottleneck file {entry.cache}: '
-                                   f'{image_io.error_summary(e)}') from None
-            values[missing[index]] = result
+        # Formatting and writing the text files happen on a thread of their own, beside the model.
+        with concurrent.futures.ThreadPoolExecutor(1) as writer:
+            writes: Deque[concurrent.futures.Future] = collections.deque()
+            for index, result in compute_bottlenecks(extractor, paths, batch_size, progress):
+                values[missing[index]] = result
+                writes.append(writer.submit(_write_cache, entries[missing[index]].cache, result))
+                while writes and writes[0].done():
+                    writes.popleft().result()  # Raises a failed write's error early.
+            for write in writes:
+                write.result()
         progress.close()
+        for i in missing:
+            stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
+    consolidated.save([e.cache for e in entries], values, stamps)
     skipped = _drop_unreadable(entries, values, classes)
     return _assemble(entries, values, size), skipped
+
+
+def _write_cache(path: str, values: np.ndarray) -> None:
+    try:
+        write_bottleneck(path, values)
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot write bottleneck file {path}: '
+                           f'{image_io.error_summary(e)}') from None
 
 
 def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],

@@ -4,15 +4,13 @@ Every flag of the classic scripts is accepted with its classic default, in both 
 and `--flag value` form. Errors the user can fix end the run with one line and exit code 1;
 Ctrl-C ends it with exit code 130; neither shows a traceback nor leaves partial outputs.
 """
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow is imported.
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # pylint: disable=wrong-import-position
-
-from retrain.config import DEFAULT_TFHUB_MODULE, RetrainConfig  # pylint: disable=wrong-import-position
-from retrain.errors import RetrainError  # pylint: disable=wrong-import-position
+from retrain.config import DEFAULT_TFHUB_MODULE, RetrainConfig
+from retrain.errors import RetrainError
+from retrain.quiet_tensorflow import import_tensorflow
 
 _D = RetrainConfig()
 FLAGS = flags.FLAGS
@@ -73,7 +71,23 @@ flags.DEFINE_integer('random_seed', None, 'Seed for all randomness; set it for i
 flags.DEFINE_integer('image_size', _D.image_size, 'Input size for modules whose input size is '
                      'not fixed (default 224).')
 flags.DEFINE_integer('cache_batch_size', _D.cache_batch_size,
-                     'How many images to run through the model at once while caching.')
+                     'How many images to run through the model at once while caching '
+                     '(8 suits CPUs; on a GPU, 64 or more).')
+flags.DEFINE_string('tflite_output_file', _D.tflite_output_file, 'Also write the classifier as '
+                    'TensorFlow Lite here: float image [1, H, W, 3] in [0, 1] in, softmax out.')
+flags.DEFINE_enum('tflite_quantize', _D.tflite_quantize, ['none', 'dynamic', 'int8'],
+                  'Quantization of --tflite_output_file: dynamic (int8 weights) or int8 '
+                  '(weights and activations, calibrated on training images).')
+flags.DEFINE_integer('fine_tune_steps', _D.fine_tune_steps, 'After training the new layer, train '
+                     'it together with the module\'s own variables for this many steps.')
+flags.DEFINE_float('fine_tune_learning_rate', _D.fine_tune_learning_rate,
+                   'Learning rate of the --fine_tune_steps steps.')
+flags.DEFINE_string('beam_runner', _D.beam_runner, 'Compute the bottleneck cache with an Apache '
+                    'Beam pipeline on this runner (DirectRunner, DataflowRunner, FlinkRunner, '
+                    'SparkRunner ...); needs the beam extra. Empty: compute in this process.')
+flags.DEFINE_list('beam_pipeline_options', list(_D.beam_pipeline_options), 'Comma-separated Beam '
+                  'pipeline options for --beam_runner, e.g. --beam_pipeline_options='
+                  '--project=p,--region=r,--temp_location=gs://b/tmp')
 
 _LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,
                'ERROR': logging.ERROR, 'FATAL': logging.FATAL}
@@ -93,6 +107,7 @@ def main(argv) -> int:
         print(f'retrain: error: unexpected arguments: {" ".join(argv[1:])}', file=sys.stderr)
         return 2
     logging.set_verbosity(_LOG_LEVELS[FLAGS.logging_verbosity])
+    import_tensorflow()
     from retrain import pipeline  # pylint: disable=import-outside-toplevel
     try:
         config = config_from_flags()
@@ -112,5 +127,7 @@ def main(argv) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; `--help` lists these flags whatever the program is called."""
+    for flag in FLAGS.get_flags_for_module(__name__):
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)

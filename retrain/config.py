@@ -4,7 +4,7 @@ The CLI fills it from flags once; library code receives it (or the parts it need
 reads global flags, so the pipeline can be driven from Python and tests alike.
 """
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 
@@ -42,4 +42,12 @@ class RetrainConfig:
     # Beyond the classic flags.
     random_seed: Optional[int] = None
     image_size: int = 0
-    cache_batch_size: int = 64
+    cache_batch_size: int = 8  # Small batches overlap decoding best on CPU (bench/bench.py).
+    # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
+    tflite_output_file: str = ''
+    tflite_quantize: str = 'none'
+    fine_tune_steps: int = 0
+    fine_tune_learning_rate: float = 0.001
+    # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
+    beam_runner: str = ''
+    beam_pipeline_options: Sequence[str] = ()

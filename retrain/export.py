@@ -64,14 +64,29 @@ def build_graph(extractor: FeatureExtractor, head: Head, final_tensor_name: str 
             return_elements=[extractor_output], name='module')
         bottleneck_input = tf.compat.v1.placeholder_with_default(
             bottleneck, [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
-        with tf.name_scope('final_training_ops'):
-            with tf.name_scope('weights'):
-                weights = tf.constant(head.weights, name='final_weights')
-            with tf.name_scope('biases'):
-                biases = tf.constant(head.biases, name='final_biases')
-            with tf.name_scope('Wx_plus_b'):
-                logits = tf.add(tf.matmul(bottleneck_input, weights), biases, name='add')
-        tf.nn.softmax(logits, name=final_tensor_name)
+        add_final_layer(bottleneck_input, head, final_tensor_name)
+    return graph.as_graph_def()
+
+
+def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: str) -> None:
+    """The new layer's ops under their classic names: final_training_ops/..., final_result."""
+    with tf.name_scope('final_training_ops'):
+        with tf.name_scope('weights'):
+            weights = tf.constant(head.weights, name='final_weights')
+        with tf.name_scope('biases'):
+            biases = tf.constant(head.biases, name='final_biases')
+        with tf.name_scope('Wx_plus_b'):
+            logits = tf.add(tf.matmul(bottleneck_input, weights), biases, name='add')
+    tf.nn.softmax(logits, name=final_tensor_name)
+
+
+def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
+    """Only the new layer, from the bottleneck input to the softmax: small enough for TensorBoard."""
+    graph = tf.Graph()
+    with graph.as_default():
+        bottleneck_input = tf.compat.v1.placeholder(
+            tf.float32, [None, head.weights.shape[0]], name='input_1/BottleneckInputPlaceholder')
+        add_final_layer(bottleneck_input, head, final_tensor_name)
     return graph.as_graph_def()
 
 

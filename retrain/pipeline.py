@@ -4,7 +4,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from retrain import bottleneck_cache, export, image_lists, training
+from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists, summaries,
+                     tflite_export, training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -29,17 +30,29 @@ def _prepare_summaries_dir(summaries_dir: str) -> None:
 def run(config: RetrainConfig) -> float:
     """Runs the whole job described by `config`; returns the final test accuracy."""
     started = time.monotonic()
+    distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
+                                              config.random_scale, config.random_brightness)
+    distortion.validate()
+    if config.random_seed is not None:  # Otherwise some (GPU) kernels vary from run to run.
+        tf.config.experimental.enable_op_determinism()
     classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
                                              config.validation_percentage)
     train_count, validation_count, test_count = image_lists.split_counts(classes)
     logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
                  len(classes), config.image_dir, train_count, validation_count, test_count)
     extractor = load_extractor(config)
+    if config.beam_runner:
+        from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+        beam_cache.fill_run_cache(config, classes, extractor)
     data, _ = bottleneck_cache.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
                                                extractor, config.cache_batch_size)
     labels = [c.label for c in classes]
     _prepare_summaries_dir(config.summaries_dir)
     frozen_extractor = export.frozen_extractor_graph(extractor)
+    tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
+    batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
+                                            extractor, distortion, config.random_seed)
+               if distortion.enabled or tuning else None)
 
     def store_intermediate(step: int, head: training.Head) -> None:
         path = export.intermediate_graph_path(config.intermediate_output_graphs_dir, step)
@@ -55,12 +68,29 @@ def run(config: RetrainConfig) -> float:
             validation_batch_size=config.validation_batch_size,
             test_batch_size=config.test_batch_size, eval_step_interval=config.eval_step_interval,
             summaries_dir=config.summaries_dir, random_seed=config.random_seed),
-        on_checkpoint=store_intermediate, checkpoint_every=config.intermediate_store_frequency)
+        on_checkpoint=store_intermediate, checkpoint_every=config.intermediate_store_frequency,
+        training_batches=batches if distortion.enabled else None)
+    if config.fine_tune_steps:
+        head = fine_tuning.fine_tune(batches, head, extractor, data, len(classes),
+                                     fine_tuning.FineTuneConfig(
+                                         config.fine_tune_steps, config.fine_tune_learning_rate,
+                                         config.train_batch_size, config.eval_step_interval,
+                                         config.cache_batch_size, config.random_seed))
+        frozen_extractor = export.frozen_extractor_graph(extractor)
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
     graph_def = export.build_graph(extractor, head, config.final_tensor_name, frozen_extractor)
     export.write_graph(config.output_graph, graph_def)
     logging.info('Wrote graph to %s', config.output_graph)
+    if config.tflite_output_file:
+        tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name,
+                                                      frozen_extractor)
+        tflite_export.write_tflite(config.tflite_output_file, tflite_graph, extractor.image_size,
+                                   config.final_tensor_name + ':0', config.tflite_quantize,
+                                   data.paths['training'], config.random_seed)
+    summaries.write_final(config.summaries_dir, labels, data.labels['testing'],
+                          head.predict(data.features['testing']).argmax(axis=1), head,
+                          config.final_tensor_name, config.how_many_training_steps)
     export.write_labels(config.output_labels, labels)
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:

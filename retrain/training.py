@@ -88,10 +88,24 @@ class _Trainer:
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
         return loss, accuracy, logits
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+    def steps(self, indices):
+        """Runs one step per row of `indices` [k, B] in a single call; the last step's metrics.
+
+        The loop runs inside TensorFlow, so a step costs its arithmetic, not a Python round trip.
+        """
+        loss, accuracy = tf.constant(0.0), tf.constant(0.0)
+        for i in tf.range(tf.shape(indices)[0]):
+            loss, accuracy = self._update(tf.gather(self.train_x, indices[i]),
+                                          tf.gather(self.train_y, indices[i]))
+        return loss, accuracy
+
     @tf.function
-    def step(self, indices):
-        x = tf.gather(self.train_x, indices)
-        y = tf.gather(self.train_y, indices)
+    def step_on(self, x, y):
+        """One gradient step on a given batch (bottlenecks [B, D], labels [B])."""
+        return self._update(x, y)
+
+    def _update(self, x, y):
         with tf.GradientTape() as tape:
             loss, accuracy, _ = self._metrics(x, y)
         grad_w, grad_b = tape.gradient(loss, [self.weights, self.biases])
@@ -125,12 +139,24 @@ def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
     return x[chosen], y[chosen]
 
 
+def _stop_steps(steps: int, eval_interval: int, checkpoint_every: int) -> List[int]:
+    """The steps after which Python must act: evaluations, checkpoints and the last step."""
+    stops = set(range(0, steps, eval_interval)) | {steps - 1} if steps > 0 else set()
+    if checkpoint_every:
+        stops |= set(range(checkpoint_every, steps, checkpoint_every))
+    return sorted(stops)
+
+
 def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
-          checkpoint_every: int = 0) -> Head:
+          checkpoint_every: int = 0,
+          training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None
+          ) -> Head:
     """Trains the layer, logging the classic lines; returns its weights.
 
     `on_checkpoint(step, head)` is called every `checkpoint_every` steps (intermediate graphs).
+    `training_batches(indices)`, if given, supplies each step's (bottlenecks, labels) for the
+    training examples the sampler drew, instead of the cached ones (distorted images).
     """
     if not len(data.labels['training']):
         raise RetrainError('no training images: every image fell into validation or testing')
@@ -140,9 +166,16 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     validation_sampler = (ClassSampler(data.labels['validation'], num_classes, rng)
                           if len(data.labels['validation']) else None)
     train_writer, validation_writer = _writers(config.summaries_dir)
-    steps = config.how_many_training_steps
-    for i in range(steps):
-        loss, accuracy = trainer.step(tf.constant(train_sampler.sample(config.train_batch_size)))
+    steps, batch_size = config.how_many_training_steps, config.train_batch_size
+    stops = _stop_steps(steps, config.eval_step_interval, checkpoint_every if on_checkpoint else 0)
+    for first, i in zip([0] + [s + 1 for s in stops], stops):
+        if training_batches is None:  # Steps first..i in one call, on indices drawn up front.
+            indices = train_sampler.sample((i + 1 - first) * batch_size)
+            loss, accuracy = trainer.steps(tf.constant(indices.reshape(-1, batch_size)))
+        else:
+            for _ in range(first, i + 1):
+                loss, accuracy = trainer.step_on(*training_batches(
+                    train_sampler.sample(batch_size)))
         is_last_step = i + 1 == steps
         if i % config.eval_step_interval == 0 or is_last_step:
             logging.info('%s: Step %d: Train accuracy = %.1f%%', _timestamp(), i,

@@ -92,7 +92,7 @@ def shared_dir() -> str:
 def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
                cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
     """Runs `python -m module args...` as a user would; returns the finished process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONIOENCODING='utf-8',
+    env = dict(os.environ, PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.update(env_extra or {})
     return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,

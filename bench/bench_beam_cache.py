@@ -1,0 +1,71 @@
+"""Benchmark and parity check: the bottleneck cache in-process vs. on a Beam runner.
+
+    python bench/bench_beam_cache.py [--module DIR] [--image_dir DIR] [--runner DirectRunner]
+        [--beam_pipeline_options=--direct_num_workers=2,--direct_running_mode=multi_processing]
+
+Needs the `beam` extra. Defaults use ../shared (the real MobileNet V2 module and all 500 photos of
+flower_photos_small). Fills one cache each way into a temporary folder and prints both times, the
+largest difference between the two caches' values and how many files are byte-identical.
+"""
+import argparse
+import copy
+import functools
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from retrain import beam_cache, bottleneck_cache, image_lists  # pylint: disable=wrong-import-position
+from retrain.extractors import load_hub_module  # pylint: disable=wrong-import-position
+
+_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'shared')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--module', default=os.path.join(
+        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
+    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
+    parser.add_argument('--runner', default='DirectRunner')
+    parser.add_argument('--beam_pipeline_options', default='')
+    args = parser.parse_args()
+    options = [o for o in args.beam_pipeline_options.split(',') if o]
+
+    classes = image_lists.create_image_lists(args.image_dir, 10, 10)
+    extractor = load_hub_module(args.module)
+    with tempfile.TemporaryDirectory() as temp:
+        local_dir, beam_dir = os.path.join(temp, 'local'), os.path.join(temp, 'beam')
+        started = time.perf_counter()
+        bottleneck_cache.load_or_compute(args.image_dir, copy.deepcopy(classes), local_dir,
+                                         extractor)
+        local_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        jobs = beam_cache.cache_jobs(args.image_dir, classes, beam_dir, extractor)
+        computed = beam_cache.fill_cache(jobs, beam_dir, extractor,
+                                         functools.partial(load_hub_module, args.module),
+                                         args.runner, options)
+        beam_seconds = time.perf_counter() - started
+        largest, identical = 0.0, 0
+        for job in jobs:
+            local_path = job[1].replace(beam_dir, local_dir, 1)
+            with open(job[1], encoding='utf-8') as a, open(local_path, encoding='utf-8') as b:
+                beam_text, local_text = a.read(), b.read()
+            identical += beam_text == local_text
+            size = extractor.bottleneck_size
+            largest = max(largest, float(np.max(np.abs(
+                bottleneck_cache.parse_values(beam_text, size) -
+                bottleneck_cache.parse_values(local_text, size)))))
+    print(f'images:                   {len(jobs)} ({computed} computed by Beam)')
+    print(f'in-process cache:         {local_seconds:8.1f} s  {len(jobs) / local_seconds:6.1f} img/s')
+    print(f'Beam {args.runner:19s} {beam_seconds:8.1f} s  {len(jobs) / beam_seconds:6.1f} img/s')
+    print(f'largest value difference: {largest:.3g}')
+    print(f'byte-identical files:     {identical}/{len(jobs)}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,228 @@
+"""One classifier interface over every format a retrained model comes in.
+
+`load(path)` accepts a frozen GraphDef of any generation, a SavedModel folder (signature
+`serving_default`) or a `.tflite` file, checks it is safe to run, works out its entry point and
+preprocessing (compat.signature) and returns a Classifier: `classify` takes decoded [0, 1]
+images or encoded bytes, in batches, and returns class probabilities.
+"""
+import dataclasses
+import os
+import warnings
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message
+from tensorflow.core.protobuf import saved_model_pb2
+
+from compat import graph_io, safety, signature
+from compat.signature import InputSpec
+from retrain import image_io
+from retrain.errors import RetrainError
+
+Images = Union[np.ndarray, Sequence[bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Overrides:
+    """The classic label_image flags; None means: work it out from the model."""
+    input_layer: Optional[str] = None
+    output_layer: Optional[str] = None
+    size: Optional[Tuple[int, int]] = None
+    mean: Optional[float] = None
+    std: Optional[float] = None
+
+
+@dataclasses.dataclass
+class Classifier:
+    """A loaded model. `run` maps one batch, already as the entry tensor takes it, to scores."""
+    path: str
+    format: str
+    kind: str            # which generation or tool made it, for -v and inspect
+    spec: InputSpec
+    output: str
+    num_classes: Optional[int]
+    run: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def takes_encoded(self) -> bool:
+        return self.spec.encoded
+
+    def prepare(self, contents: bytes) -> Union[np.ndarray, bytes]:
+        """One encoded image -> what `classify` takes (decoded [0, 1] floats or the bytes).
+
+        Raises tf.errors.OpError if the bytes are not an image.
+        """
+        if self.spec.encoded:
+            image_io.decode(tf.constant(contents))
+            return contents
+        return image_io.decode_and_resize(tf.constant(contents), self.spec.size).numpy()
+
+    def classify(self, images: Images) -> np.ndarray:
+        """Images -> float [N, classes]: [N, H, W, 3] floats in [0, 1], or a list of bytes."""
+        if self.spec.encoded:
+            if isinstance(images, np.ndarray):
+                raise RetrainError(f'{self.spec.tensor} of {self.path} takes encoded images only')
+            batch = np.array(list(images), dtype=object)
+        else:
+            if not isinstance(images, np.ndarray):
+                images = np.stack([self.prepare(contents) for contents in images])
+            batch = self.spec.normalize(images)
+        return self._run_in_chunks(batch)
+
+    def describe(self) -> str:
+        classes = f'{self.num_classes} classes' if self.num_classes else 'classes unknown'
+        return (f'{self.path}: {self.format}, made by {self.kind}\n'
+                f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
+
+    def _run_in_chunks(self, batch: np.ndarray) -> np.ndarray:
+        if not len(batch):
+            return np.zeros((0, self.num_classes or 0), np.float32)
+        if self.spec.scalar:
+            return np.concatenate([self.run(item).reshape(1, -1) for item in batch])
+        step = self.spec.batch or len(batch)
+        results = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            padding = step - len(chunk)
+            if padding:  # A fixed batch size: fill up with copies, drop their scores.
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)])
+            results.append(self.run(chunk)[:step - padding])
+        return np.concatenate(results)
+
+
+def load(path: str, overrides: Overrides = Overrides(),
+         allow_unsafe_ops: bool = False) -> Classifier:
+    """Any model file or folder -> Classifier; RetrainError (one line) when it cannot be used."""
+    if not tf.io.gfile.exists(path):
+        raise RetrainError(f'graph file not found: {path}')
+    if tf.io.gfile.isdir(path):
+        if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
+            return _load_saved_model(path, overrides, allow_unsafe_ops)
+        raise RetrainError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
+    if path.lower().endswith('.tflite'):
+        return _load_tflite(path, overrides, allow_unsafe_ops)
+    return _load_frozen_graph(path, overrides, allow_unsafe_ops)
+
+
+def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
+    graph_def = graph_io.load_graph_def(path)
+    safety.check_ops(graph_def, path, allow_unsafe_ops)
+    output = signature.find_output(graph_def, path, overrides.output_layer)
+    try:
+        wrapped = graph_io.imported_graph(graph_def)
+    except (ValueError, tf.errors.OpError) as e:
+        raise RetrainError(f'cannot load graph {path}: {image_io.error_summary(e)}') from None
+    spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
+                                  overrides.mean, overrides.std, overrides.size)
+    num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
+    function = graph_io.prune(wrapped, [spec.tensor], [output])
+    return Classifier(path, 'frozen GraphDef', signature.generation(graph_def), spec, output,
+                      num_classes, lambda batch: function(tf.constant(batch))[0].numpy())
+
+
+def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
+    meta_graph, signature_def = _serving_signature(path)
+    safety.check_ops(meta_graph.graph_def, path, allow_unsafe_ops,
+                     outputs=[t.name for t in signature_def.outputs.values()])
+    serving = tf.saved_model.load(path).signatures['serving_default']
+    _, inputs = serving.structured_input_signature
+    if len(inputs) != 1:
+        raise RetrainError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
+    (input_key, input_spec), = inputs.items()
+    outputs = serving.structured_outputs
+    output = overrides.output_layer or ('prediction' if 'prediction' in outputs else None)
+    if output is None and len(outputs) == 1:
+        output, = outputs
+    if output not in outputs:
+        raise RetrainError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
+                           ' name it with --output_layer')
+    spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
+                            'SavedModel image input (retrain --saved_model_dir, compat convert)')
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return serving(**{input_key: tf.constant(batch)})[output].numpy()
+    return Classifier(path, 'SavedModel', 'serving_default signature', spec, output,
+                      outputs[output].shape[-1], run)
+
+
+def _serving_signature(path: str):
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+            saved_model.ParseFromString(f.read())
+    except (message.DecodeError, RuntimeWarning, ValueError):
+        raise RetrainError(f'not a SavedModel: {path}') from None
+    for meta_graph in saved_model.meta_graphs:
+        if 'serving_default' in meta_graph.signature_def:
+            return meta_graph, meta_graph.signature_def['serving_default']
+    raise RetrainError(f'SavedModel {path} has no serving_default signature')
+
+
+def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
+    try:
+        with warnings.catch_warnings():  # Its deprecation notice is not the user's concern.
+            warnings.simplefilter('ignore', UserWarning)
+            interpreter = tf.lite.Interpreter(model_path=path)
+    except (ValueError, RuntimeError) as e:
+        raise RetrainError(f'not a TensorFlow Lite model: {path} '
+                           f'({str(e).strip().splitlines()[0]})') from None
+    ops = interpreter._get_ops_details()  # pylint: disable=protected-access  # No public API.
+    safety.check_tflite_ops([op['op_name'] for op in ops], path, allow_unsafe_ops)
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1:
+        raise RetrainError(f'{path} takes {len(inputs)} inputs, not one image')
+    entry = inputs[0]
+    result = interpreter.get_output_details()[0]
+    centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
+    spec = _spec_from_shape(entry['name'], tf.as_dtype(entry['dtype']), entry['shape_signature'],
+                            path, overrides,
+                            'Poets-era TFLite input' if centered else 'TFLite image input',
+                            signature.CLASSIC_CENTERED if centered else signature.UNIT)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if tuple(interpreter.get_input_details()[0]['shape']) != batch.shape:
+            interpreter.resize_tensor_input(entry['index'], batch.shape)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(entry['index'], batch)
+        interpreter.invoke()
+        return _dequantize(interpreter.get_tensor(result['index']), result)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
+        raise RetrainError(f'cannot run {path}: {str(e).splitlines()[0][:200]}') from None
+    return Classifier(path, 'TensorFlow Lite', 'tf.lite', spec, result['name'],
+                      int(result['shape'][-1]), run)
+
+
+def _dequantize(values: np.ndarray, details) -> np.ndarray:
+    scale, zero_point = details.get('quantization', (0.0, 0))
+    if np.issubdtype(values.dtype, np.integer) and scale:
+        return (values.astype(np.float32) - zero_point) * scale
+    return values.astype(np.float32)
+
+
+def _spec_from_shape(name: str, dtype: tf.DType, shape, path: str, overrides: Overrides,
+                     reason: str, default=signature.UNIT) -> InputSpec:
+    """InputSpec for a model that declares only its input's dtype and shape."""
+    dims: List[Optional[int]] = [None if d is None or d < 0 else int(d) for d in list(shape)]
+    if dtype == tf.string:
+        return InputSpec(name, encoded=True, scalar=not dims, batch=dims[0] if dims else None,
+                         reason='decoded by the model itself')
+    if len(dims) != 4:
+        raise RetrainError(f'input {name} of {path} is not an image input (shape {dims})')
+    size = (dims[1], dims[2]) if dims[1] and dims[2] else overrides.size
+    if not size:
+        raise RetrainError(f'input {name} of {path} takes images of any size: give '
+                           '--input_height and --input_width')
+    if dtype == tf.uint8:
+        return InputSpec(name, size=size, batch=dims[0], dtype='uint8',
+                         reason='quantized input: raw pixels')
+    mean = default[0] if overrides.mean is None else overrides.mean
+    std = default[1] if overrides.std is None else overrides.std
+    expected = None
+    if (overrides.mean, overrides.std) != (None, None):
+        expected = None if signature.same_normalization((mean, std), default) else default
+        reason = 'from --input_mean/--input_std'
+    return InputSpec(name, size=tuple(size), batch=dims[0], mean=mean, std=std, reason=reason,
+                     expected=expected)

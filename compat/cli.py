@@ -1,0 +1,65 @@
+"""`python -m compat inspect GRAPH` and `python -m compat convert GRAPH --labels L
+--saved_model_dir D [--tflite_output_file F]`.
+
+Errors the user can fix are one line and exit code 1, as in the other commands.
+"""
+import argparse
+import sys
+from typing import Sequence
+
+from retrain.quiet_tensorflow import import_tensorflow
+
+_PROGRAM = 'python -m compat'
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=_PROGRAM, description='Inspect and convert retrained '
+                                     'graphs of every generation.')
+    commands = parser.add_subparsers(dest='command', required=True)
+    inspect = commands.add_parser('inspect', help='entry points, output, input size, '
+                                  'preprocessing, op counts and unsafe ops of a model')
+    convert = commands.add_parser('convert', help='migrate a frozen graph to a TF2 SavedModel '
+                                  '(image in [0, 1] -> prediction) and optionally TFLite')
+    for command in (inspect, convert):
+        command.add_argument('graph', help='frozen graph (.pb); inspect also takes a SavedModel '
+                             'folder or a .tflite file')
+        command.add_argument('--input_layer', help='override the detected entry tensor')
+        command.add_argument('--output_layer', help='override the detected output tensor')
+        command.add_argument('--input_mean', type=float, help='override: pixel value mapped to 0')
+        command.add_argument('--input_std', type=float, help='override: pixel range mapped to 1')
+    convert.add_argument('--labels', required=True, help='the graph\'s labels file')
+    convert.add_argument('--saved_model_dir', required=True, help='where to write the SavedModel')
+    convert.add_argument('--tflite_output_file', default='', help='also write a .tflite file')
+    convert.add_argument('--allow_unsafe_ops', action='store_true',
+                         help='convert graphs with ops that can touch files, network or host')
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    import_tensorflow()  # Quietly: without its start-up chatter on stderr.
+    from compat import classifier, convert, report  # pylint: disable=import-outside-toplevel
+    from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    overrides = classifier.Overrides(args.input_layer, args.output_layer, None, args.input_mean,
+                                     args.input_std)
+    try:
+        if args.command == 'inspect':
+            print(report.inspect(args.graph, overrides))
+        else:
+            model = convert.convert(args.graph, args.labels, args.saved_model_dir,
+                                    args.tflite_output_file, overrides, args.allow_unsafe_ops)
+            print(f'wrote {args.saved_model_dir}: {model.spec.describe()} -> prediction')
+            if args.tflite_output_file:
+                print(f'wrote {args.tflite_output_file}')
+    except RetrainError as e:
+        print(f'{_PROGRAM} {args.command}: error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print(f'{_PROGRAM}: interrupted', file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,89 @@
+"""Migrating an old frozen graph to a TF2 SavedModel (and TFLite) with one uniform interface.
+
+Whatever the generation, the SavedModel's `serving_default` takes `image`: float
+[N, H, W, 3] in [0, 1] (the Hub-era convention, and what retrain --saved_model_dir writes), and
+returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 127.5, Inception's
+Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
+that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
+`assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
+"""
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from compat import classifier as models
+from compat import graph_io, labels as labels_io, signature
+from retrain import export, fileio
+from retrain.errors import RetrainError
+
+_TOLERANCE = 1e-3
+
+
+def convert(graph_path: str, labels_path: str, saved_model_dir: str,
+            tflite_output_file: Optional[str] = None,
+            overrides: models.Overrides = models.Overrides(),
+            allow_unsafe_ops: bool = False) -> models.Classifier:
+    """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked."""
+    original = models.load(graph_path, overrides, allow_unsafe_ops)
+    if original.format != 'frozen GraphDef':
+        raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
+    labels = labels_io.read_labels(labels_path)
+    labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
+    graph_def, input_tensor, output_tensor = unit_input_graph(
+        graph_io.load_graph_def(graph_path), original.spec, original.output)
+    export.write_saved_model(saved_model_dir, graph_def, input_tensor, output_tensor)
+    try:
+        fileio.atomic_write(os.path.join(saved_model_dir, 'assets', 'labels.txt'),
+                            ''.join(label + '\n' for label in labels))
+        converted = models.load(saved_model_dir, allow_unsafe_ops=allow_unsafe_ops)
+        _check_same(original, converted, saved_model_dir)
+        if tflite_output_file:
+            write_tflite(saved_model_dir, tflite_output_file)
+            try:
+                _check_same(original, models.load(tflite_output_file), tflite_output_file)
+            except RetrainError:
+                tf.io.gfile.remove(tflite_output_file)
+                raise
+    except BaseException:  # A SavedModel that cannot be trusted is not left behind.
+        tf.io.gfile.rmtree(saved_model_dir)
+        raise
+    return converted
+
+
+def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec, output: str):
+    """(graph_def, input, output): the graph behind an `image` input in [0, 1] if it needs one."""
+    if spec.encoded or (spec.mean, spec.std) == signature.UNIT:
+        return graph_def, spec.tensor, output
+    height, width = spec.size
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [spec.batch, height, width, 3], name='image')
+        with tf.name_scope('normalize'):
+            normalized = (image * 255.0 - spec.mean) / spec.std
+        prediction, = tf.graph_util.import_graph_def(
+            graph_def, input_map={spec.tensor: normalized}, return_elements=[output],
+            name='classifier')
+    return graph.as_graph_def(), 'image:0', prediction.name
+
+
+def write_tflite(saved_model_dir: str, path: str) -> None:
+    try:
+        model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
+    except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
+        raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
+                           f'{str(e).strip().splitlines()[0]}') from None
+    fileio.atomic_write(path, model)
+
+
+def _check_same(original: models.Classifier, converted: models.Classifier, where: str) -> None:
+    """Both give the same scores for a fixed random image, or the conversion is refused."""
+    height, width = original.spec.size or (64, 64)
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    contents = tf.io.encode_png(pixels).numpy()
+    expected, actual = original.classify([contents]), converted.classify([contents])
+    difference = float(np.max(np.abs(expected - actual)))
+    if difference > _TOLERANCE:
+        raise RetrainError(f'the conversion in {where} gives different scores from the original '
+                           f'graph (max difference {difference:.6f})')

@@ -1,0 +1,242 @@
+"""What a classifier graph expects as input, worked out from the graph itself.
+
+Classic label_image needed `--input_layer/--input_mean/--input_std` and printed confident
+nonsense when they were wrong. Every generation of retrained graph says enough about itself:
+
+  this project      DecodeJpeg/contents, Placeholder, Mul, input -> final_result (feed Placeholder)
+  TF Hub era        Placeholder: float [N, H, W, 3] in [0, 1]
+  Poets era         input: float [1, H, W, 3]; a slim MobileNet/Inception base trained on
+                    (pixel - 127.5) / 127.5, which is also how Poets retrain.py computed the
+                    bottlenecks the final layer was trained on
+  Inception era     DecodeJpeg/contents -> ... -> Sub(128) -> Mul(1/128): the normalization is
+                    read from those constants; Mul is fed so decoding happens outside
+
+Images always reach a classifier decoded and resized by retrain.image_io as [0, 1] floats; an
+InputSpec turns them into what the entry tensor takes: (pixel - mean) / std with pixel in 0..255.
+"""
+import dataclasses
+from typing import Dict, List, Optional, Set, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from retrain.errors import RetrainError
+
+UNIT = (0.0, 255.0)
+CLASSIC_CENTERED = (128.0, 128.0)
+SLIM_CENTERED = (127.5, 127.5)
+_SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 'InceptionV3/',
+                'InceptionV4/', 'InceptionResnetV2/')
+_PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
+_PROJECT_ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input')
+# Normalizations closer than this (max difference over pixel values 0..255) are the same thing:
+# 128/128 and 127.5/127.5 differ by 0.008 and move scores far less than the 0.02 we promise.
+_SAME_NORMALIZATION = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One entry tensor and how to feed it."""
+    tensor: str
+    encoded: bool = False                     # takes encoded image bytes (strings)
+    size: Optional[Tuple[int, int]] = None    # (height, width) for decoded images
+    batch: Optional[int] = None               # fixed batch size; None: any
+    scalar: bool = False                      # one image per run, no batch dimension
+    mean: float = UNIT[0]
+    std: float = UNIT[1]
+    dtype: str = 'float32'                    # float32, or uint8 for quantized TFLite inputs
+    reason: str = ''                          # why this normalization, for -v and inspect
+    expected: Optional[Tuple[float, float]] = None  # detected mean/std an override contradicts
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] floats in [0, 1] -> what the entry tensor takes."""
+        pixels = images.astype(np.float32) * 255.0
+        if self.dtype == 'uint8':
+            return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+        return ((pixels - self.mean) / self.std).astype(np.float32)
+
+    def describe(self) -> str:
+        if self.encoded:
+            what = 'encoded image bytes'
+        elif self.dtype == 'uint8':
+            what = f'uint8 pixels {self._shape()}'
+        else:
+            what = f'float {self._shape()} as {formula(self.mean, self.std)}'
+        return f'{self.tensor}: {what}' + (f' ({self.reason})' if self.reason else '')
+
+    def _shape(self) -> str:
+        height, width = self.size or ('?', '?')
+        return f'[{self.batch or "N"}, {height}, {width}, 3]'
+
+
+def formula(mean: float, std: float) -> str:
+    if (mean, std) == UNIT:
+        return 'values in [0, 1]'
+    return f'(pixel - {mean:g}) / {std:g}'
+
+
+def same_normalization(a: Tuple[float, float], b: Tuple[float, float]) -> bool:
+    return all(abs((p - a[0]) / a[1] - (p - b[0]) / b[1]) < _SAME_NORMALIZATION
+               for p in (0.0, 255.0))
+
+
+def tensor_name(name: str) -> str:
+    return name if ':' in name else name + ':0'
+
+
+def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
+                output_layer: Optional[str] = None) -> str:
+    """`--output_layer`, else `final_result:0`, else the graph's single Softmax."""
+    names = {node.name for node in graph_def.node}
+    if output_layer:
+        if output_layer.split(':')[0] not in names:
+            raise RetrainError(f'no tensor {output_layer} in {path}')
+        return tensor_name(output_layer)
+    if 'final_result' in names:
+        return 'final_result:0'
+    softmaxes = [node.name for node in graph_def.node if node.op == 'Softmax']
+    if len(softmaxes) == 1:
+        return tensor_name(softmaxes[0])
+    raise RetrainError(f'cannot tell the output of {path}: no final_result and '
+                       f'{len(softmaxes)} Softmax ops; name it with --output_layer')
+
+
+def generation(graph_def: tf.compat.v1.GraphDef) -> str:
+    """Which tool made the graph, in a few words (for inspect and -v)."""
+    names = {node.name for node in graph_def.node}
+    if all(name in names for name in _PROJECT_ENTRY_POINTS):
+        return 'this project (retrain on TensorFlow 2)'
+    if 'final_result' not in names and 'input_1/BottleneckInputPlaceholder' not in names:
+        return 'not a retrain.py graph (no final_result)'
+    if 'Placeholder' in names:
+        return 'TF Hub era retrain.py'
+    if 'input' in names:
+        return 'TensorFlow for Poets era retrain.py'
+    if 'DecodeJpeg/contents' in names:
+        return 'Inception era retrain.py'
+    return 'unknown'
+
+
+def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str, path: str,
+                 input_layer: Optional[str] = None, mean: Optional[float] = None,
+                 std: Optional[float] = None,
+                 size: Optional[Tuple[int, int]] = None) -> InputSpec:
+    """The entry point to feed and its preprocessing; flags given by the user override."""
+    nodes = {node.name: node for node in graph_def.node}
+    if input_layer:
+        name = tensor_name(input_layer)
+        if name.split(':')[0] not in nodes:
+            raise RetrainError(f'no tensor {input_layer} in {path}')
+    else:
+        name = _default_entry(nodes, _ancestors(nodes, output.split(':')[0]), graph, path)
+    tensor = get_tensor(graph, name, path)
+    if tensor.dtype == tf.string:
+        return InputSpec(name, encoded=True, scalar=tensor.shape.rank == 0,
+                         reason='decoded by the graph itself')
+    if tensor.shape.rank != 4:
+        raise RetrainError(f'{name} in {path} is not an image input (shape {tensor.shape})')
+    detected = _normalization(nodes, name.split(':')[0])
+    if detected is None and (mean is None or std is None):
+        raise RetrainError(f'cannot tell how {name} in {path} expects pixel values: give '
+                           '--input_mean and --input_std')
+    chosen, reason = detected or ((mean, std), '')
+    expected = None
+    if mean is not None or std is not None:
+        chosen = (chosen[0] if mean is None else mean, chosen[1] if std is None else std)
+        reason = 'from --input_mean/--input_std'
+        if detected and not same_normalization(chosen, detected[0]):
+            expected = detected[0]
+    return InputSpec(name, size=_image_size(tensor, name, path, size), batch=tensor.shape[0],
+                     mean=chosen[0], std=chosen[1], reason=reason, expected=expected)
+
+
+def get_tensor(graph: tf.Graph, name: str, path: str) -> tf.Tensor:
+    try:
+        return graph.get_tensor_by_name(name)
+    except (KeyError, ValueError):
+        raise RetrainError(f'no tensor {name} in {path}') from None
+
+
+def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
+    return bool(size and spec.size and tuple(size) != tuple(spec.size))
+
+
+def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
+    for name in ('Placeholder', 'input', 'Mul'):
+        if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
+            return name + ':0'
+    if 'DecodeJpeg/contents' in ancestors:
+        return 'DecodeJpeg/contents:0'
+    images = [name for name in ancestors if nodes[name].op == 'Placeholder'
+              and graph.get_tensor_by_name(name + ':0').shape.rank == 4]
+    if len(images) == 1:
+        return images[0] + ':0'
+    raise RetrainError(f'cannot tell the image input of {path}: name it with --input_layer')
+
+
+def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float], str]]:
+    """(mean, std) the graph implies for the entry node `name`, with the evidence; or None."""
+    if name == 'Placeholder':
+        return UNIT, 'Placeholder of TF Hub-era graphs and this project'
+    in_graph = _in_graph_normalization(nodes, name)
+    if in_graph:
+        return in_graph, 'read from the graph\'s Sub/Mul constants'
+    if name in ('input', 'Mul'):
+        if any(node.startswith(_SLIM_SCOPES) for node in nodes):
+            return SLIM_CENTERED, 'slim base network: how it and Poets-era bottlenecks were made'
+        return CLASSIC_CENTERED, 'classic label_image default for input/Mul'
+    return None
+
+
+def _in_graph_normalization(nodes: Dict, name: str) -> Optional[Tuple[float, float]]:
+    """Matches `(x - mean) * scale` or `(x - mean) / std` ending at `name` (through Identity)."""
+    node = nodes.get(name)
+    while node is not None and node.op in _PASS_THROUGH and node.input:
+        node = nodes.get(_node_name(node.input[0]))
+    if node is None or node.op not in ('Mul', 'RealDiv', 'Div') or len(node.input) != 2:
+        return None
+    first, second = (nodes.get(_node_name(i)) for i in node.input)
+    scale_node, sub = (first, second) if node.op == 'Mul' and _scalar(first) is not None \
+        else (second, first)
+    scale = _scalar(scale_node)
+    if scale is None or sub is None or sub.op != 'Sub' or len(sub.input) != 2:
+        return None
+    mean = _scalar(nodes.get(_node_name(sub.input[1])))
+    if mean is None or scale == 0:
+        return None
+    return mean, (1.0 / scale if node.op == 'Mul' else scale)
+
+
+def _scalar(node) -> Optional[float]:
+    if node is None or node.op != 'Const':
+        return None
+    value = tf.make_ndarray(node.attr['value'].tensor)
+    return float(value) if value.size == 1 else None
+
+
+def _image_size(tensor: tf.Tensor, name: str, path: str,
+                size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    height, width = tensor.shape[1], tensor.shape[2]
+    if height and width:
+        return int(height), int(width)
+    if size:
+        return tuple(size)
+    raise RetrainError(f'{name} in {path} takes images of any size: give --input_height and '
+                       '--input_width')
+
+
+def _ancestors(nodes: Dict, output: str) -> Set[str]:
+    seen: Set[str] = set()
+    stack: List[str] = [output]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        stack.extend(_node_name(i) for i in nodes[name].input)
+    return seen
+
+
+def _node_name(input_name: str) -> str:
+    return input_name.lstrip('^').split(':')[0]
+

@@ -1,0 +1,162 @@
+"""`python -m label_image IMAGE_OR_DIR...` / `label_image`: the classic classifier command.
+
+No preprocessing flags are needed: the model says what it expects (compat.signature). The
+classic flags (`--image --graph --labels --input_layer --output_layer --input_height
+--input_width --input_mean --input_std`) are still accepted, as overrides. Per image it prints the
+path and then `label (score = 0.97501)` lines, highest first (or JSON with `--json`). A bad image
+gets one line on stderr and the others are still classified; the exit code is 1 if any failed.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from retrain.quiet_tensorflow import import_tensorflow
+
+_PROGRAM = 'label_image'
+_DEFAULT_LABELS = '/tmp/output_labels.txt'  # retrain's --output_labels default.
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROGRAM, description='Classify images with a retrained graph of any generation, '
+        'a SavedModel or a .tflite file. Preprocessing is detected from the model.')
+    parser.add_argument('images', nargs='*', metavar='IMAGE_OR_DIR',
+                        help='image files, or folders to search for images')
+    parser.add_argument('--image', action='append', default=[],
+                        help='an image to classify (classic form; may be repeated)')
+    parser.add_argument('--graph', default='/tmp/output_graph.pb',
+                        help='frozen graph (.pb), SavedModel folder or .tflite file')
+    parser.add_argument('--labels', help='labels file, one label per line (UTF-8); default: '
+                        'assets/labels.txt of a SavedModel from compat convert, else '
+                        f'{_DEFAULT_LABELS}')
+    parser.add_argument('--top_k', '--num_top_predictions', type=_positive, default=5,
+                        dest='top_k', help='how many labels to print per image')
+    parser.add_argument('--batch_size', type=_positive, default=32,
+                        help='how many images to run through the model at once')
+    parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='say which entry point and preprocessing were detected')
+    parser.add_argument('--allow_unsafe_ops', action='store_true',
+                        help='run graphs with ops that can touch files, the network or the host')
+    overrides = parser.add_argument_group('classic overrides (never needed)')
+    overrides.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
+    overrides.add_argument('--output_layer', help='output tensor, e.g. final_result')
+    overrides.add_argument('--input_height', type=_positive, help='only for models of any size')
+    overrides.add_argument('--input_width', type=_positive, help='only for models of any size')
+    overrides.add_argument('--input_mean', type=float, help='pixel value mapped to 0')
+    overrides.add_argument('--input_std', type=float, help='pixel range mapped to 1')
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
+    return value
+
+
+def main(argv: Sequence[str]) -> int:
+    for stream in (sys.stdout, sys.stderr):  # Labels and paths are UTF-8, even when redirected.
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(encoding='utf-8')
+    parser = _parser()
+    args = parser.parse_args(argv)
+    arguments = args.image + args.images
+    if not arguments:
+        parser.error('no images given: name image files or folders')
+    if (args.input_height is None) != (args.input_width is None):
+        parser.error('give both --input_height and --input_width, or neither')
+    # TensorFlow is imported only now, so that --help and usage errors are instant.
+    import_tensorflow()  # Quietly: without its start-up chatter on stderr.
+    from compat import classifier as models  # pylint: disable=import-outside-toplevel
+    from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
+    from label_image import images  # pylint: disable=import-outside-toplevel
+    from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    from retrain.image_io import error_summary  # pylint: disable=import-outside-toplevel
+    size = (args.input_height, args.input_width) if args.input_height else None
+    try:
+        model = models.load(args.graph, models.Overrides(
+            args.input_layer, args.output_layer, size, args.input_mean, args.input_std),
+            args.allow_unsafe_ops)
+        labels_path = args.labels or _default_labels(args.graph)
+        labels = read_labels(labels_path)
+        check_count(labels, labels_path, model.num_classes, args.graph)
+    except RetrainError as e:
+        print(f'{_PROGRAM}: error: {e}', file=sys.stderr)
+        return 1
+    _explain(model, size, args.verbose)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    try:
+        results = images.classify_all(model, list(images.find_images(arguments)),
+                                      args.batch_size)
+        return _report(results, labels, args.top_k, args.json)
+    except tf.errors.OpError as e:
+        print(f'{_PROGRAM}: error: running {args.graph} failed: '
+              f'{error_summary(e)}', file=sys.stderr)
+        return 1
+
+
+def _report(results, labels: List[str], top_k: int, as_json: bool) -> int:
+    """Prints each result as it comes (JSON: all at the end); 1 if any image failed, else 0."""
+    failed = 0
+    collected = []
+    for result in results:
+        if result.error:
+            failed += 1
+            print(f'{_PROGRAM}: error: cannot classify {result.path}: {result.error}',
+                  file=sys.stderr)
+        if as_json:
+            collected.append(_as_json(result, labels, top_k))
+        elif not result.error:
+            print(result.path)
+            for index in _top(result.scores, top_k):
+                print(f'{labels[index]} (score = {result.scores[index]:.5f})')
+            print(flush=True)
+    if as_json:
+        print(json.dumps(collected, ensure_ascii=False, indent=2))
+    return 1 if failed else 0
+
+
+def _default_labels(graph: str) -> str:
+    bundled = os.path.join(graph, 'assets', 'labels.txt')
+    return bundled if os.path.isfile(bundled) else _DEFAULT_LABELS
+
+
+def _explain(model, size: Optional[tuple], verbose: bool) -> None:
+    """-v: what was detected; always: overrides that contradict the model."""
+    from compat import signature  # pylint: disable=import-outside-toplevel
+    spec = model.spec
+    if verbose:
+        print(model.describe(), file=sys.stderr)
+    if spec.expected:
+        print(f'{_PROGRAM}: warning: --input_mean/--input_std give '
+              f'{signature.formula(spec.mean, spec.std)}, but {spec.tensor} expects '
+              f'{signature.formula(*spec.expected)}: scores may be nonsense', file=sys.stderr)
+    if signature.size_conflict(spec, size):
+        print(f'{_PROGRAM}: warning: ignoring --input_height/--input_width {size[0]}x{size[1]}: '
+              f'{spec.tensor} takes {spec.size[0]}x{spec.size[1]}', file=sys.stderr)
+
+
+def _top(scores, k: int) -> List[int]:
+    return sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]
+
+
+def _as_json(result, labels: List[str], k: int) -> dict:
+    if result.error:
+        return {'image': result.path, 'error': result.error}
+    return {'image': result.path, 'predictions': [
+        {'label': labels[i], 'score': float(result.scores[i])} for i in _top(result.scores, k)]}
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print(f'{_PROGRAM}: interrupted', file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # `label_image folder | head`: the reader has seen enough.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

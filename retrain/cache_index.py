@@ -1,0 +1,153 @@
+"""A consolidated binary copy of the text bottleneck cache, for fast warm starts.
+
+Reading tens of thousands of small text files and parsing their decimals takes minutes; one
+float32 array takes a fraction of a second. Beside the text files of each (bottleneck_dir, cache
+suffix) we keep `_bottlenecks<suffix>.<token>.npy` (the values, [n, D]) and
+`_bottlenecks<suffix>.index.json` (the manifest: each row's text file, relative to the bottleneck
+dir, with the size and mtime the text file had when the row was taken from it).
+
+The text files stay the format of record: a row is used only while its text file still exists
+with exactly the recorded size and mtime; any other text file is read (or computed) as usual,
+and the index is rewritten afterwards. Deleting the index files is always safe. The array is
+memory-mapped, so a large cache costs page cache rather than a second private copy. Only local
+bottleneck dirs get an index (remote file systems fall back to the text files).
+"""
+import json
+import os
+import tempfile
+import uuid
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from retrain import fileio
+
+_VERSION = 1
+_PREFIX = '_bottlenecks'
+# (size in bytes, mtime in ns) of a text file; None when it does not exist.
+Stamp = Optional[Tuple[int, int]]
+
+
+def stamp(path: str) -> Stamp:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def is_local(path: str) -> bool:
+    return '://' not in path
+
+
+class CacheIndex:
+    """The index of one (bottleneck_dir, suffix): which rows are still valid, and rewriting it."""
+
+    def __init__(self, bottleneck_dir: str, suffix: str, size: int):
+        self.root = bottleneck_dir
+        self.size = size
+        self.enabled = is_local(bottleneck_dir)
+        self.manifest_path = os.path.join(bottleneck_dir, f'{_PREFIX}{suffix}.index.json')
+        self.array_prefix = f'{_PREFIX}{suffix}.'
+        self.array_name = ''
+        self.rows: Dict[str, Tuple[int, int, int]] = {}  # key -> (size, mtime_ns, row)
+        self.values: Optional[np.ndarray] = None
+        self._served = 0
+        self._prefix = os.path.join(bottleneck_dir, '')
+        if self.enabled:
+            self._load()
+
+    def key(self, path: str) -> str:
+        """`path` relative to the bottleneck dir, with `/` on every system."""
+        relative = (path[len(self._prefix):] if path.startswith(self._prefix)
+                    else os.path.relpath(path, self.root))
+        return relative.replace(os.sep, '/') if os.sep != '/' else relative
+
+    def _load(self) -> None:
+        try:
+            with open(self.manifest_path, encoding='utf-8') as f:
+                manifest = json.load(f)
+            if manifest.get('version') != _VERSION or manifest.get('size') != self.size:
+                return
+            name = manifest['array']
+            values = np.load(os.path.join(self.root, name), mmap_mode='r')
+            files = manifest['files']
+            if values.dtype != np.float32 or values.shape != (len(files), self.size):
+                raise ValueError(f'array shape {values.shape} does not match the manifest')
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logging.warning('Ignoring the bottleneck index %s (%s); the text files are used',
+                            self.manifest_path, e)
+            return
+        # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
+        self.array_name, self.values = name, values.view(np.ndarray)
+        self.rows = {key: (size, mtime, row) for row, (key, size, mtime) in enumerate(files)}
+
+    def lookup(self, paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], List[Stamp]]:
+        """For each text cache path: its indexed values if the file is unchanged, and its stamp.
+
+        Stamps are taken before anything reads the files, so a file changed after this moment
+        gets a stamp that no longer matches and is read again next time.
+        """
+        stamps = [stamp(p) for p in paths] if self.enabled else [None] * len(paths)
+        found: List[Optional[np.ndarray]] = [None] * len(paths)
+        if self.values is not None:
+            for i, (path, current) in enumerate(zip(paths, stamps)):
+                record = self.rows.get(self.key(path)) if current else None
+                if record and record[:2] == current:
+                    found[i] = self.values[record[2]]
+        self._served = sum(v is not None for v in found)
+        return found, stamps
+
+    def save(self, paths: Sequence[str], values: Sequence[Optional[np.ndarray]],
+             stamps: Sequence[Stamp]) -> None:
+        """Rewrites the index unless it already holds exactly these files.
+
+        `values[i]` must be the content of `paths[i]` as it was at `stamps[i]` (entries without
+        values or stamps are left out). The array is written first under a new name, then the
+        manifest is swapped in atomically, then the old array is removed.
+        """
+        if not self.enabled or self._served == len(self.rows) == sum(
+                v is not None and s is not None for v, s in zip(values, stamps)):
+            return
+        chosen = [(p, v, s) for p, v, s in zip(paths, values, stamps)
+                  if v is not None and s is not None]
+        array = np.zeros((len(chosen), self.size), np.float32)
+        for row, (_, v, _) in enumerate(chosen):
+            array[row] = v
+        name = f'{self.array_prefix}{uuid.uuid4().hex[:12]}.npy'
+        try:
+            self._write_array(name, array)
+            fileio.atomic_write(self.manifest_path, json.dumps({
+                'version': _VERSION, 'size': self.size, 'array': name,
+                'files': [[self.key(p), s[0], s[1]] for p, _, s in chosen]}))
+        except (OSError, tf.errors.OpError) as e:
+            logging.warning('Could not write the bottleneck index %s: %s', self.manifest_path, e)
+            _remove(os.path.join(self.root, name))
+            return
+        old, self.values, self.array_name = self.array_name, None, name
+        if old and old != name:
+            _remove(os.path.join(self.root, old))
+        logging.info('Wrote the bottleneck index %s (%d bottlenecks)', self.manifest_path,
+                     len(chosen))
+
+    def _write_array(self, name: str, array: np.ndarray) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix='.' + name, suffix='.tmp', dir=self.root)
+        try:
+            with os.fdopen(handle, 'wb') as f:
+                np.save(f, array)
+            os.replace(temp, os.path.join(self.root, name))
+        except BaseException:
+            _remove(temp)
+            raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:  # Already gone, or still mapped by a reader (Windows): harmless.
+        pass

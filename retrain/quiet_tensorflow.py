@@ -1,0 +1,34 @@
+"""Importing TensorFlow without its start-up chatter on the terminal.
+
+TensorFlow's C++ side prints CUDA probing, oneDNN and CPU-feature notices to stderr when it
+loads, before Python logging exists; users took them for errors. The CLIs import TensorFlow
+through here: those lines are captured and dropped, unless the import fails (then they are shown)
+or the user asked for them by setting TF_CPP_MIN_LOG_LEVEL.
+"""
+import os
+import sys
+import tempfile
+
+
+def import_tensorflow() -> None:
+    if 'tensorflow' in sys.modules:
+        return
+    if 'TF_CPP_MIN_LOG_LEVEL' in os.environ:
+        import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+        return
+    os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode('utf-8', 'replace'))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -1,0 +1,108 @@
+"""The retrained classifier as a TensorFlow Lite model, for phones and small devices.
+
+The model takes a float image [1, H, W, 3] in [0, 1] and returns the softmax scores. It is
+converted from a frozen graph cut at that image: for a run, `classifier_graph` joins the same
+frozen extractor and layer that make up the exported graph, without the historical entry points
+(the (x - 128) / 128 round trip they need costs int8 MobileNet V2 most of its accuracy); any other
+frozen classifier is cut at `Placeholder:0`. Quantization:
+  none     float32 weights and arithmetic;
+  dynamic  int8 weights, float activations (about 4x smaller, no data needed);
+  int8     int8 weights and activations, calibrated on representative training images; the
+           input and output stay float32, so callers feed and read the same tensors as always.
+"""
+from typing import Callable, Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from retrain import export, fileio, image_io
+from retrain.errors import RetrainError
+from retrain.extractors import FeatureExtractor
+from retrain.training import Head
+
+QUANTIZATIONS = ('none', 'dynamic', 'int8')
+# Calibration images for int8: enough to see every class's typical ranges, few enough to be quick.
+REPRESENTATIVE_IMAGES = 100
+
+
+def classifier_graph(extractor: FeatureExtractor, head: Head,
+                     final_tensor_name: str = 'final_result',
+                     frozen_extractor=None) -> tf.compat.v1.GraphDef:
+    """Image `Placeholder` [N, H, W, 3] in [0, 1] -> frozen extractor -> new layer -> softmax."""
+    extractor_graph, extractor_input, extractor_output = (
+        frozen_extractor or export.frozen_extractor_graph(extractor))
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, extractor.input_spec().shape,
+                                         name='Placeholder')
+        bottleneck, = tf.graph_util.import_graph_def(
+            extractor_graph, input_map={extractor_input: image},
+            return_elements=[extractor_output], name='module')
+        export.add_final_layer(bottleneck, head, final_tensor_name)
+    return graph.as_graph_def()
+
+
+def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+               output_tensor: str, input_tensor: str) -> tf.lite.TFLiteConverter:
+    """A converter for the classifier from image [1, H, W, 3] in [0, 1] to the scores.
+
+    The graph is imported with a fixed-shape input in place of `input_tensor`, so every shape in
+    it is static (as TensorFlow Lite's kernels want); what used to feed that tensor is pruned.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [1, image_size[0], image_size[1], 3],
+                                         name='image')
+        tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: image}, name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            return tf.compat.v1.lite.TFLiteConverter.from_session(
+                session, [image], [graph.get_tensor_by_name(output_tensor)])
+
+
+def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+            output_tensor: str = 'final_result:0', quantize: str = 'none',
+            representative: Optional[Callable[[], Iterable[np.ndarray]]] = None,
+            input_tensor: str = export.UNIT_INPUT) -> bytes:
+    """The flatbuffer of the classifier; `representative()` yields [1, H, W, 3] images (int8)."""
+    if quantize not in QUANTIZATIONS:
+        raise RetrainError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
+                           f'got {quantize!r}')
+    converter = _converter(graph_def, image_size, output_tensor, input_tensor)
+    if quantize != 'none':
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == 'int8':
+        if representative is None:
+            raise RetrainError('int8 quantization needs representative images')
+        converter.representative_dataset = lambda: ([image] for image in representative())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return converter.convert()
+    except Exception as e:  # The converter raises ConverterError, ValueError, RuntimeError ...
+        raise RetrainError(f'cannot convert the classifier to TensorFlow Lite: '
+                           f'{type(e).__name__}: {str(e).strip().splitlines()[0]}') from None
+
+
+def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
+                          count: int = REPRESENTATIVE_IMAGES,
+                          seed: Optional[int] = None) -> Callable[[], Iterable[np.ndarray]]:
+    """Up to `count` of `paths`, spread over them at random, decoded as the graph decodes them."""
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(paths), size=min(count, len(paths)), replace=False))
+
+    def images():
+        for index in chosen:
+            yield image_io.load_image(paths[index], image_size)[np.newaxis]
+    return images
+
+
+def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+                 output_tensor: str = 'final_result:0', quantize: str = 'none',
+                 training_paths: Sequence[str] = (), seed: Optional[int] = None) -> None:
+    """Converts the classifier and writes it atomically to `path`."""
+    representative = (representative_images(training_paths, image_size, seed=seed)
+                      if quantize == 'int8' and len(training_paths) else None)
+    model = convert(graph_def, image_size, output_tensor, quantize, representative)
+    fileio.atomic_write(path, model)
+    logging.info('Wrote TensorFlow Lite model (%s quantization, %d bytes) to %s', quantize,
+                 len(model), path)

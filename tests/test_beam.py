@@ -1,0 +1,177 @@
+"""`--beam_runner`: the bottleneck cache computed by an Apache Beam pipeline (DirectRunner here).
+
+The cache a Beam pipeline writes must be the in-process cache: same file names, same text format,
+values within 1e-3, so a run can switch between them (or to a cluster runner) and reuse the files.
+Tests that need Beam skip when the optional `beam` extra is not installed; one test checks the
+clear error a user without it gets.
+"""
+import copy
+import dataclasses
+import functools
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import make_image_folder, run_module
+from retrain import bottleneck_cache, image_lists
+from retrain.extractors import load_hub_module
+
+HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
+needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
+
+
+def _cache_files(root: str):
+    """Relative path -> text of every cache file in the class folders below `root`.
+
+    Files at the top (the in-process path's binary index of the cache) are not cache files.
+    """
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if folder == root:
+                continue
+            with open(path, encoding='utf-8') as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
+def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
+    """Fills one cache in-process and one with DirectRunner; returns both folders and the count."""
+    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    extractor = load_hub_module(module)
+    local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
+    bottleneck_cache.load_or_compute(image_dir, copy.deepcopy(classes), local_dir, extractor,
+                                     batch_size)
+    jobs = beam_cache.cache_jobs(image_dir, classes, beam_dir, extractor)
+    computed = beam_cache.fill_cache(jobs, beam_dir, extractor,
+                                     functools.partial(load_hub_module, module), 'DirectRunner',
+                                     batch_size=batch_size)
+    return local_dir, beam_dir, computed, extractor
+
+
+def _assert_same_cache(local_dir, beam_dir, size):
+    local, beam = _cache_files(local_dir), _cache_files(beam_dir)
+    assert sorted(beam) == sorted(local)
+    for name, text in beam.items():
+        values = bottleneck_cache.parse_values(text, size)
+        assert values is not None, name
+        assert text == bottleneck_cache.format_values(values), f'{name} is not in the cache format'
+        np.testing.assert_allclose(values, bottleneck_cache.parse_values(local[name], size),
+                                   atol=1e-3, err_msg=name)
+
+
+@needs_beam
+def test_direct_runner_writes_the_in_process_cache(tiny_module, tmp_path):
+    images = make_image_folder(str(tmp_path / 'images'), per_class=12)
+    with open(os.path.join(images, 'red', 'broken.jpg'), 'wb') as f:
+        f.write(b'not an image at all')
+    local_dir, beam_dir, computed, extractor = _in_process_and_beam(images, tiny_module, tmp_path,
+                                                                   batch_size=5)
+    assert computed == 36  # 3 classes x 12 good images; the broken one is skipped, not cached.
+    _assert_same_cache(local_dir, beam_dir, extractor.bottleneck_size)
+    assert os.path.isfile(os.path.join(beam_dir, 'red', 'red_000.jpg' + extractor.cache_suffix +
+                                       '.txt'))
+
+
+@needs_beam
+def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_path):
+    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    extractor = load_hub_module(tiny_module)
+    cache_dir = str(tmp_path / 'cache')
+    jobs = beam_cache.cache_jobs(image_dir, classes, cache_dir, extractor)
+    fill = functools.partial(beam_cache.fill_cache, jobs, cache_dir, extractor,
+                             functools.partial(load_hub_module, tiny_module), 'DirectRunner')
+    assert fill() == 90
+    damaged, kept = jobs[0][1], jobs[1][1]
+    with open(damaged, 'w', encoding='utf-8') as f:
+        f.write('1.0,oops')
+    with open(kept, 'w', encoding='utf-8') as f:
+        f.write(','.join(['0.5'] * extractor.bottleneck_size))
+    os.remove(jobs[2][1])
+    assert fill() == 2
+    assert bottleneck_cache.read_bottleneck(damaged, extractor.bottleneck_size) is not None
+    with open(kept, encoding='utf-8') as f:
+        assert f.read() == ','.join(['0.5'] * extractor.bottleneck_size)
+    assert os.path.isfile(jobs[2][1])
+    assert not [n for n in os.listdir(cache_dir) if n.startswith('.')]  # Job list removed.
+
+
+@needs_beam
+def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tmp_path):
+    """A TF 1.0-1.4 style `photo.jpg.txt` is reused in-process, so Beam must not recompute it."""
+    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    extractor = dataclasses.replace(load_hub_module(tiny_module), legacy_cache_suffixes=('',))
+    cache_dir = str(tmp_path / 'cache')
+    jobs = beam_cache.cache_jobs(image_dir, classes, cache_dir, extractor)
+    image, current, older = jobs[0]
+    assert older == current.replace(extractor.cache_suffix + '.txt', '.txt')
+    os.makedirs(os.path.dirname(older))
+    with open(older, 'w', encoding='utf-8') as f:
+        f.write(','.join(['0.25'] * extractor.bottleneck_size))
+    computed = beam_cache.fill_cache(jobs, cache_dir, extractor,
+                                     functools.partial(load_hub_module, tiny_module),
+                                     'DirectRunner')
+    assert computed == 89 and os.path.isfile(jobs[1][1])
+    assert not os.path.exists(current), f'{image} was recomputed despite its older cache file'
+
+
+@needs_beam
+def test_cli_trains_from_the_beam_cache(tiny_module, image_dir, tmp_path):
+    out = tmp_path / 'out'
+    result = run_module(
+        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
+        '--beam_runner', 'DirectRunner', '--beam_pipeline_options=--direct_num_workers=1',
+        '--how_many_training_steps', '20', '--bottleneck_dir', str(out / 'bn'),
+        '--output_graph', str(out / 'g.pb'), '--output_labels', str(out / 'l.txt'),
+        '--summaries_dir', str(out / 'sum'))
+    assert result.returncode == 0, result.stderr
+    assert 'Beam runner DirectRunner wrote 90 bottleneck files' in result.stderr
+    assert '90 bottlenecks cached' in result.stderr and '0 to compute' in result.stderr
+    assert os.path.getsize(out / 'g.pb') > 0
+    assert (out / 'l.txt').read_text(encoding='utf-8') == 'blue\ngreen\nred\n'
+
+
+@needs_beam
+def test_unknown_runner_is_a_one_line_error(tiny_module, image_dir, tmp_path):
+    result = run_module('retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
+                        '--beam_runner', 'NoSuchRunner', '--bottleneck_dir', str(tmp_path / 'bn'),
+                        '--how_many_training_steps', '5')
+    assert result.returncode == 1
+    assert "retrain: error: cannot start a Beam pipeline with runner 'NoSuchRunner'" in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.skipif(HAVE_BEAM, reason='checks the message shown when apache-beam is absent')
+def test_without_beam_the_flag_says_how_to_install(tiny_module, image_dir, tmp_path):
+    result = run_module('retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
+                        '--beam_runner', 'DirectRunner', '--bottleneck_dir', str(tmp_path / 'bn'),
+                        '--how_many_training_steps', '5')
+    assert result.returncode == 1
+    assert ('retrain: error: --beam_runner DirectRunner needs Apache Beam: '
+            'pip install "retrain[beam]"') in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+@needs_beam
+def test_flower_photos_cache_matches_in_process(shared_dir, tmp_path):
+    """The issue's acceptance check on real photos and a real MobileNetV2, values within 1e-3.
+
+    Eight photos per class keep it fast; bench/beam_cache_parity.py runs all 500.
+    """
+    images = os.path.join(shared_dir, 'data', 'flower_photos_small')
+    module = os.path.join(shared_dir, 'models', 'mobilenet_v2_100_224_feature_vector')
+    subset = tmp_path / 'flowers'
+    for name in sorted(n for n in os.listdir(images) if os.path.isdir(os.path.join(images, n))):
+        os.makedirs(subset / name)
+        for photo in sorted(os.listdir(os.path.join(images, name)))[:8]:
+            shutil.copy(os.path.join(images, name, photo), subset / name / photo)
+    local_dir, beam_dir, computed, extractor = _in_process_and_beam(str(subset), module, tmp_path)
+    assert computed == 40
+    _assert_same_cache(local_dir, beam_dir, extractor.bottleneck_size)

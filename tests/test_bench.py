@@ -1,0 +1,31 @@
+"""`python -m bench.bench` runs end to end on tiny inputs and writes its numbers (not timed)."""
+import json
+import os
+
+from conftest import run_module
+
+
+def test_bench_writes_its_table_and_json(tmp_path, image_dir, tiny_module):
+    results_path = str(tmp_path / 'results' / 'bench.json')
+    process = run_module('bench.bench', '--image_dir', image_dir, '--tfhub_module', tiny_module,
+                         '--training_steps', '30', '--model_seconds', '0.2', '--batch_size', '16',
+                         '--skip', 'warm_run,label_image', '--repeats', '2', '--json', results_path,
+                         '--work_dir', str(tmp_path))
+    assert process.returncode == 0, process.stderr[-2000:]
+    results = json.load(open(results_path, encoding='utf-8'))
+    assert results['images'] == 90 and results['batch_size'] == 16
+    for key in ('model_images_per_s', 'decode_images_per_s', 'bound_images_per_s',
+                'caching_images_per_s', 'training_steps_per_s', 'peak_rss_mb'):
+        assert results[key] > 0, key
+    assert results['bound_images_per_s'] <= min(results['model_images_per_s'],
+                                                 results['decode_images_per_s'])
+    assert [len(results['runs'][k]) for k in ('decode', 'model', 'caching')] == [2, 2, 2]
+    assert 'warm_run_s' not in results and 'label_image_one_image_s' not in results
+    assert 'end-to-end caching (fresh cache)' in process.stdout
+    assert os.listdir(str(tmp_path)) == ['results']  # The scratch cache was cleaned up.
+
+
+def test_bench_needs_exactly_one_model(tmp_path, image_dir):
+    process = run_module('bench.bench', '--image_dir', image_dir)
+    assert process.returncode == 2
+    assert 'exactly one of --tfhub_module and --architecture' in process.stderr

@@ -1,0 +1,155 @@
+"""The binary cache index: used while the text files are unchanged, never trusted over them."""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from retrain import bottleneck_cache, image_lists
+from retrain.cache_index import CacheIndex
+from retrain.extractors import FeatureExtractor
+
+SUFFIX = '_https~tfhub.dev~test~1'
+SIZE = 3
+
+
+def _mean_colour(images: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(images, axis=[1, 2])
+
+
+def _extractor() -> FeatureExtractor:
+    """A real (if trivial) TF feature extractor: each image's mean colour."""
+    return FeatureExtractor(function=_mean_colour, image_size=(8, 8), bottleneck_size=SIZE,
+                            cache_suffix=SUFFIX, description='mean colour')
+
+
+def _write_text_cache(root: str, count: int) -> list:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = os.path.join(root, f'class{i % 2}', f'img{i}.jpg{SUFFIX}.txt')
+        bottleneck_cache.write_bottleneck(path, rng.normal(size=SIZE).astype(np.float32))
+        paths.append(path)
+    return paths
+
+
+def _text_values(paths):
+    return [bottleneck_cache.read_bottleneck(p, SIZE) for p in paths]
+
+
+def _index_files(root: str):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, '_bottlenecks*')))
+
+
+def _build(root: str, paths) -> None:
+    index = CacheIndex(root, SUFFIX, SIZE)
+    _, stamps = index.lookup(paths)
+    index.save(paths, _text_values(paths), stamps)
+
+
+def test_index_serves_unchanged_files_and_is_written_atomically(tmp_path):
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 6)
+    first = CacheIndex(root, SUFFIX, SIZE)
+    found, stamps = first.lookup(paths)
+    assert found == [None] * 6  # No index yet.
+    first.save(paths, _text_values(paths), stamps)
+    names = _index_files(root)
+    assert len(names) == 2 and names[1].endswith('.index.json') and names[0].endswith('.npy')
+    manifest = json.load(open(os.path.join(root, names[1]), encoding='utf-8'))
+    assert [f[0] for f in manifest['files']] == [f'class{i % 2}/img{i}.jpg{SUFFIX}.txt'
+                                                for i in range(6)]
+
+    found, _ = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    for got, want in zip(found, _text_values(paths)):
+        np.testing.assert_array_equal(got, want)
+
+    # A rewrite (one more file) swaps in a new array and removes the old one.
+    paths += _write_text_cache(os.path.join(root, 'more'), 1)
+    _build(root, paths)
+    new_names = _index_files(root)
+    assert len(new_names) == 2 and new_names[0] != names[0]
+    assert len(json.load(open(os.path.join(root, new_names[1]), encoding='utf-8'))['files']) == 7
+
+
+def test_changed_or_deleted_text_files_win_over_the_index(tmp_path):
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 4)
+    _build(root, paths)
+    # Same size, other value, newer mtime: the text file's new content is what counts.
+    with open(paths[0], encoding='utf-8') as f:
+        text = f.read()
+    with open(paths[0], 'w', encoding='utf-8') as f:
+        f.write(text.replace('-', '+', 1) if '-' in text else '-' + text[1:])
+    os.utime(paths[0], ns=(os.stat(paths[0]).st_atime_ns, os.stat(paths[0]).st_mtime_ns + 10**9))
+    bottleneck_cache.write_bottleneck(paths[1], np.array([7, 8, 9], np.float32))  # New size.
+    os.remove(paths[2])
+    found, stamps = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    assert found[0] is None and found[1] is None and found[2] is None and stamps[2] is None
+    assert found[3] is not None
+
+
+@pytest.mark.parametrize('damage', ['garbage manifest', 'missing array', 'other size'])
+def test_a_damaged_index_is_ignored(tmp_path, damage):
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 3)
+    _build(root, paths)
+    array, manifest = [os.path.join(root, n) for n in _index_files(root)]
+    if damage == 'garbage manifest':
+        with open(manifest, 'w', encoding='utf-8') as f:
+            f.write('{not json')
+    elif damage == 'missing array':
+        os.remove(array)
+    else:
+        np.save(array, np.zeros((3, SIZE + 1), np.float32))
+    found, _ = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    assert found == [None] * 3
+
+
+def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
+    cache = str(tmp_path / 'bottlenecks')
+    extractor = _extractor()
+
+    def load():
+        classes = image_lists.create_image_lists(image_dir, 10, 10)
+        return bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)[0]
+
+    cold = load()
+    assert len(_index_files(cache)) == 2
+    texts = glob.glob(os.path.join(cache, '*', f'*{SUFFIX}.txt'))
+    assert len(texts) == 90  # The text files remain the format of record.
+
+    # Prove the warm run reads the index: poison one row of the array (its text file is
+    # unchanged) and see the poisoned value come back.
+    array_path, manifest_path = [os.path.join(cache, n) for n in _index_files(cache)]
+    manifest = json.load(open(manifest_path, encoding='utf-8'))
+    array = np.load(array_path)
+    array[0] = 123.0
+    np.save(array_path, array)
+    poisoned = os.path.join(cache, *manifest['files'][0][0].split('/'))
+    warm = load()
+    everything = np.concatenate([warm.features[c] for c in image_lists.CATEGORIES])
+    assert (everything == 123.0).all(axis=1).sum() == 1
+
+    # Now change that text file: the text wins, and the index is rewritten to match it.
+    bottleneck_cache.write_bottleneck(poisoned, np.array([0.25, 0.5, 0.75], np.float32))
+    fixed = load()
+    everything = np.concatenate([fixed.features[c] for c in image_lists.CATEGORIES])
+    assert not (everything == 123.0).any()
+    assert (everything == np.array([0.25, 0.5, 0.75], np.float32)).all(axis=1).sum() == 1
+    for category in image_lists.CATEGORIES:
+        np.testing.assert_array_equal(cold.labels[category], fixed.labels[category])
+
+    # Deleting the index (or the whole cache) is always safe.
+    for name in _index_files(cache):
+        os.remove(os.path.join(cache, name))
+    again = load()
+    for category in image_lists.CATEGORIES:
+        np.testing.assert_array_equal(again.features[category], fixed.features[category])
+    shutil.rmtree(cache)
+    recomputed = load()
+    for category in image_lists.CATEGORIES:
+        np.testing.assert_allclose(recomputed.features[category], cold.features[category])

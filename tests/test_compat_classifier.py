@@ -1,0 +1,131 @@
+"""compat.classifier: graphs of every generation detected and scored as a direct TF1 run does."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import graph_builders as gb
+from compat import classifier, graph_io, signature
+from conftest import make_image_folder
+from retrain.errors import RetrainError
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory) -> list:
+    folder = make_image_folder(str(tmp_path_factory.mktemp('photos')), per_class=3, seed=5)
+    return list(gb.image_paths(folder))
+
+
+def _contents(paths):
+    return [open(path, 'rb').read() for path in paths]
+
+
+# (builder, expected entry point, mean, std, how old clients fed it)
+GENERATIONS = {
+    'inception': (gb.inception_like, 'Mul:0', 128.0, 128.0, 'DecodeJpeg/contents:0'),
+    'poets': (gb.poets_like, 'input:0', 127.5, 127.5, 'input:0'),
+    'hub': (gb.hub_like, 'Placeholder:0', 0.0, 255.0, 'Placeholder:0'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(GENERATIONS))
+def test_generation_detected_and_scored_like_a_tf1_session(name, tmp_path, photos):
+    build, entry, mean, std, classic_feed = GENERATIONS[name]
+    path = gb.save(build(), str(tmp_path / 'graph.pb'))
+    model = classifier.load(path)
+    assert (model.spec.tensor, model.spec.mean, model.spec.std) == (entry, mean, std)
+    assert model.spec.size == (gb.SIZE, gb.SIZE)
+    assert model.output == 'final_result:0' and model.num_classes == gb.CLASSES
+    scores = model.classify(_contents(photos))
+    expected = np.concatenate([gb.classic_run(path, image, classic_feed, mean, std)
+                               for image in photos])
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    # The comparison can tell: the classic mistake (another normalization) scores differently.
+    wrong = (128.0, 128.0) if (mean, std) == signature.UNIT else signature.UNIT
+    mistaken = gb.classic_run(path, photos[0], entry, *wrong)
+    assert np.abs(mistaken - expected[:1]).max() > 0.05
+
+
+def test_decoded_arrays_and_bytes_give_the_same_scores_in_any_batch_size(tmp_path, photos):
+    model = classifier.load(gb.save(gb.poets_like(), str(tmp_path / 'graph.pb')))
+    assert model.spec.batch == 1  # Fixed batch: images are run one at a time.
+    decoded = np.stack([model.prepare(contents) for contents in _contents(photos)])
+    np.testing.assert_allclose(model.classify(decoded), model.classify(_contents(photos)),
+                               atol=1e-6)
+    hub = classifier.load(gb.save(gb.hub_like(), str(tmp_path / 'hub.pb')))
+    together = hub.classify(_contents(photos))
+    one_by_one = np.concatenate([hub.classify(_contents([p])) for p in photos])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_only_softmax_is_the_output_when_there_is_no_final_result(tmp_path):
+    model = classifier.load(gb.save(gb.hub_like('probabilities'), str(tmp_path / 'graph.pb')))
+    assert model.output == 'probabilities:0'
+
+
+def test_overrides_are_honoured_and_contradictions_flagged(tmp_path, photos):
+    path = gb.save(gb.hub_like(), str(tmp_path / 'graph.pb'))
+    wrong = classifier.load(path, classifier.Overrides(input_layer='Placeholder', mean=128.0,
+                                                       std=128.0))
+    assert (wrong.spec.mean, wrong.spec.std, wrong.spec.expected) == (128.0, 128.0, (0.0, 255.0))
+    expected = gb.classic_run(path, photos[0], 'Placeholder:0', 128.0, 128.0)
+    np.testing.assert_allclose(wrong.classify(_contents(photos[:1])), expected, atol=1e-4)
+    close = classifier.load(gb.save(gb.poets_like(), str(tmp_path / 'poets.pb')),
+                            classifier.Overrides(mean=128.0, std=128.0))
+    assert close.spec.expected is None  # 128/128 vs 127.5/127.5: the same thing.
+
+
+def test_encoded_entry_point_when_asked_for(tmp_path, photos):
+    path = gb.save(gb.inception_like(), str(tmp_path / 'graph.pb'))
+    model = classifier.load(path, classifier.Overrides(input_layer='DecodeJpeg/contents:0'))
+    assert model.takes_encoded and model.spec.scalar
+    expected = np.concatenate([gb.classic_run(path, image, 'DecodeJpeg/contents:0')
+                               for image in photos])
+    np.testing.assert_allclose(model.classify(_contents(photos)), expected, atol=1e-6)
+
+
+def test_legacy_poets_graph_matches_a_direct_tf1_run(shared_dir):
+    folder = os.path.join(shared_dir, 'models', 'legacy', 'glasses_mobilenet_0.25_224')
+    path = os.path.join(folder, 'retrained_graph.pb')
+    model = classifier.load(path)
+    assert (model.spec.tensor, model.spec.mean, model.spec.std) == ('input:0', 127.5, 127.5)
+    assert model.spec.size == (224, 224) and model.num_classes == 2
+    photos = sorted(os.path.join(root, name) for root, _, names in
+                    os.walk(os.path.join(shared_dir, 'data', 'flower_photos_small'))
+                    for name in names if name.endswith('.jpg'))[::150]
+    expected = np.concatenate([gb.classic_run(path, image, 'input:0', 127.5, 127.5, size=224)
+                               for image in photos])
+    np.testing.assert_allclose(model.classify(_contents(photos)), expected, atol=1e-4)
+
+
+def test_saved_model_and_converted_models_classify_alike(tmp_path, photos):
+    path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
+    from compat import convert  # pylint: disable=import-outside-toplevel
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    saved = convert.convert(path, labels, str(tmp_path / 'saved'),
+                            str(tmp_path / 'model.tflite'))
+    assert saved.spec.tensor == 'image' and (saved.spec.mean, saved.spec.std) == signature.UNIT
+    lite = classifier.load(str(tmp_path / 'model.tflite'))
+    expected = classifier.load(path).classify(_contents(photos))
+    np.testing.assert_allclose(saved.classify(_contents(photos)), expected, atol=1e-5)
+    np.testing.assert_allclose(lite.classify(_contents(photos)), expected, atol=1e-4)
+    with open(tmp_path / 'saved' / 'assets' / 'labels.txt', encoding='utf-8') as f:
+        assert f.read() == open(labels, encoding='utf-8').read()
+    loaded = tf.saved_model.load(str(tmp_path / 'saved')).signatures['serving_default']
+    assert set(loaded.structured_outputs) == {'prediction'}
+
+
+@pytest.mark.parametrize('content', [b'', b'hello, not a graph\n', b'\x00\x01\x02'])
+def test_not_a_graph_is_one_line(tmp_path, content):
+    path = tmp_path / 'graph.pb'
+    path.write_bytes(content)
+    with pytest.raises(RetrainError, match=r'^not a TensorFlow graph: .*graph\.pb$'):
+        classifier.load(str(path))
+
+
+def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
+    graph_def = gb.hub_like()
+    function = graph_io.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
+    images = np.zeros((2, gb.SIZE, gb.SIZE, 3), np.float32)
+    assert function(tf.constant(images))[0].shape == (2, gb.CLASSES)

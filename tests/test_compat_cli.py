@@ -1,0 +1,68 @@
+"""`python -m compat inspect|convert`, and label_image on what convert writes."""
+import json
+import os
+
+import numpy as np
+
+import graph_builders as gb
+from compat import report
+from conftest import make_image_folder, run_module
+
+
+def test_inspect_reports_an_inception_era_graph(tmp_path):
+    text = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'graph.pb')))
+    lines = dict(line.split(': ', 1) for line in text.splitlines())
+    assert lines['made by'] == 'Inception era retrain.py'
+    assert lines['entry points'].startswith('DecodeJpeg/contents:0 (string []), '
+                                            'Mul:0 (float32 [1, 24, 24, 3]), ')
+    assert lines['output'] == 'final_result:0 (float32 [N, 4])'
+    assert lines['input size'] == '24x24'
+    assert lines['preprocessing'].startswith('Mul:0: float [1, 24, 24, 3] as (pixel - 128) / 128')
+    assert lines['unsafe ops'] == 'none'
+    assert 'DecodeJpeg 1' in lines['op counts']
+
+
+def test_inspect_names_unsafe_ops_and_runs_nothing(tmp_path):
+    target = str(tmp_path / 'pwned.txt')
+    graph = gb.save(gb.writing_file(target), str(tmp_path / 'graph.pb'))
+    result = run_module('compat', 'inspect', graph)
+    assert result.returncode == 0, result.stderr
+    assert 'unsafe ops: WriteFile' in result.stdout.splitlines()
+    assert 'preprocessing: Placeholder:0: float [N, 24, 24, 3] as values in [0, 1]' in result.stdout
+    assert not os.path.exists(target)
+
+
+def test_convert_then_label_image_on_saved_model_and_tflite(tmp_path):
+    graph = gb.save(gb.poets_like(), str(tmp_path / 'retrained_graph.pb'))
+    labels = str(tmp_path / 'labels.txt')
+    names = ['daisy', '玫瑰', 'tulips', 'sunflowers']
+    with open(labels, 'w', encoding='utf-8') as f:
+        f.write(''.join(name + '\n' for name in names))
+    saved, lite = str(tmp_path / 'saved'), str(tmp_path / 'model.tflite')
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir', saved,
+                        '--tflite_output_file', lite)
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(os.path.join(saved, 'saved_model.pb')) and os.path.isfile(lite)
+    images = gb.image_paths(make_image_folder(str(tmp_path / 'images'), per_class=2, seed=3))
+    expected = np.concatenate([gb.classic_run(graph, path, 'input:0', 127.5, 127.5)
+                               for path in images])
+    # The SavedModel brings its labels (assets/labels.txt); the .tflite file needs --labels.
+    for args in (['--graph', saved], ['--graph', lite, '--labels', labels]):
+        run = run_module('label_image', *args, '--json', '--top_k', '4', *images)
+        assert run.returncode == 0, run.stderr
+        for answer, row in zip(json.loads(run.stdout), expected):
+            order = np.argsort(-row)
+            assert [p['label'] for p in answer['predictions']] == [names[i] for i in order]
+            np.testing.assert_allclose([p['score'] for p in answer['predictions']], row[order],
+                                       atol=1e-4)
+
+
+def test_convert_errors_are_one_line(tmp_path):
+    graph = gb.save(gb.hub_like(), str(tmp_path / 'graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'), 3)
+    result = run_module('compat', 'convert', graph, '--labels', labels,
+                        '--saved_model_dir', str(tmp_path / 'saved'))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'python -m compat convert: error: {labels} has 3 labels but {graph} outputs 4 classes')
+    assert not os.path.exists(tmp_path / 'saved')

@@ -1,0 +1,117 @@
+"""--fine_tune_steps: the module's own variables train, and every output carries them."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from compat.graph_io import graph_function, load_graph_def
+from conftest import TinyFeatureVector, run_module
+from retrain import bottleneck_cache, image_io
+from retrain.bottleneck_cache import Bottlenecks
+from retrain.distortions import DistortionConfig, ImageBatches
+from retrain.extractors import FeatureExtractor, load_hub_module
+from retrain.fine_tuning import FineTuneConfig, fine_tune, tunable_variables
+from retrain.training import Head
+
+
+@pytest.fixture(scope='module')
+def tuned(tmp_path_factory, image_dir, tiny_module):
+    work = tmp_path_factory.mktemp('fine_tune')
+    result = run_module(
+        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
+        '--bottleneck_dir', str(work / 'bn'), '--output_graph', str(work / 'graph.pb'),
+        '--output_labels', str(work / 'labels.txt'), '--summaries_dir', '',
+        '--saved_model_dir', str(work / 'saved_model'),
+        '--tflite_output_file', str(work / 'model.tflite'),
+        '--how_many_training_steps', '20', '--learning_rate', '0.5',
+        '--fine_tune_steps', '10', '--fine_tune_learning_rate', '0.5', '--random_seed', '1')
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, result.stderr
+
+
+def _images(image_dir: str) -> np.ndarray:
+    paths = sorted(glob.glob(os.path.join(image_dir, '*', '*')))[::5]
+    return np.stack([image_io.load_image(p, (32, 32)) for p in paths])
+
+
+def test_logs_the_fine_tuning(tuned):
+    _, log = tuned
+    assert 'Fine-tuning 2 variables of module' in log
+    assert 'Fine-tune step 9: Train accuracy = ' in log
+    assert 'Fine-tuned validation accuracy = ' in log
+    assert 'Final test accuracy = ' in log
+
+
+def test_exported_graph_holds_the_tuned_module(tuned, image_dir, tiny_module):
+    work, _ = tuned
+    images = tf.constant(_images(image_dir))
+    bottleneck = graph_function(load_graph_def(str(work / 'graph.pb')), ['Placeholder:0'],
+                                ['input_1/BottleneckInputPlaceholder:0'])(images)[0].numpy()
+    original = load_hub_module(tiny_module)(images).numpy()
+    assert not np.allclose(bottleneck, original, atol=1e-3)
+    # Only the learned part moved: the mean colour at the end of the vector has no variables.
+    np.testing.assert_allclose(bottleneck[:, -3:], original[:, -3:], atol=1e-5)
+
+
+def test_saved_model_and_tflite_agree_with_the_tuned_graph(tuned, image_dir):
+    work, _ = tuned
+    images = _images(image_dir)
+    expected = graph_function(load_graph_def(str(work / 'graph.pb')), ['Placeholder:0'],
+                              ['final_result:0'])(tf.constant(images))[0].numpy()
+    serving = tf.saved_model.load(str(work / 'saved_model')).signatures['serving_default']
+    np.testing.assert_allclose(serving(image=tf.constant(images))['prediction'].numpy(),
+                               expected, atol=1e-6)
+    interpreter = tf.lite.Interpreter(model_path=str(work / 'model.tflite'))
+    interpreter.allocate_tensors()
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    for image, scores in zip(images, expected):
+        interpreter.set_tensor(given['index'], image[np.newaxis])
+        interpreter.invoke()
+        np.testing.assert_allclose(interpreter.get_tensor(taken['index'])[0], scores, atol=1e-5)
+
+
+def test_cache_keeps_the_untuned_bottlenecks(tuned, image_dir, tiny_module):
+    work, _ = tuned
+    path = sorted(glob.glob(os.path.join(image_dir, 'red', '*.jpg')))[0]
+    cached = glob.glob(os.path.join(str(work / 'bn'), 'red', os.path.basename(path) + '_*.txt'))
+    values = bottleneck_cache.read_bottleneck(cached[0], 19)
+    original = load_hub_module(tiny_module)(image_io.load_image(path, (32, 32))[None])[0].numpy()
+    np.testing.assert_allclose(values, original, atol=1e-6)
+
+
+def _extractor(function, size: int, variables=(), owner=None) -> FeatureExtractor:
+    return FeatureExtractor(function=function, image_size=(32, 32), bottleneck_size=size,
+                            cache_suffix='_t', description='tiny', trainable_variables=variables,
+                            owner=owner)
+
+
+def test_a_module_without_variables_is_left_alone(caplog):
+    frozen = _extractor(lambda images: tf.reduce_mean(images, axis=[1, 2]), 3)
+    head = Head(np.ones((3, 2), np.float32), np.zeros(2, np.float32))
+    assert not tunable_variables(frozen)
+    assert fine_tune(None, head, frozen, None, 2, FineTuneConfig(steps=5)) is head
+    assert 'has no trainable variables' in caplog.text
+
+
+def test_fine_tuning_moves_the_module_variables_and_learns():
+    module = TinyFeatureVector()
+    extractor = _extractor(module.__call__, 19, (module.kernel, module.dense), module)
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    images = np.clip(rng.normal(np.where(labels[:, None, None, None], 160, 90), 30,
+                                (40, 32, 32, 3)), 0, 255).astype(np.uint8)
+    batches = ImageBatches(images, labels, extractor, DistortionConfig(), seed=0)
+    head = Head(np.zeros((19, 2), np.float32), np.zeros(2, np.float32))
+    none = np.zeros((0, 19), np.float32)
+    data = Bottlenecks({'training': none, 'validation': none, 'testing': none},
+                       {'training': labels, 'validation': labels[:0], 'testing': labels[:0]},
+                       {'training': [''] * 40, 'validation': [], 'testing': []})
+    kernel = module.kernel.numpy()
+    tuned = fine_tune(batches, head, extractor, data, 2,
+                      FineTuneConfig(steps=30, learning_rate=0.5, train_batch_size=20,
+                                     random_seed=0))
+    assert not np.allclose(module.kernel.numpy(), kernel)  # The module's variable moved.
+    features = extractor(tf.constant(images / 255.0, tf.float32)).numpy()
+    assert np.mean(tuned.predict(features).argmax(axis=1) == labels) >= 0.9

@@ -1,0 +1,142 @@
+"""`python -m label_image` end to end: a graph from `python -m retrain`, classified as users do."""
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import graph_builders as gb
+from conftest import run_module
+
+SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
+
+
+@pytest.fixture(scope='module')
+def retrained(tmp_path_factory, tiny_module, image_dir):
+    return gb.retrained(tmp_path_factory, tiny_module, image_dir)
+
+
+@pytest.fixture(scope='module')
+def folder_with_a_fake_jpeg(tmp_path_factory, image_dir) -> str:
+    folder = str(tmp_path_factory.mktemp('to_classify'))
+    for name in sorted(os.listdir(image_dir)):
+        os.makedirs(os.path.join(folder, name))
+        for image in sorted(os.listdir(os.path.join(image_dir, name)))[:4]:
+            shutil.copy(os.path.join(image_dir, name, image), os.path.join(folder, name, image))
+    with open(os.path.join(folder, 'red', 'notes.jpg'), 'w', encoding='utf-8') as f:
+        f.write('this is a text file, not a photo\n')
+    return folder
+
+
+def _blocks(stdout: str):
+    """{path: [(label, score), ...]} from the text output."""
+    blocks = {}
+    for block in stdout.strip().split('\n\n'):
+        path, *lines = block.splitlines()
+        blocks[path] = [(m.group(1), float(m.group(2))) for m in map(SCORE_LINE.match, lines)]
+    return blocks
+
+
+def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
+                                                                 folder_with_a_fake_jpeg):
+    graph, labels = retrained
+    result = run_module('label_image', '--graph', graph, '--labels', labels,
+                        folder_with_a_fake_jpeg)
+    assert result.returncode == 1
+    bad = os.path.join(folder_with_a_fake_jpeg, 'red', 'notes.jpg')
+    errors = [line for line in result.stderr.splitlines() if line.startswith('label_image')]
+    assert errors == [errors[0]] and errors[0].startswith(f'label_image: error: cannot classify '
+                                                          f'{bad}: ')
+    assert 'image' in errors[0].split(bad)[1].lower() and 'Traceback' not in result.stderr
+    blocks = _blocks(result.stdout)
+    assert len(blocks) == 12 and bad not in blocks
+    for path, predictions in blocks.items():
+        assert len(predictions) == 3  # --top_k 5, but only 3 classes.
+        scores = [score for _, score in predictions]
+        assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-4
+        assert predictions[0][0] == os.path.basename(os.path.dirname(path))
+
+
+def test_json_scores_equal_a_direct_tf1_run(retrained, folder_with_a_fake_jpeg):
+    graph, labels = retrained
+    images = gb.image_paths(folder_with_a_fake_jpeg)[:6]
+    good = [path for path in images if not path.endswith('notes.jpg')]
+    result = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                        '--batch_size', '4', '--top_k', '2', *good)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [answer['image'] for answer in answers] == good
+    with open(labels, encoding='utf-8') as f:
+        names = f.read().splitlines()
+    for answer in answers:
+        expected = gb.classic_run(graph, answer['image'], 'DecodeJpeg/contents:0')[0]
+        top = np.argsort(-expected)[:2]
+        assert [p['label'] for p in answer['predictions']] == [names[i] for i in top]
+        np.testing.assert_allclose([p['score'] for p in answer['predictions']], expected[top],
+                                   atol=1e-4)
+
+
+def test_classic_flags_are_accepted_and_verbose_explains(retrained, image_dir):
+    graph, labels = retrained
+    image = gb.image_paths(image_dir)[0]
+    classic = run_module('label_image', f'--graph={graph}', f'--labels={labels}',
+                         f'--image={image}', '--input_layer=Placeholder', '--input_mean', '0',
+                         '--input_std', '255', '--input_height=32', '--input_width=32',
+                         '--output_layer=final_result', '-v')
+    assert classic.returncode == 0, classic.stderr
+    expected = gb.classic_run(graph, image, 'DecodeJpeg/contents:0')[0]
+    (path, predictions), = _blocks(classic.stdout).items()
+    assert path == image
+    np.testing.assert_allclose([score for _, score in predictions], sorted(expected)[::-1],
+                               atol=1e-5)
+    assert 'Placeholder:0' in classic.stderr and 'final_result:0' in classic.stderr
+    assert 'warning' not in classic.stderr
+
+
+def test_wrong_classic_normalization_is_warned_about(retrained, image_dir):
+    graph, labels = retrained
+    result = run_module('label_image', '--graph', graph, '--labels', labels,
+                        '--input_layer=Placeholder', '--input_mean=128', '--input_std=128',
+                        gb.image_paths(image_dir)[0])
+    assert result.returncode == 0
+    assert 'label_image: warning: --input_mean/--input_std give (pixel - 128) / 128, but ' \
+           'Placeholder:0 expects values in [0, 1]' in result.stderr
+
+
+def test_label_count_mismatch_is_one_line(retrained, image_dir, tmp_path):
+    graph, _ = retrained
+    two_labels = gb.write_labels(str(tmp_path / 'labels.txt'), 2)
+    result = run_module('label_image', '--graph', graph, '--labels', two_labels,
+                        gb.image_paths(image_dir)[0])
+    assert result.returncode == 1 and result.stdout == ''
+    errors = [line for line in result.stderr.splitlines() if line.startswith('label_image')]
+    assert errors == [f'label_image: error: {two_labels} has 2 labels but {graph} outputs 3 '
+                      'classes']
+
+
+def test_no_images_is_a_usage_error():
+    result = run_module('label_image')
+    assert result.returncode == 2 and 'no images given' in result.stderr
+
+
+def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
+    """The real held-out Poets graph: label_image agrees with a direct TF1 run (top-1, ±0.02)."""
+    folder = os.path.join(shared_dir, 'models', 'legacy', 'glasses_mobilenet_0.25_224')
+    graph = os.path.join(folder, 'retrained_graph.pb')
+    photos = os.path.join(shared_dir, 'data', 'flower_photos_small')
+    images = sorted(os.path.join(photos, name, image) for name in os.listdir(photos)
+                    if os.path.isdir(os.path.join(photos, name))
+                    for image in sorted(os.listdir(os.path.join(photos, name)))[:2])
+    result = run_module('label_image', '--graph', graph, '--labels',
+                        os.path.join(folder, 'retrained_labels.txt'), '--json', *images)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(folder, 'retrained_labels.txt'), encoding='utf-8') as f:
+        names = f.read().splitlines()
+    for answer in json.loads(result.stdout):
+        top = answer['predictions'][0]
+        for mean in (127.5, 128.0):  # How Poets retrain.py trained it; how its label_image fed it.
+            expected = gb.classic_run(graph, answer['image'], 'input:0', mean, mean, 224)[0]
+            assert top['label'] == names[int(np.argmax(expected))]
+            assert abs(top['score'] - float(expected.max())) < 0.02

@@ -1,0 +1,80 @@
+"""--random_seed: two runs on the same data give the same logs and the same graph, bit for bit."""
+import concurrent.futures
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from compat.graph_io import graph_function, load_graph_def
+from conftest import run_module
+from retrain import image_io
+from retrain.bottleneck_cache import Bottlenecks
+from retrain.training import TrainingConfig, train
+
+# The numbers of every accuracy and cross-entropy line, without the timestamps.
+_LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')
+
+
+def _retrain(work: str, image_dir: str, module: str, *extra: str):
+    os.makedirs(work, exist_ok=True)
+    return run_module(
+        'retrain', '--image_dir', image_dir, '--tfhub_module', module,
+        '--bottleneck_dir', os.path.join(work, 'bottlenecks'),
+        '--output_graph', os.path.join(work, 'graph.pb'),
+        '--output_labels', os.path.join(work, 'labels.txt'),
+        '--summaries_dir', os.path.join(work, 'summaries'),
+        '--how_many_training_steps', '12', '--eval_step_interval', '4', '--learning_rate', '0.3',
+        '--train_batch_size', '16', '--validation_batch_size', '8',
+        '--flip_left_right', '--random_crop', '10', '--random_scale', '10',
+        '--random_brightness', '10', '--fine_tune_steps', '3', *extra)
+
+
+def _logged(process) -> list:
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = [m.group(1) for line in process.stderr.splitlines() if (m := _LOGGED.search(line))]
+    assert any('Validation accuracy' in line for line in lines), process.stderr[-3000:]
+    return lines
+
+
+def _scores(work: str, image_dir: str) -> np.ndarray:
+    classify = graph_function(load_graph_def(os.path.join(work, 'graph.pb')),
+                              ['Placeholder:0'], ['final_result:0'])
+    paths = sorted(os.path.join(image_dir, c, f) for c in os.listdir(image_dir)
+                   for f in os.listdir(os.path.join(image_dir, c)))[::7]
+    images = np.stack([image_io.load_image(p, (32, 32)) for p in paths])
+    return classify(tf.constant(images))[0].numpy()
+
+
+def test_same_seed_gives_identical_logs_and_graphs(tmp_path, image_dir, tiny_module):
+    works = [str(tmp_path / name) for name in ('first', 'second')]
+    # Separate caches: the second run computes its bottlenecks too instead of reading the first's.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda w: _retrain(w, image_dir, tiny_module, '--random_seed', '7'),
+                             works))
+    first, second = (_logged(run) for run in runs)
+    assert first == second
+    assert any(line.startswith('Fine-tune step') for line in first)
+    scores = [_scores(w, image_dir) for w in works]
+    np.testing.assert_allclose(scores[0], scores[1], rtol=0, atol=1e-6)
+    assert np.array_equal(scores[0], scores[1])  # In fact bit-identical.
+
+
+def test_different_seed_gives_a_different_run(tmp_path, image_dir, tiny_module):
+    run = _retrain(str(tmp_path / 'other'), image_dir, tiny_module, '--random_seed', '8')
+    reference = _retrain(str(tmp_path / 'seven'), image_dir, tiny_module, '--random_seed', '7')
+    assert _logged(run) != _logged(reference)
+
+
+def test_unseeded_training_differs_between_runs():
+    rng = np.random.default_rng(0)
+    features = {c: rng.normal(size=(30, 6)).astype(np.float32) for c in ('training', 'validation',
+                                                                          'testing')}
+    labels = {c: np.arange(30) % 3 for c in features}
+    data = Bottlenecks(features, labels, {c: [''] * 30 for c in features})
+    config = TrainingConfig(how_many_training_steps=5, train_batch_size=10)
+    heads = [train(data, 3, config) for _ in range(2)]
+    assert not np.array_equal(heads[0].weights, heads[1].weights)
+    seeded = [train(data, 3, TrainingConfig(how_many_training_steps=5, train_batch_size=10,
+                                            random_seed=3)) for _ in range(2)]
+    assert np.array_equal(seeded[0].weights, seeded[1].weights)
