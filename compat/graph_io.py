@@ -19,14 +19,18 @@ def load_graph_def(path: str) -> tf.compat.v1.GraphDef:
     if tf.io.gfile.isdir(path):
         raise RetrainError(f'not a TensorFlow graph: {path} (a directory)')
     with tf.io.gfile.GFile(path, 'rb') as f:
-        data = f.read()
+        return parse_graph_def(f.read(), path)
+
+
+def parse_graph_def(data: bytes, source: str) -> tf.compat.v1.GraphDef:
+    """Parses GraphDef bytes; "not a TensorFlow graph: <source>" when they are something else."""
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(data)
     except (message.DecodeError, RuntimeWarning, ValueError):
-        raise RetrainError(f'not a TensorFlow graph: {path}') from None
+        graph_def.Clear()
     if not graph_def.node:
-        raise RetrainError(f'not a TensorFlow graph: {path}')
+        raise RetrainError(f'not a TensorFlow graph: {source}')
     return graph_def
 
 

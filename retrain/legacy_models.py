@@ -19,7 +19,6 @@ from typing import Tuple
 
 import tensorflow as tf
 from absl import logging
-from google.protobuf import message
 
 from compat import graph_io
 from retrain import downloads
@@ -77,17 +76,6 @@ def architecture_info(name: str) -> Architecture:
                         'MobilenetV1/Predictions/Reshape:0', 1001, size, 127.5, 127.5)
 
 
-def _parse_graph(data: bytes, source: str) -> tf.compat.v1.GraphDef:
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except (message.DecodeError, RuntimeWarning, ValueError):
-        graph_def.Clear()
-    if not graph_def.node:
-        raise RetrainError(f'not a TensorFlow graph: {source}')
-    return graph_def
-
-
 def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDef:
     """The graph file of `arch` read out of its archive; one-line RetrainError if unusable."""
     damaged = f'delete {archive} to download it again, or replace it with a good copy'
@@ -106,7 +94,7 @@ def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDe
         reason = ('not a readable tar archive' if isinstance(e, tarfile.ReadError)
                   else error_summary(e))
         raise RetrainError(f'model archive {archive} is damaged ({reason}); {damaged}') from None
-    return _parse_graph(data, f'{arch.graph_file} in {archive}')
+    return graph_io.parse_graph_def(data, f'{arch.graph_file} in {archive}')
 
 
 def load_graph(arch: Architecture, model_dir: str) -> Tuple[tf.compat.v1.GraphDef, str]:
