@@ -9,17 +9,19 @@ share the cores, so 1 / (1/model + 1/decode); on a GPU the smaller of the two); 
 filling into a fresh folder; training steps/s on the in-memory bottlenecks; the wall time of a
 whole warm `python -m retrain` (full cache) and when it starts training; label_image latency for
 one image and throughput on the folder; peak RSS. Prints a table and writes the numbers as JSON.
-Other processes on the machine skew every number: the load average is recorded with them.
+Other processes on the machine skew every number: the first three are timed in rounds, round
+robin, and their medians reported; the load average is recorded with them.
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -47,10 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--batch_size', type=int, default=RetrainConfig.cache_batch_size,
                         help='images per model call while caching (as --cache_batch_size)')
     parser.add_argument('--training_steps', type=int, default=4000)
-    parser.add_argument('--model_seconds', type=float, default=15.0,
-                        help='how long to run the model alone on pre-decoded batches, in all')
+    parser.add_argument('--seconds', type=float, default=5.0,
+                        help='at least how long each timing of the model or decoding alone runs')
     parser.add_argument('--repeats', type=int, default=3,
-                        help='rounds of decode/model/caching measurements; the best of each counts')
+                        help='rounds of decode/model/caching timings; the median of each counts')
     parser.add_argument('--skip', default='', help='comma-separated: warm_run,label_image')
     parser.add_argument('--json', default=DEFAULT_JSON, help='where to write the results')
     parser.add_argument('--work_dir', default='', help='scratch folder (default: a temp dir)')
@@ -88,21 +90,24 @@ def decoded_sample(paths: Sequence[str], extractor: FeatureExtractor,
         paths, extractor.image_size, batch_size).take(4)]
 
 
-def measure_decode(paths: Sequence[str], extractor: FeatureExtractor, batch_size: int) -> float:
-    """Images/s of the cache's read+decode+resize pipeline alone."""
+def measure_decode(paths: Sequence[str], extractor: FeatureExtractor, batch_size: int,
+                   seconds: float) -> float:
+    """Images/s of the cache's read+decode+resize pipeline alone, over whole passes."""
     started, count = time.perf_counter(), 0
-    for _, images in bottleneck_cache.image_batches(paths, extractor.image_size, batch_size):
-        count += int(images.shape[0])
+    while time.perf_counter() - started < seconds or count == 0:
+        for _, images in bottleneck_cache.image_batches(paths, extractor.image_size, batch_size):
+            count += int(images.shape[0])
     return count / (time.perf_counter() - started)
 
 
-def measure_model(extractor: FeatureExtractor, batches: List[tf.Tensor], seconds: float) -> float:
-    """Images/s of the model alone, cycling over already decoded batches."""
-    extractor(batches[0]).numpy()  # Traced and warmed up outside the clock.
+def measure_model(function: Callable[[tf.Tensor], tf.Tensor], batches: List[tf.Tensor],
+                  seconds: float) -> float:
+    """Images/s of the model alone (as caching runs it), cycling over already decoded batches."""
+    function(batches[0]).numpy()  # Traced and warmed up outside the clock.
     started, count, i = time.perf_counter(), 0, 0
     while time.perf_counter() - started < seconds or count == 0:
         batch = batches[i % len(batches)]
-        extractor(batch).numpy()
+        function(batch).numpy()
         count += int(batch.shape[0])
         i += 1
     return count / (time.perf_counter() - started)
@@ -227,19 +232,21 @@ def run(args) -> Dict[str, object]:
     paths = _all_paths(classes, args.image_dir)
     results['images'] = len(paths)
     batches = decoded_sample(paths, extractor, args.batch_size)
+    function = bottleneck_cache.inference_function(extractor)
     runs: Dict[str, List[float]] = {'decode': [], 'model': [], 'caching': []}
     with tempfile.TemporaryDirectory(dir=args.work_dir or None) as work:
-        # Round robin, best of each: other processes on the machine only ever slow a run down.
+        # Round robin, the median of each: other processes come and go while this runs.
         for repeat in range(args.repeats):
-            runs['decode'].append(measure_decode(paths, extractor, args.batch_size))
-            runs['model'].append(measure_model(extractor, batches,
-                                               args.model_seconds / args.repeats))
+            runs['decode'].append(measure_decode(paths, extractor, args.batch_size,
+                                                 args.seconds))
+            runs['model'].append(measure_model(function, batches, args.seconds))
             bottleneck_dir = os.path.join(work, f'bottlenecks_{repeat}')
             caching, data, num_classes = measure_caching(args.image_dir, bottleneck_dir,
                                                          extractor, args.batch_size)
             runs['caching'].append(caching)
         del batches
-        decode, model, caching = (max(runs[k]) for k in ('decode', 'model', 'caching'))
+        decode, model, caching = (statistics.median(runs[k])
+                                  for k in ('decode', 'model', 'caching'))
         bound = min(model, decode) if results['gpus'] else 1 / (1 / model + 1 / decode)
         results.update(decode_images_per_s=round(decode, 1), model_images_per_s=round(model, 1),
                        bound_images_per_s=round(bound, 1), caching_images_per_s=round(caching, 1),
@@ -268,7 +275,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     width = max(len(name) for name, _ in rows)
     print(f'{results["model"]} on {results["images"]} images of {results["image_dir"]}, '
           f'batch {results["batch_size"]}, {results["cpus"]} CPUs, {results["gpus"]} GPUs, '
-          f'best of {args.repeats} for the first four rows')
+          f'median of {args.repeats} rounds for the first four rows')
     for name, value in rows:
         print(f'  {name:<{width}}  {value}')
     if 'label_image_note' in results:

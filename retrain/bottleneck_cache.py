@@ -12,11 +12,12 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.framework import convert_to_constants
 
 from retrain import fileio, image_io
 from retrain.cache_index import CacheIndex, stamp
@@ -96,12 +97,31 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int],
             .prefetch(2))
 
 
+def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The extractor with the current values of its variables folded in as constants.
+
+    TensorFlow can then fold batch norms into convolutions and fuse more: MobileNet V2 runs about
+    1.4x faster on CPU (bench/bench.py), with the same values up to float rounding, as in the
+    exported graph, which is frozen the same way. Frozen graphs (legacy models) are used as is.
+    """
+    concrete = extractor.concrete_function()
+    if not concrete.variables:
+        return extractor
+    try:
+        frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+    except Exception as e:  # pylint: disable=broad-except  # Exotic ops: run it unfrozen.
+        logging.info('Running %s unfrozen: %s', extractor.description, e)
+        return extractor
+    return lambda images: frozen(images)[0]
+
+
 def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
                         batch_size: int = RetrainConfig.cache_batch_size,
                         progress: Optional[Progress] = None):
     """Yields (index, bottleneck) for each decodable image of `paths`, a batch at a time."""
+    function = inference_function(extractor)
     for indices, images in image_batches(paths, extractor.image_size, batch_size):
-        features = extractor(images).numpy()
+        features = function(images).numpy()
         for index, values in zip(indices.numpy(), features):
             yield int(index), values
         if progress:

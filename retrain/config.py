@@ -47,7 +47,7 @@ class RetrainConfig:
     tflite_output_file: str = ''
     tflite_quantize: str = 'none'
     fine_tune_steps: int = 0
-    fine_tune_learning_rate: float = 0.001
+    fine_tune_learning_rate: float = 0.0001
     # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
     beam_runner: str = ''
     beam_pipeline_options: Sequence[str] = ()

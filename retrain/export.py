@@ -81,7 +81,7 @@ def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: 
 
 
 def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
-    """Only the new layer, from the bottleneck input to the softmax: small enough for TensorBoard."""
+    """Only the new layer, bottleneck input to softmax: small enough to show in TensorBoard."""
     graph = tf.Graph()
     with graph.as_default():
         bottleneck_input = tf.compat.v1.placeholder(

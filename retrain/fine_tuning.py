@@ -27,7 +27,7 @@ from retrain.training import ClassSampler, Head
 @dataclasses.dataclass
 class FineTuneConfig:
     steps: int = 0
-    learning_rate: float = 0.001
+    learning_rate: float = 0.0001
     train_batch_size: int = 100
     eval_step_interval: int = 10
     cache_batch_size: int = 64
@@ -95,6 +95,9 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
     `Fine-tuned validation accuracy` is logged. A module without trainable variables (a legacy
     frozen graph) is left as it is, with a warning.
     """
+    if config.steps < 0 or config.learning_rate <= 0:
+        raise RetrainError('--fine_tune_steps must be >= 0 and --fine_tune_learning_rate > 0, got '
+                           f'{config.steps} and {config.learning_rate}')
     variables = tunable_variables(extractor)
     if not variables:
         logging.warning('%s has no trainable variables: --fine_tune_steps ignored',

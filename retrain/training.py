@@ -3,8 +3,9 @@
 The semantics are the classic ones (COMPATIBILITY.md section 5): weights from a truncated normal
 with stddev 0.001, zero biases, sparse softmax cross-entropy, plain gradient descent; each step
 draws a class uniformly and then an image of it uniformly, with replacement. What changed is the
-speed: bottlenecks are one array in memory, batches are gathered inside TensorFlow, and no file is
-touched per step.
+speed: bottlenecks are one array in memory, no file is touched per step, and all the steps between
+two evaluations run in one TensorFlow call on example indices drawn beforehand in the classic order
+(the same draws as one step at a time, so a seed gives the same weights as before).
 """
 import dataclasses
 import datetime
@@ -160,6 +161,8 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     """
     if not len(data.labels['training']):
         raise RetrainError('no training images: every image fell into validation or testing')
+    if config.eval_step_interval < 1 or config.train_batch_size < 1:
+        raise RetrainError('--eval_step_interval and --train_batch_size must be at least 1')
     rng = np.random.default_rng(config.random_seed)
     trainer = _Trainer(data, num_classes, config, rng)
     train_sampler = ClassSampler(data.labels['training'], num_classes, rng)
@@ -170,8 +173,8 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     stops = _stop_steps(steps, config.eval_step_interval, checkpoint_every if on_checkpoint else 0)
     for first, i in zip([0] + [s + 1 for s in stops], stops):
         if training_batches is None:  # Steps first..i in one call, on indices drawn up front.
-            indices = train_sampler.sample((i + 1 - first) * batch_size)
-            loss, accuracy = trainer.steps(tf.constant(indices.reshape(-1, batch_size)))
+            indices = np.stack([train_sampler.sample(batch_size) for _ in range(first, i + 1)])
+            loss, accuracy = trainer.steps(tf.constant(indices))
         else:
             for _ in range(first, i + 1):
                 loss, accuracy = trainer.step_on(*training_batches(

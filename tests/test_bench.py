@@ -8,7 +8,7 @@ from conftest import run_module
 def test_bench_writes_its_table_and_json(tmp_path, image_dir, tiny_module):
     results_path = str(tmp_path / 'results' / 'bench.json')
     process = run_module('bench.bench', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-                         '--training_steps', '30', '--model_seconds', '0.2', '--batch_size', '16',
+                         '--training_steps', '30', '--seconds', '0.2', '--batch_size', '16',
                          '--skip', 'warm_run,label_image', '--repeats', '2', '--json', results_path,
                          '--work_dir', str(tmp_path))
     assert process.returncode == 0, process.stderr[-2000:]

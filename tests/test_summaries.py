@@ -1,4 +1,4 @@
-"""TensorBoard: the classic scalars and histograms, plus confusion matrix, per-class accuracy, graph."""
+"""TensorBoard: classic scalars and histograms, confusion matrix, per-class accuracy, graph."""
 import glob
 import os
 from collections import defaultdict

@@ -65,13 +65,15 @@ def test_float_model_matches_the_graph(retrained, image_dir):
 
 
 @pytest.mark.parametrize('quantize', ['dynamic', 'int8'])
-def test_quantized_models_agree_on_top1(retrained, image_dir, quantize):
+def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path):
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
     training = sorted(os.path.join(image_dir, 'red', f) for f in os.listdir(
         os.path.join(image_dir, 'red')))
-    representative = tflite_export.representative_images(training, (32, 32), count=20, seed=0)
-    model = tflite_export.convert(graph_def, (32, 32), quantize=quantize,
-                                  representative=representative)
+    path = str(tmp_path / 'model.tflite')
+    tflite_export.write_tflite(path, graph_def, (32, 32), quantize=quantize,
+                               training_paths=training, seed=0)
+    with open(path, 'rb') as f:
+        model = f.read()
     images = _images(image_dir)
     scores, given, taken, interpreter = _tflite_scores(model, images)
     assert given['dtype'] == np.float32 and taken['dtype'] == np.float32
@@ -113,4 +115,4 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     scores, _, _, _ = _tflite_scores(model, images)
     expected = _graph_scores(export.build_graph(extractor, head), images)
     assert np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)) >= 0.95
-    assert len(model) < 4_000_000  # int8 weights: MobileNet V2's 2.2M parameters, about 1 byte each.
+    assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
