@@ -79,16 +79,17 @@ class Bottlenecks:
     paths: Dict[str, List[str]]
 
 
-def image_batches(paths: Sequence[str], image_size: Tuple[int, int],
-                  batch_size: int) -> tf.data.Dataset:
+def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
+                  allow_truncated: bool = False) -> tf.data.Dataset:
     """(indices, images) batches of the decodable files of `paths`, in roughly that order.
 
     Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
     consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
-    the caller finds them as the missing indices.
+    the caller finds them as the missing indices. `allow_truncated`: see image_io.decode.
     """
     def load(index, path):
-        return index, image_io.decode_and_resize(tf.io.read_file(path), image_size)
+        return index, image_io.decode_and_resize(tf.io.read_file(path), image_size,
+                                                 allow_truncated)
 
     return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
             .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
@@ -117,10 +118,11 @@ def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.
 
 def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
                         batch_size: int = RetrainConfig.cache_batch_size,
-                        progress: Optional[Progress] = None):
+                        progress: Optional[Progress] = None, allow_truncated: bool = False):
     """Yields (index, bottleneck) for each decodable image of `paths`, a batch at a time."""
     function = inference_function(extractor)
-    for indices, images in image_batches(paths, extractor.image_size, batch_size):
+    for indices, images in image_batches(paths, extractor.image_size, batch_size,
+                                         allow_truncated):
         features = function(images).numpy()
         for index, values in zip(indices.numpy(), features):
             yield int(index), values
@@ -149,11 +151,12 @@ def _read_cached(entry: Entry, extractor: FeatureExtractor) -> Optional[np.ndarr
 
 def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: str,
                     extractor: FeatureExtractor,
-                    batch_size: int = RetrainConfig.cache_batch_size) -> Tuple[Bottlenecks, int]:
+                    batch_size: int = RetrainConfig.cache_batch_size,
+                    allow_truncated: bool = False) -> Tuple[Bottlenecks, int]:
     """Reads every cached bottleneck, computes and caches the missing ones, drops bad images.
 
     Unreadable images are logged once each and removed from `classes` (in place). Returns the
-    in-memory bottlenecks and the number of images skipped.
+    in-memory bottlenecks and the number of images skipped. `allow_truncated`: see image_io.decode.
     """
     entries = _entries(image_dir, classes, bottleneck_dir, extractor.cache_suffix)
     size = extractor.bottleneck_size
@@ -174,9 +177,11 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
         # Formatting and writing the text files happen on a thread of their own, beside the model.
         with concurrent.futures.ThreadPoolExecutor(1) as writer:
             writes: Deque[concurrent.futures.Future] = collections.deque()
-            for index, result in compute_bottlenecks(extractor, paths, batch_size, progress):
+            for index, result in compute_bottlenecks(extractor, paths, batch_size, progress,
+                                                     allow_truncated):
                 values[missing[index]] = result
-                writes.append(writer.submit(_write_cache, entries[missing[index]].cache, result))
+                writes.append(writer.submit(write_bottleneck, entries[missing[index]].cache,
+                                            result))
                 while writes and writes[0].done():
                     writes.popleft().result()  # Raises a failed write's error early.
             for write in writes:
@@ -185,24 +190,16 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
         for i in missing:
             stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
     consolidated.save([e.cache for e in entries], values, stamps)
-    skipped = _drop_unreadable(entries, values, classes)
+    skipped = _drop_unreadable(entries, values, classes, allow_truncated)
     return _assemble(entries, values, size), skipped
 
 
-def _write_cache(path: str, values: np.ndarray) -> None:
-    try:
-        write_bottleneck(path, values)
-    except tf.errors.OpError as e:
-        raise RetrainError(f'cannot write bottleneck file {path}: '
-                           f'{image_io.error_summary(e)}') from None
-
-
 def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
-                     classes: List[ImageClass]) -> int:
+                     classes: List[ImageClass], allow_truncated: bool) -> int:
     bad = [e for e, v in zip(entries, values) if v is None]
     for entry in bad:
-        logging.warning('Skipping %s: %s', entry.image,
-                        image_io.describe_decode_error(entry.image) or 'could not be decoded')
+        reason = image_io.describe_decode_error(entry.image, allow_truncated=allow_truncated)
+        logging.warning('Skipping %s: %s', entry.image, reason or 'could not be decoded')
         classes[entry.class_index].images(entry.category).remove(entry.relative)
     if bad:
         logging.warning('Skipped %d unreadable image(s) of %d', len(bad), len(entries))

@@ -14,6 +14,7 @@ bottleneck dirs get an index (remote file systems fall back to the text files).
 """
 import json
 import os
+import re
 import tempfile
 import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -63,7 +64,7 @@ class CacheIndex:
         """`path` relative to the bottleneck dir, with `/` on every system."""
         relative = (path[len(self._prefix):] if path.startswith(self._prefix)
                     else os.path.relpath(path, self.root))
-        return relative.replace(os.sep, '/') if os.sep != '/' else relative
+        return relative.replace(os.sep, '/')
 
     def _load(self) -> None:
         try:
@@ -76,6 +77,7 @@ class CacheIndex:
             files = manifest['files']
             if values.dtype != np.float32 or values.shape != (len(files), self.size):
                 raise ValueError(f'array shape {values.shape} does not match the manifest')
+            rows = {key: (size, mtime, row) for row, (key, size, mtime) in enumerate(files)}
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -83,8 +85,7 @@ class CacheIndex:
                             self.manifest_path, e)
             return
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
-        self.array_name, self.values = name, values.view(np.ndarray)
-        self.rows = {key: (size, mtime, row) for row, (key, size, mtime) in enumerate(files)}
+        self.array_name, self.values, self.rows = name, values.view(np.ndarray), rows
 
     def lookup(self, paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], List[Stamp]]:
         """For each text cache path: its indexed values if the file is unchanged, and its stamp.
@@ -128,11 +129,18 @@ class CacheIndex:
             logging.warning('Could not write the bottleneck index %s: %s', self.manifest_path, e)
             _remove(os.path.join(self.root, name))
             return
-        old, self.values, self.array_name = self.array_name, None, name
-        if old and old != name:
-            _remove(os.path.join(self.root, old))
+        self.values, self.array_name = None, name
+        self._remove_old_arrays()
         logging.info('Wrote the bottleneck index %s (%d bottlenecks)', self.manifest_path,
                      len(chosen))
+
+    def _remove_old_arrays(self) -> None:
+        """Removes this suffix's arrays other than the current one (even ones a crash left)."""
+        for name in os.listdir(self.root):
+            token = name[len(self.array_prefix):-len('.npy')]
+            if (name.startswith(self.array_prefix) and name.endswith('.npy')
+                    and name != self.array_name and re.fullmatch('[0-9a-f]{12}', token)):
+                _remove(os.path.join(self.root, name))
 
     def _write_array(self, name: str, array: np.ndarray) -> None:
         os.makedirs(self.root, exist_ok=True)

@@ -73,6 +73,9 @@ flags.DEFINE_integer('image_size', _D.image_size, 'Input size for modules whose 
 flags.DEFINE_integer('cache_batch_size', _D.cache_batch_size,
                      'How many images to run through the model at once while caching '
                      '(8 suits CPUs; on a GPU, 64 or more).')
+flags.DEFINE_boolean('allow_truncated_images', _D.allow_truncated_images,
+                     'Use what a truncated JPEG holds (at least 10% of its rows, the rest gray) '
+                     'instead of skipping it.')
 flags.DEFINE_string('tflite_output_file', _D.tflite_output_file, 'Also write the classifier as '
                     'TensorFlow Lite here: float image [1, H, W, 3] in [0, 1] in, softmax out.')
 flags.DEFINE_enum('tflite_quantize', _D.tflite_quantize, ['none', 'dynamic', 'int8'],

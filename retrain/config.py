@@ -43,6 +43,7 @@ class RetrainConfig:
     random_seed: Optional[int] = None
     image_size: int = 0
     cache_batch_size: int = 8  # Small batches overlap decoding best on CPU (bench/bench.py).
+    allow_truncated_images: bool = False
     # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
     tflite_output_file: str = ''
     tflite_quantize: str = 'none'

@@ -74,7 +74,8 @@ def working_size(image_size: Tuple[int, int], zoom: float, count: int,
 
 
 def load_images(paths: Sequence[str], size: Tuple[int, int],
-                progress_description: str = 'Decoding training images') -> np.ndarray:
+                progress_description: str = 'Decoding training images',
+                allow_truncated: bool = False) -> np.ndarray:
     """Decodes and resizes every image of `paths` -> uint8 [N, height, width, 3], in order.
 
     Decoding runs in parallel in tf.data. An image that fails (it had a cached bottleneck but
@@ -83,7 +84,8 @@ def load_images(paths: Sequence[str], size: Tuple[int, int],
     images = np.zeros((len(paths), size[0], size[1], 3), np.uint8)
     done = np.zeros(len(paths), bool)
     progress = Progress(progress_description, len(paths))
-    for indices, batch in bottleneck_cache.image_batches(paths, size, _DECODE_BATCH):
+    for indices, batch in bottleneck_cache.image_batches(paths, size, _DECODE_BATCH,
+                                                         allow_truncated):
         indices = indices.numpy()
         images[indices] = tf.image.convert_image_dtype(batch, tf.uint8, saturate=True).numpy()
         done[indices] = True
@@ -91,8 +93,8 @@ def load_images(paths: Sequence[str], size: Tuple[int, int],
     progress.close()
     if not done.all():
         path = paths[int(np.flatnonzero(~done)[0])]
-        raise RetrainError(f'cannot use image {path}: '
-                           f'{image_io.describe_decode_error(path) or "could not be decoded"}')
+        reason = image_io.describe_decode_error(path, allow_truncated=allow_truncated)
+        raise RetrainError(f'cannot use image {path}: {reason or "could not be decoded"}')
     return images
 
 
@@ -147,11 +149,13 @@ class ImageBatches:
 
 def training_batches(paths: Sequence[str], labels: np.ndarray, extractor: FeatureExtractor,
                      distortions: DistortionConfig, seed: Optional[int] = None,
-                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ImageBatches:
+                     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                     allow_truncated: bool = False) -> ImageBatches:
     """Decodes the training images once and returns the batch source for training."""
     size = working_size(extractor.image_size, distortions.max_zoom(), len(paths), memory_budget)
     logging.info('Training on decoded images kept at %dx%d; distortions: flip_left_right=%s, '
                  'random_crop=%d%%, random_scale=%d%%, random_brightness=%d%%', size[0], size[1],
                  distortions.flip_left_right, distortions.random_crop, distortions.random_scale,
                  distortions.random_brightness)
-    return ImageBatches(load_images(paths, size), labels, extractor, distortions, seed)
+    return ImageBatches(load_images(paths, size, allow_truncated=allow_truncated), labels,
+                        extractor, distortions, seed)

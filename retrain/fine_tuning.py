@@ -32,6 +32,7 @@ class FineTuneConfig:
     eval_step_interval: int = 10
     cache_batch_size: int = 64
     random_seed: Optional[int] = None
+    allow_truncated_images: bool = False
 
 
 class _FineTuner:
@@ -74,12 +75,14 @@ def tunable_variables(extractor: FeatureExtractor) -> Sequence[tf.Variable]:
             or tuple(extractor.concrete_function().trainable_variables))
 
 
-def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: int) -> np.ndarray:
+def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: int,
+               allow_truncated: bool) -> np.ndarray:
     features = np.zeros((len(paths), extractor.bottleneck_size), np.float32)
     found = np.zeros(len(paths), bool)
     if not paths:
         return features
-    for index, values in bottleneck_cache.compute_bottlenecks(extractor, paths, batch_size):
+    for index, values in bottleneck_cache.compute_bottlenecks(
+            extractor, paths, batch_size, allow_truncated=allow_truncated):
         features[index], found[index] = values, True
     if not found.all():
         raise RetrainError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '
@@ -119,7 +122,8 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
     tuned = tuner.head()
     for category in ('validation', 'testing'):
         data.features[category] = _recompute(extractor, data.paths[category],
-                                             config.cache_batch_size)
+                                             config.cache_batch_size,
+                                             config.allow_truncated_images)
     if len(data.labels['validation']):
         accuracy = np.mean(tuned.predict(data.features['validation']).argmax(1)
                            == data.labels['validation'])

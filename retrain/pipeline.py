@@ -45,13 +45,15 @@ def run(config: RetrainConfig) -> float:
         from retrain import beam_cache  # pylint: disable=import-outside-toplevel
         beam_cache.fill_run_cache(config, classes, extractor)
     data, _ = bottleneck_cache.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
-                                               extractor, config.cache_batch_size)
+                                               extractor, config.cache_batch_size,
+                                               config.allow_truncated_images)
     labels = [c.label for c in classes]
     _prepare_summaries_dir(config.summaries_dir)
     frozen_extractor = export.frozen_extractor_graph(extractor)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
-                                            extractor, distortion, config.random_seed)
+                                            extractor, distortion, config.random_seed,
+                                            allow_truncated=config.allow_truncated_images)
                if distortion.enabled or tuning else None)
 
     def store_intermediate(step: int, head: training.Head) -> None:
@@ -75,7 +77,8 @@ def run(config: RetrainConfig) -> float:
                                      fine_tuning.FineTuneConfig(
                                          config.fine_tune_steps, config.fine_tune_learning_rate,
                                          config.train_batch_size, config.eval_step_interval,
-                                         config.cache_batch_size, config.random_seed))
+                                         config.cache_batch_size, config.random_seed,
+                                         config.allow_truncated_images))
         frozen_extractor = export.frozen_extractor_graph(extractor)
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)

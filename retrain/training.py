@@ -123,11 +123,30 @@ class _Trainer:
         return Head(self.weights.numpy(), self.biases.numpy())
 
 
+class _Summaries:
+    """A summary writer whose writes are compiled: eager histograms cost milliseconds each."""
+
+    def __init__(self, path: str):
+        self.writer = tf.summary.create_file_writer(path)
+
+    @tf.function
+    def write(self, step, loss, accuracy, weights=None, biases=None):
+        with self.writer.as_default(step=step):
+            tf.summary.scalar('accuracy', accuracy)
+            tf.summary.scalar('cross_entropy', loss)
+            if weights is not None:
+                tf.summary.histogram('final_layer/weights', weights)
+                tf.summary.histogram('final_layer/biases', biases)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
 def _writers(summaries_dir: str):
     if not summaries_dir:
         return None, None
-    return (tf.summary.create_file_writer(f'{summaries_dir.rstrip("/")}/train'),
-            tf.summary.create_file_writer(f'{summaries_dir.rstrip("/")}/validation'))
+    return (_Summaries(f'{summaries_dir.rstrip("/")}/train'),
+            _Summaries(f'{summaries_dir.rstrip("/")}/validation'))
 
 
 def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
@@ -200,15 +219,12 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     return trainer.head()
 
 
-def _summarize(writer, step: int, loss, accuracy, trainer: Optional[_Trainer] = None) -> None:
+def _summarize(writer: Optional[_Summaries], step: int, loss, accuracy,
+               trainer: Optional[_Trainer] = None) -> None:
     if writer is None:
         return
-    with writer.as_default(step=step):
-        tf.summary.scalar('accuracy', accuracy)
-        tf.summary.scalar('cross_entropy', loss)
-        if trainer is not None:
-            tf.summary.histogram('final_layer/weights', trainer.weights)
-            tf.summary.histogram('final_layer/biases', trainer.biases)
+    layer = (trainer.weights, trainer.biases) if trainer is not None else ()
+    writer.write(tf.constant(step, tf.int64), loss, accuracy, *layer)
 
 
 def test(data: Bottlenecks, head: Head, labels: List[str], batch_size: int = -1,

@@ -23,13 +23,15 @@ def messy_files(colour=(200, 40, 40), seed: int = 0,
     pixels = np.clip(rng.normal(colour, 25, (40, 48, 3)), 0, 255).astype(np.uint8)
     rgb = Image.fromarray(pixels)
     jpeg = _encode(rgb, 'JPEG')
+    # Big enough that the cut falls in the scan data (past the headers), as in real photos.
+    larger = _encode(rgb.resize((192, 160)), 'JPEG')
     animated = io.BytesIO()
     rgb.save(animated, 'GIF', save_all=True, append_images=[Image.fromarray(255 - pixels)])
     big = np.zeros((big_side, big_side, 3), np.uint8)
     big[...] = colour
     return [
         ('zero_bytes.jpg', b'', False),
-        ('truncated.jpg', jpeg[:len(jpeg) // 2], False),
+        ('truncated.jpg', larger[:len(larger) * 2 // 3], False),
         ('text_file.jpg', b'This is not an image, just text.\n', False),
         ('bmp_inside.jpg', _encode(rgb, 'BMP'), True),
         ('png_inside.jpg', _encode(rgb, 'PNG'), True),

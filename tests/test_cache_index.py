@@ -67,11 +67,16 @@ def test_index_serves_unchanged_files_and_is_written_atomically(tmp_path):
     for got, want in zip(found, _text_values(paths)):
         np.testing.assert_array_equal(got, want)
 
-    # A rewrite (one more file) swaps in a new array and removes the old one.
+    # A rewrite (one more file) swaps in a new array and removes the old one, and any array a
+    # crash left behind, but not those of another suffix.
+    other = os.path.join(root, f'_bottlenecks{SUFFIX}.x.0123456789ab.npy')
+    crashed = os.path.join(root, f'_bottlenecks{SUFFIX}.0123456789ab.npy')
+    for path in (other, crashed):
+        np.save(path, np.zeros(1))
     paths += _write_text_cache(os.path.join(root, 'more'), 1)
     _build(root, paths)
-    new_names = _index_files(root)
-    assert len(new_names) == 2 and new_names[0] != names[0]
+    new_names = [n for n in _index_files(root) if n != os.path.basename(other)]
+    assert len(new_names) == 2 and new_names[0] != names[0] and os.path.exists(other)
     assert len(json.load(open(os.path.join(root, new_names[1]), encoding='utf-8'))['files']) == 7
 
 

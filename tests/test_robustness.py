@@ -68,6 +68,18 @@ def test_messy_folder_trains_and_names_each_unreadable_file(messy_dir, tiny_modu
     assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
 
 
+def test_allow_truncated_images_uses_what_a_truncated_jpeg_holds(messy_dir, tiny_module, tmp_path):
+    args = _retrain_args(messy_dir, tiny_module, str(tmp_path), 5, '--allow_truncated_images')
+    result = run_module('retrain', *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    truncated = os.path.join(messy_dir, 'red', 'truncated.jpg')
+    assert f'Skipping {truncated}' not in result.stderr
+    cache = os.path.join(str(tmp_path), 'bn', 'red',
+                         'truncated.jpg' + hub_cache_suffix(tiny_module) + '.txt')
+    assert bottleneck_cache.read_bottleneck(cache, 19) is not None
+    assert 'Skipped 2 unreadable image(s)' in result.stderr  # The empty and the text file.
+
+
 def test_unicode_and_spaced_class_names(tiny_module, tmp_path):
     colours = {'玫瑰': (200, 40, 40), 'café': (40, 190, 60), 'Sun Flowers': (50, 60, 210)}
     image_dir = make_image_folder(str(tmp_path / 'mes images ü'), per_class=20, colours=colours)
