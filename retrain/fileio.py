@@ -32,29 +32,39 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
     if isinstance(data, str):
         data = data.encode('utf-8')
     temp = _temp_name(path)
-    try:
+    with _removed_on_failure(path, temp):
         make_parent_dirs(path)
         with tf.io.gfile.GFile(temp, 'wb') as f:
             f.write(data)
         tf.io.gfile.rename(temp, path, overwrite=True)
-    except (tf.errors.OpError, OSError) as e:
-        _remove_quietly(temp)
-        raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None
-    except BaseException:
-        _remove_quietly(temp)
-        raise
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str) -> Iterator[str]:
-    """Yields a temporary directory that replaces `path` only when the block succeeds."""
+    """Yields a temporary directory that replaces `path` only when the block succeeds.
+
+    Errors of the block itself propagate unchanged; those of creating and renaming the directory
+    become RetrainErrors naming `path`.
+    """
     temp = _temp_name(path.rstrip('/\\'))
-    try:
+    with _removed_on_failure(path, temp):
         make_parent_dirs(path.rstrip('/\\'))
+    try:
         yield temp
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    with _removed_on_failure(path, temp):
         if tf.io.gfile.exists(path):
             tf.io.gfile.rmtree(path)
         tf.io.gfile.rename(temp, path)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
+    """Removes `temp` when the block fails; file-system errors become one-line RetrainErrors."""
+    try:
+        yield
     except (tf.errors.OpError, OSError) as e:
         _remove_quietly(temp)
         raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None

@@ -80,18 +80,20 @@ def _listdir(path: str) -> List[str]:
     return sorted(name.rstrip('/\\') for name in tf.io.gfile.listdir(path))
 
 
-def _find_class_files(class_dir: str, prefix: str = '') -> List[str]:
+def _walk(top: str):
+    """os.walk for local folders (it knows file types without a stat per file), else gfile's."""
+    return tf.io.gfile.walk(top) if '://' in top else os.walk(top)
+
+
+def _find_class_files(class_dir: str) -> List[str]:
     """Image files below `class_dir`, as paths relative to it; nested folders are searched too."""
     found = []
-    for name in _listdir(class_dir):
-        if _is_hidden(name):
-            continue
-        full = os.path.join(class_dir, name)
-        relative = os.path.join(prefix, name) if prefix else name
-        if tf.io.gfile.isdir(full):
-            found.extend(_find_class_files(full, relative))
-        elif os.path.splitext(name)[1][1:].lower() in EXTENSIONS:
-            found.append(relative)
+    for folder, subdirs, files in _walk(class_dir):
+        subdirs[:] = sorted(d.rstrip('/\\') for d in subdirs if not _is_hidden(d))
+        prefix = os.path.relpath(folder, class_dir) if folder != class_dir else ''
+        found.extend(os.path.join(prefix, name) if prefix else name for name in sorted(files)
+                     if not _is_hidden(name)
+                     and os.path.splitext(name)[1][1:].lower() in EXTENSIONS)
     return found
 
 
