@@ -198,8 +198,10 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
     # A fresh venv sees the system's TensorFlow (no downloads) but not this checkout.
     subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', venv], check=True)
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    # --ignore-installed: the system may hold this package too (CI pip-installs it first).
     installed = subprocess.run([_script(venv, 'python'), '-m', 'pip', 'install', '--no-deps',
-                                wheel], capture_output=True, text=True, env=env, check=False)
+                                '--ignore-installed', wheel], capture_output=True, text=True,
+                               env=env, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     where = subprocess.run([_script(venv, 'python'), '-c',
                             'import retrain, label_image; print(retrain.__file__)'],
