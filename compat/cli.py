@@ -12,6 +12,14 @@ from retrain.quiet_tensorflow import import_tensorflow
 _PROGRAM = 'python -m compat'
 
 
+def add_override_arguments(parser) -> None:
+    """The classic label_image flags that override what is detected (never needed)."""
+    parser.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
+    parser.add_argument('--output_layer', help='output tensor, e.g. final_result')
+    parser.add_argument('--input_mean', type=float, help='pixel value mapped to 0')
+    parser.add_argument('--input_std', type=float, help='pixel range mapped to 1')
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=_PROGRAM, description='Inspect and convert retrained '
                                      'graphs of every generation.')
@@ -23,10 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in (inspect, convert):
         command.add_argument('graph', help='frozen graph (.pb); inspect also takes a SavedModel '
                              'folder or a .tflite file')
-        command.add_argument('--input_layer', help='override the detected entry tensor')
-        command.add_argument('--output_layer', help='override the detected output tensor')
-        command.add_argument('--input_mean', type=float, help='override: pixel value mapped to 0')
-        command.add_argument('--input_std', type=float, help='override: pixel range mapped to 1')
+        add_override_arguments(command.add_argument_group('classic overrides (never needed)'))
     convert.add_argument('--labels', required=True, help='the graph\'s labels file')
     convert.add_argument('--saved_model_dir', required=True, help='where to write the SavedModel')
     convert.add_argument('--tflite_output_file', default='', help='also write a .tflite file')

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from compat.cli import add_override_arguments
 from retrain.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -41,12 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--allow_unsafe_ops', action='store_true',
                         help='run graphs with ops that can touch files, the network or the host')
     overrides = parser.add_argument_group('classic overrides (never needed)')
-    overrides.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
-    overrides.add_argument('--output_layer', help='output tensor, e.g. final_result')
+    add_override_arguments(overrides)
     overrides.add_argument('--input_height', type=_positive, help='only for models of any size')
     overrides.add_argument('--input_width', type=_positive, help='only for models of any size')
-    overrides.add_argument('--input_mean', type=float, help='pixel value mapped to 0')
-    overrides.add_argument('--input_std', type=float, help='pixel range mapped to 1')
     return parser
 
 
