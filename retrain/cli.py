@@ -9,6 +9,7 @@ import sys
 from absl import app, flags, logging
 
 from retrain.config import DEFAULT_TFHUB_MODULE, RetrainConfig
+from retrain import interrupts
 from retrain.errors import RetrainError
 from retrain.quiet_tensorflow import import_tensorflow
 
@@ -92,6 +93,7 @@ flags.DEFINE_list('beam_pipeline_options', list(_D.beam_pipeline_options), 'Comm
                   'pipeline options for --beam_runner, e.g. --beam_pipeline_options='
                   '--project=p,--region=r,--temp_location=gs://b/tmp')
 
+_HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 _LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,
                'ERROR': logging.ERROR, 'FATAL': logging.FATAL}
 
@@ -110,6 +112,7 @@ def main(argv) -> int:
         print(f'retrain: error: unexpected arguments: {" ".join(argv[1:])}', file=sys.stderr)
         return 2
     logging.set_verbosity(_LOG_LEVELS[FLAGS.logging_verbosity])
+    interrupts.install()
     import_tensorflow()
     from retrain import pipeline  # pylint: disable=import-outside-toplevel
     try:
@@ -130,7 +133,13 @@ def main(argv) -> int:
 
 
 def run() -> None:
-    """Console-script entry point; `--help` lists these flags whatever the program is called."""
+    """Console-script entry point: `--help` lists these flags whatever the program is called,
+    and exits 0 (absl's own help flags exit 1)."""
     for flag in FLAGS.get_flags_for_module(__name__):
         FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+    try:
+        app.run(main)
+    except SystemExit as e:
+        if e.code == 1 and _HELP_FLAGS & set(sys.argv[1:]):
+            sys.exit(0)
+        raise

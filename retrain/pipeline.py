@@ -4,8 +4,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists, summaries,
-                     tflite_export, training)
+from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
+                     interrupts, summaries, tflite_export, training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -80,6 +80,7 @@ def run(config: RetrainConfig) -> float:
                                          config.cache_batch_size, config.random_seed,
                                          config.allow_truncated_images))
         frozen_extractor = export.frozen_extractor_graph(extractor)
+    interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
     graph_def = export.build_graph(extractor, head, config.final_tensor_name, frozen_extractor)

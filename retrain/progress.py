@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from retrain import interrupts
+
 
 def _format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -42,6 +44,7 @@ class Progress:
                 f'{rate:.1f} {self.unit}/s, ETA {eta}')
 
     def update(self, count: int = 1) -> None:
+        interrupts.check()  # Long loops report here, so a Ctrl-C is acted on within one step.
         self.done += count
         now = time.monotonic()
         if now - self._last_report >= self.interval:

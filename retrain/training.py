@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from retrain import interrupts
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.errors import RetrainError
 
@@ -191,6 +192,7 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     steps, batch_size = config.how_many_training_steps, config.train_batch_size
     stops = _stop_steps(steps, config.eval_step_interval, checkpoint_every if on_checkpoint else 0)
     for first, i in zip([0] + [s + 1 for s in stops], stops):
+        interrupts.check()
         if training_batches is None:  # Steps first..i in one call, on indices drawn up front.
             indices = np.stack([train_sampler.sample(batch_size) for _ in range(first, i + 1)])
             loss, accuracy = trainer.steps(tf.constant(indices))
