@@ -13,7 +13,7 @@ The feature extractor is frozen into constants and imported under `module/`; the
 are created first so that they get their exact names (graph names are unique case-insensitively).
 """
 import os
-from typing import List, Optional
+from typing import List
 
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants

@@ -89,6 +89,17 @@ def shared_dir() -> str:
     return SHARED_DIR
 
 
+def retrain_args(image_dir: str, module: str, out: str, steps: int = 30, *extra: str) -> list:
+    """A retrain command line writing everything below `out`: bn/, graph.pb, labels.txt and
+    summaries/. `extra` flags come last, so they also override these (absl: the last one wins)."""
+    return ['--image_dir', image_dir, '--tfhub_module', module,
+            '--bottleneck_dir', os.path.join(out, 'bn'),
+            '--output_graph', os.path.join(out, 'graph.pb'),
+            '--output_labels', os.path.join(out, 'labels.txt'),
+            '--summaries_dir', os.path.join(out, 'summaries'),
+            '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
+
+
 def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
                cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
     """Runs `python -m module args...` as a user would; returns the finished process."""

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import retrain_args, run_module
 
 SIZE = 24
 CLASSES = 4
@@ -175,16 +175,11 @@ def retrained(tmp_path_factory, tiny_module: str, image_dir: str) -> Tuple[str, 
     key = (tiny_module, image_dir)
     if key not in _RETRAINED:
         out = str(tmp_path_factory.mktemp('retrained'))
-        result = run_module(
-            'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-            '--how_many_training_steps', '60', '--learning_rate', '1.0', '--random_seed', '0',
-            '--bottleneck_dir', os.path.join(out, 'bottlenecks'),
-            '--output_graph', os.path.join(out, 'output_graph.pb'),
-            '--output_labels', os.path.join(out, 'output_labels.txt'),
-            '--summaries_dir', os.path.join(out, 'summaries'))
+        result = run_module('retrain', *retrain_args(image_dir, tiny_module, out, 60,
+                                                     '--learning_rate', '1.0',
+                                                     '--random_seed', '0'))
         assert result.returncode == 0, result.stderr[-3000:]
-        _RETRAINED[key] = (os.path.join(out, 'output_graph.pb'),
-                           os.path.join(out, 'output_labels.txt'))
+        _RETRAINED[key] = (os.path.join(out, 'graph.pb'), os.path.join(out, 'labels.txt'))
     return _RETRAINED[key]
 
 

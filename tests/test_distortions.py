@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import retrain_args, run_module
 from retrain import distortions
 from retrain.distortions import DistortionConfig, ImageBatches
 from retrain.errors import RetrainError
@@ -116,13 +116,10 @@ def test_unreadable_image_is_named(tmp_path):
 
 def test_distorted_training_run(tmp_path, image_dir, tiny_module):
     """Distorted batches train the layer; the cache holds only undistorted bottlenecks."""
-    result = run_module(
-        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-        '--bottleneck_dir', str(tmp_path / 'bn'), '--output_graph', str(tmp_path / 'g.pb'),
-        '--output_labels', str(tmp_path / 'labels.txt'), '--summaries_dir', '',
-        '--how_many_training_steps', '40', '--learning_rate', '0.5', '--train_batch_size', '20',
-        '--flip_left_right', '--random_crop', '20', '--random_scale', '20',
-        '--random_brightness', '15')
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(tmp_path), 40, '--summaries_dir', '',
+        '--train_batch_size', '20', '--flip_left_right', '--random_crop', '20',
+        '--random_scale', '20', '--random_brightness', '15'))
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Decoding training images' in result.stderr
     assert 'Step 39: Train accuracy' in result.stderr
@@ -130,4 +127,4 @@ def test_distorted_training_run(tmp_path, image_dir, tiny_module):
     assert final >= 90.0
     cached = glob.glob(os.path.join(str(tmp_path / 'bn'), '*', '*.txt'))
     assert len(cached) == 90  # One per image, none for distorted copies.
-    assert os.path.getsize(str(tmp_path / 'g.pb')) > 0
+    assert os.path.getsize(str(tmp_path / 'graph.pb')) > 0

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
-from conftest import TinyFeatureVector, run_module
+from conftest import TinyFeatureVector, retrain_args, run_module
 from retrain import bottleneck_cache, image_io
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.distortions import DistortionConfig, ImageBatches
@@ -19,14 +19,11 @@ from retrain.training import Head
 @pytest.fixture(scope='module')
 def tuned(tmp_path_factory, image_dir, tiny_module):
     work = tmp_path_factory.mktemp('fine_tune')
-    result = run_module(
-        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-        '--bottleneck_dir', str(work / 'bn'), '--output_graph', str(work / 'graph.pb'),
-        '--output_labels', str(work / 'labels.txt'), '--summaries_dir', '',
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(work), 20, '--summaries_dir', '',
         '--saved_model_dir', str(work / 'saved_model'),
         '--tflite_output_file', str(work / 'model.tflite'),
-        '--how_many_training_steps', '20', '--learning_rate', '0.5',
-        '--fine_tune_steps', '10', '--fine_tune_learning_rate', '0.5', '--random_seed', '1')
+        '--fine_tune_steps', '10', '--fine_tune_learning_rate', '0.5', '--random_seed', '1'))
     assert result.returncode == 0, result.stderr[-3000:]
     return work, result.stderr
 

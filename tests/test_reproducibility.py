@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
-from conftest import run_module
+from conftest import retrain_args, run_module
 from retrain import image_io
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.training import TrainingConfig, train
@@ -19,12 +19,8 @@ _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fi
 def _retrain(work: str, image_dir: str, module: str, *extra: str):
     os.makedirs(work, exist_ok=True)
     return run_module(
-        'retrain', '--image_dir', image_dir, '--tfhub_module', module,
-        '--bottleneck_dir', os.path.join(work, 'bottlenecks'),
-        '--output_graph', os.path.join(work, 'graph.pb'),
-        '--output_labels', os.path.join(work, 'labels.txt'),
-        '--summaries_dir', os.path.join(work, 'summaries'),
-        '--how_many_training_steps', '12', '--eval_step_interval', '4', '--learning_rate', '0.3',
+        'retrain', *retrain_args(image_dir, module, work, 12),
+        '--eval_step_interval', '4', '--learning_rate', '0.3',
         '--train_batch_size', '16', '--validation_batch_size', '8',
         '--flip_left_right', '--random_crop', '10', '--random_scale', '10',
         '--random_brightness', '10', '--fine_tune_steps', '3', *extra)

@@ -2,28 +2,17 @@
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, make_image_folder, run_module, save_tiny_module
+from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module, save_tiny_module
 from messy_images import SYSTEM_FILES, messy_files
 from retrain import bottleneck_cache
 from retrain.extractors import hub_cache_suffix
-
-
-def _retrain_args(image_dir, module, out, steps=30, *extra):
-    return ['--image_dir', image_dir, '--tfhub_module', module,
-            '--bottleneck_dir', os.path.join(out, 'bn'),
-            '--output_graph', os.path.join(out, 'graph.pb'),
-            '--output_labels', os.path.join(out, 'labels.txt'),
-            '--summaries_dir', os.path.join(out, 'summaries'),
-            '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
 
 
 def _assert_one_line_error(result, *fragments):
@@ -51,7 +40,7 @@ def messy_dir(tmp_path_factory):
 
 
 def test_messy_folder_trains_and_names_each_unreadable_file(messy_dir, tiny_module, tmp_path):
-    result = run_module('retrain', *_retrain_args(messy_dir, tiny_module, str(tmp_path)))
+    result = run_module('retrain', *retrain_args(messy_dir, tiny_module, str(tmp_path)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Traceback' not in result.stderr
     unreadable = [name for name, _, readable in messy_files() if not readable]
@@ -69,7 +58,7 @@ def test_messy_folder_trains_and_names_each_unreadable_file(messy_dir, tiny_modu
 
 
 def test_allow_truncated_images_uses_what_a_truncated_jpeg_holds(messy_dir, tiny_module, tmp_path):
-    args = _retrain_args(messy_dir, tiny_module, str(tmp_path), 5, '--allow_truncated_images')
+    args = retrain_args(messy_dir, tiny_module, str(tmp_path), 5, '--allow_truncated_images')
     result = run_module('retrain', *args)
     assert result.returncode == 0, result.stderr[-3000:]
     truncated = os.path.join(messy_dir, 'red', 'truncated.jpg')
@@ -84,7 +73,7 @@ def test_unicode_and_spaced_class_names(tiny_module, tmp_path):
     colours = {'玫瑰': (200, 40, 40), 'café': (40, 190, 60), 'Sun Flowers': (50, 60, 210)}
     image_dir = make_image_folder(str(tmp_path / 'mes images ü'), per_class=20, colours=colours)
     out = str(tmp_path / 'sortie é')
-    result = run_module('retrain', *_retrain_args(image_dir, tiny_module, out))
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, out))
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
         assert f.read().splitlines() == ['sun flowers', 'café', '玫瑰']  # Sorted folder order.
@@ -104,17 +93,17 @@ def test_bad_image_dir_errors(case, tiny_module, tmp_path):
         for name in os.listdir(os.path.join(image_dir, 'red')):
             with open(os.path.join(image_dir, 'red', name), 'wb') as f:
                 f.write(b'not an image')
-    result = run_module('retrain', *_retrain_args(image_dir, tiny_module, str(tmp_path / 'out')))
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path / 'out')))
     _assert_one_line_error(result, expected[case])
 
 
 def test_module_errors(image_dir, tmp_path):
     unreachable = 'http://127.0.0.1:9/module.tar.gz'
-    result = run_module('retrain', *_retrain_args(image_dir, unreachable, str(tmp_path)))
+    result = run_module('retrain', *retrain_args(image_dir, unreachable, str(tmp_path)))
     _assert_one_line_error(result, 'cannot load module', unreachable)
     not_a_module = str(tmp_path / 'folder')
     os.makedirs(not_a_module)
-    result = run_module('retrain', *_retrain_args(image_dir, not_a_module, str(tmp_path)))
+    result = run_module('retrain', *retrain_args(image_dir, not_a_module, str(tmp_path)))
     _assert_one_line_error(result, 'cannot load module', not_a_module)
 
 
@@ -128,14 +117,14 @@ def test_module_that_is_not_an_image_feature_vector(image_dir, tmp_path):
 
     path = str(tmp_path / 'scalar_module')
     tf.saved_model.save(Classifier(), path)
-    result = run_module('retrain', *_retrain_args(image_dir, path, str(tmp_path)))
+    result = run_module('retrain', *retrain_args(image_dir, path, str(tmp_path)))
     _assert_one_line_error(result, 'is not an image feature vector', path)
 
 
 def test_unwritable_output_location(image_dir, tiny_module, tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
-    args = _retrain_args(image_dir, tiny_module, str(tmp_path))
+    args = retrain_args(image_dir, tiny_module, str(tmp_path))
     args[args.index('--output_graph') + 1] = str(blocker / 'graph.pb')
     result = run_module('retrain', *args)
     _assert_one_line_error(result, 'cannot write', str(blocker / 'graph.pb'))
@@ -173,12 +162,12 @@ def _final_line(stderr):
 
 def test_kill_9_while_caching_then_rerun(slow_setup, tmp_path):
     image_dir, module = slow_setup
-    reference = run_module('retrain', *_retrain_args(image_dir, module, str(tmp_path / 'ref'), 30,
+    reference = run_module('retrain', *retrain_args(image_dir, module, str(tmp_path / 'ref'), 30,
                                                      '--random_seed', '11', '--cache_batch_size',
                                                      '8'))
     assert reference.returncode == 0, reference.stderr[-2000:]
     out = str(tmp_path / 'killed')
-    args = _retrain_args(image_dir, module, out, 30, '--random_seed', '11',
+    args = retrain_args(image_dir, module, out, 30, '--random_seed', '11',
                          '--cache_batch_size', '8')
     for _ in range(2):
         process = _start_retrain(args)
@@ -200,7 +189,7 @@ def test_kill_9_while_caching_then_rerun(slow_setup, tmp_path):
 def test_ctrl_c_exits_promptly_without_traceback_or_outputs(slow_setup, tmp_path):
     image_dir, module = slow_setup
     out = str(tmp_path / 'interrupted')
-    process = _start_retrain(_retrain_args(image_dir, module, out, 30, '--cache_batch_size', '8'))
+    process = _start_retrain(retrain_args(image_dir, module, out, 30, '--cache_batch_size', '8'))
     _wait_for_cache_files(os.path.join(out, 'bn'), process)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import retrain_args, run_module
 from retrain import summaries
 
 
@@ -31,11 +31,9 @@ def summaries_dir(tmp_path_factory, image_dir, tiny_module):
     logs = work / 'logs'
     (logs / 'old_run').mkdir(parents=True)
     (logs / 'old_run' / 'events.out.tfevents.stale').write_bytes(b'left from an earlier run')
-    result = run_module(
-        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-        '--bottleneck_dir', str(work / 'bn'), '--output_graph', str(work / 'graph.pb'),
-        '--output_labels', str(work / 'labels.txt'), '--summaries_dir', str(logs),
-        '--how_many_training_steps', '20', '--learning_rate', '0.5', '--eval_step_interval', '5')
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(work), 20, '--summaries_dir', str(logs),
+        '--eval_step_interval', '5'))
     assert result.returncode == 0, result.stderr[-3000:]
     return str(logs)
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
-from conftest import run_module
+from conftest import retrain_args, run_module
 from retrain import export, image_io, tflite_export
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
@@ -18,12 +18,9 @@ from retrain.training import TrainingConfig, train
 def retrained(tmp_path_factory, image_dir, tiny_module):
     """A real retrain run of the tiny module that also writes a float .tflite file."""
     work = tmp_path_factory.mktemp('tflite')
-    result = run_module(
-        'retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-        '--bottleneck_dir', str(work / 'bn'), '--output_graph', str(work / 'graph.pb'),
-        '--output_labels', str(work / 'labels.txt'), '--summaries_dir', '',
-        '--how_many_training_steps', '30', '--learning_rate', '0.5',
-        '--tflite_output_file', str(work / 'model.tflite'))
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(work), 30, '--summaries_dir', '',
+        '--tflite_output_file', str(work / 'model.tflite')))
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 
