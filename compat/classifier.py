@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from compat import graph_io, safety, signature
 from compat.signature import InputSpec
 from retrain import image_io
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
 
 Images = Union[np.ndarray, Sequence[bytes]]
 
@@ -112,7 +112,7 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
     try:
         wrapped = graph_io.imported_graph(graph_def)
     except (ValueError, tf.errors.OpError) as e:
-        raise RetrainError(f'cannot load graph {path}: {image_io.error_summary(e)}') from None
+        raise RetrainError(f'cannot load graph {path}: {error_summary(e)}') from None
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
@@ -166,7 +166,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
             interpreter = tf.lite.Interpreter(model_path=path)
     except (ValueError, RuntimeError) as e:
         raise RetrainError(f'not a TensorFlow Lite model: {path} '
-                           f'({str(e).strip().splitlines()[0]})') from None
+                           f'({error_summary(e)})') from None
     ops = interpreter._get_ops_details()  # pylint: disable=protected-access  # No public API.
     safety.check_tflite_ops([op['op_name'] for op in ops], path, allow_unsafe_ops)
     inputs = interpreter.get_input_details()
@@ -190,7 +190,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     try:
         interpreter.allocate_tensors()
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
-        raise RetrainError(f'cannot run {path}: {str(e).splitlines()[0][:200]}') from None
+        raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, 'TensorFlow Lite', 'tf.lite', spec, result['name'],
                       int(result['shape'][-1]), run)
 

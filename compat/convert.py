@@ -16,7 +16,7 @@ import tensorflow as tf
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
 from retrain import export, fileio
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
 
@@ -73,7 +73,7 @@ def write_tflite(saved_model_dir: str, path: str) -> None:
         model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
     except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
         raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
-                           f'{str(e).strip().splitlines()[0]}') from None
+                           f'{error_summary(e)}') from None
     fileio.atomic_write(path, model)
 
 

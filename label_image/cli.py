@@ -72,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
     from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
     from label_image import images  # pylint: disable=import-outside-toplevel
     from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
-    from retrain.image_io import error_summary  # pylint: disable=import-outside-toplevel
+    from retrain.errors import error_summary  # pylint: disable=import-outside-toplevel
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
         model = models.load(args.graph, models.Overrides(

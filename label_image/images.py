@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from compat.classifier import Classifier
-from retrain import image_io
+from retrain.errors import error_summary
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
 
@@ -72,13 +72,13 @@ def _prepare(classifier: Classifier, path: str,
         with tf.io.gfile.GFile(path, 'rb') as f:
             contents = f.read()
     except (tf.errors.OpError, OSError) as e:
-        return path, None, f'cannot read file ({image_io.error_summary(e)})'
+        return path, None, f'cannot read file ({error_summary(e)})'
     if not contents:
         return path, None, 'empty file'
     try:
         return path, classifier.prepare(contents), ''
     except tf.errors.OpError as e:
-        return path, None, image_io.error_summary(e)
+        return path, None, error_summary(e)
 
 
 def _classify_batch(classifier: Classifier, prepared) -> List[Result]:

@@ -19,7 +19,7 @@ from absl import logging
 
 from retrain import bottleneck_cache, fileio, image_io
 from retrain.config import RetrainConfig
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_cause, error_summary
 from retrain.extractors import FeatureExtractor
 from retrain.image_lists import CATEGORIES, ImageClass, image_path
 
@@ -96,12 +96,6 @@ def _write_job_list(jobs: Sequence[Job], bottleneck_dir: str) -> str:
     return path
 
 
-def _last_line(error: Exception) -> str:
-    """The root cause of a runner's error: its last non-empty message line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
-
-
 def _counter(result, name: str) -> int:
     query = result.metrics().query(beam.metrics.MetricsFilter().with_name(name))
     return sum(c.committed or 0 for c in query['counters'])
@@ -126,14 +120,14 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
                                                          runner=runner))
     except (ValueError, TypeError) as e:
         raise RetrainError(f'cannot start a Beam pipeline with runner {runner!r}: '
-                           f'{str(e).strip().splitlines()[0]}') from None
+                           f'{error_summary(e)}') from None
     logging.info('Caching bottlenecks of %d images in %s with Beam runner %s (%s)', len(jobs),
                  bottleneck_dir, runner, extractor.description)
     try:
         job_list = _write_job_list(jobs, bottleneck_dir)
     except tf.errors.OpError as e:
         raise RetrainError(f'cannot write to bottleneck directory {bottleneck_dir}: '
-                           f'{image_io.error_summary(e)}') from None
+                           f'{error_summary(e)}') from None
     try:
         _ = (pipeline
              | 'Jobs' >> beam.io.ReadFromText(job_list)
@@ -145,7 +139,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
         result = pipeline.run()
         result.wait_until_finish()
     except Exception as e:  # pylint: disable=broad-except  # Runners wrap worker errors their way.
-        raise RetrainError(f'the Beam pipeline on {runner} failed: {_last_line(e)}') from None
+        raise RetrainError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
         tf.io.gfile.remove(job_list)
     computed = _counter(result, COMPUTED)

@@ -17,3 +17,11 @@ def error_summary(error: BaseException) -> str:
     message = message.splitlines()[0] if message else type(error).__name__
     message = re.sub(r'^\{\{[^}]*\}\}\s*', '', message)
     return message.split(' [Op:')[0].strip()
+
+
+def error_cause(error: BaseException) -> str:
+    """The last line of an error that says what went wrong, for errors that put the root cause
+    last (graph execution, Beam runners), without TF's node and traceback lines."""
+    lines = [line.strip() for line in (getattr(error, 'message', None) or str(error)).splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(('[[', 'File ', 'Detected '))]
+    return reasons[-1].split(' [Op:')[0] if reasons else type(error).__name__

@@ -22,7 +22,7 @@ from absl import logging
 
 from compat import graph_io
 from retrain import downloads
-from retrain.errors import RetrainError, error_summary
+from retrain.errors import RetrainError, error_cause, error_summary
 from retrain.extractors import FeatureExtractor
 
 INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
@@ -141,13 +141,6 @@ def adaptor_graph(graph_def: tf.compat.v1.GraphDef, arch: Architecture,
     return graph.as_graph_def()
 
 
-def _run_error(error: Exception) -> str:
-    """The line of a graph execution error that says what went wrong (TF puts it last)."""
-    lines = [line.strip() for line in (getattr(error, 'message', None) or str(error)).splitlines()]
-    reasons = [line for line in lines if line and not line.startswith(('[[', 'File ', 'Detected '))]
-    return reasons[-1].split(' [Op:')[0] if reasons else type(error).__name__
-
-
 def load_architecture(architecture: str, model_dir: str) -> FeatureExtractor:
     """The classic `--architecture` model as a FeatureExtractor (see the module doc)."""
     arch = architecture_info(architecture)
@@ -162,7 +155,7 @@ def load_architecture(architecture: str, model_dir: str) -> FeatureExtractor:
     try:
         bottlenecks(tf.zeros([2, size, size, 3]))
     except (tf.errors.OpError, ValueError) as e:
-        raise RetrainError(f'{source} cannot be run as {arch.name}: {_run_error(e)}') from None
+        raise RetrainError(f'{source} cannot be run as {arch.name}: {error_cause(e)}') from None
     logging.info('Architecture %s: input %dx%d at %s, bottleneck %s of size %d', arch.name, size,
                  size, arch.input_tensor, arch.bottleneck_tensor, arch.bottleneck_size)
     return FeatureExtractor(

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain import export, fileio, image_io
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
 from retrain.extractors import FeatureExtractor
 from retrain.training import Head
 
@@ -80,7 +80,7 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
         return converter.convert()
     except Exception as e:  # The converter raises ConverterError, ValueError, RuntimeError ...
         raise RetrainError(f'cannot convert the classifier to TensorFlow Lite: '
-                           f'{type(e).__name__}: {str(e).strip().splitlines()[0]}') from None
+                           f'{type(e).__name__}: {error_summary(e)}') from None
 
 
 def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
