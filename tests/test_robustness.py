@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module, save_tiny_module
+from conftest import REPO_ROOT, TINY_SIZE, TinyFeatureVector, make_image_folder, retrain_args, \
+    run_module
 from messy_images import SYSTEM_FILES, messy_files
 from retrain import bottleneck_cache
 from retrain.extractors import hub_cache_suffix
@@ -137,22 +140,47 @@ def _start_retrain(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_cache_files(cache_dir, process, count=1, timeout=120):
+def _count_cache_files(cache_dir):
+    return sum(name.endswith('.txt') for _, _, files in os.walk(cache_dir) for name in files)
+
+
+def _wait_for_new_cache_files(cache_dir, process, timeout=120):
+    """Returns once `process` has written a cache file that was not there before."""
+    before = _count_cache_files(cache_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        found = sum(name.endswith('.txt') for _, _, files in os.walk(cache_dir) for name in files)
-        if found >= count:
+        if _count_cache_files(cache_dir) > before:
             return
         time.sleep(0.02)
     raise AssertionError('caching never started')
 
 
+class SlowFeatureVector(TinyFeatureVector):
+    """The tiny module plus real convolution work (~10 ms an image), so caching is slow enough to
+    interrupt at a random point; its bottlenecks barely differ from the tiny module's."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(1)
+        self.wide = tf.Variable(rng.normal(0, 0.1, (3, 3, 3, 32)).astype(np.float32))
+        self.deep = tf.Variable(rng.normal(0, 0.1, (3, 3, 32, 32)).astype(np.float32))
+        self.__call__ = tf.function(self._slow_features, input_signature=[
+            tf.TensorSpec([None, TINY_SIZE, TINY_SIZE, 3], tf.float32)])
+
+    def _slow_features(self, images):
+        large = tf.image.resize(images, [160, 160])
+        work = tf.nn.conv2d(tf.nn.relu(tf.nn.conv2d(large, self.wide, 1, 'SAME')), self.deep, 1,
+                            'SAME')
+        return self._features(images) + 1e-6 * tf.reduce_mean(work)
+
+
 @pytest.fixture(scope='module')
 def slow_setup(tmp_path_factory):
-    """Enough large images that caching takes seconds, and a slower module to interrupt."""
+    """Large images and a slow module: caching takes seconds, long enough to interrupt."""
     root = tmp_path_factory.mktemp('slow')
     image_dir = make_image_folder(str(root / 'images'), per_class=60, seed=5, shape=(720, 960))
-    module = save_tiny_module(str(root / 'module'))
+    module = str(root / 'module')
+    tf.saved_model.save(SlowFeatureVector(), module)
     return image_dir, module
 
 
@@ -171,7 +199,7 @@ def test_kill_9_while_caching_then_rerun(slow_setup, tmp_path):
                          '--cache_batch_size', '8')
     for _ in range(2):
         process = _start_retrain(args)
-        _wait_for_cache_files(os.path.join(out, 'bn'), process)
+        _wait_for_new_cache_files(os.path.join(out, 'bn'), process)
         time.sleep(random.uniform(0.0, 0.5))
         process.send_signal(signal.SIGKILL)
         process.communicate()
@@ -190,7 +218,7 @@ def test_ctrl_c_exits_promptly_without_traceback_or_outputs(slow_setup, tmp_path
     image_dir, module = slow_setup
     out = str(tmp_path / 'interrupted')
     process = _start_retrain(retrain_args(image_dir, module, out, 30, '--cache_batch_size', '8'))
-    _wait_for_cache_files(os.path.join(out, 'bn'), process)
+    _wait_for_new_cache_files(os.path.join(out, 'bn'), process)
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, stderr = process.communicate(timeout=60)
