@@ -7,8 +7,9 @@ Measures, on this machine: the model alone on pre-decoded batches; reading+decod
 alone (the same tf.data pipeline the cache uses); the bound these two set together (on CPU both
 share the cores, so 1 / (1/model + 1/decode); on a GPU the smaller of the two); end-to-end cache
 filling into a fresh folder; training steps/s on the in-memory bottlenecks; the wall time of a
-whole warm `python -m retrain` (full cache) and when it starts training; label_image latency for
-one image and throughput on the folder; peak RSS. Prints a table and writes the numbers as JSON.
+whole `python -m retrain` cold (empty cache) and then warm (full cache), when each starts
+training, and the accuracy; label_image latency for one image and throughput on the folder; peak
+RSS. Prints a table and writes the numbers as JSON.
 Other processes on the machine skew every number: the first three are timed in rounds, round
 robin, and their medians reported; the load average is recorded with them.
 """
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                         help='at least how long each timing of the model or decoding alone runs')
     parser.add_argument('--repeats', type=int, default=3,
                         help='rounds of decode/model/caching timings; the median of each counts')
-    parser.add_argument('--skip', default='', help='comma-separated: warm_run,label_image')
+    parser.add_argument('--skip', default='', help='comma-separated: runs,label_image')
     parser.add_argument('--json', default=DEFAULT_JSON, help='where to write the results')
     parser.add_argument('--work_dir', default='', help='scratch folder (default: a temp dir)')
     return parser
@@ -147,8 +148,9 @@ def _env() -> Dict[str, str]:
                 PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
 
 
-def measure_warm_run(args, bottleneck_dir: str, out_dir: str) -> Dict[str, float]:
-    """A whole `python -m retrain` on the full cache: wall time and when Step 0 is logged."""
+def measure_run(args, bottleneck_dir: str, out_dir: str, kind: str) -> Dict[str, object]:
+    """A whole `python -m retrain` (`kind`: cold on an empty cache, warm on a full one): its wall
+    time, when it logged Step 0 (training started) and its final test accuracy."""
     command = [sys.executable, '-m', 'retrain', '--image_dir', args.image_dir, *_model_args(args),
                '--bottleneck_dir', bottleneck_dir, '--how_many_training_steps',
                str(args.training_steps), '--output_graph', os.path.join(out_dir, 'graph.pb'),
@@ -165,11 +167,11 @@ def measure_warm_run(args, bottleneck_dir: str, out_dir: str) -> Dict[str, float
                 first_step = time.perf_counter() - started
     wall = time.perf_counter() - started
     if process.returncode:
-        raise RuntimeError('warm run failed:\n' + ''.join(lines[-20:]))
+        raise RuntimeError(f'{kind} run failed:\n' + ''.join(lines[-20:]))
     accuracy = next((line.split('=')[-1].strip() for line in lines
                      if 'Final test accuracy' in line), '')
-    return {'warm_run_s': round(wall, 2), 'warm_run_training_starts_s': round(first_step or 0, 2),
-            'warm_run_test_accuracy': accuracy}
+    return {f'{kind}_run_s': round(wall, 2), f'{kind}_run_training_starts_s': round(first_step or 0, 2),
+            f'{kind}_run_test_accuracy': accuracy}
 
 
 def _label_image(graph: str, labels: str, images: Sequence[str]) -> float:
@@ -215,7 +217,10 @@ def _rows(results: Dict[str, object]) -> List[Tuple[str, str]]:
         ('caching beyond that preparation', get('caching_after_preparation_images_per_s',
                                                  ' images/s')),
         (f'training ({results["training_steps"]} steps)', get('training_steps_per_s', ' steps/s')),
-        ('warm python -m retrain, wall', get('warm_run_s', ' s')),
+        ('cold python -m retrain (empty cache), wall', get('cold_run_s', ' s')),
+        ('cold run: Step 0 logged after', get('cold_run_training_starts_s', ' s')),
+        ('cold run: final test accuracy', get('cold_run_test_accuracy')),
+        ('warm python -m retrain (full cache), wall', get('warm_run_s', ' s')),
         ('warm run: Step 0 logged after', get('warm_run_training_starts_s', ' s')),
         ('label_image, one image (process)', get('label_image_one_image_s', ' s')),
         ('label_image, folder', get('label_image_folder_images_per_s', ' images/s')),
@@ -267,8 +272,10 @@ def run(args) -> Dict[str, object]:
         results['training_steps_per_s'] = round(
             measure_training(data, num_classes, args.training_steps), 1)
         results['peak_rss_mb'] = _peak_rss_mb(resource.RUSAGE_SELF)
-        if 'warm_run' not in skip:
-            results.update(measure_warm_run(args, bottleneck_dir, work))
+        if 'runs' not in skip:
+            run_cache = os.path.join(work, 'bottlenecks_run')
+            for kind in ('cold', 'warm'):
+                results.update(measure_run(args, run_cache, work, kind))
             if 'label_image' not in skip:
                 results.update(measure_label_image(work, args.image_dir, paths))
         results['peak_rss_children_mb'] = _peak_rss_mb(resource.RUSAGE_CHILDREN)

@@ -16,10 +16,9 @@ import os
 from typing import List
 
 import tensorflow as tf
-from tensorflow.python.framework import convert_to_constants
 
 from retrain import fileio, image_io
-from retrain.extractors import FeatureExtractor
+from retrain.extractors import FeatureExtractor, FrozenExtractor
 from retrain.training import Head
 
 JPEG_INPUT = 'DecodeJpeg/contents:0'
@@ -32,17 +31,10 @@ def write_labels(path: str, labels: List[str]) -> None:
     fileio.atomic_write(path, ''.join(label + '\n' for label in labels))
 
 
-def frozen_extractor_graph(extractor: FeatureExtractor):
-    """The extractor as a constant GraphDef plus the names of its input and output tensors."""
-    frozen = convert_to_constants.convert_variables_to_constants_v2(extractor.concrete_function())
-    return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
-
-
-def build_graph(extractor: FeatureExtractor, head: Head, final_tensor_name: str = 'final_result',
-                frozen_extractor=None) -> tf.compat.v1.GraphDef:
+def build_graph(extractor: FeatureExtractor, head: Head,
+                final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
     """The complete classifier as a frozen GraphDef with all entry points (see module doc)."""
-    extractor_graph, extractor_input, extractor_output = (
-        frozen_extractor or frozen_extractor_graph(extractor))
+    frozen = extractor.freeze()  # Eagerly, before building a graph.
     height, width = extractor.image_size
     graph = tf.Graph()
     with graph.as_default():
@@ -59,13 +51,18 @@ def build_graph(extractor: FeatureExtractor, head: Head, final_tensor_name: str 
                                                          name='input')
         with tf.name_scope('uncenter'):
             images = (centered * 128.0 + 128.0) / 255.0
-        bottleneck, = tf.graph_util.import_graph_def(
-            extractor_graph, input_map={extractor_input: images},
-            return_elements=[extractor_output], name='module')
         bottleneck_input = tf.compat.v1.placeholder_with_default(
-            bottleneck, [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
+            import_extractor(frozen, images), [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
         add_final_layer(bottleneck_input, head, final_tensor_name)
     return graph.as_graph_def()
+
+
+def import_extractor(frozen: FrozenExtractor, images: tf.Tensor) -> tf.Tensor:
+    """The frozen extractor imported under `module/` into the current graph; its bottlenecks."""
+    bottleneck, = tf.graph_util.import_graph_def(
+        frozen.graph_def, input_map={frozen.input_name: images},
+        return_elements=[frozen.output_name], name='module')
+    return bottleneck
 
 
 def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: str) -> None:

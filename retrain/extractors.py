@@ -13,11 +13,26 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.framework import convert_to_constants
 
 from retrain import downloads
 from retrain.errors import RetrainError, error_summary
 
 DEFAULT_IMAGE_SIZE = 224
+
+
+@dataclasses.dataclass
+class FrozenExtractor:
+    """An extractor with its variables folded in as constants: one GraphDef, and a function.
+
+    TensorFlow can then fold batch norms into convolutions and fuse more: MobileNet V2 runs about
+    1.4x faster on CPU (bench/bench.py). The exported graph embeds `graph_def`, imported with
+    `input_name` fed and `output_name` read; `function` runs it for caching.
+    """
+    graph_def: tf.compat.v1.GraphDef
+    input_name: str
+    output_name: str
+    function: Callable[[tf.Tensor], tf.Tensor]
 
 
 @dataclasses.dataclass
@@ -36,6 +51,7 @@ class FeatureExtractor:
       owner: the loaded object the function belongs to, kept alive with it.
       legacy_cache_suffixes: suffixes of older caches of the same model (TF 1.0-1.4 Inception
         caches have none), read when the `cache_suffix` file is missing and never rewritten.
+      frozen: the model frozen (see `freeze`); given up front by models that come frozen.
     """
     function: Callable[[tf.Tensor], tf.Tensor]
     image_size: Tuple[int, int]
@@ -45,6 +61,7 @@ class FeatureExtractor:
     trainable_variables: Sequence[tf.Variable] = ()
     owner: object = None
     legacy_cache_suffixes: Sequence[str] = ()
+    frozen: Optional[FrozenExtractor] = None
 
     def input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.image_size[0], self.image_size[1], 3], tf.float32)
@@ -57,6 +74,20 @@ class FeatureExtractor:
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         return self.concrete_function()(images)
+
+    def freeze(self) -> FrozenExtractor:
+        """The model with the current values of its variables as constants.
+
+        Freezing a large module takes seconds, so it is done once and shared by caching and every
+        exported graph; whoever changes the variables (fine-tuning) sets `frozen` back to None.
+        """
+        if self.frozen is None:
+            concrete = convert_to_constants.convert_variables_to_constants_v2(
+                self.concrete_function())
+            self.frozen = FrozenExtractor(concrete.graph.as_graph_def(), concrete.inputs[0].name,
+                                          concrete.outputs[0].name,
+                                          lambda images: concrete(images)[0])
+        return self.frozen
 
 
 def hub_cache_suffix(handle: str) -> str:

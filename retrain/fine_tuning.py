@@ -120,6 +120,7 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
                          float(accuracy) * 100)
             logging.info('%s: Fine-tune step %d: Cross entropy = %f', now, i, float(loss))
     tuned = tuner.head()
+    extractor.frozen = None  # Its variables changed: caching and export must freeze it anew.
     for category in ('validation', 'testing'):
         data.features[category] = _recompute(extractor, data.paths[category],
                                              config.cache_batch_size,

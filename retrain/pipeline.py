@@ -49,7 +49,6 @@ def run(config: RetrainConfig) -> float:
                                                config.allow_truncated_images)
     labels = [c.label for c in classes]
     _prepare_summaries_dir(config.summaries_dir)
-    frozen_extractor = export.frozen_extractor_graph(extractor)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
                                             extractor, distortion, config.random_seed,
@@ -59,8 +58,7 @@ def run(config: RetrainConfig) -> float:
     def store_intermediate(step: int, head: training.Head) -> None:
         path = export.intermediate_graph_path(config.intermediate_output_graphs_dir, step)
         logging.info('Save intermediate result to : %s', path)
-        export.write_graph(path, export.build_graph(extractor, head, config.final_tensor_name,
-                                                    frozen_extractor))
+        export.write_graph(path, export.build_graph(extractor, head, config.final_tensor_name))
 
     head = training.train(
         data, len(classes),
@@ -79,16 +77,14 @@ def run(config: RetrainConfig) -> float:
                                          config.train_batch_size, config.eval_step_interval,
                                          config.cache_batch_size, config.random_seed,
                                          config.allow_truncated_images))
-        frozen_extractor = export.frozen_extractor_graph(extractor)
-    interrupts.check()  # Before anything is written to the output paths.
+        interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
-    graph_def = export.build_graph(extractor, head, config.final_tensor_name, frozen_extractor)
+    graph_def = export.build_graph(extractor, head, config.final_tensor_name)
     export.write_graph(config.output_graph, graph_def)
     logging.info('Wrote graph to %s', config.output_graph)
     if config.tflite_output_file:
-        tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name,
-                                                      frozen_extractor)
+        tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name)
         tflite_export.write_tflite(config.tflite_output_file, tflite_graph, extractor.image_size,
                                    config.final_tensor_name + ':0', config.tflite_quantize,
                                    data.paths['training'], config.random_seed)

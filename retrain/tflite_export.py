@@ -27,19 +27,15 @@ REPRESENTATIVE_IMAGES = 100
 
 
 def classifier_graph(extractor: FeatureExtractor, head: Head,
-                     final_tensor_name: str = 'final_result',
-                     frozen_extractor=None) -> tf.compat.v1.GraphDef:
+                     final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
     """Image `Placeholder` [N, H, W, 3] in [0, 1] -> frozen extractor -> new layer -> softmax."""
-    extractor_graph, extractor_input, extractor_output = (
-        frozen_extractor or export.frozen_extractor_graph(extractor))
+    frozen = extractor.freeze()  # Eagerly, before building a graph.
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, extractor.input_spec().shape,
                                          name='Placeholder')
-        bottleneck, = tf.graph_util.import_graph_def(
-            extractor_graph, input_map={extractor_input: image},
-            return_elements=[extractor_output], name='module')
-        export.add_final_layer(bottleneck, head, final_tensor_name)
+        export.add_final_layer(export.import_extractor(frozen, image), head,
+                               final_tensor_name)
     return graph.as_graph_def()
 
 

@@ -347,7 +347,7 @@ def test_real_mobilenet_archive_on_flower_photos(tmp_path, shared_dir):
     ours = extractor(image_io.load_image(photo, (224, 224))[np.newaxis]).numpy()[0]
     np.testing.assert_allclose(ours, classic_mobilenet_bottleneck(graph_def, read(photo), 224),
                                rtol=1e-3, atol=2e-3)
-    frozen_graph, _, _ = export.frozen_extractor_graph(extractor)
+    frozen_graph = extractor.freeze().graph_def
     assert not frozen_graph.library.function  # Flat: the graph is inlined, no function calls.
 
     result = run_module('retrain', '--bottleneck_dir', str(tmp_path / 'bottleneck'),

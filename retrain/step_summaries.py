@@ -1,0 +1,69 @@
+"""TensorBoard records written while training runs: the classic scalars and histograms, cheaply.
+
+A classic run evaluates 400 times (4000 steps, every 10). `tf.summary.histogram` costs about
+1.5 ms a call (it buckets through a one-hot matrix) and an eager `tf.summary.scalar` about 0.5 ms,
+together more than the training steps between two evaluations, and even writing a ready record
+through tf.summary costs a quarter of a millisecond. Here the buckets come from NumPy and each
+evaluation becomes one Event record appended to an event file of our own (a TFRecord file, as
+tf.summary writes): the same records, with the same plugin metadata, that TensorBoard reads.
+"""
+import os
+import socket
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+_BUCKETS = 30  # As tf.summary.histogram.
+
+
+def plugin_metadata(plugin_name: str) -> tf.compat.v1.SummaryMetadata:
+    """What tf.summary.scalar and .histogram attach: the name of the TensorBoard plugin, only."""
+    return tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name))
+
+
+_SCALAR = plugin_metadata('scalars')
+_HISTOGRAM = plugin_metadata('histograms')
+
+
+def histogram_buckets(values: np.ndarray) -> np.ndarray:
+    """float64 [30, 3] rows of (left edge, right edge, count), as tf.summary.histogram has them."""
+    counts, edges = np.histogram(np.asarray(values, np.float64).ravel(), bins=_BUCKETS)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)
+
+
+class StepWriter:
+    """One TensorBoard run folder (`train` or `validation`) of a training run."""
+
+    def __init__(self, directory: str):
+        tf.io.gfile.makedirs(directory)
+        name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.v2'
+        self.writer = tf.io.TFRecordWriter(os.path.join(directory, name))
+        self._append(tf.compat.v1.Event(file_version='brain.Event:2'))
+
+    def write(self, step: int, scalars: Dict[str, float],
+              histograms: Optional[Dict[str, np.ndarray]] = None) -> None:
+        event = tf.compat.v1.Event(step=step)
+        for tag, value in scalars.items():
+            entry = event.summary.value.add(tag=tag)
+            entry.metadata.CopyFrom(_SCALAR)
+            entry.tensor.dtype = tf.float32.as_datatype_enum
+            entry.tensor.float_val.append(value)
+        for tag, values in (histograms or {}).items():
+            buckets = histogram_buckets(values)
+            entry = event.summary.value.add(tag=tag)
+            entry.metadata.CopyFrom(_HISTOGRAM)
+            entry.tensor.dtype = tf.float64.as_datatype_enum
+            for size in buckets.shape:
+                entry.tensor.tensor_shape.dim.add(size=size)
+            entry.tensor.tensor_content = buckets.astype('<f8').tobytes()
+        self._append(event)
+
+    def _append(self, event: tf.compat.v1.Event) -> None:
+        event.wall_time = time.time()
+        self.writer.write(event.SerializeToString())
+
+    def close(self) -> None:
+        self.writer.close()
