@@ -74,10 +74,8 @@ if beam is not None:
                     self._unreadable.inc()
             if not images:
                 return
-            features = self._extractor(np.stack(images)).numpy()
-            for cache, values in zip(caches, features):
-                bottleneck_cache.write_bottleneck(cache, values)
-                yield cache
+            bottleneck_cache.write_bottlenecks(caches, self._extractor(np.stack(images)).numpy())
+            yield from caches
             self._computed.inc(len(caches))
 
 

@@ -73,7 +73,7 @@ flags.DEFINE_integer('image_size', _D.image_size, 'Input size for modules whose 
                      'not fixed (default 224).')
 flags.DEFINE_integer('cache_batch_size', _D.cache_batch_size,
                      'How many images to run through the model at once while caching '
-                     '(8 suits CPUs; on a GPU, 64 or more).')
+                     '(32 suits CPUs; on a GPU, 64 or more).')
 flags.DEFINE_boolean('allow_truncated_images', _D.allow_truncated_images,
                      'Use what a truncated JPEG holds (at least 10% of its rows, the rest gray) '
                      'instead of skipping it.')

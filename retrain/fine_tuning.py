@@ -81,9 +81,9 @@ def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: in
     found = np.zeros(len(paths), bool)
     if not paths:
         return features
-    for index, values in bottleneck_cache.compute_bottlenecks(
+    for indices, batch in bottleneck_cache.compute_bottlenecks(
             extractor, paths, batch_size, allow_truncated=allow_truncated):
-        features[index], found[index] = values, True
+        features[indices], found[indices] = batch, True
     if not found.all():
         raise RetrainError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '
                            'not be decoded again after fine-tuning')
