@@ -30,7 +30,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
 # pylint: disable=wrong-import-position
-from retrain import bottleneck_cache, fileio, image_lists, training
+from retrain import bottleneck_cache, fileio, image_io, image_lists, training
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor
 from retrain.pipeline import load_extractor
@@ -85,9 +85,9 @@ def decoded_sample(paths: Sequence[str], extractor: FeatureExtractor,
     That pass builds the pipeline and brings the files into the page cache, as they are for every
     timed measurement that follows.
     """
-    for _ in bottleneck_cache.image_batches(paths, extractor.image_size, batch_size):
+    for _ in image_io.image_batches(paths, extractor.image_size, batch_size):
         pass
-    return [images for _, images in bottleneck_cache.image_batches(
+    return [images for _, images in image_io.image_batches(
         paths, extractor.image_size, batch_size).take(4)]
 
 
@@ -96,7 +96,7 @@ def measure_decode(paths: Sequence[str], extractor: FeatureExtractor, batch_size
     """Images/s of the cache's read+decode+resize pipeline alone, over whole passes."""
     started, count = time.perf_counter(), 0
     while time.perf_counter() - started < seconds or count == 0:
-        for _, images in bottleneck_cache.image_batches(paths, extractor.image_size, batch_size):
+        for _, images in image_io.image_batches(paths, extractor.image_size, batch_size):
             count += int(images.shape[0])
     return count / (time.perf_counter() - started)
 
@@ -168,8 +168,8 @@ def measure_run(args, bottleneck_dir: str, out_dir: str, kind: str) -> Dict[str,
     wall = time.perf_counter() - started
     if process.returncode:
         raise RuntimeError(f'{kind} run failed:\n' + ''.join(lines[-20:]))
-    accuracy = next((line.split('=')[-1].strip() for line in lines
-                     if 'Final test accuracy' in line), '')
+    accuracy = next((line.split('Final test accuracy = ')[1].strip() for line in lines
+                     if 'Final test accuracy = ' in line), '')
     return {f'{kind}_run_s': round(wall, 2), f'{kind}_run_training_starts_s': round(first_step or 0, 2),
             f'{kind}_run_test_accuracy': accuracy}
 

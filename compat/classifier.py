@@ -20,7 +20,8 @@ from compat.signature import InputSpec
 from retrain import image_io
 from retrain.errors import RetrainError, error_summary
 
-Images = Union[np.ndarray, Sequence[bytes]]
+Batch = Union[np.ndarray, tf.Tensor]
+Images = Union[Batch, Sequence[bytes]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Classifier:
     spec: InputSpec
     output: str
     num_classes: Optional[int]
-    run: Callable[[np.ndarray], np.ndarray]
+    run: Callable[[Batch], np.ndarray]
 
     @property
     def takes_encoded(self) -> bool:
@@ -59,13 +60,15 @@ class Classifier:
         return image_io.decode_and_resize(tf.constant(contents), self.spec.size).numpy()
 
     def classify(self, images: Images) -> np.ndarray:
-        """Images -> float [N, classes]: [N, H, W, 3] floats in [0, 1], or a list of bytes."""
+        """Images -> float [N, classes]: [N, H, W, 3] floats in [0, 1] (array or tensor), or a
+        list of bytes."""
+        decoded = isinstance(images, (np.ndarray, tf.Tensor))
         if self.spec.encoded:
-            if isinstance(images, np.ndarray):
+            if decoded:
                 raise RetrainError(f'{self.spec.tensor} of {self.path} takes encoded images only')
             batch = np.array(list(images), dtype=object)
         else:
-            if not isinstance(images, np.ndarray):
+            if not decoded:
                 images = np.stack([self.prepare(contents) for contents in images])
             batch = self.spec.normalize(images)
         return self._run_in_chunks(batch)
@@ -75,7 +78,7 @@ class Classifier:
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
                 f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
 
-    def _run_in_chunks(self, batch: np.ndarray) -> np.ndarray:
+    def _run_in_chunks(self, batch: Batch) -> np.ndarray:
         if not len(batch):
             return np.zeros((0, self.num_classes or 0), np.float32)
         if self.spec.scalar:
@@ -86,7 +89,7 @@ class Classifier:
             chunk = batch[start:start + step]
             padding = step - len(chunk)
             if padding:  # A fixed batch size: fill up with copies, drop their scores.
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)])
+                chunk = tf.concat([chunk, tf.repeat(chunk[-1:], padding, axis=0)], axis=0)
             results.append(self.run(chunk)[:step - padding])
         return np.concatenate(results)
 
@@ -116,9 +119,9 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
-    function = graph_io.prune(wrapped, [spec.tensor], [output])
+    function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
     return Classifier(path, 'frozen GraphDef', signature.generation(graph_def), spec, output,
-                      num_classes, lambda batch: function(tf.constant(batch))[0].numpy())
+                      num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy())
 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -140,8 +143,8 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert)')
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return serving(**{input_key: tf.constant(batch)})[output].numpy()
+    def run(batch: Batch) -> np.ndarray:
+        return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
     return Classifier(path, 'SavedModel', 'serving_default signature', spec, output,
                       outputs[output].shape[-1], run)
 
@@ -180,7 +183,8 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
                             'Poets-era TFLite input' if centered else 'TFLite image input',
                             signature.CLASSIC_CENTERED if centered else signature.UNIT)
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batch: Batch) -> np.ndarray:
+        batch = np.asarray(batch)
         if tuple(interpreter.get_input_details()[0]['shape']) != batch.shape:
             interpreter.resize_tensor_input(entry['index'], batch.shape)
             interpreter.allocate_tensors()

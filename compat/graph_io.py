@@ -1,10 +1,10 @@
 """Reading frozen GraphDefs of any generation and running them from TensorFlow 2.
 
 A frozen graph is parsed once with the TF1 protobuf and imported into a `tf.compat.v1` graph
-wrapped as a TF2 function, pruned to the tensors asked for; the result is an ordinary callable
-that works eagerly, inside tf.function and inside tf.data.
+wrapped as a TF2 function, with the tensors to feed mapped to the function's arguments; the
+result is an ordinary callable that works eagerly, inside tf.function and inside tf.data.
 """
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 from google.protobuf import message
@@ -35,28 +35,30 @@ def parse_graph_def(data: bytes, source: str) -> tf.compat.v1.GraphDef:
 
 
 def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],
-                   outputs: Sequence[str]) -> Callable:
+                   outputs: Sequence[str], graph: Optional[tf.Graph] = None) -> Callable:
     """A TF2 function feeding the tensors named `inputs` and returning those named `outputs`.
 
-    Tensor names are those of the graph itself (`input:0`, `final_result:0`). The function is
-    pruned: only what lies between the inputs and outputs is kept and run.
+    Tensor names are those of the graph itself (`input:0`, `final_result:0`); `graph` is the
+    graph already imported (imported_graph), to read their types and shapes from. Only what lies
+    between the inputs and outputs runs. (TensorFlow's own `prune` of a wrapped function is
+    slower to build, and each call of its result formats the whole input batch as text first.)
     """
-    return prune(imported_graph(graph_def), inputs, outputs)
+    graph = graph or imported_graph(graph_def).graph
+    feeds = [graph.get_tensor_by_name(name) for name in inputs]
+
+    def run(*tensors):
+        return tf.graph_util.import_graph_def(graph_def, input_map=dict(zip(inputs, tensors)),
+                                              return_elements=list(outputs), name='graph')
+
+    return tf.compat.v1.wrap_function(run, [tf.TensorSpec(t.shape, t.dtype) for t in feeds])
 
 
 def imported_graph(graph_def: tf.compat.v1.GraphDef):
     """The graph imported once (names unchanged) into a wrapped function; nothing runs yet.
 
-    Its `.graph` answers questions about the tensors (static shapes, producers); `prune` turns
-    it into callables for any feeds and fetches without importing again.
+    Its `.graph` answers questions about the tensors (static shapes, producers).
     """
     def import_graph():
         tf.compat.v1.import_graph_def(graph_def, name='')
 
     return tf.compat.v1.wrap_function(import_graph, [])
-
-
-def prune(wrapped, inputs: Sequence[str], outputs: Sequence[str]) -> Callable:
-    graph = wrapped.graph
-    return wrapped.prune([graph.get_tensor_by_name(name) for name in inputs],
-                         [graph.get_tensor_by_name(name) for name in outputs])

@@ -17,7 +17,6 @@ InputSpec turns them into what the entry tensor takes: (pixel - mean) / std with
 import dataclasses
 from typing import Dict, List, Optional, Set, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from retrain.errors import RetrainError
@@ -48,12 +47,17 @@ class InputSpec:
     reason: str = ''                          # why this normalization, for -v and inspect
     expected: Optional[Tuple[float, float]] = None  # detected mean/std an override contradicts
 
-    def normalize(self, images: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] floats in [0, 1] -> what the entry tensor takes."""
-        pixels = images.astype(np.float32) * 255.0
+    def normalize(self, images) -> tf.Tensor:
+        """[N, H, W, 3] floats in [0, 1] (array or tensor) -> what the entry tensor takes.
+
+        In TensorFlow, not NumPy: a batch never leaves it on its way from decoding to the model.
+        """
+        if self.dtype != 'uint8' and (self.mean, self.std) == UNIT:
+            return tf.cast(images, tf.float32)  # Already so; (x * 255) / 255 is not always x.
+        pixels = tf.cast(images, tf.float32) * 255.0
         if self.dtype == 'uint8':
-            return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-        return ((pixels - self.mean) / self.std).astype(np.float32)
+            return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+        return (pixels - self.mean) / self.std
 
     def describe(self) -> str:
         if self.encoded:

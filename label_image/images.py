@@ -1,20 +1,21 @@
 """Finding the images to classify and preparing them in parallel, a batch at a time.
 
-Decoding is the slow part on CPU and TensorFlow's eager image ops release the GIL, so a thread
-pool decodes the next batch while the model runs on the current one. Only two batches of
-decoded images are held at a time, however large the folder. A file that cannot be read or
-decoded becomes an error result; it never stops the others.
+Decoding is the slow part on CPU, so it runs ahead of the model: for models that take decoded
+images through retrain's tf.data pipeline (the one that fills the bottleneck cache: C++ threads,
+no Python per image), for the old graphs that take encoded bytes one at a time through a thread
+pool. Only a few batches are held at a time, however large the folder. A file that cannot be
+read or decoded becomes an error result; it never stops the others.
 """
 import concurrent.futures
 import dataclasses
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from compat.classifier import Classifier
-from retrain.errors import error_summary
+from retrain import image_io
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
 
@@ -48,7 +49,39 @@ def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
 
 def classify_all(classifier: Classifier, images: Sequence[Tuple[str, str]],
                  batch_size: int) -> Iterator[Result]:
-    """Results in the order of `images`, computed in batches while the next batch decodes."""
+    """Results in the order of `images` ((path, error) pairs), a batch at a time."""
+    if classifier.takes_encoded:
+        return _classify_encoded(classifier, images, batch_size)
+    return _classify_decoded(classifier, images, batch_size)
+
+
+def _classify_decoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
+                      batch_size: int) -> Iterator[Result]:
+    readable = [i for i, (_, error) in enumerate(images) if not error]
+    done = 0  # images[:done] have their results out.
+    for indices, batch in image_io.image_batches([images[i][0] for i in readable],
+                                                 classifier.spec.size, batch_size, ordered=True):
+        positions = [readable[i] for i in indices.numpy()]
+        for position, scores in zip(positions, classifier.classify(batch)):
+            yield from _failures(images[done:position])  # Dropped by the pipeline: unusable.
+            yield Result(images[position][0], scores)
+            done = position + 1
+    yield from _failures(images[done:])
+
+
+def _failures(images: Sequence[Tuple[str, str]]) -> Iterator[Result]:
+    for path, error in images:
+        yield Result(path, error=error or _reason(path))
+
+
+def _reason(path: str) -> str:
+    return image_io.describe_decode_error(path) or 'could not be decoded'
+
+
+
+def _classify_encoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
+                      batch_size: int) -> Iterator[Result]:
+    """Bytes read and checked by a thread pool while the model runs on the batch before."""
     workers = max(2, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
@@ -65,25 +98,19 @@ def _submit(pool, classifier: Classifier, batch: Sequence[Tuple[str, str]]) -> L
 
 
 def _prepare(classifier: Classifier, path: str,
-             error: str) -> Tuple[str, Union[np.ndarray, bytes, None], str]:
+             error: str) -> Tuple[str, Optional[bytes], str]:
     if error:
         return path, None, error
     try:
         with tf.io.gfile.GFile(path, 'rb') as f:
-            contents = f.read()
-    except (tf.errors.OpError, OSError) as e:
-        return path, None, f'cannot read file ({error_summary(e)})'
-    if not contents:
-        return path, None, 'empty file'
-    try:
-        return path, classifier.prepare(contents), ''
-    except tf.errors.OpError as e:
-        return path, None, error_summary(e)
+            return path, classifier.prepare(f.read()), ''
+    except (tf.errors.OpError, OSError):
+        return path, None, _reason(path)
 
 
 def _classify_batch(classifier: Classifier, prepared) -> List[Result]:
     good = [item for _, item, error in prepared if not error]
     if good:
-        scores = iter(classifier.classify(good if classifier.takes_encoded else np.stack(good)))
+        scores = iter(classifier.classify(good))
     return [Result(path, error=error) if error else Result(path, next(scores))
             for path, _, error in prepared]

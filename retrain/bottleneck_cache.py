@@ -100,32 +100,6 @@ class Bottlenecks:
     paths: Dict[str, List[str]]
 
 
-def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
-                  allow_truncated: bool = False) -> tf.data.Dataset:
-    """(indices, images) batches of the decodable files of `paths`, in roughly that order.
-
-    Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
-    consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
-    the caller finds them as the missing indices. `allow_truncated`: see image_io.decode.
-
-    tf.data's autotuning is off and decoding runs on one thread per core: with it on, tearing
-    the pipeline down after the last batch waited for its tuning thread to wake up, which held
-    about half of the runs for 6 to 8 s (3,670 photos: 21 s instead of 12 s).
-    """
-    def load(index, path):
-        return index, image_io.decode_and_resize(tf.io.read_file(path), image_size,
-                                                 allow_truncated)
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
-            .map(load, num_parallel_calls=os.cpu_count() or 1, deterministic=False)
-            .ignore_errors()
-            .batch(batch_size)
-            .prefetch(2)
-            .with_options(options))
-
-
 def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.Tensor]:
     """The extractor frozen (FrozenExtractor: faster), with the same values up to float rounding.
 
@@ -143,7 +117,7 @@ def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
                         progress: Optional[Progress] = None, allow_truncated: bool = False):
     """Yields (indices [B], bottlenecks [B, D]) batches for the decodable images of `paths`."""
     function = inference_function(extractor)
-    for indices, images in image_batches(paths, extractor.image_size, batch_size,
+    for indices, images in image_io.image_batches(paths, extractor.image_size, batch_size,
                                          allow_truncated):
         features = function(images).numpy()
         yield indices.numpy(), features

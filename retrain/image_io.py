@@ -5,6 +5,7 @@ and bilinearly resized the way the classic graphs did it (`ResizeBilinear` witho
 centers), so bottlenecks we compute match the classic scripts' cached values and the frozen
 graph's `DecodeJpeg/contents` path gives the same pixels as the training pipeline.
 """
+import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,6 +50,32 @@ def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 def decode_and_resize(contents: tf.Tensor, size: Sequence[int],
                       allow_truncated: bool = False) -> tf.Tensor:
     return resize_to_unit_range(decode(contents, allow_truncated), size)
+
+
+def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
+                  allow_truncated: bool = False, ordered: bool = False) -> tf.data.Dataset:
+    """(indices, images) batches of the decodable files of `paths`, in roughly that order
+    (exactly, when `ordered`: a slow file then holds up the ones after it).
+
+    Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
+    consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
+    the caller finds them as the missing indices. `allow_truncated`: see decode.
+
+    tf.data's autotuning is off and decoding runs on one thread per core: with it on, tearing
+    the pipeline down after the last batch waited for its tuning thread to wake up, which held
+    about half of the runs for 6 to 8 s (3,670 photos: 21 s instead of 12 s).
+    """
+    def load(index, path):
+        return index, decode_and_resize(tf.io.read_file(path), image_size, allow_truncated)
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
+            .map(load, num_parallel_calls=os.cpu_count() or 1, deterministic=ordered)
+            .ignore_errors()
+            .batch(batch_size)
+            .prefetch(2)
+            .with_options(options))
 
 
 def describe_decode_error(path: str, contents: Optional[bytes] = None,

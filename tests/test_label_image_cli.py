@@ -78,6 +78,29 @@ def test_json_scores_equal_a_direct_tf1_run(retrained, folder_with_a_fake_jpeg):
                                    atol=1e-4)
 
 
+def test_results_keep_the_order_given_with_failures_in_place(retrained,
+                                                            folder_with_a_fake_jpeg, tmp_path):
+    graph, labels = retrained
+    good = [p for p in gb.image_paths(folder_with_a_fake_jpeg) if not p.endswith('notes.jpg')]
+    bad = os.path.join(folder_with_a_fake_jpeg, 'red', 'notes.jpg')
+    empty = str(tmp_path / 'empty.jpg')
+    open(empty, 'wb').close()
+    missing = str(tmp_path / 'missing.jpg')
+    order = [good[5], missing, good[0], bad, good[3], empty, good[1], good[7], good[2]]
+    result = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                        '--batch_size', '2', *order)
+    assert result.returncode == 1
+    answers = json.loads(result.stdout)
+    assert [answer['image'] for answer in answers] == order
+    errors = {answer['image']: answer['error'] for answer in answers if 'error' in answer}
+    assert set(errors) == {missing, bad, empty}
+    assert errors[missing] == 'no such file or folder' and errors[empty] == 'empty file'
+    for answer in answers:
+        if 'predictions' in answer:  # Each photo's own class, wherever it sits in the batches.
+            assert answer['predictions'][0]['label'] == os.path.basename(
+                os.path.dirname(answer['image']))
+
+
 def test_classic_flags_are_accepted_and_verbose_explains(retrained, image_dir):
     graph, labels = retrained
     image = gb.image_paths(image_dir)[0]

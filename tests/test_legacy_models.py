@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module
-from retrain import bottleneck_cache, export, image_io, legacy_models
+from retrain import bottleneck_cache, image_io, legacy_models
 from retrain.errors import RetrainError
 
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
