@@ -199,10 +199,6 @@ def measure_label_image(out_dir: str, image_dir: str, paths: Sequence[str]) -> D
     return results
 
 
-def _rate(count: int, seconds: float) -> Optional[float]:
-    return round(count / seconds, 1) if seconds > 0 else None
-
-
 def _rows(results: Dict[str, object]) -> List[Tuple[str, str]]:
     def get(key, unit=''):
         value = results.get(key)
@@ -213,9 +209,7 @@ def _rows(results: Dict[str, object]) -> List[Tuple[str, str]]:
         ('bound (CPU: 1/(1/model+1/decode))', get('bound_images_per_s', ' images/s')),
         ('end-to-end caching (fresh cache)', get('caching_images_per_s', ' images/s')),
         ('caching / bound', get('caching_fraction_of_bound')),
-        ('model preparation (once per run)', get('model_preparation_s', ' s')),
-        ('caching beyond that preparation', get('caching_after_preparation_images_per_s',
-                                                 ' images/s')),
+        ('model preparation (once per run, not in caching)', get('model_preparation_s', ' s')),
         (f'training ({results["training_steps"]} steps)', get('training_steps_per_s', ' steps/s')),
         ('cold python -m retrain (empty cache), wall', get('cold_run_s', ' s')),
         ('cold run: Step 0 logged after', get('cold_run_training_starts_s', ' s')),
@@ -266,8 +260,6 @@ def run(args) -> Dict[str, object]:
         results.update(decode_images_per_s=round(decode, 1), model_images_per_s=round(model, 1),
                        bound_images_per_s=round(bound, 1), caching_images_per_s=round(caching, 1),
                        caching_fraction_of_bound=round(caching / bound, 3),
-                       caching_after_preparation_images_per_s=_rate(
-                           len(paths), len(paths) / caching - results['model_preparation_s']),
                        runs={k: [round(v, 1) for v in values] for k, values in runs.items()})
         results['training_steps_per_s'] = round(
             measure_training(data, num_classes, args.training_steps), 1)
