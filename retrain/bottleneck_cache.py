@@ -127,9 +127,11 @@ def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
 
 def _entries(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
              suffix: str) -> List[Entry]:
+    """Split by split, then class by class: the order of the arrays in memory and in the index,
+    so that a split read from the index is one slice of it (CacheIndex.rows_as_slice)."""
     return [Entry(image_path(image_dir, c, rel), bottleneck_path(bottleneck_dir, c, rel, suffix),
                   index, category, rel)
-            for index, c in enumerate(classes) for category in CATEGORIES
+            for category in CATEGORIES for index, c in enumerate(classes)
             for rel in c.images(category)]
 
 
@@ -205,7 +207,7 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
             stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
     consolidated.save([e.cache for e in entries], values, stamps)
     skipped = _drop_unreadable(entries, values, classes, allow_truncated)
-    return _assemble(entries, values, size), skipped
+    return _assemble(entries, values, size, consolidated), skipped
 
 
 def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
@@ -223,11 +225,16 @@ def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
     return len(bad)
 
 
-def _assemble(entries: List[Entry], values: List[Optional[np.ndarray]], size: int) -> Bottlenecks:
+def _assemble(entries: List[Entry], values: List[Optional[np.ndarray]], size: int,
+              consolidated: CacheIndex) -> Bottlenecks:
+    """The bottlenecks of each split; a split served whole from the index is a view of its
+    memory-mapped array, so a warm run on a large cache holds it once, not twice."""
     features, labels, paths = {}, {}, {}
     for category in CATEGORIES:
         chosen = [(e, v) for e, v in zip(entries, values) if v is not None and e.category == category]
-        features[category] = (np.stack([v for _, v in chosen]) if chosen
+        rows = [v for _, v in chosen]
+        mapped = consolidated.rows_as_slice(rows)
+        features[category] = (mapped if mapped is not None else np.stack(rows) if rows
                               else np.zeros((0, size), np.float32))
         labels[category] = np.array([e.class_index for e, _ in chosen], np.int64)
         paths[category] = [e.image for e, _ in chosen]

@@ -56,6 +56,7 @@ class CacheIndex:
         self.rows: Dict[str, Tuple[int, int, int]] = {}  # key -> (size, mtime_ns, row)
         self.values: Optional[np.ndarray] = None
         self._served = 0
+        self._in_order = False  # Were the rows served those of the index, in its order?
         self._prefix = os.path.join(bottleneck_dir, '')
         if self.enabled:
             self._load()
@@ -95,13 +96,28 @@ class CacheIndex:
         """
         stamps = [stamp(p) for p in paths] if self.enabled else [None] * len(paths)
         found: List[Optional[np.ndarray]] = [None] * len(paths)
+        served_rows = []
         if self.values is not None:
             for i, (path, current) in enumerate(zip(paths, stamps)):
                 record = self.rows.get(self.key(path)) if current else None
                 if record and record[:2] == current:
                     found[i] = self.values[record[2]]
-        self._served = sum(v is not None for v in found)
+                    served_rows.append(record[2])
+        self._served = len(served_rows)
+        self._in_order = served_rows == list(range(len(served_rows)))
         return found, stamps
+
+    def rows_as_slice(self, rows: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+        """`rows` (from `lookup`) as one slice of the mapped index, when they are consecutive
+        rows of it: the bottlenecks of a split then stay on disk, mapped, and are not copied."""
+        if self.values is None or not rows or any(row.base is not self.values for row in rows):
+            return None
+        stride = self.values.strides[0]
+        offset = rows[0].ctypes.data - self.values.ctypes.data
+        if any(row.ctypes.data != rows[0].ctypes.data + k * stride for k, row in enumerate(rows)):
+            return None
+        start = offset // stride
+        return self.values[start:start + len(rows)]
 
     def save(self, paths: Sequence[str], values: Sequence[Optional[np.ndarray]],
              stamps: Sequence[Stamp]) -> None:
@@ -111,7 +127,7 @@ class CacheIndex:
         values or stamps are left out). The array is written first under a new name, then the
         manifest is swapped in atomically, then the old array is removed.
         """
-        if not self.enabled or self._served == len(self.rows) == sum(
+        if not self.enabled or self._in_order and self._served == len(self.rows) == sum(
                 v is not None and s is not None for v, s in zip(values, stamps)):
             return
         chosen = [(p, v, s) for p, v, s in zip(paths, values, stamps)

@@ -158,3 +158,41 @@ def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
     recomputed = load()
     for category in image_lists.CATEGORIES:
         np.testing.assert_allclose(recomputed.features[category], cold.features[category])
+
+
+def test_a_warm_split_is_a_view_of_the_mapped_index(tmp_path, image_dir):
+    """Large caches are held once: a split served whole from the index is not copied."""
+    cache = str(tmp_path / 'bottlenecks')
+    extractor = _extractor()
+
+    def load():
+        classes = image_lists.create_image_lists(image_dir, 10, 10)
+        return bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)[0]
+
+    def mapped(data):
+        return [not data.features[c].flags.writeable for c in image_lists.CATEGORIES]
+
+    cold = load()
+    assert mapped(cold) == [False] * 3
+    warm = load()
+    assert mapped(warm) == [True] * 3
+    for category in image_lists.CATEGORIES:
+        np.testing.assert_array_equal(warm.features[category], cold.features[category])
+        np.testing.assert_array_equal(warm.labels[category], cold.labels[category])
+
+    # An index in another row order (an older version wrote class by class) still serves every
+    # row, copied; it is rewritten in split order, and the run after that maps it.
+    array_path, manifest_path = [os.path.join(cache, n) for n in _index_files(cache)]
+    manifest = json.load(open(manifest_path, encoding='utf-8'))
+    order = np.random.default_rng(0).permutation(len(manifest['files']))
+    np.save(array_path, np.load(array_path)[order])
+    manifest['files'] = [manifest['files'][i] for i in order]
+    with open(manifest_path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f)
+    shuffled = load()
+    assert mapped(shuffled) == [False] * 3 and _index_files(cache)[0] != os.path.basename(array_path)
+    again = load()
+    assert mapped(again) == [True] * 3
+    for category in image_lists.CATEGORIES:
+        np.testing.assert_array_equal(shuffled.features[category], cold.features[category])
+        np.testing.assert_array_equal(again.features[category], cold.features[category])
