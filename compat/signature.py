@@ -28,6 +28,9 @@ _SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 
                 'InceptionV4/', 'InceptionResnetV2/')
 _PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
 _PROJECT_ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input')
+# In this project's graphs: the model's own [0, 1] input, past the conversions between the entry
+# points above (retrain.export); feeding it saves those on every batch.
+_PROJECT_MODEL_INPUT = 'module_input'
 # Normalizations closer than this (max difference over pixel values 0..255) are the same thing:
 # 128/128 and 127.5/127.5 differ by 0.008 and move scores far less than the 0.02 we promise.
 _SAME_NORMALIZATION = 0.05
@@ -166,6 +169,8 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
+    if _PROJECT_MODEL_INPUT in ancestors and all(n in nodes for n in _PROJECT_ENTRY_POINTS):
+        return _PROJECT_MODEL_INPUT + ':0'
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
             return name + ':0'
@@ -182,6 +187,8 @@ def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float]
     """(mean, std) the graph implies for the entry node `name`, with the evidence; or None."""
     if name == 'Placeholder':
         return UNIT, 'Placeholder of TF Hub-era graphs and this project'
+    if name == _PROJECT_MODEL_INPUT and all(n in nodes for n in _PROJECT_ENTRY_POINTS):
+        return UNIT, "this project's model input, as Placeholder without its conversions"
     in_graph = _in_graph_normalization(nodes, name)
     if in_graph:
         return in_graph, 'read from the graph\'s Sub/Mul constants'

@@ -9,6 +9,8 @@ The frozen graph is what old client code loads, so it answers every historical e
   input_1/BottleneckInputPlaceholder:0   bottlenecks [N, D]
 
 Each entry point is a tensor on one chain, so feeding any of them skips what lies before it.
+The chain ends in `module_input:0`, float [N, H, W, 3] in [0, 1] as the model itself reads it:
+label_image feeds that, past the pixel conversions between the historical entry points.
 The feature extractor is frozen into constants and imported under `module/`; the entry points
 are created first so that they get their exact names (graph names are unique case-insensitively).
 """
@@ -25,6 +27,7 @@ JPEG_INPUT = 'DecodeJpeg/contents:0'
 UNIT_INPUT = 'Placeholder:0'
 CENTERED_INPUTS = ('Mul:0', 'input:0')
 BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder:0'
+MODEL_INPUT = 'module_input'
 
 
 def write_labels(path: str, labels: List[str]) -> None:
@@ -51,6 +54,7 @@ def build_graph(extractor: FeatureExtractor, head: Head,
                                                          name='input')
         with tf.name_scope('uncenter'):
             images = (centered * 128.0 + 128.0) / 255.0
+        images = tf.identity(images, name=MODEL_INPUT)
         bottleneck_input = tf.compat.v1.placeholder_with_default(
             import_extractor(frozen, images), [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
         add_final_layer(bottleneck_input, head, final_tensor_name)
