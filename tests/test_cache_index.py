@@ -114,13 +114,19 @@ def test_a_damaged_index_is_ignored(tmp_path, damage):
     assert found == [None] * 3
 
 
-def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
-    cache = str(tmp_path / 'bottlenecks')
+def _loader(image_dir: str, cache: str):
+    """A function running load_or_compute on the same folders each time it is called."""
     extractor = _extractor()
 
     def load():
         classes = image_lists.create_image_lists(image_dir, 10, 10)
         return bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)[0]
+    return load
+
+
+def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
+    cache = str(tmp_path / 'bottlenecks')
+    load = _loader(image_dir, cache)
 
     cold = load()
     assert len(_index_files(cache)) == 2
@@ -163,11 +169,7 @@ def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
 def test_a_warm_split_is_a_view_of_the_mapped_index(tmp_path, image_dir):
     """Large caches are held once: a split served whole from the index is not copied."""
     cache = str(tmp_path / 'bottlenecks')
-    extractor = _extractor()
-
-    def load():
-        classes = image_lists.create_image_lists(image_dir, 10, 10)
-        return bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)[0]
+    load = _loader(image_dir, cache)
 
     def mapped(data):
         return [not data.features[c].flags.writeable for c in image_lists.CATEGORIES]
