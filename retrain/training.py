@@ -148,6 +148,7 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     train_writer, validation_writer = _writers(config.summaries_dir)
     steps = config.how_many_training_steps
     for i in range(steps):
+        interrupts.check()  # A flag: cheap, and distorted steps can take a second each.
         chosen = train_sampler.sample(config.train_batch_size)
         if training_batches is None:
             x, y = train_x[chosen], train_y[chosen]
@@ -155,7 +156,6 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
             x, y = (t.numpy() for t in training_batches(chosen))
         head.step(x, y, config.learning_rate)
         if i % config.eval_step_interval == 0 or i + 1 == steps:
-            interrupts.check()
             _evaluate(i, head, (x, y), data, config, validation_sampler,
                       train_writer, validation_writer)
         if checkpoint_every and on_checkpoint and i > 0 and i % checkpoint_every == 0:
