@@ -111,7 +111,7 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
 def generation(graph_def: tf.compat.v1.GraphDef) -> str:
     """Which tool made the graph, in a few words (for inspect and -v)."""
     names = {node.name for node in graph_def.node}
-    if all(name in names for name in _PROJECT_ENTRY_POINTS):
+    if _made_here(names):
         return 'this project (retrain on TensorFlow 2)'
     if 'final_result' not in names and 'input_1/BottleneckInputPlaceholder' not in names:
         return 'not a retrain.py graph (no final_result)'
@@ -122,6 +122,11 @@ def generation(graph_def: tf.compat.v1.GraphDef) -> str:
     if 'DecodeJpeg/contents' in names:
         return 'Inception era retrain.py'
     return 'unknown'
+
+
+def _made_here(names) -> bool:
+    """Whether a graph with these node names was exported by this project (retrain.export)."""
+    return all(name in names for name in _PROJECT_ENTRY_POINTS)
 
 
 def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str, path: str,
@@ -169,7 +174,7 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
-    if _PROJECT_MODEL_INPUT in ancestors and all(n in nodes for n in _PROJECT_ENTRY_POINTS):
+    if _PROJECT_MODEL_INPUT in ancestors and _made_here(nodes):
         return _PROJECT_MODEL_INPUT + ':0'
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
@@ -187,7 +192,7 @@ def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float]
     """(mean, std) the graph implies for the entry node `name`, with the evidence; or None."""
     if name == 'Placeholder':
         return UNIT, 'Placeholder of TF Hub-era graphs and this project'
-    if name == _PROJECT_MODEL_INPUT and all(n in nodes for n in _PROJECT_ENTRY_POINTS):
+    if name == _PROJECT_MODEL_INPUT and _made_here(nodes):
         return UNIT, "this project's model input, as Placeholder without its conversions"
     in_graph = _in_graph_normalization(nodes, name)
     if in_graph:

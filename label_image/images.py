@@ -78,7 +78,6 @@ def _reason(path: str) -> str:
     return image_io.describe_decode_error(path) or 'could not be decoded'
 
 
-
 def _classify_encoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
                       batch_size: int) -> Iterator[Result]:
     """Bytes read and checked by a thread pool while the model runs on the batch before."""

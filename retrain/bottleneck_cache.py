@@ -118,7 +118,7 @@ def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
     """Yields (indices [B], bottlenecks [B, D]) batches for the decodable images of `paths`."""
     function = inference_function(extractor)
     for indices, images in image_io.image_batches(paths, extractor.image_size, batch_size,
-                                         allow_truncated):
+                                                  allow_truncated):
         features = function(images).numpy()
         yield indices.numpy(), features
         if progress:

@@ -42,7 +42,8 @@ class RetrainConfig:
     # Beyond the classic flags.
     random_seed: Optional[int] = None
     image_size: int = 0
-    cache_batch_size: int = 32  # Fastest per image on CPU, MobileNet V1 and V2 alike (bench/bench.py).
+    # Fastest per image on CPU, MobileNet V1 and V2 alike (bench/bench.py).
+    cache_batch_size: int = 32
     allow_truncated_images: bool = False
     # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
     tflite_output_file: str = ''
