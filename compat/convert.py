@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
-from retrain import export, fileio
+from retrain import export, fileio, outputs
 from retrain.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
@@ -25,7 +25,14 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             tflite_output_file: Optional[str] = None,
             overrides: models.Overrides = models.Overrides(),
             allow_unsafe_ops: bool = False) -> models.Classifier:
-    """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked."""
+    """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked.
+
+    Both are written beside their targets and moved into place only once checked, so a failed
+    check leaves what was there before; a folder holding more than a SavedModel is refused.
+    """
+    outputs.check_saved_model_dir(saved_model_dir)
+    if tflite_output_file:
+        outputs.check_file(tflite_output_file)
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != 'frozen GraphDef':
         raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
@@ -33,22 +40,17 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
     graph_def, input_tensor, output_tensor = unit_input_graph(
         graph_io.load_graph_def(graph_path), original.spec, original.output)
-    export.write_saved_model(saved_model_dir, graph_def, input_tensor, output_tensor)
-    try:
-        fileio.atomic_write(os.path.join(saved_model_dir, 'assets', 'labels.txt'),
-                            ''.join(label + '\n' for label in labels))
-        converted = models.load(saved_model_dir, allow_unsafe_ops=allow_unsafe_ops)
+    with outputs.staged() as stage:
+        with stage.output(saved_model_dir) as staged_dir:
+            export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor)
+            fileio.atomic_write(os.path.join(staged_dir, 'assets', 'labels.txt'),
+                                ''.join(label + '\n' for label in labels))
+        converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
         _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
-            write_tflite(saved_model_dir, tflite_output_file)
-            try:
-                _check_same(original, models.load(tflite_output_file), tflite_output_file)
-            except RetrainError:
-                tf.io.gfile.remove(tflite_output_file)
-                raise
-    except BaseException:  # A SavedModel that cannot be trusted is not left behind.
-        tf.io.gfile.rmtree(saved_model_dir)
-        raise
+            with stage.output(tflite_output_file) as staged_file:
+                write_tflite(staged_dir, staged_file)
+            _check_same(original, models.load(staged_file), tflite_output_file)
     return converted
 
 

@@ -103,13 +103,10 @@ class Bottlenecks:
 def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.Tensor]:
     """The extractor frozen (FrozenExtractor: faster), with the same values up to float rounding.
 
-    Models with exotic ops that cannot be frozen run as they are.
+    Every export needs the frozen model too, so a model that cannot be frozen is refused before
+    caching (export.check_exportable) rather than cached unfrozen.
     """
-    try:
-        return extractor.freeze().function
-    except Exception as e:  # pylint: disable=broad-except
-        logging.info('Running %s unfrozen: %s', extractor.description, e)
-        return extractor
+    return extractor.freeze().function
 
 
 def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],

@@ -20,6 +20,7 @@ from typing import List
 import tensorflow as tf
 
 from retrain import fileio, image_io
+from retrain.errors import RetrainError, error_summary
 from retrain.extractors import FeatureExtractor, FrozenExtractor
 from retrain.training import Head
 
@@ -32,6 +33,16 @@ MODEL_INPUT = 'module_input'
 
 def write_labels(path: str, labels: List[str]) -> None:
     fileio.atomic_write(path, ''.join(label + '\n' for label in labels))
+
+
+def check_exportable(extractor: FeatureExtractor) -> None:
+    """Freezes the model now, before caching: every export embeds it frozen, so a model that
+    cannot be frozen is refused in one line instead of failing after all the work."""
+    try:
+        extractor.freeze()
+    except Exception as e:  # pylint: disable=broad-except  # Conversion raises many kinds.
+        raise RetrainError(f'cannot use {extractor.description}: it cannot be frozen into the '
+                           f'exported graph ({type(e).__name__}: {error_summary(e)})') from None
 
 
 def build_graph(extractor: FeatureExtractor, head: Head,

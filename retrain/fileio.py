@@ -13,9 +13,11 @@ import tensorflow as tf
 from retrain.errors import RetrainError, error_summary
 
 
-def _temp_name(path: str) -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, f'.{tail}.tmp-{uuid.uuid4().hex[:12]}')
+def temp_name(path: str, kind: str = 'tmp') -> str:
+    """A new hidden name beside `path` (a file or folder), so that renaming it stays on one disk;
+    it ends like `path`, so readers that go by the extension (.tflite) read it alike."""
+    head, tail = os.path.split(path.rstrip('/\\'))
+    return os.path.join(head, f'.{kind}-{uuid.uuid4().hex[:12]}.{tail}')
 
 
 def make_parent_dirs(path: str) -> None:
@@ -31,7 +33,7 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
     """
     if isinstance(data, str):
         data = data.encode('utf-8')
-    temp = _temp_name(path)
+    temp = temp_name(path)
     with _removed_on_failure(path, temp):
         make_parent_dirs(path)
         with tf.io.gfile.GFile(temp, 'wb') as f:
@@ -46,13 +48,13 @@ def atomic_directory(path: str) -> Iterator[str]:
     Errors of the block itself propagate unchanged; those of creating and renaming the directory
     become RetrainErrors naming `path`.
     """
-    temp = _temp_name(path.rstrip('/\\'))
+    temp = temp_name(path)
     with _removed_on_failure(path, temp):
         make_parent_dirs(path.rstrip('/\\'))
     try:
         yield temp
     except BaseException:
-        _remove_quietly(temp)
+        remove_quietly(temp)
         raise
     with _removed_on_failure(path, temp):
         if tf.io.gfile.exists(path):
@@ -66,14 +68,15 @@ def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
     try:
         yield
     except (tf.errors.OpError, OSError) as e:
-        _remove_quietly(temp)
+        remove_quietly(temp)
         raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None
     except BaseException:
-        _remove_quietly(temp)
+        remove_quietly(temp)
         raise
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Removes the file or folder `path` if it is there; cleaning up must not hide the error."""
     try:
         if tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)

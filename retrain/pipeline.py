@@ -5,7 +5,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
-                     interrupts, summaries, tflite_export, training)
+                     interrupts, outputs, summaries, tflite_export, training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -16,15 +16,6 @@ def load_extractor(config: RetrainConfig) -> FeatureExtractor:
         from retrain import legacy_models  # pylint: disable=import-outside-toplevel
         return legacy_models.load_architecture(config.architecture, config.model_dir)
     return load_hub_module(config.tfhub_module, config.image_size)
-
-
-def _prepare_summaries_dir(summaries_dir: str) -> None:
-    """Classic behaviour: the summaries of earlier runs in that folder are cleared."""
-    if not summaries_dir:
-        return
-    if tf.io.gfile.exists(summaries_dir):
-        tf.io.gfile.rmtree(summaries_dir)
-    tf.io.gfile.makedirs(summaries_dir)
 
 
 def run(config: RetrainConfig) -> float:
@@ -40,7 +31,9 @@ def run(config: RetrainConfig) -> float:
     train_count, validation_count, test_count = image_lists.split_counts(classes)
     logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
                  len(classes), config.image_dir, train_count, validation_count, test_count)
+    outputs.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = load_extractor(config)
+    export.check_exportable(extractor)
     if config.beam_runner:
         from retrain import beam_cache  # pylint: disable=import-outside-toplevel
         beam_cache.fill_run_cache(config, classes, extractor)
@@ -48,7 +41,7 @@ def run(config: RetrainConfig) -> float:
                                                extractor, config.cache_batch_size,
                                                config.allow_truncated_images)
     labels = [c.label for c in classes]
-    _prepare_summaries_dir(config.summaries_dir)
+    summaries.clear_earlier_runs(config.summaries_dir)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
                                             extractor, distortion, config.random_seed,
@@ -80,22 +73,33 @@ def run(config: RetrainConfig) -> float:
         interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
-    graph_def = export.build_graph(extractor, head, config.final_tensor_name)
-    export.write_graph(config.output_graph, graph_def)
-    logging.info('Wrote graph to %s', config.output_graph)
-    if config.tflite_output_file:
-        tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name)
-        tflite_export.write_tflite(config.tflite_output_file, tflite_graph, extractor.image_size,
-                                   config.final_tensor_name + ':0', config.tflite_quantize,
-                                   data.paths['training'], config.random_seed)
     summaries.write_final(config.summaries_dir, labels, data.labels['testing'],
                           head.predict(data.features['testing']).argmax(axis=1), head,
                           config.final_tensor_name, config.how_many_training_steps)
-    export.write_labels(config.output_labels, labels)
+    with outputs.staged() as stage:  # All outputs are this run's, or all are as they were.
+        graph_def = export.build_graph(extractor, head, config.final_tensor_name)
+        with stage.output(config.output_graph) as path:
+            export.write_graph(path, graph_def)
+        if config.tflite_output_file:
+            tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name)
+            with stage.output(config.tflite_output_file) as path:
+                tflite_export.write_tflite(path, tflite_graph, extractor.image_size,
+                                           config.final_tensor_name + ':0', config.tflite_quantize,
+                                           data.paths['training'], config.random_seed,
+                                           allow_truncated=config.allow_truncated_images)
+        with stage.output(config.output_labels) as path:
+            export.write_labels(path, labels)
+        if config.saved_model_dir:
+            with stage.output(config.saved_model_dir) as path:
+                export.write_saved_model(path, graph_def,
+                                         output_tensor=config.final_tensor_name + ':0')
+    logging.info('Wrote graph to %s', config.output_graph)
+    if config.tflite_output_file:
+        logging.info('Wrote TensorFlow Lite model (%s quantization, %d bytes) to %s',
+                     config.tflite_quantize, tf.io.gfile.stat(config.tflite_output_file).length,
+                     config.tflite_output_file)
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:
-        export.write_saved_model(config.saved_model_dir, graph_def,
-                                 output_tensor=config.final_tensor_name + ':0')
         logging.info('Wrote SavedModel to %s', config.saved_model_dir)
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy

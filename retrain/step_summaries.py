@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 _BUCKETS = 30  # As tf.summary.histogram.
+# How TensorBoard event files are named, by tf.summary and here alike.
+EVENT_FILE_PREFIX = 'events.out.tfevents.'
 
 
 def plugin_metadata(plugin_name: str) -> tf.compat.v1.SummaryMetadata:
@@ -39,7 +41,7 @@ class StepWriter:
 
     def __init__(self, directory: str):
         tf.io.gfile.makedirs(directory)
-        name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.v2'
+        name = f'{EVENT_FILE_PREFIX}{int(time.time())}.{socket.gethostname()}.{os.getpid()}.v2'
         self.writer = tf.io.TFRecordWriter(os.path.join(directory, name))
         self._append(tf.compat.v1.Event(file_version='brain.Event:2'))
 

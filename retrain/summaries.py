@@ -13,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from retrain import export
+from retrain.errors import RetrainError, error_summary
+from retrain.step_summaries import EVENT_FILE_PREFIX
 from retrain.training import Head
 
 # Pixels per confusion-matrix cell side; large matrices get smaller cells, never below 4.
@@ -53,6 +55,28 @@ def confusion_table(counts: np.ndarray, labels: List[str]) -> str:
 
 def _tag(label: str) -> str:
     return re.sub(r'[^\w.\-/]+', '_', label, flags=re.UNICODE) or '_'
+
+
+def clear_earlier_runs(summaries_dir: str) -> None:
+    """Classic behaviour: the summaries of earlier runs in that folder are cleared. Only the event
+    files of the runs this tool writes (train, validation, test) go; anything else stays."""
+    if not summaries_dir:
+        return
+    try:
+        for run in ('train', 'validation', 'test'):
+            folder = os.path.join(summaries_dir, run)
+            if not tf.io.gfile.isdir(folder):
+                continue
+            for name in tf.io.gfile.listdir(folder):
+                path = os.path.join(folder, name)
+                if name.startswith(EVENT_FILE_PREFIX) and not tf.io.gfile.isdir(path):
+                    tf.io.gfile.remove(path)
+            if not tf.io.gfile.listdir(folder):
+                tf.io.gfile.rmtree(folder)
+        tf.io.gfile.makedirs(summaries_dir)
+    except (tf.errors.OpError, OSError) as e:
+        raise RetrainError(f'cannot clear the earlier summaries in {summaries_dir}: '
+                           f'{error_summary(e)}') from None
 
 
 def write_final(summaries_dir: str, labels: List[str], truth: np.ndarray,

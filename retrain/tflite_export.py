@@ -14,7 +14,6 @@ from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from retrain import export, fileio, image_io
 from retrain.errors import RetrainError, error_summary
@@ -80,25 +79,29 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
 
 
 def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
-                          count: int = REPRESENTATIVE_IMAGES,
-                          seed: Optional[int] = None) -> Callable[[], Iterable[np.ndarray]]:
-    """Up to `count` of `paths`, spread over them at random, decoded as the graph decodes them."""
+                          count: int = REPRESENTATIVE_IMAGES, seed: Optional[int] = None,
+                          allow_truncated: bool = False) -> Callable[[], Iterable[np.ndarray]]:
+    """Up to `count` of `paths`, spread over them at random, decoded as caching decoded them
+    (`allow_truncated`: see image_io.decode); files that no longer decode are left out."""
     rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(paths), size=min(count, len(paths)), replace=False))
+    chosen = [paths[i] for i in sorted(rng.choice(len(paths), size=min(count, len(paths)),
+                                                  replace=False))]
 
     def images():
-        for index in chosen:
-            yield image_io.load_image(paths[index], image_size)[np.newaxis]
+        for _, batch in image_io.image_batches(chosen, image_size, 1, allow_truncated,
+                                               ordered=True):
+            yield batch.numpy()
     return images
 
 
 def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
                  output_tensor: str = 'final_result:0', quantize: str = 'none',
-                 training_paths: Sequence[str] = (), seed: Optional[int] = None) -> None:
-    """Converts the classifier and writes it atomically to `path`."""
-    representative = (representative_images(training_paths, image_size, seed=seed)
+                 training_paths: Sequence[str] = (), seed: Optional[int] = None,
+                 allow_truncated: bool = False) -> None:
+    """Converts the classifier and writes it atomically to `path` (the caller logs it: `path`
+    may be a temporary). `allow_truncated`: how the training images were decoded."""
+    representative = (representative_images(training_paths, image_size, seed=seed,
+                                            allow_truncated=allow_truncated)
                       if quantize == 'int8' and len(training_paths) else None)
     model = convert(graph_def, image_size, output_tensor, quantize, representative)
     fileio.atomic_write(path, model)
-    logging.info('Wrote TensorFlow Lite model (%s quantization, %d bytes) to %s', quantize,
-                 len(model), path)
