@@ -29,8 +29,8 @@ def _events(run_dir: str):
 def summaries_dir(tmp_path_factory, image_dir, tiny_module):
     work = tmp_path_factory.mktemp('summaries')
     logs = work / 'logs'
-    (logs / 'old_run').mkdir(parents=True)
-    (logs / 'old_run' / 'events.out.tfevents.stale').write_bytes(b'left from an earlier run')
+    (logs / 'train').mkdir(parents=True)
+    (logs / 'train' / 'events.out.tfevents.stale').write_bytes(b'left from an earlier run')
     # The split hashes the (temporary, so each time new) image paths: with 40% of them for
     # testing, every class has test images, and so its per-class accuracy, all but surely.
     result = run_module('retrain', *retrain_args(
@@ -42,6 +42,7 @@ def summaries_dir(tmp_path_factory, image_dir, tiny_module):
 
 def test_earlier_runs_are_cleared(summaries_dir):
     assert sorted(os.listdir(summaries_dir)) == ['test', 'train', 'validation']
+    assert 'events.out.tfevents.stale' not in os.listdir(os.path.join(summaries_dir, 'train'))
 
 
 @pytest.mark.parametrize('run', ['train', 'validation'])

@@ -1,0 +1,339 @@
+"""All-or-nothing outputs (retrain/outputs.py), through the real CLIs: every output path checked
+before any work, nothing removed that the tools did not write, and after a failure, a full disk
+or Ctrl-C either every output is the new run's or every output is as it was."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import graph_builders as gb
+from conftest import REPO_ROOT, TinyFeatureVector, make_image_folder, retrain_args, run_module
+from messy_images import messy_files
+from retrain.image_lists import which_set
+
+v1 = tf.compat.v1
+OLD = {'graph.pb': b'old graph', 'model.tflite': b'old tflite', 'labels.txt': b'old\n',
+       os.path.join('sm', 'saved_model.pb'): b'old saved model'}
+# Each output flag and the file under `out` that tells an old output from a new one.
+OUTPUT_FLAGS = {'--output_graph': 'graph.pb', '--tflite_output_file': 'model.tflite',
+                '--output_labels': 'labels.txt', '--saved_model_dir': 'sm'}
+
+
+def _one_line_error(result, program='retrain'):
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith(program)]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def _tree(root):
+    """Every file and folder under `root` with the content of each file."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            with open(os.path.join(folder, name), 'rb') as f:
+                found[os.path.relpath(os.path.join(folder, name), root)] = f.read()
+    return found
+
+
+def _leftovers(*roots):
+    return [os.path.join(folder, name) for root in roots for folder, dirs, files in os.walk(root)
+            for name in dirs + files if name.startswith(('.tmp-', '.old-', '.probe-'))]
+
+
+@pytest.fixture
+def tmpfs():
+    """mount(path, options): a tmpfs there (root only; skips where mounting is impossible)."""
+    mounted = []
+
+    def mount(path, options='size=1m'):
+        os.makedirs(path, exist_ok=True)
+        result = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', path],
+                                capture_output=True, text=True, check=False)
+        if result.returncode:
+            pytest.skip(f'cannot mount a tmpfs here: {result.stderr.strip()}')
+        mounted.append(path)
+        return path
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(['umount', path], check=True)
+
+
+def _remount_read_only(path):
+    subprocess.run(['mount', '-o', 'remount,ro', path], check=True)
+
+
+def _output_args(image_dir, module, out, *extra):
+    """A run with every output flag, all below `out`, and a cache shared by the test's runs."""
+    return retrain_args(image_dir, module, out, 10, '--summaries_dir', '',
+                        '--tflite_output_file', os.path.join(out, 'model.tflite'),
+                        '--saved_model_dir', os.path.join(out, 'sm'), *extra)
+
+
+# ---- 1. Checked before any work -------------------------------------------------------------
+
+def _bad_path(case, tmp_path, tmpfs, name):
+    """A path for an output named `name` that cannot be written, and what the error says."""
+    if case == 'folder':
+        os.makedirs(tmp_path / 'out' / name)
+        return str(tmp_path / 'out' / name), 'is a folder, not a file'
+    if case == 'file':
+        (tmp_path / 'out').mkdir(exist_ok=True)
+        (tmp_path / 'out' / name).write_bytes(b'a file of the user')
+        return str(tmp_path / 'out' / name), 'is a file, not a folder'
+    if case == 'parent_file':
+        (tmp_path / 'blocker').write_bytes(b'a file of the user')
+        return str(tmp_path / 'blocker' / 'sub' / name), 'is a file, not a folder'
+    if case == 'read_only':
+        read_only = tmpfs(str(tmp_path / 'read_only'))
+        _remount_read_only(read_only)
+        return os.path.join(read_only, name), 'not writable'
+    raise ValueError(case)
+
+
+EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
+                                         '--tflite_output_file')
+               for case in ('folder', 'parent_file', 'read_only')] + [
+    (flag, case) for flag in ('--saved_model_dir', '--summaries_dir',
+                              '--intermediate_output_graphs_dir')
+    for case in ('file', 'parent_file', 'read_only')]
+
+
+@pytest.mark.parametrize('flag,case', EARLY_CASES)
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(flag, case, image_dir,
+                                                                     tiny_module, tmp_path,
+                                                                     tmpfs):
+    path, reason = _bad_path(case, tmp_path, tmpfs, 'target')
+    before = _tree(str(tmp_path))
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, out, 10, flag, path,
+                                                 '--intermediate_store_frequency', '5'))
+    error = _one_line_error(result)
+    assert path in error and reason in error, error
+    assert not os.path.exists(os.path.join(out, 'bn'))  # Nothing was cached.
+    assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
+
+
+@pytest.mark.parametrize('where', ['beside the outputs', 'the current folder'])
+def test_saved_model_dir_holding_other_files_is_refused_and_kept(where, image_dir, tiny_module,
+                                                                 tmp_path):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('my notes')
+    (out / 'saved_model.pb').write_bytes(b'looks like a SavedModel, but with notes beside it')
+    before = _tree(str(out))
+    args = retrain_args(image_dir, tiny_module, str(out), 10, '--saved_model_dir',
+                        str(out) if where == 'beside the outputs' else '.')
+    result = run_module('retrain', *args, cwd=str(out))
+    error = _one_line_error(result)
+    assert 'will not replace' in error and 'notes.txt' in error, error
+    assert _tree(str(out)) == before
+
+
+def test_only_a_saved_model_is_replaced_and_only_event_files_are_cleared(image_dir, tiny_module,
+                                                                         tmp_path):
+    out = tmp_path / 'out'
+    summaries = out / 'summaries'
+    kept = {'notes.txt': b'my notes', os.path.join('train', 'keep.txt'): b'mine',
+            os.path.join('other', 'events.out.tfevents.1.host'): b'not a run of retrain'}
+    cleared = [os.path.join('train', 'events.out.tfevents.1.host'),
+               os.path.join('validation', 'events.out.tfevents.1.host.v2')]
+    for name, data in list(kept.items()) + [(name, b'old') for name in cleared]:
+        os.makedirs(os.path.dirname(summaries / name), exist_ok=True)
+        (summaries / name).write_bytes(data)
+    os.makedirs(out / 'sm' / 'variables')
+    (out / 'sm' / 'saved_model.pb').write_bytes(OLD[os.path.join('sm', 'saved_model.pb')])
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(out), 10,
+                                                 '--saved_model_dir', str(out / 'sm')))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, data in kept.items():
+        assert (summaries / name).read_bytes() == data, name
+    for name in cleared:
+        assert not (summaries / name).exists(), name
+    for run in ('train', 'validation'):
+        assert [n for n in os.listdir(summaries / run) if n.startswith('events.out.tfevents.')]
+    assert sorted(os.listdir(out / 'sm')) >= ['saved_model.pb', 'variables']
+    loaded = tf.saved_model.load(str(out / 'sm'))
+    assert 'serving_default' in loaded.signatures
+    assert not _leftovers(str(out))
+
+
+# ---- 3. All or nothing -----------------------------------------------------------------------
+
+def _write_old_outputs(out, names=tuple(OLD)):
+    for name in names:
+        path = os.path.join(out, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(OLD[name])
+    if os.path.join('sm', 'saved_model.pb') in names:
+        os.makedirs(os.path.join(out, 'sm', 'variables'), exist_ok=True)
+
+
+def _state(path, name):
+    """'old' while `path` holds the old output `name`, 'new' once a run replaced it."""
+    marker, old = ((os.path.join(path, 'saved_model.pb'), OLD[os.path.join('sm', 'saved_model.pb')])
+                   if name == 'sm' else (path, OLD[name]))
+    if not os.path.exists(marker):
+        return 'missing'
+    with open(marker, 'rb') as f:
+        return 'old' if f.read() == old else 'new'
+
+
+@pytest.fixture(scope='module')
+def warm_cache(image_dir, tiny_module, tmp_path_factory):
+    """A filled bottleneck cache, so that the runs of these tests go straight to training."""
+    out = str(tmp_path_factory.mktemp('warm'))
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, out, 1, '--summaries_dir',
+                                                 ''))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return os.path.join(out, 'bn')
+
+
+@pytest.mark.parametrize('flag', list(OUTPUT_FLAGS))
+def test_full_disk_at_any_output_leaves_every_output_as_it_was(flag, image_dir, tiny_module,
+                                                               warm_cache, tmp_path, tmpfs):
+    out, full = str(tmp_path / 'out'), tmpfs(str(tmp_path / 'full'))
+    name = OUTPUT_FLAGS[flag]
+    _write_old_outputs(out)
+    _write_old_outputs(full, [n for n in OLD if n.split(os.sep)[0] == name])
+    with open(os.path.join(full, 'filler'), 'wb', buffering=0) as f:  # Fill it to the last byte.
+        with pytest.raises(OSError):
+            while True:
+                f.write(b'\0' * 4096)
+    target = os.path.join(full, name)
+    args = _output_args(image_dir, tiny_module, out, '--bottleneck_dir', warm_cache, flag, target)
+    result = run_module('retrain', *args)
+    error = _one_line_error(result)
+    assert f'cannot write {target}' in error, error
+    states = {f: _state(os.path.join(full if f == flag else out, n), n)
+              for f, n in OUTPUT_FLAGS.items()}
+    assert set(states.values()) == {'old'}, states
+    assert not _leftovers(out, full)
+
+
+def _changed_or_staged(folder, name):
+    """True once the run has begun writing output `name` in `folder`: a temporary of it is
+    there, or it has been replaced."""
+    return (any(n.startswith('.') and n.endswith(name) for n in os.listdir(folder))
+            or _state(os.path.join(folder, name), name) != 'old')
+
+
+@pytest.mark.parametrize('flag', list(OUTPUT_FLAGS))
+def test_ctrl_c_while_writing_any_output_leaves_all_old_or_all_new(flag, image_dir, tiny_module,
+                                                                   warm_cache, tmp_path):
+    out = str(tmp_path / 'out')
+    _write_old_outputs(out)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
+               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    with open(tmp_path / 'stderr.txt', 'w', encoding='utf-8') as stderr:
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'retrain',
+             *_output_args(image_dir, tiny_module, out, '--bottleneck_dir', warm_cache)],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        while process.poll() is None and not _changed_or_staged(out, OUTPUT_FLAGS[flag]):
+            time.sleep(0.01)  # Polls for the run reaching this output; it ends if it never does.
+        process.send_signal(signal.SIGINT)
+        process.wait()
+    log = (tmp_path / 'stderr.txt').read_text(encoding='utf-8')
+    assert process.returncode in (0, 130), log[-3000:]
+    assert 'Traceback' not in log
+    states = {n: _state(os.path.join(out, n), n) for n in OUTPUT_FLAGS.values()}
+    assert len(set(states.values())) == 1, states
+    assert not _leftovers(out)
+
+
+# ---- 12. int8 calibration with --allow_truncated_images ---------------------------------------
+
+def test_int8_calibration_uses_truncated_training_images_as_caching_did(tiny_module, tmp_path):
+    make_image_folder(str(tmp_path / 'images'), per_class=12)
+    truncated = next(data for name, data, _ in messy_files() if name == 'truncated.jpg')
+    in_training = 0
+    for index in range(12):  # The split hashes the path as given: relative, fixed by this test.
+        name = f'cut_{index}.jpg'
+        if which_set(os.path.join('images', 'red', name), 10, 10) == 'training':
+            (tmp_path / 'images' / 'red' / name).write_bytes(truncated)
+            in_training += 1
+    assert in_training
+    result = run_module('retrain', *retrain_args('images', tiny_module, 'out', 10,
+                                                 '--allow_truncated_images', '--summaries_dir', '',
+                                                 '--tflite_output_file', 'out/model.tflite',
+                                                 '--tflite_quantize', 'int8'),
+                        cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Skipping' not in result.stderr
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / 'out' / 'model.tflite'))
+    assert any(d['dtype'] == np.int8 for d in interpreter.get_tensor_details())
+
+
+# ---- 15. A model that cannot be frozen --------------------------------------------------------
+
+class CountingFeatureVector(TinyFeatureVector):
+    """The tiny module counting its calls in a variable: it runs, but cannot be frozen."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = tf.Variable(0.0)
+        self.__call__ = tf.function(self._counted, input_signature=[
+            tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+
+    def _counted(self, images):
+        self.calls.assign_add(1.0)
+        return self._features(images)
+
+
+def test_a_model_that_cannot_be_frozen_is_refused_before_caching(image_dir, tmp_path):
+    module = str(tmp_path / 'counting')
+    tf.saved_model.save(CountingFeatureVector(), module)
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(image_dir, module, out, 10))
+    error = _one_line_error(result)
+    assert module in error and 'cannot be frozen' in error, error
+    assert not os.path.exists(os.path.join(out, 'bn'))
+    assert not os.path.exists(os.path.join(out, 'graph.pb'))
+
+
+# ---- 1. compat convert ------------------------------------------------------------------------
+
+def test_compat_convert_refuses_the_current_folder_and_removes_nothing(tmp_path):
+    gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
+    gb.write_labels(str(tmp_path / 'labels.txt'))
+    (tmp_path / 'notes.txt').write_text('my notes')
+    before = _tree(str(tmp_path))
+    result = run_module('compat', 'convert', 'graph.pb', '--labels', 'labels.txt',
+                        '--saved_model_dir', '.', cwd=str(tmp_path))
+    error = _one_line_error(result, 'python -m compat convert')
+    assert 'will not replace .' in error, error
+    assert _tree(str(tmp_path)) == before
+
+
+def _noisy_graph():
+    """A Hub-era classifier whose scores change from run to run: no conversion can match it."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = v1.placeholder(tf.float32, [None, gb.SIZE, gb.SIZE, 3], name='Placeholder')
+        logits = (tf.reduce_mean(images, axis=[1, 2])[:, :1] * tf.ones([1, gb.CLASSES])
+                  + tf.random.uniform([1, gb.CLASSES], 0.0, 10.0))
+        tf.nn.softmax(logits, name='final_result')
+    return graph.as_graph_def()
+
+
+def test_compat_convert_keeps_the_saved_model_it_would_replace_after_a_failed_check(tmp_path):
+    graph = gb.save(_noisy_graph(), str(tmp_path / 'graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    _write_old_outputs(str(tmp_path), [os.path.join('sm', 'saved_model.pb')])
+    before = _tree(str(tmp_path / 'sm'))
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir',
+                        str(tmp_path / 'sm'), '--allow_unsafe_ops')
+    error = _one_line_error(result, 'python -m compat convert')
+    assert 'gives different scores' in error, error
+    assert _tree(str(tmp_path / 'sm')) == before
+    assert not _leftovers(str(tmp_path))
