@@ -5,7 +5,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
-                     interrupts, summaries, tflite_export, training)
+                     interrupts, report, summaries, tflite_export, training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -33,6 +33,7 @@ def run(config: RetrainConfig) -> float:
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
     distortion.validate()
+    report.check_report_dir(config.report_dir)
     if config.random_seed is not None:  # Otherwise some (GPU) kernels vary from run to run.
         tf.config.experimental.enable_op_determinism()
     classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
@@ -80,6 +81,8 @@ def run(config: RetrainConfig) -> float:
         interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
+    if config.report or config.report_dir:
+        report.report_run(config, classes, data, head, accuracy)
     graph_def = export.build_graph(extractor, head, config.final_tensor_name)
     export.write_graph(config.output_graph, graph_def)
     logging.info('Wrote graph to %s', config.output_graph)
