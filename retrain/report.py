@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain import image_io, image_lists, report_findings, report_page
+from retrain import image_io, image_lists, interrupts, report_findings, report_page
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.errors import RetrainError
@@ -125,16 +125,17 @@ def build(config: RetrainConfig, classes: List[ImageClass], data: Bottlenecks, h
     """The report as JSON-ready data (its schema: README, "Reading the report")."""
     labels = [c.label for c in classes]
     paths, splits = findings.paths, findings.splits
-    settings = {k: v for k, v in dataclasses.asdict(config).items()}
-    settings['beam_pipeline_options'] = list(config.beam_pipeline_options)
     duplicates = findings.duplicates
+    curves = read_curves(config.summaries_dir)
     return {
         'format': FORMAT,
-        'settings': settings,
+        'settings': dataclasses.asdict(config),
         'labels': labels,
         'splits': {split: len(data.paths[split]) for split in CATEGORIES},
         'metrics': {'test_accuracy': None if np.isnan(accuracy) else accuracy,
-                    'test_images': len(data.paths['testing'])},
+                    'test_images': len(data.paths['testing']),
+                    **{f'{run}_{tag}': values[-1][1] for run, tags in curves.items()
+                       for tag, values in tags.items()}},
         **_test_results(data, head, labels),
         'duplicates': [[paths[i] for i in g.members] for g in duplicates],
         'duplicate_details': [
@@ -150,7 +151,7 @@ def build(config: RetrainConfig, classes: List[ImageClass], data: Bottlenecks, h
                           'split': splits[issue.index]}
                          for issue in findings.label_issues],
         'skipped': _skipped(config.image_dir, classes, config.allow_truncated_images),
-        'curves': read_curves(config.summaries_dir),
+        'curves': curves,
     }
 
 
@@ -165,6 +166,7 @@ def report_run(config: RetrainConfig, classes: List[ImageClass], data: Bottlenec
                      time.monotonic() - started)
         return None
     report = build(config, classes, data, head, accuracy, findings)
+    interrupts.check()  # Before anything is written to the report folder.
     report_page.write(config.report_dir, report)
     logging.info('Wrote report to %s (%.1f s)', os.path.join(config.report_dir, report_page.HTML),
                  time.monotonic() - started)

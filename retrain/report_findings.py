@@ -9,7 +9,7 @@ Everything comes from what the run already has, so it costs about a second on th
   split at their median (several tables), and only pairs sharing a bucket are compared: linear
   in time and memory, approximate (bench/bench_report.py measures its recall);
 - suspected label errors: a linear head is fitted in closed form (ridge regression on one-hot
-  labels) FOLDS times, each time without one fold, and scores the fold it did not see; its
+  labels, on a random projection of the bottlenecks to PROJECTED_SIZE values) FOLDS times, each time without one fold, and scores the fold it did not see; its
   scores are calibrated into probabilities by one temperature. An image is suspect when that
   head puts it in another class with at least that class's typical confidence (the per-class
   thresholds of confident learning, Northcutt et al. 2021), most suspicious (lowest probability
@@ -18,6 +18,7 @@ Everything comes from what the run already has, so it costs about a second on th
 import concurrent.futures
 import dataclasses
 import hashlib
+import os
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -29,10 +30,11 @@ from retrain.image_lists import CATEGORIES
 # Tuned on planted copies of flower photos with MobileNet V2: re-encoded and lightly cropped copies
 # score 0.90-0.99, distinct photos of one species at most 0.88 (README, "Reading the report").
 NEAR_DUPLICATE_COSINE = 0.89
-EXACT_SEARCH_LIMIT = 10000
-BUCKET_SIZE = 2048
+EXACT_SEARCH_LIMIT = 5000
+BUCKET_SIZE = 256
 HASH_TABLES = 8
 FOLDS = 5
+PROJECTED_SIZE = 256
 _ROWS = 1024  # Rows of a similarity block: _ROWS x bucket floats at a time.
 _HASH_THREADS = 8
 
@@ -82,18 +84,24 @@ def _flatten(data: Bottlenecks) -> Tuple[np.ndarray, np.ndarray, List[str], List
     return features, labels, paths, splits
 
 
+def _open(path: str):
+    """Local files through the OS (a gfile stat or open costs several times more), others gfile."""
+    return tf.io.gfile.GFile(path, 'rb') if '://' in path else open(path, 'rb')
+
+
+def _size(path: str) -> int:
+    return tf.io.gfile.stat(path).length if '://' in path else os.path.getsize(path)
+
+
 def _digest(path: str) -> bytes:
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, 'rb') as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.digest()
+    with _open(path) as f:
+        return hashlib.sha256(f.read()).digest()
 
 
 def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
     """Pairs (first, other) of files with identical bytes; reads only files of a shared size."""
     with concurrent.futures.ThreadPoolExecutor(_HASH_THREADS) as pool:
-        sizes = list(pool.map(lambda p: tf.io.gfile.stat(p).length, paths))
+        sizes = list(pool.map(_size, paths))
         by_size: Dict[int, List[int]] = {}
         for i, size in enumerate(sizes):
             by_size.setdefault(size, []).append(i)
@@ -188,7 +196,12 @@ def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
 def out_of_fold_probabilities(unit: np.ndarray, labels: np.ndarray, num_classes: int,
                               folds: int = FOLDS, ridge: float = 1.0) -> np.ndarray:
     """float [N, classes]: for each image, the calibrated scores of a linear head fitted without
-    its fold. One Gram matrix for all; each fold subtracts its own rows (N D^2 + folds D^3)."""
+    its fold. Rows are first projected on PROJECTED_SIZE random directions (a fold's solve costs
+    size^3: 1281^3 took seconds on a busy CPU; the ranking stays about as good). One Gram matrix
+    for all; each fold subtracts its own rows: N size^2 + folds size^3."""
+    if unit.shape[1] > PROJECTED_SIZE:
+        directions = np.random.default_rng(0).standard_normal((unit.shape[1], PROJECTED_SIZE))
+        unit = unit @ (directions / np.sqrt(PROJECTED_SIZE)).astype(np.float32)
     n, size = unit.shape
     x = np.concatenate([unit, np.ones((n, 1), np.float32)], axis=1)
     targets = np.eye(num_classes, dtype=np.float32)[labels]

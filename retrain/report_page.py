@@ -280,6 +280,7 @@ def _skipped(report: Dict) -> str:
 def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     """The page of `report`, with the thumbnails (data: URIs by path) it shows."""
     settings = report['settings']
+    model = settings['architecture'] if settings['use_legacy_model'] else settings['tfhub_module']
     nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name in (
         ('classes', 'Classes'), ('confusion', 'Confusion matrix'), ('curves', 'Training curves'),
         ('misclassified', 'Misclassified'), ('duplicates', 'Duplicates'),
@@ -290,7 +291,7 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>retrain report: {_E(settings["image_dir"])}</title><style>{_STYLE}</style></head>'
         f'<body><header><h1>Retrain report</h1><p>{_E(settings["image_dir"])} · '
-        f'{_E(str(settings["tfhub_module"]))}</p></header><main><nav>{nav}</nav>'
+        f'{_E(model)}</p></header><main><nav>{nav}</nav>'
         + _cards(report) + _classes(report) + _confusion(report) + _curves(report)
         + _misclassified(report, thumbs) + _duplicates(report, thumbs)
         + _label_issues(report, thumbs) + _skipped(report)

@@ -73,7 +73,9 @@ def test_report_json_follows_the_documented_schema(reported):
     assert tested == data['metrics']['test_images'] == sum(map(sum, data['confusion_matrix']))
     assert [s['path'] for s in data['skipped']] == [os.path.join(images, 'green', 'broken.jpg')]
     assert data['skipped'][0]['reason']
-    assert len(data['curves']['train']['accuracy']) == len(data['curves']['validation']['accuracy'])
+    curves = data['curves']
+    assert [step for step, _ in curves['train']['accuracy']] == list(range(0, 40, 10)) + [39]
+    assert data['metrics']['validation_accuracy'] == curves['validation']['accuracy'][-1][1]
 
 
 def test_page_is_one_small_file_with_thumbnails(reported):
