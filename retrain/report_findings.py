@@ -9,10 +9,11 @@ Everything comes from what the run already has, so it costs about a second on th
   split at their median (several tables), and only pairs sharing a bucket are compared: linear
   in time and memory, approximate (bench/bench_report.py measures its recall);
 - suspected label errors: a linear head is fitted in closed form (ridge regression on one-hot
-  labels, on a random projection of the bottlenecks to PROJECTED_SIZE values) FOLDS times, each time without one fold, and scores the fold it did not see; its
-  scores are calibrated into probabilities by one temperature. An image is suspect when that
-  head puts it in another class with at least that class's typical confidence (the per-class
-  thresholds of confident learning, Northcutt et al. 2021), most suspicious (lowest probability
+  labels, on a random projection of the bottlenecks to PROJECTED_SIZE values) FOLDS times, each
+  time without one fold, and scores the fold it did not see; its scores are calibrated into
+  probabilities by one temperature. An image is suspect when that head puts it in another
+  class with at least that class's typical confidence (the per-class thresholds of confident
+  learning, Northcutt et al. 2021), most suspicious (lowest probability
   of its given label) first.
 """
 import concurrent.futures

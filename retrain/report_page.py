@@ -155,7 +155,8 @@ def _cards(report: Dict) -> str:
              (len(report['label_issues']), 'suspected label errors', bool(report['label_issues'])),
              (len(report['skipped']), 'unreadable files skipped', bool(report['skipped']))]
     return '<div class="cards">' + ''.join(
-        f'<div class="card{" warn" if warn else ""}"><b>{_E(str(value))}</b><span>{label}</span></div>'
+        f'<div class="card{" warn" if warn else ""}"><b>{_E(str(value))}</b>'
+        f'<span>{label}</span></div>'
         for value, label, warn in cards) + '</div>'
 
 
@@ -180,7 +181,8 @@ def _confusion(report: Dict) -> str:
         total = sum(row) or 1
         cells = ''.join(
             f'<td class="{"diag" if i == j else ""}" style="background:rgba(37,99,235,'
-            f'{0.08 + 0.8 * n / total if n else 0:.2f});color:{"#fff" if n / total > 0.5 else "inherit"}">'
+            f'{0.08 + 0.8 * n / total if n else 0:.2f});'
+            f'color:{"#fff" if n / total > 0.5 else "inherit"}">'
             f'{n}</td>' for j, n in enumerate(row))
         rows.append(f'<tr><th>{_E(label)}</th>{cells}</tr>')
     return ('<section id="confusion"><h2>Confusion matrix <small>test images: rows are the '
@@ -206,7 +208,8 @@ def _chart(title: str, series: Sequence[Tuple[str, str, List[Tuple[int, float]]]
         for _, colour, values in series)
     legend = ''.join(f'<text x="{pad + 110 * k}" y="14" style="fill:{colour}">&#9632; {name}</text>'
                      for k, (name, colour, _) in enumerate(series))
-    axes = (f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{width - 10}" y2="{y(y0):.1f}" stroke="#cbd2d9"/>'
+    axes = (f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{width - 10}" y2="{y(y0):.1f}" '
+            'stroke="#cbd2d9"/>'
             f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{pad}" y2="20" stroke="#cbd2d9"/>'
             f'<text x="{pad - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.2g}</text>'
             f'<text x="{pad - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.2g}</text>'
@@ -229,8 +232,9 @@ def _curves(report: Dict) -> str:
 
 def _misclassified(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     items = report['misclassified']
-    figures = ''.join(_figure(thumbs, m['path'], f"{_E(m['given'])} → <span class=\"bad\">"
-                                                  f"{_E(m['predicted'])}</span> {m['confidence']:.2f}")
+    figures = ''.join(_figure(thumbs, m['path'],
+                              f"{_E(m['given'])} → <span class=\"bad\">{_E(m['predicted'])}"
+                              f"</span> {m['confidence']:.2f}")
                       for m in items[:SHOWN])
     body = (f'<div class="grid">{figures}</div>{_more(len(items))}' if items
             else '<p class="good">None: every test image was classified correctly.</p>')
@@ -260,8 +264,9 @@ def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
 
 def _label_issues(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     issues = report['label_issues']
-    figures = ''.join(_figure(thumbs, i['path'], f"{_E(i['given'])} → <span class=\"good\">"
-                                                  f"{_E(i['suggested'])}</span> {i['confidence']:.2f}")
+    figures = ''.join(_figure(thumbs, i['path'],
+                              f"{_E(i['given'])} → <span class=\"good\">{_E(i['suggested'])}"
+                              f"</span> {i['confidence']:.2f}")
                       for i in issues[:SHOWN])
     body = (f'<div class="grid">{figures}</div>{_more(len(issues))}' if issues
             else '<p class="good">None suspected.</p>')
