@@ -92,6 +92,10 @@ flags.DEFINE_string('beam_runner', _D.beam_runner, 'Compute the bottleneck cache
 flags.DEFINE_list('beam_pipeline_options', list(_D.beam_pipeline_options), 'Comma-separated Beam '
                   'pipeline options for --beam_runner, e.g. --beam_pipeline_options='
                   '--project=p,--region=r,--temp_location=gs://b/tmp')
+flags.DEFINE_boolean('report', _D.report, 'Log duplicates, split leaks and suspected label '
+                     'errors found in the bottlenecks (about a second); --noreport skips it.')
+flags.DEFINE_string('report_dir', _D.report_dir, 'Also write the run report here: index.html '
+                    '(opens from disk) and report.json. A new or empty folder, or an old report.')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 _LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,

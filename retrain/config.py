@@ -53,3 +53,6 @@ class RetrainConfig:
     # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
     beam_runner: str = ''
     beam_pipeline_options: Sequence[str] = ()
+    # The run report: findings logged in every run (report), a page and a file in report_dir.
+    report: bool = True
+    report_dir: str = ''

@@ -105,6 +105,8 @@ def check_run(config: RetrainConfig) -> None:
         check_folder(config.summaries_dir)
     if config.intermediate_store_frequency > 0:
         check_folder(config.intermediate_output_graphs_dir)
+    if config.report_dir:  # Replaced whole, like a SavedModel; report.check_report_dir says when.
+        _check_creatable(os.path.dirname(config.report_dir.rstrip('/\\')), config.report_dir)
 
 
 class Staging:

@@ -1,11 +1,13 @@
 """One retrain run from start to finish: find images, cache bottlenecks, train, test, export."""
+import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
 from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
-                     interrupts, outputs, summaries, tflite_export, training)
+                     interrupts, outputs, report, report_page, summaries, tflite_export,
+                     training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -24,6 +26,7 @@ def run(config: RetrainConfig) -> float:
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
     distortion.validate()
+    report.check_report_dir(config.report_dir)
     if config.random_seed is not None:  # Otherwise some (GPU) kernels vary from run to run.
         tf.config.experimental.enable_op_determinism()
     classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
@@ -73,6 +76,8 @@ def run(config: RetrainConfig) -> float:
         interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)
+    run_report = (report.report_run(config, classes, data, head, accuracy)
+                  if config.report or config.report_dir else None)
     summaries.write_final(config.summaries_dir, labels, data.labels['testing'],
                           head.predict(data.features['testing']).argmax(axis=1), head,
                           config.final_tensor_name, config.how_many_training_steps)
@@ -93,6 +98,9 @@ def run(config: RetrainConfig) -> float:
             with stage.output(config.saved_model_dir) as path:
                 export.write_saved_model(path, graph_def,
                                          output_tensor=config.final_tensor_name + ':0')
+        if run_report:
+            with stage.output(config.report_dir) as path:
+                report_page.write(path, run_report)
     logging.info('Wrote graph to %s', config.output_graph)
     if config.tflite_output_file:
         logging.info('Wrote TensorFlow Lite model (%s quantization, %d bytes) to %s',
@@ -101,5 +109,7 @@ def run(config: RetrainConfig) -> float:
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:
         logging.info('Wrote SavedModel to %s', config.saved_model_dir)
+    if run_report:
+        logging.info('Wrote report to %s', os.path.join(config.report_dir, report_page.HTML))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy

@@ -1,0 +1,144 @@
+"""Duplicates, split leaks and suspected label errors found in real files and feature arrays."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_image_folder
+from retrain import report_findings
+from retrain.bottleneck_cache import Bottlenecks
+
+
+def _reencode(source: str, target: str, quality: int) -> None:
+    pixels = tf.io.decode_image(tf.io.read_file(source), channels=3)
+    tf.io.write_file(target, tf.io.encode_jpeg(pixels, quality=quality))
+
+
+def _pixel_features(paths):
+    """Unit-length, mean-centred 8x8 thumbnails: features that tell distinct images apart."""
+    images = [tf.image.resize(tf.io.decode_image(tf.io.read_file(p), channels=3,
+                                                 expand_animations=False), (8, 8)).numpy()
+              for p in paths]
+    x = np.array(images, np.float32).reshape(len(paths), -1)
+    x -= x.mean(axis=0)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Distinct noise images in three classes, with planted copies."""
+    root = make_image_folder(str(tmp_path / 'images'), per_class=6, shape=(384, 384),
+                             colours={name: (128, 128, 128) for name in 'abc'})
+    shutil.copy(os.path.join(root, 'a', 'a_000.jpg'), os.path.join(root, 'a', 'a_000_copy.jpg'))
+    shutil.copy(os.path.join(root, 'b', 'b_001.jpg'), os.path.join(root, 'c', 'from_b.jpg'))
+    _reencode(os.path.join(root, 'c', 'c_002.jpg'), os.path.join(root, 'c', 'c_002_q60.jpg'), 60)
+    return root
+
+
+def _paths(root):
+    return sorted(os.path.join(root, c, name) for c in sorted(os.listdir(root))
+                  for name in os.listdir(os.path.join(root, c)))
+
+
+def _name(path):
+    return os.path.basename(path)
+
+
+def test_exact_duplicates_are_the_files_with_the_same_bytes(photos):
+    paths = _paths(photos)
+    pairs = report_findings.exact_duplicate_pairs(paths)
+    found = sorted(sorted((_name(paths[i]), _name(paths[j]))) for i, j in pairs)
+    # The re-encoded copy has other bytes: not an exact duplicate.
+    assert found == [['a_000.jpg', 'a_000_copy.jpg'], ['b_001.jpg', 'from_b.jpg']]
+
+
+def test_groups_hold_exact_and_reencoded_copies(photos):
+    paths = _paths(photos)
+    groups = report_findings.duplicate_groups(_pixel_features(paths), paths)
+    found = {tuple(sorted(_name(paths[i]) for i in g.members)): g.exact for g in groups}
+    assert found == {('a_000.jpg', 'a_000_copy.jpg'): True, ('b_001.jpg', 'from_b.jpg'): True,
+                     ('c_002.jpg', 'c_002_q60.jpg'): False}
+
+
+def _planted_vectors(n, copies, dim=64, seed=0):
+    """Non-negative clustered vectors (like bottlenecks) and `copies` noisy copies of some."""
+    rng = np.random.default_rng(seed)
+    centres = rng.gamma(1.0, 1.0, (20, dim))
+    x = np.maximum(centres[rng.integers(20, size=n)] + rng.normal(0, 0.8, (n, dim)), 0)
+    originals = rng.choice(n, copies, replace=False)
+    noisy = x[originals] + rng.normal(0, 0.1, (copies, dim))
+    x = np.concatenate([x, noisy]).astype(np.float32)
+    planted = {(int(o), n + k) for k, o in enumerate(originals)}
+    return x / np.linalg.norm(x, axis=1, keepdims=True), planted
+
+
+def _pairs(unit):
+    i, j, cosine = report_findings.near_duplicate_pairs(unit, 0.97)
+    assert (cosine >= 0.97).all()
+    return {(int(a), int(b)) for a, b in zip(i, j)}
+
+
+def test_near_duplicates_every_pair_compared_up_to_the_limit():
+    unit, planted = _planted_vectors(600, 15)
+    brute = unit @ unit.T
+    expected = {(a, b) for a, b in zip(*np.nonzero(np.triu(brute, 1) >= 0.97))}
+    assert planted <= expected
+    assert _pairs(unit) == expected
+
+
+def test_near_duplicates_beyond_the_limit_are_found_in_buckets(monkeypatch):
+    monkeypatch.setattr(report_findings, 'EXACT_SEARCH_LIMIT', 1000)
+    monkeypatch.setattr(report_findings, 'BUCKET_SIZE', 250)
+    unit, planted = _planted_vectors(4000, 40)
+    brute = unit @ unit.T
+    expected = {(a, b) for a, b in zip(*np.nonzero(np.triu(brute, 1) >= 0.97))}
+    found = _pairs(unit)
+    assert found <= expected  # Never a pair below the threshold.
+    assert len(found & planted) >= 0.9 * len(planted)
+
+
+def _clusters(per_class=60, classes=4, dim=32, seed=1):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (classes, dim))
+    labels = np.repeat(np.arange(classes), per_class)
+    x = (centres[labels] + rng.normal(0, 0.45, (len(labels), dim))).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+def test_moved_images_are_the_first_suspects():
+    unit, labels = _clusters()
+    given = labels.copy()
+    moved = np.array([3, 70, 130, 200, 15, 150])
+    given[moved] = (labels[moved] + 1) % 4
+    probabilities = report_findings.out_of_fold_probabilities(unit, given, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    issues = report_findings.label_issues(probabilities, given)
+    assert {i.index for i in issues[:len(moved)]} == set(moved)
+    assert all(i.suggested == labels[i.index] for i in issues[:len(moved)])
+    assert len(issues) <= 2 * len(moved)
+    confidence = [i.given_probability for i in issues]
+    assert confidence == sorted(confidence)
+
+
+def test_find_names_leaks_and_conflicts(photos):
+    paths = _paths(photos)
+    unit = _pixel_features(paths)
+    label_of = {c: k for k, c in enumerate(sorted(os.listdir(photos)))}
+    labels = np.array([label_of[os.path.basename(os.path.dirname(p))] for p in paths])
+    # The original of the exact copy within 'a' is a test image: a leak into training.
+    split = ['testing' if _name(p) == 'a_000.jpg' else 'training' for p in paths]
+    data = Bottlenecks(
+        {s: unit[[k for k, t in enumerate(split) if t == s]] for s in
+         ('training', 'validation', 'testing')},
+        {s: labels[[k for k, t in enumerate(split) if t == s]] for s in
+         ('training', 'validation', 'testing')},
+        {s: [p for p, t in zip(paths, split) if t == s] for s in
+         ('training', 'validation', 'testing')})
+    findings = report_findings.find(data, 3)
+    spans = {tuple(sorted(_name(findings.paths[i]) for i in g.members)):
+             (findings.spans_splits(g), findings.spans_classes(g)) for g in findings.duplicates}
+    assert spans == {('a_000.jpg', 'a_000_copy.jpg'): (True, False),
+                     ('b_001.jpg', 'from_b.jpg'): (False, True),
+                     ('c_002.jpg', 'c_002_q60.jpg'): (False, False)}

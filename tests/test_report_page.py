@@ -1,0 +1,144 @@
+"""The run report as users meet it: the log lines, --report_dir's report.json and index.html (opened
+in a real browser), --noreport, and report folders that must not be replaced."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import tensorflow as tf
+
+from conftest import retrain_args, run_module
+from retrain import report, report_page
+from retrain.errors import RetrainError
+
+
+@pytest.fixture(scope='module')
+def reported(tmp_path_factory, image_dir, tiny_module):
+    """One CLI run with --report_dir on a set with a photo copied into another class and a file
+    that is not an image: (process, out folder, image folder)."""
+    root = tmp_path_factory.mktemp('report')
+    images = str(root / 'images')
+    shutil.copytree(image_dir, images)
+    shutil.copy(os.path.join(images, 'red', 'red_003.jpg'),
+                os.path.join(images, 'blue', 'copied_red.jpg'))
+    with open(os.path.join(images, 'green', 'broken.jpg'), 'w', encoding='utf-8') as f:
+        f.write('not an image')
+    out = str(root / 'out')
+    process = run_module('retrain', *retrain_args(images, tiny_module, out, 40,
+                                                  '--report_dir', os.path.join(out, 'report')))
+    assert process.returncode == 0, process.stderr[-3000:]
+    return process, out, images
+
+
+def _load(out):
+    with open(os.path.join(out, 'report', 'report.json'), encoding='utf-8') as f:
+        return json.load(f)
+
+
+def test_every_run_logs_the_findings(reported):
+    process, _, _ = reported
+    log = process.stderr
+    assert re.search(r'Report: \d+ duplicate group\(s\) \(\d+ exact, \d+ near\) among 91 images',
+                     log)
+    assert re.search(r'Report: [1-9]\d* duplicate group\(s\) span different classes: conflicting '
+                     'labels', log)
+    assert re.search(r'Report: \d+ suspected label error\(s\)', log)
+    assert 'Wrote report to ' in log
+
+
+def test_report_json_follows_the_documented_schema(reported):
+    _, out, images = reported
+    data = _load(out)
+    assert data['format'] == report.FORMAT
+    assert data['labels'] == ['blue', 'green', 'red']
+    assert sum(data['splits'].values()) == 91  # 90 images and the copy; not the broken file.
+    assert data['settings']['report_dir'] == os.path.join(out, 'report')
+    copy = os.path.join(images, 'blue', 'copied_red.jpg')
+    original = os.path.join(images, 'red', 'red_003.jpg')
+    (group,) = [g for g in data['duplicates'] if copy in g]
+    assert original in group
+    details = data['duplicate_details'][data['duplicates'].index(group)]
+    assert details['spans_classes'] is True
+    assert {i['path'] for i in details['images']} == set(group)
+    for issue in data['label_issues']:
+        assert set(issue) == {'path', 'given', 'suggested', 'confidence', 'given_probability',
+                              'split'}
+        assert issue['given'] != issue['suggested'] and 0 < issue['confidence'] <= 1
+    for miss in data['misclassified']:
+        assert set(miss) == {'path', 'given', 'predicted', 'confidence'}
+    tested = sum(c['testing'] for c in data['per_class'])
+    assert tested == data['metrics']['test_images'] == sum(map(sum, data['confusion_matrix']))
+    assert [s['path'] for s in data['skipped']] == [os.path.join(images, 'green', 'broken.jpg')]
+    assert data['skipped'][0]['reason']
+    curves = data['curves']
+    assert [step for step, _ in curves['train']['accuracy']] == list(range(0, 40, 10)) + [39]
+    assert data['metrics']['validation_accuracy'] == curves['validation']['accuracy'][-1][1]
+
+
+def test_page_is_one_small_file_with_thumbnails(reported):
+    _, out, _ = reported
+    assert sorted(os.listdir(os.path.join(out, 'report'))) == sorted(report_page.FILES)
+    with open(os.path.join(out, 'report', 'index.html'), encoding='utf-8') as f:
+        page = f.read()
+    assert 'http://' not in page and 'https://' not in page  # Nothing from the network.
+    uris = re.findall(r'src="(data:image/jpeg;base64,[^"]+)"', page)
+    assert uris
+    thumb = tf.io.decode_jpeg(base64.b64decode(uris[0].split(',', 1)[1]))
+    assert max(thumb.shape[:2]) <= report_page.THUMBNAIL_SIZE
+
+
+def test_page_and_its_images_load_in_headless_chromium(reported, tmp_path):
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    if not chromium:
+        pytest.skip('chromium is not installed (apt-get install chromium)')
+    _, out, _ = reported
+    page = os.path.join(out, 'report', 'index.html')
+    with open(page, encoding='utf-8') as f:
+        images = f.read().count('<img ')
+    dom = subprocess.run(
+        [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+         f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=20000', '--dump-dom',
+         'file://' + os.path.abspath(page)],
+        capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
+    assert '<h1>Retrain report</h1>' in dom
+    assert images > 0
+    assert dom.count('data-loaded="yes"') == images, 'some thumbnails did not load'
+
+
+def test_noreport_skips_the_findings(image_dir, tiny_module, tmp_path):
+    process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
+                                                  '--noreport'))
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert 'Report:' not in process.stderr
+
+
+def test_a_folder_of_other_files_is_refused_before_any_work(image_dir, tiny_module, tmp_path):
+    occupied = tmp_path / 'photos'
+    occupied.mkdir()
+    (occupied / 'holiday.jpg').write_bytes(b'mine')
+    process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
+                                                  '--report_dir', str(occupied)))
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1] == (
+        f'retrain: error: --report_dir {occupied} holds other files than a report; choose a new '
+        'or empty folder')
+    assert os.listdir(occupied) == ['holiday.jpg']
+    assert not os.path.exists(tmp_path / 'bn') and not os.path.exists(tmp_path / 'graph.pb')
+
+
+def test_only_a_new_or_empty_folder_or_an_earlier_report_is_replaced(reported, tmp_path):
+    _, out, _ = reported
+    report.check_report_dir(os.path.join(out, 'report'))  # An earlier report: fine.
+    report.check_report_dir(str(tmp_path / 'new'))
+    report.check_report_dir(str(tmp_path))  # Empty.
+    (tmp_path / 'file').write_text('x', encoding='utf-8')
+    with pytest.raises(RetrainError, match='is a file'):
+        report.check_report_dir(str(tmp_path / 'file'))
+    fake = tmp_path / 'fake'
+    fake.mkdir()
+    (fake / 'report.json').write_text('{"format": "something else"}', encoding='utf-8')
+    with pytest.raises(RetrainError, match='holds other files'):
+        report.check_report_dir(str(fake))
