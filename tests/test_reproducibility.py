@@ -10,7 +10,8 @@ from compat.graph_io import graph_function, load_graph_def
 from conftest import retrain_args, run_module
 from retrain import image_io
 from retrain.bottleneck_cache import Bottlenecks
-from retrain.training import TrainingConfig, train
+from retrain.config import RetrainConfig
+from retrain.training import train
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')
@@ -65,9 +66,9 @@ def test_unseeded_training_differs_between_runs():
                                                                           'testing')}
     labels = {c: np.arange(30) % 3 for c in features}
     data = Bottlenecks(features, labels, {c: [''] * 30 for c in features})
-    config = TrainingConfig(how_many_training_steps=5, train_batch_size=10)
+    config = RetrainConfig(how_many_training_steps=5, train_batch_size=10, summaries_dir='')
     heads = [train(data, 3, config) for _ in range(2)]
     assert not np.array_equal(heads[0].weights, heads[1].weights)
-    seeded = [train(data, 3, TrainingConfig(how_many_training_steps=5, train_batch_size=10,
-                                            random_seed=3)) for _ in range(2)]
+    seeded = [train(data, 3, RetrainConfig(how_many_training_steps=5, train_batch_size=10,
+                                           summaries_dir='', random_seed=3)) for _ in range(2)]
     assert np.array_equal(seeded[0].weights, seeded[1].weights)
