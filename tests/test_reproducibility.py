@@ -72,3 +72,25 @@ def test_unseeded_training_differs_between_runs():
     seeded = [train(data, 3, RetrainConfig(how_many_training_steps=5, train_batch_size=10,
                                            summaries_dir='', random_seed=3)) for _ in range(2)]
     assert np.array_equal(seeded[0].weights, seeded[1].weights)
+
+
+def test_a_seeded_run_leaves_no_process_wide_state(tmp_path, image_dir, tiny_module):
+    """A library call must not change TensorFlow for the rest of the process: op determinism
+    (which makes unseeded random ops raise) is on during a seeded run only."""
+    from retrain import pipeline  # pylint: disable=import-outside-toplevel
+    from retrain.config import RetrainConfig  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.framework import config as tf_framework_config
+
+    def config(name: str, **extra) -> RetrainConfig:
+        work = tmp_path / name
+        return RetrainConfig(
+            image_dir=image_dir, tfhub_module=tiny_module, bottleneck_dir=str(tmp_path / 'bn'),
+            output_graph=str(work / 'graph.pb'), output_labels=str(work / 'labels.txt'),
+            summaries_dir='', how_many_training_steps=3, train_batch_size=8, **extra)
+
+    assert not tf_framework_config.is_op_determinism_enabled()
+    pipeline.run(config('seeded', random_seed=5, flip_left_right=True))
+    assert not tf_framework_config.is_op_determinism_enabled()
+    pipeline.run(config('unseeded', flip_left_right=True, random_brightness=10))
+    assert tf.random.uniform([2]).shape == [2]  # Unseeded random ops work as before.
+    assert os.path.isfile(tmp_path / 'unseeded' / 'graph.pb')
