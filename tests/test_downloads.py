@@ -32,14 +32,19 @@ def _archive(path, members) -> str:
 _GOOD = [('photos', 'dir', None), ('photos/roses', 'dir', None),
          ('photos/roses/a.jpg', 'file', b'jpeg'), ('photos/latest.jpg', 'symlink', 'roses/a.jpg'),
          ('photos/copy.jpg', 'hardlink', 'photos/roses/a.jpg')]
-_UNSAFE = {
-    'absolute path': [('/tmp/evil.txt', 'file', b'x')],
+_UNSAFE = {  # Absolute names are made absolute inside the test's own folder (see _unsafe).
+    'absolute path': [('{tmp}/evil.txt', 'file', b'x')],
     'climbs out': [('photos/../../evil.txt', 'file', b'x')],
     'link out': [('photos', 'dir', None), ('photos/up', 'symlink', '../..')],
-    'absolute link': [('etc', 'symlink', '/etc')],
+    'absolute link': [('etc', 'symlink', '{tmp}')],
     'hard link out': [('passwd', 'hardlink', '../../etc/passwd')],
     'fifo': [('pipe', 'fifo', None)],
 }
+
+
+def _unsafe(case: str, tmp_path):
+    return [(name.format(tmp=tmp_path), kind, payload.format(tmp=tmp_path)
+             if isinstance(payload, str) else payload) for name, kind, payload in _UNSAFE[case]]
 
 
 @pytest.mark.parametrize('checked', [False, True], ids=['this python', 'checked fallback'])
@@ -59,7 +64,7 @@ def test_a_good_archive_is_unpacked(tmp_path, checked):
 
 @pytest.mark.parametrize('case', sorted(_UNSAFE))
 def test_the_checked_fallback_refuses_what_leaves_the_folder(tmp_path, case):
-    archive = _archive(tmp_path / 'bad.tgz', _UNSAFE[case])
+    archive = _archive(tmp_path / 'bad.tgz', _unsafe(case, tmp_path))
     target = tmp_path / 'deep' / 'out'
     target.mkdir(parents=True)
     with tarfile.open(archive) as tar, pytest.raises(tarfile.TarError):
@@ -69,7 +74,7 @@ def test_the_checked_fallback_refuses_what_leaves_the_folder(tmp_path, case):
 
 
 def test_extract_reports_an_unsafe_archive_in_one_line(tmp_path):
-    archive = _archive(tmp_path / 'bad.tgz', _UNSAFE['climbs out'])
+    archive = _archive(tmp_path / 'bad.tgz', _unsafe('climbs out', tmp_path))
     with pytest.raises(RetrainError, match='cannot extract archive .*bad.tgz'):
         downloads.extract(archive, str(tmp_path / 'flower_photos'))
     assert not (tmp_path / 'flower_photos').exists()
