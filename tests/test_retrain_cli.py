@@ -403,3 +403,19 @@ def test_log_is_readable(trained):
     assert re.search(r'^I [\d-]+ [\d:.]+: Step 0: Train accuracy = [\d.]+%$', stderr, re.M)
     assert re.search(r'^I [\d-]+ [\d:.]+: Step 119: Validation accuracy = [\d.]+% \(N=\d+\)$',
                      stderr, re.M)
+
+
+def test_the_other_tools_print_no_tensorflow_notices(trained, tmp_path):
+    """compat convert and label_image on retrain's outputs: their answer and nothing else."""
+    converted = str(tmp_path / 'converted')
+    result = run_module('compat', 'convert', trained['graph'], '--labels', trained['labels'],
+                        '--saved_model_dir', converted)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ''
+    assert result.stdout.startswith(f'wrote {converted}: ')
+    image = os.path.join(trained['image_dir'], 'red', 'red_001.jpg')
+    result = run_module('label_image', '--graph', converted, image)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ''
+    lines = result.stdout.splitlines()
+    assert lines[0] == image and lines[1].startswith('red (score = ')
