@@ -7,7 +7,7 @@ config (or its class defaults) rather than repeating fields that could drift apa
 """
 import dataclasses
 import math
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from retrain.errors import RetrainError
 

@@ -5,10 +5,11 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config
 
 from compat.graph_io import graph_function, load_graph_def
 from conftest import retrain_args, run_module
-from retrain import image_io
+from retrain import image_io, pipeline
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.training import train
@@ -77,10 +78,6 @@ def test_unseeded_training_differs_between_runs():
 def test_a_seeded_run_leaves_no_process_wide_state(tmp_path, image_dir, tiny_module):
     """A library call must not change TensorFlow for the rest of the process: op determinism
     (which makes unseeded random ops raise) is on during a seeded run only."""
-    from retrain import pipeline  # pylint: disable=import-outside-toplevel
-    from retrain.config import RetrainConfig  # pylint: disable=import-outside-toplevel
-    from tensorflow.python.framework import config as tf_framework_config
-
     def config(name: str, **extra) -> RetrainConfig:
         work = tmp_path / name
         return RetrainConfig(
