@@ -126,7 +126,7 @@ def measure_caching(image_dir: str, bottleneck_dir: str, extractor: FeatureExtra
 
 
 def measure_training(data: bottleneck_cache.Bottlenecks, num_classes: int, steps: int) -> float:
-    config = training.TrainingConfig(how_many_training_steps=steps, random_seed=0)
+    config = RetrainConfig(how_many_training_steps=steps, random_seed=0, summaries_dir='')
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # 1,200 log lines would time the terminal.
     try:

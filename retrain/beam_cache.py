@@ -7,7 +7,6 @@ extractor), then the run reads the full cache and trains as usual. On a cluster,
 `bottleneck_dir` must be storage every worker sees (gs://, hdfs://, a shared mount) and the
 workers need this package (Beam's `--extra_package=<wheel>`, or a custom container).
 """
-import functools
 import json
 import os
 import uuid
@@ -101,7 +100,8 @@ def _counter(result, name: str) -> int:
 
 def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtractor,
                load_extractor: Callable[[], FeatureExtractor], runner: str,
-               pipeline_options: Sequence[str] = (), batch_size: int = 64) -> int:
+               pipeline_options: Sequence[str] = (),
+               batch_size: int = RetrainConfig.cache_batch_size) -> int:
     """Computes the missing or damaged cache files of `jobs` on the Beam runner `runner`.
 
     `extractor` is the driver's copy (for the cache format); `load_extractor` must be picklable
@@ -147,10 +147,12 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
 
 
 def fill_run_cache(config: RetrainConfig, classes: Sequence[ImageClass],
-                   extractor: FeatureExtractor) -> int:
-    """The cache of a whole retrain run, on `config.beam_runner`; pipeline.run's entry point."""
-    from retrain.pipeline import load_extractor  # pylint: disable=import-outside-toplevel
+                   extractor: FeatureExtractor,
+                   load_extractor: Callable[[], FeatureExtractor]) -> int:
+    """The cache of a whole retrain run, on `config.beam_runner`; pipeline.run's entry point.
+
+    `load_extractor` is as for `fill_cache` (pipeline passes its own loader: this module never
+    imports the pipeline, which imports it)."""
     jobs = cache_jobs(config.image_dir, classes, config.bottleneck_dir, extractor)
-    return fill_cache(jobs, config.bottleneck_dir, extractor,
-                      functools.partial(load_extractor, config), config.beam_runner,
+    return fill_cache(jobs, config.bottleneck_dir, extractor, load_extractor, config.beam_runner,
                       config.beam_pipeline_options, config.cache_batch_size)

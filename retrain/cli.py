@@ -1,15 +1,17 @@
 """`python -m retrain` / `retrain`: the classic command line, parsed once, then handed on.
 
 Every flag of the classic scripts is accepted with its classic default, in both `--flag=value`
-and `--flag value` form. Errors the user can fix end the run with one line and exit code 1;
-Ctrl-C ends it with exit code 130; neither shows a traceback nor leaves partial outputs.
+and `--flag value` form. Usage errors (an unknown flag, a value of the wrong type, a nonsense
+number) end the run before any work with one line and exit code 2; other errors the user can fix
+with one line and exit code 1; Ctrl-C, even while TensorFlow is still being imported, with one
+line and exit code 130. None shows a traceback or leaves partial outputs.
 """
 import sys
 
 from absl import app, flags, logging
 
-from retrain.config import DEFAULT_TFHUB_MODULE, RetrainConfig
-from retrain import interrupts
+from retrain.config import DEFAULT_TFHUB_MODULE, ConfigError, RetrainConfig
+from retrain import interrupts, logs
 from retrain.errors import RetrainError
 from retrain.quiet_tensorflow import import_tensorflow
 
@@ -27,7 +29,8 @@ flags.DEFINE_string('output_labels', _D.output_labels, 'Where to save the traine
 flags.DEFINE_string('summaries_dir', _D.summaries_dir, 'Where to save summary logs for '
                     'TensorBoard (cleared at the start of a run).')
 flags.DEFINE_integer('how_many_training_steps', _D.how_many_training_steps,
-                     'How many training steps to run before ending.')
+                     'How many training steps to run before ending. 0: only fill the '
+                     'bottleneck cache; no model or other output is written.')
 flags.DEFINE_float('learning_rate', _D.learning_rate, 'How large a learning rate to use.')
 flags.DEFINE_integer('testing_percentage', _D.testing_percentage,
                      'What percentage of images to use as a test set.')
@@ -60,7 +63,7 @@ flags.DEFINE_string('tfhub_module', DEFAULT_TFHUB_MODULE, 'Which TensorFlow Hub 
                     'vector module to use: a URL, a local folder or a local .tar.gz.')
 flags.DEFINE_string('saved_model_dir', _D.saved_model_dir,
                     'Where to save the exported SavedModel for TF Serving (none if empty).')
-flags.DEFINE_enum('logging_verbosity', 'INFO', ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'],
+flags.DEFINE_enum('logging_verbosity', 'INFO', list(logs.LEVELS),
                   'How much logging output should be produced.')
 flags.DEFINE_string('checkpoint_path', _D.checkpoint_path, 'Accepted for compatibility; training '
                     'runs in memory and writes no checkpoint.')
@@ -98,8 +101,6 @@ flags.DEFINE_string('report_dir', _D.report_dir, 'Also write the run report here
                     '(opens from disk) and report.json. A new or empty folder, or an old report.')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
-_LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,
-               'ERROR': logging.ERROR, 'FATAL': logging.FATAL}
 
 
 def config_from_flags() -> RetrainConfig:
@@ -115,12 +116,13 @@ def main(argv) -> int:
     if len(argv) > 1:
         print(f'retrain: error: unexpected arguments: {" ".join(argv[1:])}', file=sys.stderr)
         return 2
-    logging.set_verbosity(_LOG_LEVELS[FLAGS.logging_verbosity])
+    logs.setup(FLAGS.logging_verbosity)
     interrupts.install()
-    import_tensorflow()
-    from retrain import pipeline  # pylint: disable=import-outside-toplevel
     try:
         config = config_from_flags()
+        config.check()  # Before the slow TensorFlow import: usage errors are instant.
+        import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
+        from retrain import pipeline  # pylint: disable=import-outside-toplevel
         if not config.image_dir:
             from retrain import downloads  # pylint: disable=import-outside-toplevel
             config.image_dir = downloads.flower_photos()
@@ -128,12 +130,21 @@ def main(argv) -> int:
         pipeline.run(config)
     except RetrainError as e:
         print(f'retrain: error: {e}', file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
         print('retrain: interrupted; outputs already complete were kept, nothing is half-written',
               file=sys.stderr)
         return 130
     return 0
+
+
+def _parse_flags(argv):
+    """absl's parsing, but a bad flag is a usage error like the others: one line, exit code 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print(f'retrain: error: {e}', file=sys.stderr)
+        sys.exit(2)
 
 
 def run() -> None:
@@ -142,7 +153,7 @@ def run() -> None:
     for flag in FLAGS.get_flags_for_module(__name__):
         FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     try:
-        app.run(main)
+        app.run(main, flags_parser=_parse_flags)
     except SystemExit as e:
         if e.code == 1 and _HELP_FLAGS & set(sys.argv[1:]):
             sys.exit(0)

@@ -1,10 +1,15 @@
 """The settings of one retrain run: every classic flag, as a plain dataclass.
 
 The CLI fills it from flags once; library code receives it (or the parts it needs) and never
-reads global flags, so the pipeline can be driven from Python and tests alike.
+reads global flags, so the pipeline can be driven from Python and tests alike. Each setting and
+its default is defined here and nowhere else: training, fine-tuning and the Beam cache take this
+config (or its class defaults) rather than repeating fields that could drift apart.
 """
 import dataclasses
+import math
 from typing import Optional, Sequence
+
+from retrain.errors import RetrainError
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 
@@ -56,3 +61,39 @@ class RetrainConfig:
     # The run report: findings logged in every run (report), a page and a file in report_dir.
     report: bool = True
     report_dir: str = ''
+
+    def check(self) -> None:
+        """Raises ConfigError naming the first nonsense numeric setting.
+
+        Checked before any work (the CLI exits 2 on it), so such a value never surfaces as a
+        traceback deep in TensorFlow, nor as a run that trains on NaN.
+        """
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f'--{name} must be {rule}, not {getattr(self, name)}')
+
+        for name in ('learning_rate', 'fine_tune_learning_rate'):
+            value = getattr(self, name)
+            need(math.isfinite(value) and value > 0, name, 'a finite number above 0')
+        for name in ('how_many_training_steps', 'intermediate_store_frequency', 'fine_tune_steps',
+                     'image_size', 'random_crop', 'random_scale', 'random_brightness'):
+            need(getattr(self, name) >= 0, name, 'at least 0')
+        need(self.random_brightness < 100, 'random_brightness',
+             'below 100 (a factor 1 -/+ that percentage)')
+        for name in ('testing_percentage', 'validation_percentage'):
+            need(0 <= getattr(self, name) <= 100, name, 'a percentage from 0 to 100')
+        held_out = self.testing_percentage + self.validation_percentage
+        if held_out > 100:
+            raise ConfigError('--testing_percentage and --validation_percentage must add up to '
+                              f'at most 100, not {held_out}')
+        for name in ('eval_step_interval', 'train_batch_size', 'cache_batch_size'):
+            need(getattr(self, name) >= 1, name, 'at least 1')
+        for name in ('test_batch_size', 'validation_batch_size'):
+            need(getattr(self, name) == -1 or getattr(self, name) >= 1, name,
+                 '-1 (all images) or at least 1')
+        need(self.random_seed is None or 0 <= self.random_seed < 2 ** 63, 'random_seed',
+             'from 0 to 2**63 - 1')
+
+
+class ConfigError(RetrainError):
+    """A setting no run can use: a usage error (exit code 2), found before any work starts."""

@@ -62,10 +62,43 @@ def extract(archive: str, directory: str) -> str:
     try:
         with fileio.atomic_directory(directory) as temp:
             with tarfile.open(archive, 'r:*') as tar:
-                tar.extractall(temp, filter='data')
+                _extract_all(tar, temp)
     except (tarfile.TarError, OSError) as e:
         raise RetrainError(f'cannot extract archive {archive}: {e}') from None
     return directory
+
+
+def _extract_all(tar: tarfile.TarFile, directory: str) -> None:
+    """tarfile's own 'data' filter where this Python has it (3.12+, and the 3.9-3.11 patch
+    releases from mid-2023); on older ones, the same refusals checked here."""
+    if hasattr(tarfile, 'data_filter'):
+        tar.extractall(directory, filter='data')
+    else:
+        extract_checked(tar, directory)
+
+
+def extract_checked(tar: tarfile.TarFile, directory: str) -> None:
+    """Extracts only regular files, folders and links that stay inside `directory`.
+
+    An absolute name, a `..` that climbs out, a link pointing outside, or a device or pipe
+    member makes the whole archive refused (tarfile.TarError) before anything is written.
+    """
+    root = os.path.realpath(directory)
+
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    for member in tar.getmembers():
+        target = os.path.join(root, member.name)
+        if os.path.isabs(member.name) or not inside(target):
+            raise tarfile.TarError(f'member {member.name!r} would be written outside the folder')
+        if member.issym() or member.islnk():
+            base = os.path.dirname(target) if member.issym() else root
+            if os.path.isabs(member.linkname) or not inside(os.path.join(base, member.linkname)):
+                raise tarfile.TarError(f'link {member.name!r} points outside the folder')
+        elif not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f'member {member.name!r} is neither a file nor a folder')
+    tar.extractall(directory)
 
 
 def flower_photos() -> str:

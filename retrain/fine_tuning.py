@@ -8,9 +8,8 @@ an image as always. The cached bottlenecks describe the untuned module, so they 
 nor changed; validation and test bottlenecks are recomputed in memory afterwards. The variables
 are updated in place, so every output frozen afterwards carries the tuned weights.
 """
-import dataclasses
 import datetime
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,21 +17,11 @@ from absl import logging
 
 from retrain import bottleneck_cache
 from retrain.bottleneck_cache import Bottlenecks
+from retrain.config import RetrainConfig
 from retrain.distortions import ImageBatches
 from retrain.errors import RetrainError
 from retrain.extractors import FeatureExtractor
 from retrain.training import ClassSampler, Head
-
-
-@dataclasses.dataclass
-class FineTuneConfig:
-    steps: int = 0
-    learning_rate: float = 0.0001
-    train_batch_size: int = 100
-    eval_step_interval: int = 10
-    cache_batch_size: int = 64
-    random_seed: Optional[int] = None
-    allow_truncated_images: bool = False
 
 
 class _FineTuner:
@@ -91,30 +80,28 @@ def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: in
 
 
 def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
-              data: Bottlenecks, num_classes: int, config: FineTuneConfig) -> Head:
+              data: Bottlenecks, num_classes: int, config: RetrainConfig) -> Head:
     """Tunes the module's variables (in place) and the layer; returns the tuned layer.
 
     `data`'s validation and test bottlenecks are replaced by ones of the tuned module, and
     `Fine-tuned validation accuracy` is logged. A module without trainable variables (a legacy
     frozen graph) is left as it is, with a warning.
     """
-    if config.steps < 0 or config.learning_rate <= 0:
-        raise RetrainError('--fine_tune_steps must be >= 0 and --fine_tune_learning_rate > 0, got '
-                           f'{config.steps} and {config.learning_rate}')
+    config.check()
     variables = tunable_variables(extractor)
     if not variables:
         logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
                         extractor.description)
         return head
-    tuner = _FineTuner(batches, head, extractor, config.learning_rate)
+    tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate)
     sampler = ClassSampler(data.labels['training'], num_classes,
                            np.random.default_rng(config.random_seed))
     logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
-                 len(variables), extractor.description, config.steps)
-    for i in range(config.steps):
+                 len(variables), extractor.description, config.fine_tune_steps)
+    for i in range(config.fine_tune_steps):
         loss, accuracy = tuner.step(tf.constant(sampler.sample(config.train_batch_size),
                                                 tf.int32))
-        if i % config.eval_step_interval == 0 or i + 1 == config.steps:
+        if i % config.eval_step_interval == 0 or i + 1 == config.fine_tune_steps:
             now = datetime.datetime.now()
             logging.info('%s: Fine-tune step %d: Train accuracy = %.1f%%', now, i,
                          float(accuracy) * 100)

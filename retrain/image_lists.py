@@ -104,6 +104,9 @@ def create_image_lists(image_dir: str, testing_percentage: float,
     Raises RetrainError when the folder is missing or holds fewer than two usable classes.
     """
     if not image_dir or not tf.io.gfile.isdir(image_dir):
+        if image_dir and tf.io.gfile.exists(image_dir):
+            raise RetrainError(f'image directory {image_dir!r} is a file: give the folder that '
+                               'holds one sub-folder of images per class')
         raise RetrainError(f'image directory not found: {image_dir!r}')
     classes: List[ImageClass] = []
     labels_seen: Dict[str, str] = {}

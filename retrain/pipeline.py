@@ -1,9 +1,14 @@
 """One retrain run from start to finish: find images, cache bottlenecks, train, test, export."""
+import contextlib
+import functools
 import os
 import time
+from typing import Iterator
 
 import tensorflow as tf
 from absl import logging
+# Public TensorFlow can switch op determinism on, but not off nor tell whether it is on.
+from tensorflow.python.framework import config as tf_framework_config
 
 from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
                      interrupts, outputs, report, report_page, summaries, tflite_export,
@@ -20,15 +25,35 @@ def load_extractor(config: RetrainConfig) -> FeatureExtractor:
     return load_hub_module(config.tfhub_module, config.image_size)
 
 
+@contextlib.contextmanager
+def _op_determinism(wanted: bool) -> Iterator[None]:
+    """Deterministic kernels for the duration of a seeded run (otherwise some GPU kernels vary
+    from run to run); then as before, since unseeded random ops fail while it is on."""
+    if not wanted or tf_framework_config.is_op_determinism_enabled():
+        yield
+        return
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        tf_framework_config.disable_op_determinism()
+
+
 def run(config: RetrainConfig) -> float:
-    """Runs the whole job described by `config`; returns the final test accuracy."""
+    """Runs the whole job described by `config`; returns the final test accuracy (NaN when
+    there is none: no test images, or 0 training steps, which only fill the bottleneck cache).
+
+    Process-wide TensorFlow state is as it was when it returns."""
+    config.check()
+    with _op_determinism(config.random_seed is not None):
+        return _run(config)
+
+
+def _run(config: RetrainConfig) -> float:
     started = time.monotonic()
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
-    distortion.validate()
     report.check_report_dir(config.report_dir)
-    if config.random_seed is not None:  # Otherwise some (GPU) kernels vary from run to run.
-        tf.config.experimental.enable_op_determinism()
     classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
                                              config.validation_percentage)
     train_count, validation_count, test_count = image_lists.split_counts(classes)
@@ -39,10 +64,15 @@ def run(config: RetrainConfig) -> float:
     export.check_exportable(extractor)
     if config.beam_runner:
         from retrain import beam_cache  # pylint: disable=import-outside-toplevel
-        beam_cache.fill_run_cache(config, classes, extractor)
+        beam_cache.fill_run_cache(config, classes, extractor,
+                                  functools.partial(load_extractor, config))
     data, _ = bottleneck_cache.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
                                                extractor, config.cache_batch_size,
                                                config.allow_truncated_images)
+    if not config.how_many_training_steps:
+        logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
+                     'trained or written')
+        return float('nan')
     labels = [c.label for c in classes]
     summaries.clear_earlier_runs(config.summaries_dir)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
@@ -57,22 +87,11 @@ def run(config: RetrainConfig) -> float:
         export.write_graph(path, export.build_graph(extractor, head, config.final_tensor_name))
 
     head = training.train(
-        data, len(classes),
-        training.TrainingConfig(
-            how_many_training_steps=config.how_many_training_steps,
-            learning_rate=config.learning_rate, train_batch_size=config.train_batch_size,
-            validation_batch_size=config.validation_batch_size,
-            test_batch_size=config.test_batch_size, eval_step_interval=config.eval_step_interval,
-            summaries_dir=config.summaries_dir, random_seed=config.random_seed),
-        on_checkpoint=store_intermediate, checkpoint_every=config.intermediate_store_frequency,
+        data, len(classes), config, on_checkpoint=store_intermediate,
+        checkpoint_every=config.intermediate_store_frequency,
         training_batches=batches if distortion.enabled else None)
     if config.fine_tune_steps:
-        head = fine_tuning.fine_tune(batches, head, extractor, data, len(classes),
-                                     fine_tuning.FineTuneConfig(
-                                         config.fine_tune_steps, config.fine_tune_learning_rate,
-                                         config.train_batch_size, config.eval_step_interval,
-                                         config.cache_batch_size, config.random_seed,
-                                         config.allow_truncated_images))
+        head = fine_tuning.fine_tune(batches, head, extractor, data, len(classes), config)
         interrupts.check()  # Before anything is written to the output paths.
     accuracy = training.test(data, head, labels, config.test_batch_size,
                              config.print_misclassified_test_images, config.random_seed)

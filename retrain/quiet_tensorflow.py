@@ -3,19 +3,25 @@
 TensorFlow's C++ side prints CUDA probing, oneDNN and CPU-feature notices to stderr when it
 loads, before Python logging exists; users took them for errors. The CLIs import TensorFlow
 through here: those lines are captured and dropped, unless the import fails (then they are shown)
-or the user asked for them by setting TF_CPP_MIN_LOG_LEVEL.
+or the user asked for them by setting TF_CPP_MIN_LOG_LEVEL. TensorFlow's Python side logs too, for
+the whole run: deprecation notices ("Instructions for updating: ..."), the names of temporary
+files it writes, retracing advice. None of it is for the person running the tools, so only its
+errors are shown, unless they asked for debug output.
 
 TensorFlow's modules are hundreds of thousands of Python objects that live until exit. Once they
 are loaded they are frozen out of the garbage collector's sight (`gc.freeze`), which otherwise
 walks them in every full collection and once more at exit: 0.7 s of a 5 s run on 2 cores.
 """
 import gc
+import logging
 import os
 import sys
 import tempfile
 
 
-def import_tensorflow() -> None:
+def import_tensorflow(debug: bool = False) -> None:
+    """Imports TensorFlow, quietly; with `debug`, TensorFlow's own Python log lines are kept."""
+    logging.getLogger('tensorflow').setLevel(logging.DEBUG if debug else logging.ERROR)
     if 'tensorflow' in sys.modules:
         return
     if 'TF_CPP_MIN_LOG_LEVEL' in os.environ:
@@ -34,7 +40,7 @@ def _import_quietly() -> None:
         try:
             import tensorflow as tf  # pylint: disable=import-outside-toplevel
             tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.
-        except BaseException:
+        except Exception:  # Not on Ctrl-C: the chatter is shown only to explain a failure.
             os.dup2(saved, 2)
             capture.seek(0)
             sys.stderr.write(capture.read().decode('utf-8', 'replace'))

@@ -20,24 +20,13 @@ from absl import logging
 
 from retrain import interrupts
 from retrain.bottleneck_cache import Bottlenecks
+from retrain.config import RetrainConfig
 from retrain.errors import RetrainError
 from retrain.step_summaries import StepWriter
 
 # The classic sampler drew an image index below this and took it modulo the class size.
 _INDEX_RANGE = 2 ** 27
 _INITIAL_STDDEV = 0.001
-
-
-@dataclasses.dataclass
-class TrainingConfig:
-    how_many_training_steps: int = 4000
-    learning_rate: float = 0.01
-    train_batch_size: int = 100
-    validation_batch_size: int = 100
-    test_batch_size: int = -1
-    eval_step_interval: int = 10
-    summaries_dir: str = ''
-    random_seed: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -124,7 +113,7 @@ def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
     return x[chosen], y[chosen]
 
 
-def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
+def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
           checkpoint_every: int = 0,
           training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None
@@ -137,8 +126,7 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
     """
     if not len(data.labels['training']):
         raise RetrainError('no training images: every image fell into validation or testing')
-    if config.eval_step_interval < 1 or config.train_batch_size < 1:
-        raise RetrainError('--eval_step_interval and --train_batch_size must be at least 1')
+    config.check()
     rng = np.random.default_rng(config.random_seed)
     train_x, train_y = data.features['training'], data.labels['training']
     head = Head.initial(train_x.shape[1], num_classes, rng)
@@ -167,7 +155,7 @@ def train(data: Bottlenecks, num_classes: int, config: TrainingConfig,
 
 
 def _evaluate(step: int, head: Head, batch: Tuple[np.ndarray, np.ndarray], data: Bottlenecks,
-              config: TrainingConfig, validation_sampler: Optional[ClassSampler],
+              config: RetrainConfig, validation_sampler: Optional[ClassSampler],
               train_writer: Optional[StepWriter], validation_writer: Optional[StepWriter]):
     """Logs (and summarizes) the step's batch and a validation batch, as the classic script did."""
     loss, accuracy = head.metrics(*batch)

@@ -163,7 +163,7 @@ def test_without_beam_the_flag_says_how_to_install(tiny_module, image_dir, tmp_p
 def test_flower_photos_cache_matches_in_process(shared_dir, tmp_path):
     """The issue's acceptance check on real photos and a real MobileNetV2, values within 1e-3.
 
-    Eight photos per class keep it fast; bench/beam_cache_parity.py runs all 500.
+    Eight photos per class keep it fast; bench/bench_beam_cache.py runs all 500.
     """
     images = os.path.join(shared_dir, 'data', 'flower_photos_small')
     module = os.path.join(shared_dir, 'models', 'mobilenet_v2_100_224_feature_vector')

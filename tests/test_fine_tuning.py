@@ -12,7 +12,8 @@ from retrain import bottleneck_cache, image_io
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.distortions import DistortionConfig, ImageBatches
 from retrain.extractors import FeatureExtractor, load_hub_module
-from retrain.fine_tuning import FineTuneConfig, fine_tune, tunable_variables
+from retrain.config import RetrainConfig
+from retrain.fine_tuning import fine_tune, tunable_variables
 from retrain.training import Head
 
 
@@ -88,7 +89,7 @@ def test_a_module_without_variables_is_left_alone(caplog):
     frozen = _extractor(lambda images: tf.reduce_mean(images, axis=[1, 2]), 3)
     head = Head(np.ones((3, 2), np.float32), np.zeros(2, np.float32))
     assert not tunable_variables(frozen)
-    assert fine_tune(None, head, frozen, None, 2, FineTuneConfig(steps=5)) is head
+    assert fine_tune(None, head, frozen, None, 2, RetrainConfig(fine_tune_steps=5)) is head
     assert 'has no trainable variables' in caplog.text
 
 
@@ -107,8 +108,8 @@ def test_fine_tuning_moves_the_module_variables_and_learns():
                        {'training': [''] * 40, 'validation': [], 'testing': []})
     kernel = module.kernel.numpy()
     tuned = fine_tune(batches, head, extractor, data, 2,
-                      FineTuneConfig(steps=30, learning_rate=0.5, train_batch_size=20,
-                                     random_seed=0))
+                      RetrainConfig(fine_tune_steps=30, fine_tune_learning_rate=0.5,
+                                    train_batch_size=20, random_seed=0))
     assert not np.allclose(module.kernel.numpy(), kernel)  # The module's variable moved.
     features = extractor(tf.constant(images / 255.0, tf.float32)).numpy()
     assert np.mean(tuned.predict(features).argmax(axis=1) == labels) >= 0.9

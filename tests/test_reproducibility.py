@@ -5,12 +5,14 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config
 
 from compat.graph_io import graph_function, load_graph_def
 from conftest import retrain_args, run_module
-from retrain import image_io
+from retrain import image_io, pipeline
 from retrain.bottleneck_cache import Bottlenecks
-from retrain.training import TrainingConfig, train
+from retrain.config import RetrainConfig
+from retrain.training import train
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')
@@ -65,9 +67,27 @@ def test_unseeded_training_differs_between_runs():
                                                                           'testing')}
     labels = {c: np.arange(30) % 3 for c in features}
     data = Bottlenecks(features, labels, {c: [''] * 30 for c in features})
-    config = TrainingConfig(how_many_training_steps=5, train_batch_size=10)
+    config = RetrainConfig(how_many_training_steps=5, train_batch_size=10, summaries_dir='')
     heads = [train(data, 3, config) for _ in range(2)]
     assert not np.array_equal(heads[0].weights, heads[1].weights)
-    seeded = [train(data, 3, TrainingConfig(how_many_training_steps=5, train_batch_size=10,
-                                            random_seed=3)) for _ in range(2)]
+    seeded = [train(data, 3, RetrainConfig(how_many_training_steps=5, train_batch_size=10,
+                                           summaries_dir='', random_seed=3)) for _ in range(2)]
     assert np.array_equal(seeded[0].weights, seeded[1].weights)
+
+
+def test_a_seeded_run_leaves_no_process_wide_state(tmp_path, image_dir, tiny_module):
+    """A library call must not change TensorFlow for the rest of the process: op determinism
+    (which makes unseeded random ops raise) is on during a seeded run only."""
+    def config(name: str, **extra) -> RetrainConfig:
+        work = tmp_path / name
+        return RetrainConfig(
+            image_dir=image_dir, tfhub_module=tiny_module, bottleneck_dir=str(tmp_path / 'bn'),
+            output_graph=str(work / 'graph.pb'), output_labels=str(work / 'labels.txt'),
+            summaries_dir='', how_many_training_steps=3, train_batch_size=8, **extra)
+
+    assert not tf_framework_config.is_op_determinism_enabled()
+    pipeline.run(config('seeded', random_seed=5, flip_left_right=True))
+    assert not tf_framework_config.is_op_determinism_enabled()
+    pipeline.run(config('unseeded', flip_left_right=True, random_brightness=10))
+    assert tf.random.uniform([2]).shape == [2]  # Unseeded random ops work as before.
+    assert os.path.isfile(tmp_path / 'unseeded' / 'graph.pb')

@@ -1,12 +1,17 @@
 """`python -m retrain` end to end, as a subprocess, on a tiny module and tiny image folders."""
 import os
 import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, run_module
+from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module
 from retrain import image_io, image_lists
 from retrain.extractors import hub_cache_suffix
 
@@ -215,3 +220,202 @@ def test_real_module_on_flower_photos(shared_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r'\(N=58\)', result.stderr)  # The classic split of this path.
     assert _final_accuracy(result.stderr) >= 80.0
+
+
+# --- The command line: usage errors, Ctrl-C, what the README promises, a readable log ------------
+
+_TIMESTAMP = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+
+
+def test_help_exits_0_and_lists_the_flags():
+    result = run_module('retrain', '--help')
+    assert result.returncode == 0, result.stderr[-3000:]
+    for flag in ('--image_dir', '--how_many_training_steps', '--tflite_quantize', '--random_seed'):
+        assert flag in result.stdout, flag
+    assert '0: only fill the bottleneck cache' in ' '.join(result.stdout.split())
+
+
+@pytest.mark.parametrize('bad, named', [
+    (['--cache_batch_size', '0'], '--cache_batch_size'),
+    (['--cache_batch_size', '-3'], '--cache_batch_size'),
+    (['--learning_rate', 'nan'], '--learning_rate'),
+    (['--learning_rate', 'abc'], '--learning_rate'),
+    (['--fine_tune_learning_rate', 'inf'], '--fine_tune_learning_rate'),
+    (['--testing_percentage', '-5'], '--testing_percentage'),
+    (['--testing_percentage', '60', '--validation_percentage', '50'], '--validation_percentage'),
+    (['--train_batch_size', '0'], '--train_batch_size'),
+    (['--eval_step_interval', '0'], '--eval_step_interval'),
+    (['--test_batch_size', '-2'], '--test_batch_size'),
+    (['--how_many_training_steps', '-1'], '--how_many_training_steps'),
+    (['--random_crop', '-10'], '--random_crop'),
+    (['--random_seed', '-1'], '--random_seed'),
+    (['--no_such_flag', '1'], 'no_such_flag'),
+    (['--tflite_quantize', 'int4'], '--tflite_quantize'),
+    (['unexpected', 'words'], 'unexpected words'),
+])
+def test_usage_errors_exit_2_with_one_line_before_any_work(tmp_path, tiny_module, image_dir,
+                                                          bad, named):
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5, *bad))
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('retrain: error: '), result.stderr[-3000:]
+    assert named in lines[0]
+    assert os.listdir(tmp_path) == []  # Not even the bottleneck folder: no work was done.
+
+
+def _interrupt_while_importing_tensorflow(tmp_path, module: str, *args: str):
+    """Runs `python -m module args`, sends SIGINT once it is inside TensorFlow's import.
+
+    The event to wait for: a `sitecustomize` on the child's path blocks the import of a module
+    deep inside `import tensorflow` after creating a marker file; SIGINT ends the block as it
+    would end the real (multi-second) import. Nothing in the tools knows about it.
+    """
+    hook_dir, marker = tmp_path / 'hook', tmp_path / 'importing_tensorflow'
+    hook_dir.mkdir()
+    (hook_dir / 'sitecustomize.py').write_text(
+        'import importlib.abc, os, sys, threading\n'
+        'class _Block(importlib.abc.MetaPathFinder):\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        "        if name == 'tensorflow.python.framework.ops':\n"
+        "            open(os.environ['MARKER'], 'w').close()\n"
+        '            threading.Event().wait()\n'
+        'sys.meta_path.insert(0, _Block())\n')
+    env = dict(os.environ, MARKER=str(marker), PYTHONIOENCODING='utf-8',
+               PYTHONPATH=os.pathsep.join([str(hook_dir), REPO_ROOT,
+                                           os.environ.get('PYTHONPATH', '')]))
+    child = subprocess.Popen([sys.executable, '-m', module, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, encoding='utf-8', env=env,
+                             cwd=str(tmp_path))
+    try:
+        while not marker.exists():
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)  # Polling for the marker: the wait ends on the event, not a time.
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=600)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, stderr
+
+
+@pytest.mark.parametrize('command, interrupted', [
+    (['retrain', '--image_dir', 'images', '--bottleneck_dir', 'bn', '--output_graph', 'g.pb',
+      '--output_labels', 'l.txt', '--summaries_dir', ''],
+     'retrain: interrupted; outputs already complete were kept, nothing is half-written'),
+    (['label_image', '--graph', 'g.pb', '--labels', 'l.txt', 'photo.jpg'],
+     'label_image: interrupted'),
+    (['compat', 'inspect', 'g.pb'], 'python -m compat: interrupted'),
+])
+def test_ctrl_c_while_tensorflow_imports_is_one_line_and_exit_130(tmp_path, command, interrupted):
+    returncode, stderr = _interrupt_while_importing_tensorflow(tmp_path, *command)
+    assert returncode == 130, stderr[-3000:]
+    assert stderr.strip() == interrupted
+
+
+@pytest.mark.parametrize('command', [['label_image', '--no_such_flag', 'photo.jpg'],
+                                     ['compat', 'inspect', 'g.pb', '--no_such_flag']])
+def test_other_tools_exit_2_on_usage_errors_too(tmp_path, command):
+    result = run_module(*command, cwd=str(tmp_path))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'no_such_flag' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_image_dir_that_is_a_file_is_called_a_file(tmp_path, tiny_module):
+    not_a_folder = tmp_path / 'photos.zip'
+    not_a_folder.write_bytes(b'PK')
+    out = tmp_path / 'out'
+    result = run_module('retrain', *retrain_args(str(not_a_folder), tiny_module, str(out), 5))
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith('retrain: error: ')]
+    assert str(not_a_folder) in line and 'is a file' in line and 'not found' not in line
+
+
+def test_zero_steps_only_fill_the_cache(tmp_path, tiny_module, image_dir):
+    out = tmp_path / 'out'
+    (out / 'summaries').mkdir(parents=True)
+    (out / 'summaries' / 'earlier_run.txt').write_text('kept')
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(out), 0,
+                                                 '--saved_model_dir', str(out / 'sm')))
+    assert result.returncode == 0, result.stderr[-3000:]
+    cached = [name for _, _, files in os.walk(out / 'bn') for name in files
+              if name.endswith('.txt')]
+    assert len(cached) == 90
+    assert sorted(os.listdir(out)) == ['bn', 'summaries']  # No graph, labels or SavedModel.
+    assert os.listdir(out / 'summaries') == ['earlier_run.txt']  # Not even cleared.
+    assert 'no model is trained or written' in result.stderr
+    assert 'Final test accuracy' not in result.stderr
+
+
+def test_final_tensor_name_tflite_quantize_and_quiet_verbosity(tmp_path, tiny_module, image_dir):
+    out = tmp_path / 'out'
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(out), 20, '--final_tensor_name', 'flower_scores',
+        '--tflite_output_file', str(out / 'model.tflite'), '--tflite_quantize', 'int8',
+        '--logging_verbosity', 'WARN'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not _TIMESTAMP.search(result.stderr), result.stderr[-3000:]  # No INFO line at all.
+    graph, session = _graph_session(str(out / 'graph.pb'))
+    names = {op.name: op.type for op in graph.get_operations()}
+    assert names['flower_scores'] == 'Softmax' and 'final_result' not in names
+    image = image_io.load_image(os.path.join(image_dir, 'red', 'red_001.jpg'), (32, 32))
+    with session:
+        scores = session.run('flower_scores:0', {'Placeholder:0': image[np.newaxis]})
+    assert scores.argmax() == 2  # red
+    interpreter = tf.lite.Interpreter(model_path=str(out / 'model.tflite'))
+    interpreter.allocate_tensors()
+    assert any(t['dtype'] == np.int8 for t in interpreter.get_tensor_details())
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.set_tensor(given['index'], image[np.newaxis])
+    interpreter.invoke()
+    assert interpreter.get_tensor(taken['index'])[0].argmax() == 2
+
+
+def test_without_image_dir_the_flower_photos_archive_in_the_cache_is_used(tmp_path, tiny_module):
+    """Offline: the archive is placed where the download would put it ($RETRAIN_CACHE_DIR).
+
+    The cache folder is given relative to a cwd this test controls, so the split is fixed."""
+    make_image_folder(str(tmp_path / 'archive' / 'flower_photos'), per_class=20, seed=4)
+    (tmp_path / 'cache').mkdir()
+    with tarfile.open(tmp_path / 'cache' / 'flower_photos.tgz', 'w:gz') as tar:
+        tar.add(tmp_path / 'archive' / 'flower_photos', arcname='flower_photos')
+    args = retrain_args('', tiny_module, str(tmp_path / 'out'), 10, '--test_batch_size', '7')
+    result = run_module('retrain', *args[2:], cwd=str(tmp_path),
+                        env_extra={'RETRAIN_CACHE_DIR': 'cache'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected_dir = os.path.join('cache', 'flower_photos', 'flower_photos')
+    assert f'No --image_dir given: using the flower photos in {expected_dir}' in result.stderr
+    assert re.search(r'Final test accuracy = [\d.]+% \(N=7\)', result.stderr)
+    with open(tmp_path / 'out' / 'labels.txt', 'rb') as f:
+        assert f.read() == b'blue\ngreen\nred\n'
+
+
+def test_log_is_readable(trained):
+    """One timestamp per line, no absl thread id or source location, no TensorFlow notices
+    or temporary names; the classic lines' text as COMPATIBILITY.md section 5 gives it."""
+    stderr = trained['result'].stderr
+    for noise in ('Instructions for updating', 'deprecat', '.tmp', 'tmp-', '.py:'):
+        assert noise not in stderr, noise
+    logged = [line for line in stderr.splitlines() if _TIMESTAMP.search(line)]
+    assert len(logged) > 30
+    for line in logged:
+        assert len(_TIMESTAMP.findall(line)) == 1, line
+        assert re.match(r'[IWE] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}: \S', line), line
+    assert re.search(r'^I [\d-]+ [\d:.]+: Step 0: Train accuracy = [\d.]+%$', stderr, re.M)
+    assert re.search(r'^I [\d-]+ [\d:.]+: Step 119: Validation accuracy = [\d.]+% \(N=\d+\)$',
+                     stderr, re.M)
+
+
+def test_the_other_tools_print_no_tensorflow_notices(trained, tmp_path):
+    """compat convert and label_image on retrain's outputs: their answer and nothing else."""
+    converted = str(tmp_path / 'converted')
+    result = run_module('compat', 'convert', trained['graph'], '--labels', trained['labels'],
+                        '--saved_model_dir', converted)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ''
+    assert result.stdout.startswith(f'wrote {converted}: ')
+    image = os.path.join(trained['image_dir'], 'red', 'red_001.jpg')
+    result = run_module('label_image', '--graph', converted, image)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ''
+    lines = result.stdout.splitlines()
+    assert lines[0] == image and lines[1].startswith('red (score = ')

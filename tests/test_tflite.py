@@ -11,7 +11,8 @@ from retrain import export, image_io, tflite_export
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
 from retrain.bottleneck_cache import Bottlenecks
-from retrain.training import TrainingConfig, train
+from retrain.config import RetrainConfig
+from retrain.training import train
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +105,8 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     data = Bottlenecks({'training': features, 'validation': none, 'testing': none},
                        {'training': truth, 'validation': truth[:0], 'testing': truth[:0]},
                        {'training': [''] * len(truth), 'validation': [], 'testing': []})
-    head = train(data, len(classes), TrainingConfig(how_many_training_steps=100, random_seed=0))
+    head = train(data, len(classes), RetrainConfig(how_many_training_steps=100, random_seed=0,
+                                                   summaries_dir=''))
     representative = tflite_export.representative_images(
         [p for group in paths for p in group[4:]], (224, 224), count=10, seed=0)
     model = tflite_export.convert(tflite_export.classifier_graph(extractor, head), (224, 224),

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.step_summaries import StepWriter, histogram_buckets, plugin_metadata
-from retrain.training import ClassSampler, Head, TrainingConfig, train
+from retrain.config import RetrainConfig
+from retrain.training import ClassSampler, Head, train
 
 
 def _batch(rng, size=32, dim=7, classes=4):
@@ -86,9 +87,10 @@ def test_learns_and_logs_the_classic_lines(caplog):
     data = _separable(np.random.default_rng(4))
     checkpoints = []
     with caplog.at_level(python_logging.INFO, logger='absl'):
-        head = train(data, 3, TrainingConfig(how_many_training_steps=25, learning_rate=0.1,
-                                             train_batch_size=20, validation_batch_size=-1,
-                                             eval_step_interval=10, random_seed=0),
+        head = train(data, 3, RetrainConfig(how_many_training_steps=25, learning_rate=0.1,
+                                            train_batch_size=20, validation_batch_size=-1,
+                                            eval_step_interval=10, random_seed=0,
+                                            summaries_dir=''),
                      on_checkpoint=lambda step, h: checkpoints.append((step, h)),
                      checkpoint_every=10)
     messages = [r.getMessage() for r in caplog.records]
@@ -112,10 +114,12 @@ def test_distorted_batches_replace_the_cached_ones():
         return (tf.constant(data.features['training'][indices] * 0),
                 tf.constant(data.labels['training'][indices]))
 
-    config = TrainingConfig(how_many_training_steps=4, train_batch_size=8, random_seed=1)
+    config = RetrainConfig(how_many_training_steps=4, train_batch_size=8, random_seed=1,
+                           summaries_dir='')
     head = train(data, 3, config, training_batches=batches)
     assert [len(i) for i in asked] == [8] * 4
-    initial = train(data, 3, TrainingConfig(how_many_training_steps=0, random_seed=1))
+    initial = train(data, 3, RetrainConfig(how_many_training_steps=0, random_seed=1,
+                                           summaries_dir=''))
     # All-zero bottlenecks move the biases only.
     np.testing.assert_array_equal(head.weights, initial.weights)
     assert head.biases.any() and not initial.biases.any()
