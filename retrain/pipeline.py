@@ -87,7 +87,9 @@ def run(config: RetrainConfig) -> float:
         tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name)
         tflite_export.write_tflite(config.tflite_output_file, tflite_graph, extractor.image_size,
                                    config.final_tensor_name + ':0', config.tflite_quantize,
-                                   data.paths['training'], config.random_seed)
+                                   data.paths['training'], config.random_seed, labels=labels,
+                                   description=f'A classifier of {len(labels)} classes '
+                                   f'retrained on {extractor.description}.')
     summaries.write_final(config.summaries_dir, labels, data.labels['testing'],
                           head.predict(data.features['testing']).argmax(axis=1), head,
                           config.final_tensor_name, config.how_many_training_steps)
@@ -95,7 +97,7 @@ def run(config: RetrainConfig) -> float:
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:
         export.write_saved_model(config.saved_model_dir, graph_def,
-                                 output_tensor=config.final_tensor_name + ':0')
+                                 output_tensor=config.final_tensor_name + ':0', labels=labels)
         logging.info('Wrote SavedModel to %s', config.saved_model_dir)
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
