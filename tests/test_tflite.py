@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import mediapipe_client
 from compat.graph_io import graph_function, load_graph_def
-from conftest import retrain_args, run_module
+from conftest import CLASS_COLOURS, retrain_args, run_module
 from retrain import export, image_io, tflite_export
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
@@ -113,3 +114,31 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     expected = _graph_scores(export.build_graph(extractor, head), images)
     assert np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)) >= 0.95
     assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
+
+
+@pytest.mark.parametrize('quantize', tflite_export.QUANTIZATIONS)
+def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir, quantize,
+                                                            tmp_path):
+    """MediaPipe finds normalization and labels in the file; it agrees with the frozen graph.
+
+    The float file is the one `retrain --tflite_output_file` wrote; the quantized ones come from
+    the function it calls, given the same labels.
+    """
+    graph_def = load_graph_def(str(retrained / 'graph.pb'))
+    with open(retrained / 'labels.txt', encoding='utf-8') as f:
+        labels = f.read().splitlines()
+    path = str(retrained / 'model.tflite')
+    if quantize != 'none':
+        path = str(tmp_path / f'{quantize}.tflite')
+        training = [os.path.join(image_dir, c, f) for c in labels
+                    for f in sorted(os.listdir(os.path.join(image_dir, c)))]
+        tflite_export.write_tflite(path, graph_def, (32, 32), quantize=quantize,
+                                   training_paths=training, seed=0, labels=labels)
+    images = mediapipe_client.noisy_images([CLASS_COLOURS[c] for c in labels], 10, 32)
+    scores, names = mediapipe_client.classify(path, images)
+    assert names == labels
+    expected = _graph_scores(graph_def, images.astype(np.float32) / 255.0)
+    agreement = np.mean(scores.argmax(axis=1) == expected.argmax(axis=1))
+    assert agreement >= (0.97 if quantize == 'none' else 0.9)
+    if quantize == 'none':
+        np.testing.assert_allclose(scores, expected, atol=1e-4)
