@@ -49,9 +49,11 @@ class Metadata:
     def describe(self) -> str:
         normalization = (f'(pixel - {_number(self.mean)}) / {_number(self.std)}'
                          if self.mean else 'raw pixels')
+        labels = (f'{len(self.labels)} labels in {LABELS_FILE}' if self.labels
+                  else 'no labels file')
         return (f'metadata: {self.name!r}: {self.description}\n'
                 f'  input  {self.color_space} image, {normalization}\n'
-                f'  output {len(self.labels)} labels in {LABELS_FILE}')
+                f'  output {labels}')
 
 
 def add_metadata(model: bytes, name: str, description: str,

@@ -4,11 +4,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
 
 import mediapipe_client
 from compat.graph_io import graph_function, load_graph_def
 from conftest import CLASS_COLOURS, retrain_args, run_module
-from retrain import export, image_io, tflite_export
+from retrain import export, image_io, tflite_export, tflite_metadata
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
 from retrain.bottleneck_cache import Bottlenecks
@@ -142,3 +143,21 @@ def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir,
     assert agreement >= (0.97 if quantize == 'none' else 0.9)
     if quantize == 'none':
         np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
+def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
+    """What retrain wrote: the name, a description of the run, pixels / 255, the labels."""
+    with open(retrained / 'model.tflite', 'rb') as f:
+        model = f.read()
+    found = tflite_metadata.read_metadata(model)
+    assert (found.name, found.mean, found.std, found.color_space) == (
+        'image classifier', (0.0,), (255.0,), 'RGB')
+    assert found.description.startswith('A classifier of 3 classes retrained on module ')
+    assert found.labels == ('blue', 'green', 'red')
+    again = tflite_metadata.add_metadata(model, 'renamed', 'again', ['a', 'b', 'c'])
+    assert tflite_metadata.read_metadata(again).name == 'renamed'
+    parsed = schema.Model.GetRootAs(again, 0)
+    names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
+    assert names.count(b'TFLITE_METADATA') == 1
+    graph_def = load_graph_def(str(retrained / 'graph.pb'))
+    assert tflite_metadata.read_metadata(tflite_export.convert(graph_def, (32, 32))) is None
