@@ -73,8 +73,9 @@ def add_metadata(model: bytes, name: str, description: str,
         std = 255.0 / (high - low)
         normalization = (0.0 - low * std, std)  # 0.0 - 0.0: no "-0" in reports.
     metadata = _build_metadata(name, description, normalization, value_range, labels is not None)
-    parsed.buffers.append(schema.BufferT())
-    parsed.buffers[-1].data = np.frombuffer(metadata, np.uint8)
+    parsed.buffers = [_AlignedBuffer(data=b.data, offset=b.offset, size=b.size)
+                      for b in parsed.buffers]
+    parsed.buffers.append(_AlignedBuffer(data=np.frombuffer(metadata, np.uint8)))
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_NAME, len(parsed.buffers) - 1
     parsed.metadata = [m for m in parsed.metadata or []
@@ -100,6 +101,25 @@ def read_metadata(model: bytes) -> Optional[Metadata]:
             data = parsed.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
             return _parse_metadata(data, _zipped_labels(model))
     return None
+
+
+class _AlignedBuffer(schema.BufferT):
+    """A buffer whose data starts 16-byte aligned, as the model schema asks of it
+    (`force_align: 16`): TensorFlow's generated packer aligns it to 1 byte only."""
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:  # pylint: disable=invalid-name
+        if self.data is None:
+            return super().Pack(builder)
+        data = np.asarray(self.data, np.uint8).tobytes()
+        builder.StartVector(1, len(data), 16)
+        builder.head -= len(data)
+        builder.Bytes[builder.head:builder.head + len(data)] = data
+        vector = builder.EndVector()
+        schema.BufferStart(builder)
+        schema.BufferAddData(builder, vector)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
 
 
 def _zipped_labels(model: bytes) -> Tuple[str, ...]:

@@ -159,5 +159,10 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
     parsed = schema.Model.GetRootAs(again, 0)
     names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
     assert names.count(b'TFLITE_METADATA') == 1
+    for model in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
+        parsed = schema.Model.GetRootAs(model, 0)
+        buffers = [parsed.Buffers(i) for i in range(parsed.BuffersLength())]
+        starts = [b._tab.Vector(b._tab.Offset(4)) for b in buffers if b.DataLength()]
+        assert len(starts) > 3 and all(start % 16 == 0 for start in starts)
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
     assert tflite_metadata.read_metadata(tflite_export.convert(graph_def, (32, 32))) is None
