@@ -75,11 +75,15 @@ def add_metadata(model: bytes, name: str, description: str,
     metadata = _build_metadata(name, description, normalization, value_range, labels is not None)
     parsed.buffers = [_AlignedBuffer(data=b.data, offset=b.offset, size=b.size)
                       for b in parsed.buffers]
-    parsed.buffers.append(_AlignedBuffer(data=np.frombuffer(metadata, np.uint8)))
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(parsed.buffers) - 1
-    parsed.metadata = [m for m in parsed.metadata or []
-                       if m.name.decode('utf-8') != METADATA_NAME] + [entry]
+    buffer = _AlignedBuffer(data=np.frombuffer(metadata, np.uint8))
+    earlier = [m for m in parsed.metadata or [] if m.name.decode('utf-8') == METADATA_NAME]
+    if earlier:  # Metadata added again replaces the old in place.
+        parsed.buffers[earlier[0].buffer] = buffer
+    else:
+        parsed.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = METADATA_NAME, len(parsed.buffers) - 1
+        parsed.metadata = (parsed.metadata or []) + [entry]
     builder = flatbuffers.Builder(len(model) + len(metadata) + 1024)
     builder.Finish(parsed.Pack(builder), file_identifier=_MODEL_IDENTIFIER)
     output = io.BytesIO(bytes(builder.Output()))

@@ -159,6 +159,7 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
     parsed = schema.Model.GetRootAs(again, 0)
     names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
     assert names.count(b'TFLITE_METADATA') == 1
+    assert parsed.BuffersLength() == schema.Model.GetRootAs(model, 0).BuffersLength()
     for model in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
         parsed = schema.Model.GetRootAs(model, 0)
         buffers = [parsed.Buffers(i) for i in range(parsed.BuffersLength())]
