@@ -6,16 +6,18 @@ returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 12
 Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
 that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
 `assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
+The SavedModel also answers encoded images (`serving_bytes`, retrain.serving) and the .tflite
+file carries metadata (retrain.tflite_metadata), as retrain's outputs do.
 """
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
-from retrain import export, fileio, outputs
+from retrain import export, fileio, outputs, serving, tflite_export, tflite_metadata
 from retrain.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
@@ -42,14 +44,17 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         graph_io.load_graph_def(graph_path), original.spec, original.output)
     with outputs.staged() as stage:
         with stage.output(saved_model_dir) as staged_dir:
-            export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor)
+            export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
+                                     labels=labels)
             fileio.atomic_write(os.path.join(staged_dir, 'assets', 'labels.txt'),
                                 ''.join(label + '\n' for label in labels))
         converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
         _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
             with stage.output(tflite_output_file) as staged_file:
-                write_tflite(staged_dir, staged_file)
+                write_tflite(staged_dir, staged_file, labels,
+                             f'{os.path.basename(graph_path)} ({original.kind}) converted by '
+                             'python -m compat.')
             _check_same(original, models.load(staged_file), tflite_output_file)
     return converted
 
@@ -70,13 +75,16 @@ def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec
     return graph.as_graph_def(), 'image:0', prediction.name
 
 
-def write_tflite(saved_model_dir: str, path: str) -> None:
+def write_tflite(saved_model_dir: str, path: str, labels: Sequence[str], description: str) -> None:
+    """The `image` -> `prediction` signature as a .tflite file with its metadata."""
     try:
-        model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
+        model = tf.lite.TFLiteConverter.from_saved_model(
+            saved_model_dir, signature_keys=[serving.DEFAULT_SIGNATURE]).convert()
     except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
         raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
                            f'{error_summary(e)}') from None
-    fileio.atomic_write(path, model)
+    fileio.atomic_write(path, tflite_metadata.add_metadata(
+        model, tflite_export.MODEL_NAME, description, labels))
 
 
 def _check_same(original: models.Classifier, converted: models.Classifier, where: str) -> None:

@@ -1,10 +1,12 @@
 """`python -m compat inspect`: what a model is and how it would be run, without running it."""
+import struct
 from typing import List
 
 import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_io, safety, signature
+from retrain import tflite_metadata
 from retrain.errors import RetrainError
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
@@ -14,8 +16,10 @@ ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
 def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
     graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded."""
-    if tf.io.gfile.isdir(path) or path.lower().endswith('.tflite'):
+    if tf.io.gfile.isdir(path):
         return models.load(path, overrides).describe()
+    if path.lower().endswith('.tflite'):
+        return models.load(path, overrides).describe() + '\n' + tflite_metadata_report(path)
     graph_def = graph_io.load_graph_def(path)
     lines = [f'graph: {path}',
              f'format: frozen GraphDef, {len(graph_def.node)} nodes, '
@@ -41,6 +45,16 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')
     lines.append('op counts: ' + ', '.join(f'{op} {count}' for op, count in _op_counts(graph_def)))
     return '\n'.join(lines)
+
+
+def tflite_metadata_report(path: str) -> str:
+    """What the metadata of a .tflite file says: what MediaPipe Tasks go by to run it."""
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        try:
+            found = tflite_metadata.read_metadata(f.read())
+        except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+            return 'metadata: unreadable'
+    return found.describe() if found else 'metadata: none (MediaPipe Tasks cannot run it as it is)'
 
 
 def _tensor(graph: tf.Graph, name: str) -> str:

@@ -128,6 +128,9 @@ def _explain(model, size: Optional[tuple], verbose: bool) -> None:
     spec = model.spec
     if verbose:
         print(model.describe(), file=sys.stderr)
+        if model.format == 'TensorFlow Lite':
+            from compat import report  # pylint: disable=import-outside-toplevel
+            print(report.tflite_metadata_report(model.path), file=sys.stderr)
     if spec.expected:
         print(f'{_PROGRAM}: warning: --input_mean/--input_std give '
               f'{signature.formula(spec.mean, spec.std)}, but {spec.tensor} expects '

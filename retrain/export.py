@@ -15,11 +15,11 @@ The feature extractor is frozen into constants and imported under `module/`; the
 are created first so that they get their exact names (graph names are unique case-insensitively).
 """
 import os
-from typing import List
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
-from retrain import fileio, image_io
+from retrain import fileio, image_io, serving
 from retrain.errors import RetrainError, error_summary
 from retrain.extractors import FeatureExtractor, FrozenExtractor
 from retrain.training import Head
@@ -108,25 +108,18 @@ def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
 
 def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
                       input_tensor: str = UNIT_INPUT,
-                      output_tensor: str = 'final_result:0') -> None:
-    """A SavedModel for TF Serving: signature `serving_default`, input `image`, output `prediction`.
+                      output_tensor: str = 'final_result:0',
+                      labels: Optional[Sequence[str]] = None) -> None:
+    """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output
+    `prediction`) and `serving_bytes` (encoded images in, `scores` and `classes` out; see
+    retrain.serving). `labels` name the classes (default: their indices).
 
     Built from the frozen graph itself, so the SavedModel and the graph cannot disagree; any
     frozen classifier graph (old ones too) goes through here.
     """
-    with fileio.atomic_directory(directory) as temp:
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.graph_util.import_graph_def(graph_def, name='')
-            with tf.compat.v1.Session(graph=graph) as session:
-                builder = tf.compat.v1.saved_model.Builder(temp)
-                signature = tf.compat.v1.saved_model.predict_signature_def(
-                    inputs={'image': graph.get_tensor_by_name(input_tensor)},
-                    outputs={'prediction': graph.get_tensor_by_name(output_tensor)})
-                builder.add_meta_graph_and_variables(
-                    session, [tf.compat.v1.saved_model.tag_constants.SERVING],
-                    signature_def_map={'serving_default': signature}, strip_default_attrs=True)
-                builder.save()
+    module = serving.ServingModule(graph_def, input_tensor, output_tensor, labels)
+    with fileio.atomic_directory(directory) as temp, serving.quiet_tensorflow_logger():
+        tf.saved_model.save(module, temp, signatures=module.signatures)
 
 
 def intermediate_graph_path(directory: str, step: int) -> str:

@@ -110,13 +110,17 @@ def _run(config: RetrainConfig) -> float:
                 tflite_export.write_tflite(path, tflite_graph, extractor.image_size,
                                            config.final_tensor_name + ':0', config.tflite_quantize,
                                            data.paths['training'], config.random_seed,
-                                           allow_truncated=config.allow_truncated_images)
+                                           allow_truncated=config.allow_truncated_images,
+                                           labels=labels,
+                                           description=f'A classifier of {len(labels)} classes '
+                                           f'retrained on {extractor.description}.')
         with stage.output(config.output_labels) as path:
             export.write_labels(path, labels)
         if config.saved_model_dir:
             with stage.output(config.saved_model_dir) as path:
                 export.write_saved_model(path, graph_def,
-                                         output_tensor=config.final_tensor_name + ':0')
+                                         output_tensor=config.final_tensor_name + ':0',
+                                         labels=labels)
         if run_report:
             with stage.output(config.report_dir) as path:
                 report_page.write(path, run_report)

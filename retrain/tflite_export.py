@@ -9,18 +9,21 @@ frozen classifier is cut at `Placeholder:0`. Quantization:
   dynamic  int8 weights, float activations (about 4x smaller, no data needed);
   int8     int8 weights and activations, calibrated on representative training images; the
            input and output stay float32, so callers feed and read the same tensors as always.
+Every file carries TensorFlow Lite metadata (retrain.tflite_metadata), so MediaPipe Tasks run it
+as it is.
 """
 from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from retrain import export, fileio, image_io
+from retrain import export, fileio, image_io, tflite_metadata
 from retrain.errors import RetrainError, error_summary
 from retrain.extractors import FeatureExtractor
 from retrain.training import Head
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8')
+MODEL_NAME = 'image classifier'
 # Calibration images for int8: enough to see every class's typical ranges, few enough to be quick.
 REPRESENTATIVE_IMAGES = 100
 
@@ -97,11 +100,15 @@ def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
 def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
                  output_tensor: str = 'final_result:0', quantize: str = 'none',
                  training_paths: Sequence[str] = (), seed: Optional[int] = None,
-                 allow_truncated: bool = False) -> None:
-    """Converts the classifier and writes it atomically to `path` (the caller logs it: `path`
-    may be a temporary). `allow_truncated`: how the training images were decoded."""
+                 allow_truncated: bool = False, labels: Optional[Sequence[str]] = None,
+                 description: str = 'An image classifier retrained with retrain.') -> None:
+    """Converts the classifier, adds its metadata (`labels` name the classes, in order) and
+    writes it atomically to `path` (the caller logs it: `path` may be a temporary).
+    `allow_truncated`: how the training images were decoded."""
     representative = (representative_images(training_paths, image_size, seed=seed,
                                             allow_truncated=allow_truncated)
                       if quantize == 'int8' and len(training_paths) else None)
-    model = convert(graph_def, image_size, output_tensor, quantize, representative)
+    model = tflite_metadata.add_metadata(
+        convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
+        description, labels)
     fileio.atomic_write(path, model)

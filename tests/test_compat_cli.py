@@ -3,8 +3,10 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 import graph_builders as gb
+import mediapipe_client
 from compat import report
 from conftest import make_image_folder, run_module
 
@@ -66,3 +68,52 @@ def test_convert_errors_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f'python -m compat convert: error: {labels} has 3 labels but {graph} outputs 4 classes')
     assert not os.path.exists(tmp_path / 'saved')
+
+
+def test_converted_outputs_are_deployment_ready(tmp_path):
+    """compat convert of a Poets-era graph: MediaPipe runs the .tflite with its metadata, the
+    SavedModel answers encoded images, and inspect / label_image -v show the metadata."""
+    graph = gb.save(gb.poets_like(), str(tmp_path / 'retrained_graph.pb'))
+    names = ['daisy', '玫瑰', 'tulips', 'sunflowers']
+    labels = str(tmp_path / 'labels.txt')
+    with open(labels, 'w', encoding='utf-8') as f:
+        f.write(''.join(name + '\n' for name in names))
+    saved, lite = str(tmp_path / 'saved'), str(tmp_path / 'model.tflite')
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir', saved,
+                        '--tflite_output_file', lite)
+    assert result.returncode == 0, result.stderr
+    images = mediapipe_client.noisy_images([(200, 40, 40), (40, 190, 60), (50, 60, 210)], 4,
+                                           gb.SIZE)
+    paths = []
+    for i, pixels in enumerate(images):
+        paths.append(str(tmp_path / f'{i}.png'))
+        with open(paths[-1], 'wb') as f:
+            f.write(tf.io.encode_png(pixels).numpy())
+    expected = np.concatenate([gb.classic_run(graph, path, 'input:0', 127.5, 127.5)
+                               for path in paths])
+    # The SavedModel's bytes signature, on PNG and JPEG (decoded as the classic client did).
+    serving = tf.saved_model.load(saved).signatures['serving_bytes']
+    jpeg = str(tmp_path / 'photo.jpg')
+    with open(jpeg, 'wb') as f:
+        f.write(tf.io.encode_jpeg(images[0]).numpy())
+    contents = []
+    for path in (paths[0], paths[-1], jpeg):
+        with open(path, 'rb') as f:
+            contents.append(f.read())
+    answer = serving(image_bytes=tf.constant(contents))
+    np.testing.assert_allclose(answer['scores'].numpy(), np.concatenate(
+        [expected[0:1], expected[-1:], gb.classic_run(graph, jpeg, 'input:0', 127.5, 127.5)]),
+        atol=1e-3)
+    assert [[n.decode('utf-8') for n in row] for row in answer['classes'].numpy()] == [names] * 3
+    # MediaPipe, with nothing but the file.
+    scores, categories = mediapipe_client.classify(lite, images)
+    assert categories == names
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    inspect = run_module('compat', 'inspect', lite)
+    assert inspect.returncode == 0, inspect.stderr
+    verbose = run_module('label_image', '--graph', lite, '--labels', labels, '-v', paths[0])
+    assert verbose.returncode == 0, verbose.stderr
+    for shown in (inspect.stdout, verbose.stderr):
+        assert "metadata: 'image classifier': retrained_graph.pb" in shown
+        assert 'input  RGB image, (pixel - 0) / 255' in shown
+        assert 'output 4 labels in labels.txt' in shown

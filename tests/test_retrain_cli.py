@@ -1,4 +1,6 @@
 """`python -m retrain` end to end, as a subprocess, on a tiny module and tiny image folders."""
+import base64
+import json
 import os
 import re
 import signal
@@ -419,3 +421,79 @@ def test_the_other_tools_print_no_tensorflow_notices(trained, tmp_path):
     assert result.stderr == ''
     lines = result.stdout.splitlines()
     assert lines[0] == image and lines[1].startswith('red (score = ')
+
+
+def _bytes_test_images(image_dir):
+    """A JPEG and a PNG of the run's images, and their scores as the frozen graph gives them
+    through its own decoding entry point, DecodeJpeg/contents."""
+    contents = []
+    for name in ('red_001.jpg', 'red_009.png'):
+        with open(os.path.join(image_dir, 'red', name), 'rb') as f:
+            contents.append(f.read())
+    return contents
+
+
+def _decode_jpeg_scores(graph_path, contents):
+    _, session = _graph_session(graph_path)
+    with session:
+        return np.concatenate([session.run('final_result:0', {'DecodeJpeg/contents:0': item})
+                               for item in contents])
+
+
+def test_saved_model_bytes_signature_on_jpeg_and_png(trained):
+    """serving_bytes: encoded images in, the graph's scores and the label names out."""
+    signature = tf.saved_model.load(trained['saved_model']).signatures['serving_bytes']
+    (key, spec), = signature.structured_input_signature[1].items()
+    assert key == 'image_bytes' and spec.dtype == tf.string and spec.shape.as_list() == [None]
+    contents = _bytes_test_images(trained['image_dir'])
+    result = signature(image_bytes=tf.constant(contents))
+    expected = _decode_jpeg_scores(trained['graph'], contents)
+    np.testing.assert_allclose(result['scores'].numpy(), expected, atol=1e-3)
+    assert result['classes'].numpy().tolist() == [[b'blue', b'green', b'red']] * 2
+    # serving_default is still there as before.
+    assert 'serving_default' in tf.saved_model.load(trained['saved_model']).signatures
+
+
+def test_saved_model_answers_a_rest_instances_request(trained):
+    """TF Serving's REST row format: {"b64": ...} under an input key ending in _bytes is
+    decoded for the signature, and each output must be batch-major to answer per instance."""
+    contents = _bytes_test_images(trained['image_dir'])
+    request = json.loads(json.dumps({'instances': [
+        {'image_bytes': {'b64': base64.b64encode(item).decode('ascii')}} for item in contents]}))
+    signature = tf.saved_model.load(trained['saved_model']).signatures['serving_bytes']
+    inputs = {}
+    for instance in request['instances']:
+        for key, value in instance.items():
+            assert key.endswith('_bytes')  # Only then does TF Serving decode b64 values.
+            inputs.setdefault(key, []).append(base64.b64decode(value['b64']))
+    outputs = {name: tensor.numpy() for name, tensor in
+               signature(**{key: tf.constant(values) for key, values in inputs.items()}).items()}
+    assert all(len(value) == 2 for value in outputs.values())
+    predictions = [{name: value[i].tolist() for name, value in outputs.items()}
+                   for i in range(2)]
+    expected = _decode_jpeg_scores(trained['graph'], contents)
+    for prediction, row in zip(predictions, expected):
+        assert prediction['classes'] == [b'blue', b'green', b'red']
+        np.testing.assert_allclose(prediction['scores'], row, atol=1e-3)
+
+
+def test_saved_model_loads_as_a_keras_layer(trained):
+    keras = pytest.importorskip('keras')
+    contents = _bytes_test_images(trained['image_dir'])
+    layer = keras.layers.TFSMLayer(trained['saved_model'], call_endpoint='serving_bytes')
+    result = layer(tf.constant(contents))
+    np.testing.assert_allclose(np.asarray(result['scores']),
+                               _decode_jpeg_scores(trained['graph'], contents), atol=1e-3)
+    assert np.asarray(result['classes'])[1].tolist() == [b'blue', b'green', b'red']
+    images = np.stack([image_io.decode_and_resize(tf.constant(c), (32, 32)).numpy()
+                       for c in contents])
+    default = keras.layers.TFSMLayer(trained['saved_model'], call_endpoint='serving_default')
+    np.testing.assert_allclose(np.asarray(default(tf.constant(images))['prediction']),
+                               np.asarray(result['scores']), atol=1e-5)
+
+
+def test_saved_model_writer_logs_no_notices_or_temporary_names(trained):
+    stderr = trained['result'].stderr
+    assert 'Instructions for updating' not in stderr
+    assert '.tmp-' not in stderr
+    assert f'Wrote SavedModel to {trained["saved_model"]}' in stderr

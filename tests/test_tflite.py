@@ -4,10 +4,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
 
+import mediapipe_client
 from compat.graph_io import graph_function, load_graph_def
-from conftest import retrain_args, run_module
-from retrain import export, image_io, tflite_export
+from conftest import CLASS_COLOURS, retrain_args, run_module
+from retrain import export, image_io, tflite_export, tflite_metadata
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
 from retrain.bottleneck_cache import Bottlenecks
@@ -115,3 +117,55 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     expected = _graph_scores(export.build_graph(extractor, head), images)
     assert np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)) >= 0.95
     assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
+
+
+@pytest.mark.parametrize('quantize', tflite_export.QUANTIZATIONS)
+def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir, quantize,
+                                                            tmp_path):
+    """MediaPipe finds normalization and labels in the file; it agrees with the frozen graph.
+
+    The float file is the one `retrain --tflite_output_file` wrote; the quantized ones come from
+    the function it calls, given the same labels.
+    """
+    graph_def = load_graph_def(str(retrained / 'graph.pb'))
+    with open(retrained / 'labels.txt', encoding='utf-8') as f:
+        labels = f.read().splitlines()
+    path = str(retrained / 'model.tflite')
+    if quantize != 'none':
+        path = str(tmp_path / f'{quantize}.tflite')
+        training = [os.path.join(image_dir, c, f) for c in labels
+                    for f in sorted(os.listdir(os.path.join(image_dir, c)))]
+        tflite_export.write_tflite(path, graph_def, (32, 32), quantize=quantize,
+                                   training_paths=training, seed=0, labels=labels)
+    images = mediapipe_client.noisy_images([CLASS_COLOURS[c] for c in labels], 10, 32)
+    scores, names = mediapipe_client.classify(path, images)
+    assert names == labels
+    expected = _graph_scores(graph_def, images.astype(np.float32) / 255.0)
+    agreement = np.mean(scores.argmax(axis=1) == expected.argmax(axis=1))
+    assert agreement >= (0.97 if quantize == 'none' else 0.9)
+    if quantize == 'none':
+        np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
+def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
+    """What retrain wrote: the name, a description of the run, pixels / 255, the labels."""
+    with open(retrained / 'model.tflite', 'rb') as f:
+        model = f.read()
+    found = tflite_metadata.read_metadata(model)
+    assert (found.name, found.mean, found.std, found.color_space) == (
+        'image classifier', (0.0,), (255.0,), 'RGB')
+    assert found.description.startswith('A classifier of 3 classes retrained on module ')
+    assert found.labels == ('blue', 'green', 'red')
+    again = tflite_metadata.add_metadata(model, 'renamed', 'again', ['a', 'b', 'c'])
+    assert tflite_metadata.read_metadata(again).name == 'renamed'
+    parsed = schema.Model.GetRootAs(again, 0)
+    names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
+    assert names.count(b'TFLITE_METADATA') == 1
+    assert parsed.BuffersLength() == schema.Model.GetRootAs(model, 0).BuffersLength()
+    for model in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
+        parsed = schema.Model.GetRootAs(model, 0)
+        buffers = [parsed.Buffers(i) for i in range(parsed.BuffersLength())]
+        starts = [b._tab.Vector(b._tab.Offset(4)) for b in buffers if b.DataLength()]
+        assert len(starts) > 3 and all(start % 16 == 0 for start in starts)
+    graph_def = load_graph_def(str(retrained / 'graph.pb'))
+    assert tflite_metadata.read_metadata(tflite_export.convert(graph_def, (32, 32))) is None
