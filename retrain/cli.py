@@ -92,6 +92,14 @@ flags.DEFINE_string('beam_runner', _D.beam_runner, 'Compute the bottleneck cache
 flags.DEFINE_list('beam_pipeline_options', list(_D.beam_pipeline_options), 'Comma-separated Beam '
                   'pipeline options for --beam_runner, e.g. --beam_pipeline_options='
                   '--project=p,--region=r,--temp_location=gs://b/tmp')
+flags.DEFINE_boolean('multi_label', _D.multi_label, 'Train a sigmoid per label (an image may have '
+                     'several labels): an image file in several class folders has all their '
+                     'labels, or see --image_labels_dir and --image_labels_file.')
+flags.DEFINE_string('image_labels_dir', _D.image_labels_dir, 'With --multi_label: folder of '
+                    '<image file name>.txt files, one label a line (the Multi-label-Inception-net '
+                    'fork\'s layout); folders then only hold images.')
+flags.DEFINE_string('image_labels_file', _D.image_labels_file, 'With --multi_label: a UTF-8 CSV '
+                    'of rows path/relative/to/image_dir.jpg,label1;label2 (header optional).')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 _LOG_LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,

@@ -53,3 +53,7 @@ class RetrainConfig:
     # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
     beam_runner: str = ''
     beam_pipeline_options: Sequence[str] = ()
+    # Multi-label: a sigmoid per label; labels from folders, per-image label files or a table.
+    multi_label: bool = False
+    image_labels_dir: str = ''
+    image_labels_file: str = ''

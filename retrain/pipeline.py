@@ -29,6 +29,9 @@ def _prepare_summaries_dir(summaries_dir: str) -> None:
 
 def run(config: RetrainConfig) -> float:
     """Runs the whole job described by `config`; returns the final test accuracy."""
+    if config.multi_label or config.image_labels_dir or config.image_labels_file:
+        from retrain import multilabel_pipeline  # pylint: disable=import-outside-toplevel
+        return multilabel_pipeline.run(config)
     started = time.monotonic()
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
