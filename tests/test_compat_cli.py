@@ -66,3 +66,13 @@ def test_convert_errors_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f'python -m compat convert: error: {labels} has 3 labels but {graph} outputs 4 classes')
     assert not os.path.exists(tmp_path / 'saved')
+
+
+def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    fork = report.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
+    lines = dict(line.split(': ', 1) for line in fork.splitlines())
+    assert lines['output'] == ('final_result:0 (float32 [N, 4]), multi-label '
+                               '(a sigmoid score per label)')
+    single = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'single.pb')))
+    assert 'multi-label' not in single

@@ -163,3 +163,32 @@ def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
             expected = gb.classic_run(graph, answer['image'], 'input:0', mean, mean, 224)[0]
             assert top['label'] == names[int(np.argmax(expected))]
             assert abs(top['score'] - float(expected.max())) < 0.02
+
+
+def test_a_fork_multilabel_graph_prints_the_labels_at_or_above_the_threshold(tmp_path,
+                                                                             image_dir):
+    """Multi-label-Inception-net graphs: DecodeJpeg/contents -> ... -> sigmoid final_result."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    graph = gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    names = [f'class {i}' for i in range(gb.CLASSES)]
+    images = gb.image_paths(image_dir)[::15]
+    for image in images:
+        scores = gb.classic_run(graph, image, 'DecodeJpeg/contents:0')[0]
+        ranked = sorted(range(gb.CLASSES), key=lambda i: -scores[i])
+        # Between the second and third highest: two labels print; their sum is not 1.
+        threshold = (scores[ranked[1]] + scores[ranked[2]]) / 2
+        for top_k, shown in ((5, 2), (1, 1)):
+            result = run_module('label_image', '--graph', graph, '--labels', labels,
+                                '--threshold', f'{threshold:.6f}', '--top_k', str(top_k), image)
+            assert result.returncode == 0, result.stderr
+            path, *lines = result.stdout.strip().splitlines()
+            printed = [re.match(r'^(.+) \(score = (\d\.\d{5})\)$', line).groups()
+                       for line in lines]
+            assert path == image
+            assert [label for label, _ in printed] == [names[i] for i in ranked[:shown]]
+            for (_, score), index in zip(printed, ranked):
+                assert abs(float(score) - scores[index]) < 1e-4
+        every = run_module('label_image', '--graph', graph, '--labels', labels, '--json', image)
+        predictions = json.loads(every.stdout)[0]['predictions']
+        assert sorted(p['label'] for p in predictions) == names
