@@ -4,7 +4,8 @@
 
 Trains on random in-memory bottlenecks (every label on about a quarter of the images) with the
 classic settings (batch 100, evaluation every 10 steps on a validation batch of 100, no
-TensorBoard files) and prints a table of the best of `repeats` wall times.
+TensorBoard files) and prints a table of the best of `repeats` wall times. On a busy machine
+set OPENBLAS_NUM_THREADS=1: BLAS threads spinning against other processes cost twenty times more.
 """
 import argparse
 import os
