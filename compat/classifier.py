@@ -44,6 +44,7 @@ class Classifier:
     output: str
     num_classes: Optional[int]
     run: Callable[[Batch], np.ndarray]
+    multi_label: bool = False  # independent sigmoid scores per label, not one softmax
 
     @property
     def takes_encoded(self) -> bool:
@@ -75,6 +76,8 @@ class Classifier:
 
     def describe(self) -> str:
         classes = f'{self.num_classes} classes' if self.num_classes else 'classes unknown'
+        if self.multi_label:
+            classes += ', multi-label: a sigmoid score per label'
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
                 f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
 
@@ -121,7 +124,8 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
     num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
     function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
     return Classifier(path, 'frozen GraphDef', signature.generation(graph_def), spec, output,
-                      num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy())
+                      num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
+                      signature.is_multi_label(graph_def, output))
 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -146,7 +150,9 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     def run(batch: Batch) -> np.ndarray:
         return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
     return Classifier(path, 'SavedModel', 'serving_default signature', spec, output,
-                      outputs[output].shape[-1], run)
+                      outputs[output].shape[-1], run,
+                      signature.is_multi_label(meta_graph.graph_def,
+                                               signature_def.outputs[output].name))
 
 
 def _serving_signature(path: str):

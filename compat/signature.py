@@ -108,6 +108,16 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
                        f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
+def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
+    """Whether `output` is a sigmoid (through Identity): independent scores per label, as
+    retrain --multi_label and the Multi-label-Inception-net fork made final_result."""
+    nodes = {node.name: node for node in graph_def.node}
+    node = nodes.get(_node_name(output))
+    while node is not None and node.op in _PASS_THROUGH and node.input:
+        node = nodes.get(_node_name(node.input[0]))
+    return node is not None and node.op == 'Sigmoid'
+
+
 def generation(graph_def: tf.compat.v1.GraphDef) -> str:
     """Which tool made the graph, in a few words (for inspect and -v)."""
     names = {node.name for node in graph_def.node}

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                         f'{_DEFAULT_LABELS}')
     parser.add_argument('--top_k', '--num_top_predictions', type=_positive, default=5,
                         dest='top_k', help='how many labels to print per image')
+    parser.add_argument('--threshold', type=_unit_interval, default=0.5,
+                        help='multi-label models: print the labels scoring at least this')
     parser.add_argument('--batch_size', type=_positive, default=32,
                         help='how many images to run through the model at once')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
@@ -52,6 +54,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be between 0 and 1, not {value}')
     return value
 
 
@@ -89,15 +98,21 @@ def main(argv: Sequence[str]) -> int:
     try:
         results = images.classify_all(model, list(images.find_images(arguments)),
                                       args.batch_size)
-        return _report(results, labels, args.top_k, args.json)
+        threshold = args.threshold if model.multi_label else None
+        return _report(results, labels, args.top_k, args.json, threshold)
     except tf.errors.OpError as e:
         print(f'{_PROGRAM}: error: running {args.graph} failed: '
               f'{error_summary(e)}', file=sys.stderr)
         return 1
 
 
-def _report(results, labels: List[str], top_k: int, as_json: bool) -> int:
-    """Prints each result as it comes (JSON: all at the end); 1 if any image failed, else 0."""
+def _report(results, labels: List[str], top_k: int, as_json: bool,
+            threshold: Optional[float] = None) -> int:
+    """Prints each result as it comes (JSON: all at the end); 1 if any image failed, else 0.
+
+    A multi-label model (threshold given) prints only the labels scoring at least `threshold`;
+    its JSON has every label's score.
+    """
     failed = 0
     collected = []
     for result in results:
@@ -106,10 +121,10 @@ def _report(results, labels: List[str], top_k: int, as_json: bool) -> int:
             print(f'{_PROGRAM}: error: cannot classify {result.path}: {result.error}',
                   file=sys.stderr)
         if as_json:
-            collected.append(_as_json(result, labels, top_k))
+            collected.append(_as_json(result, labels, len(labels) if threshold else top_k))
         elif not result.error:
             print(result.path)
-            for index in _top(result.scores, top_k):
+            for index in _top(result.scores, top_k, threshold):
                 print(f'{labels[index]} (score = {result.scores[index]:.5f})')
             print(flush=True)
     if as_json:
@@ -140,8 +155,10 @@ def _explain(model, size: Optional[tuple], verbose: bool) -> None:
               f'{spec.tensor} takes {spec.size[0]}x{spec.size[1]}', file=sys.stderr)
 
 
-def _top(scores, k: int) -> List[int]:
-    return sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]
+def _top(scores, k: int, threshold: Optional[float] = None) -> List[int]:
+    """The k highest scores' indices, highest first; only those at least `threshold`, if given."""
+    ranked = sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]
+    return [i for i in ranked if threshold is None or scores[i] >= threshold]
 
 
 def _as_json(result, labels: List[str], k: int) -> dict:

@@ -99,6 +99,14 @@ flags.DEFINE_boolean('report', _D.report, 'Log duplicates, split leaks and suspe
                      'errors found in the bottlenecks (about a second); --noreport skips it.')
 flags.DEFINE_string('report_dir', _D.report_dir, 'Also write the run report here: index.html '
                     '(opens from disk) and report.json. A new or empty folder, or an old report.')
+flags.DEFINE_boolean('multi_label', _D.multi_label, 'Train a sigmoid per label (an image may have '
+                     'several labels): an image file in several class folders has all their '
+                     'labels, or see --image_labels_dir and --image_labels_file.')
+flags.DEFINE_string('image_labels_dir', _D.image_labels_dir, 'With --multi_label: folder of '
+                    '<image file name>.txt files, one label a line (the Multi-label-Inception-net '
+                    'fork\'s layout); folders then only hold images.')
+flags.DEFINE_string('image_labels_file', _D.image_labels_file, 'With --multi_label: a UTF-8 CSV '
+                    'of rows path/relative/to/image_dir.jpg,label1;label2 (header optional).')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 

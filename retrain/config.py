@@ -61,6 +61,10 @@ class RetrainConfig:
     # The run report: findings logged in every run (report), a page and a file in report_dir.
     report: bool = True
     report_dir: str = ''
+    # Multi-label: a sigmoid per label; labels from folders, per-image label files or a table.
+    multi_label: bool = False
+    image_labels_dir: str = ''
+    image_labels_file: str = ''
 
     def check(self) -> None:
         """Raises ConfigError naming the first nonsense numeric setting.

@@ -81,7 +81,8 @@ def import_extractor(frozen: FrozenExtractor, images: tf.Tensor) -> tf.Tensor:
 
 
 def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: str) -> None:
-    """The new layer's ops under their classic names: final_training_ops/..., final_result."""
+    """The new layer's ops under their classic names: final_training_ops/..., final_result
+    (softmax, or a sigmoid per label for a multi-label head)."""
     with tf.name_scope('final_training_ops'):
         with tf.name_scope('weights'):
             weights = tf.constant(head.weights, name='final_weights')
@@ -89,7 +90,8 @@ def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: 
             biases = tf.constant(head.biases, name='final_biases')
         with tf.name_scope('Wx_plus_b'):
             logits = tf.add(tf.matmul(bottleneck_input, weights), biases, name='add')
-    tf.nn.softmax(logits, name=final_tensor_name)
+    activation = {'softmax': tf.nn.softmax, 'sigmoid': tf.math.sigmoid}[head.activation]
+    activation(logits, name=final_tensor_name)
 
 
 def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:

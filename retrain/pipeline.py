@@ -5,14 +5,15 @@ import os
 import time
 from typing import Iterator
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 # Public TensorFlow can switch op determinism on, but not off nor tell whether it is on.
 from tensorflow.python.framework import config as tf_framework_config
 
 from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
-                     interrupts, outputs, report, report_page, summaries, tflite_export,
-                     training)
+                     interrupts, multilabel_data, multilabel_training, outputs, report,
+                     report_page, summaries, tflite_export, training)
 from retrain.config import RetrainConfig
 from retrain.extractors import FeatureExtractor, load_hub_module
 
@@ -54,11 +55,17 @@ def _run(config: RetrainConfig) -> float:
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
     report.check_report_dir(config.report_dir)
-    classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
-                                             config.validation_percentage)
-    train_count, validation_count, test_count = image_lists.split_counts(classes)
-    logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
-                 len(classes), config.image_dir, train_count, validation_count, test_count)
+    multi_label = bool(config.multi_label or config.image_labels_dir or config.image_labels_file)
+    if multi_label:
+        found, classes = multilabel_data.gather(config)
+        labels = found.labels
+    else:
+        classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
+                                                 config.validation_percentage)
+        labels = [c.label for c in classes]
+        train_count, validation_count, test_count = image_lists.split_counts(classes)
+        logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
+                     len(classes), config.image_dir, train_count, validation_count, test_count)
     outputs.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = load_extractor(config)
     export.check_exportable(extractor)
@@ -69,11 +76,12 @@ def _run(config: RetrainConfig) -> float:
     data, _ = bottleneck_cache.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
                                                extractor, config.cache_batch_size,
                                                config.allow_truncated_images)
+    if multi_label:
+        data = multilabel_data.with_label_sets(data, found, config.image_dir)
     if not config.how_many_training_steps:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')
         return float('nan')
-    labels = [c.label for c in classes]
     summaries.clear_earlier_runs(config.summaries_dir)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
@@ -87,18 +95,29 @@ def _run(config: RetrainConfig) -> float:
         export.write_graph(path, export.build_graph(extractor, head, config.final_tensor_name))
 
     head = training.train(
-        data, len(classes), config, on_checkpoint=store_intermediate,
+        data, len(labels), config, on_checkpoint=store_intermediate,
         checkpoint_every=config.intermediate_store_frequency,
-        training_batches=batches if distortion.enabled else None)
+        training_batches=batches if distortion.enabled else None,
+        head_type=multilabel_training.SigmoidHead if multi_label else None,
+        sampler_type=multilabel_training.LabelSampler if multi_label else None)
     if config.fine_tune_steps:
         head = fine_tuning.fine_tune(batches, head, extractor, data, len(classes), config)
         interrupts.check()  # Before anything is written to the output paths.
-    accuracy = training.test(data, head, labels, config.test_batch_size,
-                             config.print_misclassified_test_images, config.random_seed)
-    run_report = (report.report_run(config, classes, data, head, accuracy)
-                  if config.report or config.report_dir else None)
-    summaries.write_final(config.summaries_dir, labels, data.labels['testing'],
-                          head.predict(data.features['testing']).argmax(axis=1), head,
+    if multi_label:
+        accuracy = multilabel_training.test(
+            data, head, labels, config.test_batch_size, config.print_misclassified_test_images,
+            config.random_seed).get('accuracy', float('nan'))
+        run_report = None  # The findings are those of single-label classes (not yet for sets).
+        # The new layer's graph; a confusion matrix of classes has no meaning here.
+        truth = predictions = np.zeros(0, np.int64)
+    else:
+        accuracy = training.test(data, head, labels, config.test_batch_size,
+                                 config.print_misclassified_test_images, config.random_seed)
+        run_report = (report.report_run(config, classes, data, head, accuracy)
+                      if config.report or config.report_dir else None)
+        truth = data.labels['testing']
+        predictions = head.predict(data.features['testing']).argmax(axis=1)
+    summaries.write_final(config.summaries_dir, labels, truth, predictions, head,
                           config.final_tensor_name, config.how_many_training_steps)
     with outputs.staged() as stage:  # All outputs are this run's, or all are as they were.
         graph_def = export.build_graph(extractor, head, config.final_tensor_name)

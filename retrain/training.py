@@ -34,6 +34,7 @@ class Head:
     """The trained layer: logits = x @ weights + biases, then softmax."""
     weights: np.ndarray
     biases: np.ndarray
+    activation = 'softmax'  # Of the exported graph's final_result (retrain.export).
 
     @classmethod
     def initial(cls, size: int, num_classes: int, rng: np.random.Generator) -> 'Head':
@@ -45,7 +46,7 @@ class Head:
                    np.zeros(num_classes, np.float32))
 
     def copy(self) -> 'Head':
-        return Head(self.weights.copy(), self.biases.copy())
+        return type(self)(self.weights.copy(), self.biases.copy())
 
     def _shifted_logits(self, features: np.ndarray) -> np.ndarray:
         logits = features @ self.weights + self.biases
@@ -116,22 +117,25 @@ def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
 def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
           checkpoint_every: int = 0,
-          training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None
-          ) -> Head:
+          training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None,
+          head_type: type = None, sampler_type: type = None) -> Head:
     """Trains the layer, logging the classic lines; returns its weights.
 
     `on_checkpoint(step, head)` is called every `checkpoint_every` steps (intermediate graphs).
     `training_batches(indices)`, if given, supplies each step's (bottlenecks, labels) for the
     training examples the sampler drew, instead of the cached ones (distorted images).
+    `head_type` and `sampler_type` (default Head, ClassSampler) let multi-label training use
+    this same loop with its own layer and sampler (retrain.multilabel_training).
     """
+    head_type, sampler_type = head_type or Head, sampler_type or ClassSampler
     if not len(data.labels['training']):
         raise RetrainError('no training images: every image fell into validation or testing')
     config.check()
     rng = np.random.default_rng(config.random_seed)
     train_x, train_y = data.features['training'], data.labels['training']
-    head = Head.initial(train_x.shape[1], num_classes, rng)
-    train_sampler = ClassSampler(train_y, num_classes, rng)
-    validation_sampler = (ClassSampler(data.labels['validation'], num_classes, rng)
+    head = head_type.initial(train_x.shape[1], num_classes, rng)
+    train_sampler = sampler_type(train_y, num_classes, rng)
+    validation_sampler = (sampler_type(data.labels['validation'], num_classes, rng)
                           if len(data.labels['validation']) else None)
     train_writer, validation_writer = _writers(config.summaries_dir)
     steps = config.how_many_training_steps

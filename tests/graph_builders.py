@@ -29,7 +29,8 @@ def _features(images: tf.Tensor, scale: float) -> tf.Tensor:
     return tf.concat([pooled, tf.reduce_mean(images, axis=[1, 2]) * scale], axis=1)
 
 
-def _final_layer(bottleneck: tf.Tensor, size: int, name: str = 'final_result') -> tf.Tensor:
+def _final_layer(bottleneck: tf.Tensor, size: int, name: str = 'final_result',
+                 activation: Callable = tf.nn.softmax) -> tf.Tensor:
     rng = np.random.default_rng(2)
     bottleneck = v1.placeholder_with_default(bottleneck, [None, size],
                                              name='input_1/BottleneckInputPlaceholder')
@@ -38,10 +39,11 @@ def _final_layer(bottleneck: tf.Tensor, size: int, name: str = 'final_result') -
                               name='final_weights')
         biases = tf.constant(rng.normal(0, 0.5, CLASSES).astype(np.float32), name='final_biases')
         logits = tf.add(tf.matmul(bottleneck, weights), biases, name='Wx_plus_b')
-    return tf.nn.softmax(logits, name=name)
+    return activation(logits, name=name)
 
 
-def inception_like() -> tf.compat.v1.GraphDef:
+def inception_like(activation: Callable = tf.nn.softmax) -> tf.compat.v1.GraphDef:
+    """activation=tf.sigmoid: a graph as the Multi-label-Inception-net fork made them."""
     graph = tf.Graph()
     with graph.as_default():
         contents = v1.placeholder(tf.string, [], name='DecodeJpeg/contents')
@@ -54,7 +56,7 @@ def inception_like() -> tf.compat.v1.GraphDef:
         normalized = tf.multiply(centered, 1.0 / 128.0, name='Mul')
         features = _features(normalized, 1.0)
         reshaped = tf.reshape(features, [1, 9], name='pool_3/_reshape')
-        _final_layer(reshaped, 9)
+        _final_layer(reshaped, 9, activation=activation)
     return graph.as_graph_def()
 
 

@@ -117,3 +117,13 @@ def test_converted_outputs_are_deployment_ready(tmp_path):
         assert "metadata: 'image classifier': retrained_graph.pb" in shown
         assert 'input  RGB image, (pixel - 0) / 255' in shown
         assert 'output 4 labels in labels.txt' in shown
+
+
+def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    fork = report.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
+    lines = dict(line.split(': ', 1) for line in fork.splitlines())
+    assert lines['output'] == ('final_result:0 (float32 [N, 4]), multi-label '
+                               '(a sigmoid score per label)')
+    single = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'single.pb')))
+    assert 'multi-label' not in single

@@ -1,0 +1,57 @@
+"""The data of a --multi_label run: labelled images gathered, their bottlenecks labelled.
+
+retrain.pipeline runs it like any other: what differs is where labels come from (here and
+retrain.multilabel_lists), the layer and sampler (retrain.multilabel_training) and the test
+metrics. The exported graph keeps every entry point; `final_result` is a sigmoid per label.
+"""
+import os
+from typing import List, Tuple
+
+import numpy as np
+from absl import logging
+
+from retrain import bottleneck_cache, image_lists, multilabel_lists
+from retrain.config import RetrainConfig
+from retrain.errors import RetrainError
+from retrain.image_lists import CATEGORIES
+
+
+def check_flags(config: RetrainConfig) -> None:
+    """Flags that need --multi_label or that it does not (yet) support: one clear error."""
+    if not config.multi_label:
+        raise RetrainError('--image_labels_dir and --image_labels_file need --multi_label')
+    unsupported = [name for name, value in (
+        ('--flip_left_right', config.flip_left_right), ('--random_crop', config.random_crop),
+        ('--random_scale', config.random_scale), ('--random_brightness', config.random_brightness),
+        ('--fine_tune_steps', config.fine_tune_steps)) if value]
+    if unsupported:
+        raise RetrainError(f'{", ".join(unsupported)} cannot be used with --multi_label yet')
+
+
+def gather(config: RetrainConfig) -> Tuple[multilabel_lists.MultiLabelImages,
+                                            List[image_lists.ImageClass]]:
+    """The labelled images (split once per image) and the class folders that cache them."""
+    check_flags(config)
+    found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
+                                    config.validation_percentage, config.image_labels_dir,
+                                    config.image_labels_file)
+    logging.info('Found %d labels in %s: %d training, %d validation, %d testing images',
+                 len(found.labels), config.image_dir,
+                 *(len(found.images[category]) for category in CATEGORIES))
+    return found, found.cache_classes()
+
+
+def with_label_sets(data: bottleneck_cache.Bottlenecks, found: multilabel_lists.MultiLabelImages,
+                    image_dir: str) -> bottleneck_cache.Bottlenecks:
+    """The same bottlenecks with 0/1 label rows [n, labels] in place of folder indices."""
+    index = {label: i for i, label in enumerate(found.labels)}
+    rows = {}
+    for category in CATEGORIES:
+        for image in found.images[category]:
+            row = np.zeros(len(found.labels), np.float32)
+            row[[index[label] for label in image.labels]] = 1.0
+            rows[os.path.join(image_dir, image.folder, image.relative)] = row
+    labels = {category: (np.stack([rows[path] for path in data.paths[category]])
+                         if data.paths[category] else np.zeros((0, len(found.labels)), np.float32))
+              for category in CATEGORIES}
+    return bottleneck_cache.Bottlenecks(data.features, labels, data.paths)

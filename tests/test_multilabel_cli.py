@@ -1,0 +1,168 @@
+"""`python -m retrain --multi_label` end to end, and label_image / compat on what it wrote."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import graph_builders as gb
+from conftest import retrain_args, run_module
+from retrain import multilabel_lists
+from retrain.image_lists import CATEGORIES
+from test_multilabel_lists import PAIRS, make_pair_folders, write_two_colour_image
+
+SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
+
+
+@pytest.fixture(scope='module')
+def pair_folders(tmp_path_factory) -> str:
+    return make_pair_folders(str(tmp_path_factory.mktemp('pairs') / 'images'), per_pair=15)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, tiny_module, pair_folders):
+    """(output folder, completed process) of a seeded 150-step multi-label run."""
+    out = str(tmp_path_factory.mktemp('multilabel_run'))
+    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, out, 150,
+                                                 '--multi_label', '--random_seed', '0',
+                                                 '--learning_rate', '2.0'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_run_logs_the_classic_lines_and_the_multilabel_metrics(trained, pair_folders):
+    out, result = trained
+    tests = len(multilabel_lists.gather(pair_folders, 10, 10).images['testing'])
+    log = result.stderr
+    assert re.search(r': Step 149: Train accuracy = \d+\.\d%$', log, re.M)
+    assert re.search(r': Step 149: Cross entropy = \d+\.\d+$', log, re.M)
+    assert re.search(r': Step 149: Validation accuracy = \d+\.\d% \(N=100\)$', log, re.M)
+    for line in (rf'Final test accuracy = \d+\.\d% \(N={tests}\)',
+                 rf'Final test mAP = [01]\.\d{{3}} \(N={tests}\)',
+                 rf'Final test macro F1 = [01]\.\d{{3}} \(N={tests}\)',
+                 rf'Final test exact match = \d+\.\d% \(N={tests}\)'):
+        assert re.search(rf'\] {line}$', log, re.M), line
+    assert float(re.search(r'Final test mAP = (\S+)', log).group(1)) > 0.9
+    with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
+        assert f.read() == 'blue\ngreen\nred\n'
+
+
+def test_each_image_is_cached_once_from_its_first_folder(trained, pair_folders):
+    out, _ = trained
+    cached = sorted(os.path.relpath(os.path.join(folder, name), os.path.join(out, 'bn'))
+                    for folder, _, names in os.walk(os.path.join(out, 'bn'))
+                    for name in names if name.endswith('.txt'))
+    found = multilabel_lists.gather(pair_folders, 10, 10)
+    expected = sorted(os.path.join(image.folder, image.relative) for c in CATEGORIES
+                      for image in found.images[c])
+    assert [path.split('.jpg')[0] + '.jpg' for path in cached] == expected
+    assert len(expected) == 15 * len(PAIRS)
+
+
+def test_graph_ends_in_a_sigmoid_and_keeps_every_entry_point(trained, pair_folders):
+    out, _ = trained
+    graph_def = tf.compat.v1.GraphDef()
+    with open(os.path.join(out, 'graph.pb'), 'rb') as f:
+        graph_def.ParseFromString(f.read())
+    nodes = {node.name: node.op for node in graph_def.node}
+    assert nodes['final_result'] == 'Sigmoid'
+    for name in ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
+                 'input_1/BottleneckInputPlaceholder'):
+        assert name in nodes
+    image = os.path.join(pair_folders, 'red', 'red_blue_000.jpg')
+    scores = gb.classic_run(os.path.join(out, 'graph.pb'), image, 'DecodeJpeg/contents:0')
+    assert scores.shape == (1, 3) and ((scores > 0) & (scores < 1)).all()
+    assert abs(scores.sum() - 1) > 0.05  # Independent scores, not a distribution.
+
+
+def _blocks(stdout: str):
+    blocks = {}
+    for block in stdout.strip().split('\n\n'):
+        path, *lines = block.splitlines()
+        blocks[path] = [(m.group(1), float(m.group(2))) for m in map(SCORE_LINE.match, lines)]
+    return blocks
+
+
+def test_label_image_prints_the_labels_at_or_above_the_threshold(trained, pair_folders):
+    out, _ = trained
+    graph, labels = os.path.join(out, 'graph.pb'), os.path.join(out, 'labels.txt')
+    images = [os.path.join(pair_folders, first, f'{first}_{second}_00{i}.jpg')
+              for first, second in PAIRS for i in range(3)]
+    every = run_module('label_image', '--graph', graph, '--labels', labels, '--json', *images)
+    assert every.returncode == 0, every.stderr
+    scores = {item['image']: {p['label']: p['score'] for p in item['predictions']}
+              for item in json.loads(every.stdout)}
+    assert all(len(s) == 3 for s in scores.values())
+    for threshold, top_k in (('0.5', '5'), ('0.2', '5'), ('0.2', '1')):
+        result = run_module('label_image', '--graph', graph, '--labels', labels,
+                            '--threshold', threshold, '--top_k', top_k, *images)
+        assert result.returncode == 0, result.stderr
+        for path, printed in _blocks(result.stdout).items():
+            expected = sorted(((label, score) for label, score in scores[path].items()
+                               if score >= float(threshold)), key=lambda p: -p[1])[:int(top_k)]
+            assert [label for label, _ in printed] == [label for label, _ in expected]
+            assert np.allclose([s for _, s in printed], [s for _, s in expected], atol=1e-5)
+    # The model learnt the pairs: at 0.5 each image gets both its colours.
+    default = _blocks(run_module('label_image', '--graph', graph, '--labels', labels,
+                                 *images).stdout)
+    right = [sorted(label for label, _ in printed) == sorted(os.path.basename(path).split('_')[:2])
+             for path, printed in default.items()]
+    assert np.mean(right) > 0.8
+
+
+def test_compat_inspect_says_multi_label(trained):
+    out, _ = trained
+    result = run_module('compat', 'inspect', os.path.join(out, 'graph.pb'))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r'^output: final_result:0 \(float32 \[N, 3\]\), multi-label', result.stdout,
+                     re.M)
+
+
+def test_misclassified_test_images_show_both_label_sets(tmp_path, tiny_module, pair_folders):
+    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 1,
+                                                 '--multi_label', '--random_seed', '0',
+                                                 '--learning_rate', '0.0001',
+                                                 '--print_misclassified_test_images'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = result.stderr.split('=== MISCLASSIFIED TEST IMAGES ===')[1]
+    lines = re.findall(r'\] +(\S+\.jpg)  predicted: (.*)  true: (.*)$', listed, re.M)
+    tests = multilabel_lists.gather(pair_folders, 10, 10).images['testing']
+    assert lines and len(lines) <= len(tests)
+    for path, predicted, truth in lines:
+        assert truth == ', '.join(sorted(os.path.basename(path).split('_')[:2]))
+        assert predicted != truth
+
+
+def test_label_files_and_a_labels_table_train_from_the_command_line(tmp_path, tiny_module):
+    rng = np.random.default_rng(5)
+    images, labels_dir = tmp_path / 'images', tmp_path / 'image_labels_dir'
+    labels_dir.mkdir()
+    rows = ['path,labels']
+    for first, second in PAIRS:
+        for i in range(8):
+            name = f'{first}_{second}_{i}.jpg'
+            write_two_colour_image(str(images / 'multi-label' / name), first, second, rng)
+            (labels_dir / (name + '.txt')).write_text(f'{first}\n{second}\n', encoding='utf-8')
+            rows.append(f'multi-label/{name},{first};{second}')
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    for form, value in (('--image_labels_dir', str(labels_dir)),
+                        ('--image_labels_file', str(tmp_path / 'labels.csv'))):
+        out = str(tmp_path / form.strip('-'))
+        result = run_module('retrain', *retrain_args(str(images), tiny_module, out, 20,
+                                                     '--multi_label', form, value))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert 'Found 3 labels in' in result.stderr
+        with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
+            assert f.read() == 'blue\ngreen\nred\n'
+
+
+def test_labels_flags_without_multi_label_are_one_line_errors(tmp_path, tiny_module,
+                                                              pair_folders):
+    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 5,
+                                                 '--image_labels_file', 'labels.csv'))
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'retrain: error: --image_labels_dir and --image_labels_file need --multi_label')
+    assert not os.path.exists(os.path.join(str(tmp_path), 'graph.pb'))

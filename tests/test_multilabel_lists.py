@@ -1,0 +1,131 @@
+"""retrain.multilabel_lists: the three ways to give labels, one example per image, one split."""
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import write_image
+from retrain import image_lists, multilabel_lists
+from retrain.errors import RetrainError
+from retrain.image_lists import CATEGORIES
+
+COLOURS = {'red': (200, 40, 40), 'green': (40, 190, 60), 'blue': (50, 60, 210)}
+PAIRS = (('red', 'green'), ('red', 'blue'), ('green', 'blue'))
+
+
+def write_two_colour_image(path: str, first: str, second: str, rng: np.random.Generator) -> None:
+    """A noisy image, its left half of one colour and its right half of the other."""
+    halves = [rng.normal(COLOURS[colour], 25, (40, 24, 3)) for colour in (first, second)]
+    pixels = np.clip(np.concatenate(halves, axis=1), 0, 255).astype(np.uint8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(tf.io.encode_jpeg(pixels, quality=90).numpy())
+
+
+def make_pair_folders(root: str, per_pair: int = 12, seed: int = 0) -> str:
+    """The fork's layout: each two-colour image is in the folders of both its colours."""
+    rng = np.random.default_rng(seed)
+    for first, second in PAIRS:
+        for i in range(per_pair):
+            name = f'{first}_{second}_{i:03d}.jpg'
+            write_two_colour_image(os.path.join(root, first, name), first, second, rng)
+            os.makedirs(os.path.join(root, second), exist_ok=True)
+            shutil.copy(os.path.join(root, first, name), os.path.join(root, second, name))
+    return root
+
+
+def _by_key(found: multilabel_lists.MultiLabelImages):
+    return {image.key: (category, image) for category in CATEGORIES
+            for image in found.images[category]}
+
+
+def test_an_image_in_two_class_folders_is_one_example_with_both_labels(tmp_path):
+    root = make_pair_folders(str(tmp_path / 'images'))
+    found = multilabel_lists.gather(root, 10, 10)
+    assert found.labels == ['blue', 'green', 'red']
+    images = _by_key(found)
+    assert len(images) == 12 * len(PAIRS)
+    for key, (_, image) in images.items():
+        first, second = key.split('_')[:2]
+        assert image.labels == {first, second}
+        # Its bottleneck comes from its first folder in sorted order, once.
+        assert image.folder == min(first, second) and image.relative == key
+
+
+def test_the_split_is_one_per_image_where_the_fork_split_copies_apart(tmp_path):
+    root = make_pair_folders(str(tmp_path / 'images'), per_pair=40)
+    found = multilabel_lists.gather(root, 30, 30)
+    images = _by_key(found)
+    for key, (category, _) in images.items():
+        assert category == image_lists.which_set(key, 30, 30)
+    # Classic per-file hashing of the folder copies would have put some image in two splits.
+    leaks = [key for key in images if len({image_lists.which_set(os.path.join(root, folder, key),
+                                                                 30, 30)
+                                           for folder in key.split('_')[:2]}) > 1]
+    assert leaks, 'this set cannot show the leak the rule prevents'
+    # The split does not depend on where the folder is.
+    moved = str(tmp_path / 'elsewhere' / 'images')
+    shutil.copytree(root, moved)
+    assert ({k: c for k, (c, _) in _by_key(multilabel_lists.gather(moved, 30, 30)).items()}
+            == {k: c for k, (c, _) in images.items()})
+
+
+def test_label_files_as_the_fork_read_them(tmp_path, caplog):
+    images, labels_dir = tmp_path / 'images' / 'multi-label', tmp_path / 'image_labels_dir'
+    rng = np.random.default_rng(1)
+    labels_dir.mkdir(parents=True)
+    for i in range(6):
+        write_image(str(images / f'photo_{i}.jpg'), (120, 120, 120), rng)
+        if i < 5:  # photo_5 has no labels file.
+            (labels_dir / f'photo_{i}.jpg.txt').write_text(
+                'car\n' + ('accident\n' if i % 2 else '\n') + 'car\n', encoding='utf-8')
+    (labels_dir / 'gone.jpg.txt').write_text('car\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(tmp_path / 'images'), 10, 10, str(labels_dir))
+    assert found.labels == ['accident', 'car']  # Not the folder's name.
+    images_found = _by_key(found)
+    assert sorted(images_found) == [f'photo_{i}.jpg' for i in range(5)]
+    for i in range(5):
+        image = images_found[f'photo_{i}.jpg'][1]
+        assert image.labels == ({'car', 'accident'} if i % 2 else {'car'})
+        assert (image.folder, image.relative) == ('multi-label', f'photo_{i}.jpg')
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum('photo_5.jpg' in w for w in warnings) == 1
+    assert sum('gone.jpg.txt' in w for w in warnings) == 1
+
+
+def test_a_labels_table_with_header_nested_paths_and_unicode_labels(tmp_path, caplog):
+    root = tmp_path / 'images'
+    rng = np.random.default_rng(2)
+    for path in ('a/one.jpg', 'a/b/two.jpg', 'three.jpg', 'unlisted.jpg'):
+        write_image(str(root / path), (90, 90, 90), rng)
+    (tmp_path / 'labels.csv').write_text(
+        'image,labels\na/one.jpg,shirt;red\na/b/two.jpg, shirt ; 玫瑰\nthree.jpg,red\n'
+        'missing.jpg,red\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(root), 0, 0,
+                                        image_labels_file=str(tmp_path / 'labels.csv'))
+    assert found.labels == ['red', 'shirt', '玫瑰']
+    images = {key: image for key, (_, image) in _by_key(found).items()}
+    assert {key: image.labels for key, image in images.items()} == {
+        'a/one.jpg': {'shirt', 'red'}, 'a/b/two.jpg': {'shirt', '玫瑰'}, 'three.jpg': {'red'}}
+    assert (images['a/b/two.jpg'].folder, images['a/b/two.jpg'].relative) == (
+        os.path.join('a', 'b'), 'two.jpg')
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum('unlisted.jpg' in w for w in warnings) == 1
+    assert sum('missing.jpg' in w for w in warnings) == 1
+
+
+def test_bad_tables_and_flag_mixes_are_one_line_errors(tmp_path):
+    root = make_pair_folders(str(tmp_path / 'images'), per_pair=2)
+    table = tmp_path / 'labels.csv'
+    table.write_text('red/red_green_000.jpg,red,green\n', encoding='utf-8')
+    with pytest.raises(RetrainError, match=r'labels.csv line 1: expected path,label1;label2'):
+        multilabel_lists.gather(root, 10, 10, image_labels_file=str(table))
+    with pytest.raises(RetrainError, match='not both'):
+        multilabel_lists.gather(root, 10, 10, str(tmp_path), str(table))
+    with pytest.raises(RetrainError, match='labels file not found'):
+        multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path / 'nope.csv'))

@@ -1,0 +1,82 @@
+"""retrain.multilabel_training and multilabel_metrics: the sigmoid layer, sampler and metrics."""
+import numpy as np
+import tensorflow as tf
+
+from retrain import multilabel_metrics as metrics
+from retrain import training
+from retrain.config import RetrainConfig
+from retrain.bottleneck_cache import Bottlenecks
+from retrain.multilabel_training import LabelSampler, SigmoidHead
+
+
+def _head(rng, size=7, labels=4) -> SigmoidHead:
+    return SigmoidHead(rng.normal(0, 1, (size, labels)).astype(np.float32),
+                       rng.normal(0, 1, labels).astype(np.float32))
+
+
+def test_loss_and_gradient_step_match_tensorflow_sigmoid_cross_entropy():
+    rng = np.random.default_rng(0)
+    head = _head(rng)
+    x = rng.normal(0, 3, (5, 7)).astype(np.float32)
+    y = (rng.random((5, 4)) < 0.5).astype(np.float32)
+    weights, biases = tf.Variable(head.weights), tf.Variable(head.biases)
+    with tf.GradientTape() as tape:
+        logits = x @ weights + biases
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+    grad_w, grad_b = tape.gradient(loss, [weights, biases])
+    ours, accuracy = head.metrics(x, y)
+    np.testing.assert_allclose(ours, loss.numpy(), rtol=1e-5)
+    assert accuracy == np.mean((tf.sigmoid(logits).numpy() >= 0.5) == y)
+    np.testing.assert_allclose(head.predict(x), tf.sigmoid(logits).numpy(), rtol=1e-5, atol=1e-6)
+    head.step(x, y, 0.5)
+    np.testing.assert_allclose(head.weights, weights.numpy() - 0.5 * grad_w.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(head.biases, biases.numpy() - 0.5 * grad_b.numpy(), rtol=1e-5)
+    assert type(head.copy()) is SigmoidHead and head.activation == 'sigmoid'
+
+
+def test_sampler_draws_a_label_uniformly_then_an_image_having_it():
+    # Label 0 is on 90 images, label 1 on 10 (5 of them shared with label 0), label 2 on none.
+    labels = np.zeros((95, 3), np.float32)
+    labels[:90, 0] = 1
+    labels[85:, 1] = 1
+    sampler = LabelSampler(labels, 3, np.random.default_rng(0))
+    chosen = sampler.sample(20000)
+    only_label_1 = np.mean(chosen >= 90)
+    # Half the draws pick label 1, and 5 of its 10 images have only it: about 1/4.
+    assert abs(only_label_1 - 0.25) < 0.02
+    assert abs(np.mean(labels[chosen, 1]) - 0.5 - 0.5 * 5 / 90) < 0.02
+
+
+def test_training_separates_overlapping_labels_with_the_classic_loop(caplog):
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 1, (3, 16))
+
+    def split(n):
+        truth = (rng.random((n, 3)) < 0.4).astype(np.float32)
+        return (truth @ centres + rng.normal(0, 0.1, (n, 16))).astype(np.float32), truth
+    data = {c: split(n) for c, n in (('training', 200), ('validation', 40), ('testing', 60))}
+    bottlenecks = Bottlenecks({c: d[0] for c, d in data.items()}, {c: d[1] for c, d in data.items()},
+                              {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))] for c, d in data.items()})
+    head = training.train(bottlenecks, 3, RetrainConfig(
+        how_many_training_steps=300, learning_rate=2.0, random_seed=0, summaries_dir=''),
+        head_type=SigmoidHead, sampler_type=LabelSampler)
+    assert isinstance(head, SigmoidHead)
+    scores = head.predict(data['testing'][0])
+    assert metrics.exact_match(data['testing'][1], metrics.predicted(scores)) > 0.9
+    assert metrics.mean_average_precision(data['testing'][1], scores) > 0.95
+
+
+def test_metrics_on_small_cases_worked_by_hand():
+    truth = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], np.float32)
+    scores = np.array([[0.9, 0.2], [0.8, 0.6], [0.7, 0.4], [0.1, 0.3]], np.float32)
+    # Label 0 ranked 0.9 (hit) 0.8 (miss) 0.7 (hit): AP = (1 + 2/3) / 2. Label 1 ranked
+    # 0.6 (hit) 0.4 (hit): AP = 1.
+    assert abs(metrics.average_precision(truth[:, 0], scores[:, 0]) - 5 / 6) < 1e-9
+    assert abs(metrics.mean_average_precision(truth, scores) - 11 / 12) < 1e-9
+    predictions = metrics.predicted(scores)
+    # Label 0: TP 2, FP 1, FN 0 -> 4/5. Label 1: TP 1, FP 0, FN 1 -> 2/3.
+    assert abs(metrics.macro_f1(truth, predictions) - (4 / 5 + 2 / 3) / 2) < 1e-9
+    assert metrics.exact_match(truth, predictions) == 0.5
+    assert metrics.label_agreement(truth, predictions) == 6 / 8
+    # Ties earn nothing: a constant score ranks the negatives first.
+    assert metrics.average_precision(np.array([1, 0, 0, 0]), np.zeros(4)) == 0.25
