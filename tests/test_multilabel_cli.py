@@ -43,7 +43,7 @@ def test_run_logs_the_classic_lines_and_the_multilabel_metrics(trained, pair_fol
                  rf'Final test mAP = [01]\.\d{{3}} \(N={tests}\)',
                  rf'Final test macro F1 = [01]\.\d{{3}} \(N={tests}\)',
                  rf'Final test exact match = \d+\.\d% \(N={tests}\)'):
-        assert re.search(rf'\] {line}$', log, re.M), line
+        assert re.search(rf'^I [-0-9]+ [0-9:.]+: {line}$', log, re.M), line
     assert float(re.search(r'Final test mAP = (\S+)', log).group(1)) > 0.9
     with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
         assert f.read() == 'blue\ngreen\nred\n'
@@ -127,7 +127,7 @@ def test_misclassified_test_images_show_both_label_sets(tmp_path, tiny_module, p
                                                  '--print_misclassified_test_images'))
     assert result.returncode == 0, result.stderr[-3000:]
     listed = result.stderr.split('=== MISCLASSIFIED TEST IMAGES ===')[1]
-    lines = re.findall(r'\] +(\S+\.jpg)  predicted: (.*)  true: (.*)$', listed, re.M)
+    lines = re.findall(r': +(\S+\.jpg)  predicted: (.*)  true: (.*)$', listed, re.M)
     tests = multilabel_lists.gather(pair_folders, 10, 10).images['testing']
     assert lines and len(lines) <= len(tests)
     for path, predicted, truth in lines:
