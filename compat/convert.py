@@ -35,8 +35,7 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         graph_io.load_graph_def(graph_path), original.spec, original.output)
     export.write_saved_model(saved_model_dir, graph_def, input_tensor, output_tensor)
     try:
-        fileio.atomic_write(os.path.join(saved_model_dir, 'assets', 'labels.txt'),
-                            ''.join(label + '\n' for label in labels))
+        export.write_labels(os.path.join(saved_model_dir, 'assets', 'labels.txt'), labels)
         converted = models.load(saved_model_dir, allow_unsafe_ops=allow_unsafe_ops)
         _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
