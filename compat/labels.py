@@ -21,10 +21,11 @@ def read_labels(path: str) -> List[str]:
     try:
         text = data.decode('utf-16' if utf16 else 'utf-8-sig')
     except UnicodeDecodeError:
-        raise RetrainError(f'labels file is not UTF-8 text: {path}') from None
-    if '\0' in text:
-        raise RetrainError(f'labels file is not UTF-8 text: {path} (it holds NUL characters: '
-                           'UTF-16 without a byte-order mark? Save it as UTF-8)')
+        text = '\0' if b'\0' in data else None
+    if text is None or '\0' in text:
+        hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
+                if text else '')
+        raise RetrainError(f'labels file is not UTF-8 text: {path}{hint}')
     lines = [line.rstrip('\r') for line in text.split('\n')]
     if lines and not lines[-1]:
         lines.pop()

@@ -15,7 +15,7 @@ Images always reach a classifier decoded and resized by retrain.image_io as [0, 
 InputSpec turns them into what the entry tensor takes: (pixel - mean) / std with pixel in 0..255.
 """
 import dataclasses
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import tensorflow as tf
 
