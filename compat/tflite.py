@@ -19,7 +19,7 @@ from typing import Iterable, List
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, error_summary
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3
@@ -37,8 +37,11 @@ class TFLiteFile:
 
 def read(path: str) -> TFLiteFile:
     """The checked model; one-line RetrainError naming the file and what is wrong with it."""
-    with tf.io.gfile.GFile(path, 'rb') as f:
-        content = f.read()
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            content = f.read()
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read {path}: {error_summary(e)}') from None
     if len(content) < 8 or content[4:8] != _IDENTIFIER:
         _invalid(path, 'no TFL3 identifier')
     try:
