@@ -7,7 +7,6 @@ images or encoded bytes, in batches, and returns class probabilities.
 """
 import dataclasses
 import os
-import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -15,7 +14,7 @@ import tensorflow as tf
 from google.protobuf import message
 from tensorflow.core.protobuf import saved_model_pb2
 
-from compat import graph_io, safety, signature
+from compat import graph_io, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain import image_io
 from retrain.errors import RetrainError, error_summary
@@ -111,9 +110,18 @@ def load(path: str, overrides: Overrides = Overrides(),
     return _load_frozen_graph(path, overrides, allow_unsafe_ops)
 
 
+def unsafe_ops(path: str) -> List[str]:
+    """The ops of a model file or folder that load would refuse, found without running anything."""
+    if tf.io.gfile.isdir(path):
+        return safety.saved_model_unsafe_ops(_serving_signature(path)[0])
+    if path.lower().endswith('.tflite'):
+        return safety.tflite_unsafe_ops(tflite.read(path).op_names)
+    return safety.unsafe_ops(graph_io.load_graph_def(path))
+
+
 def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
     graph_def = graph_io.load_graph_def(path)
-    safety.check_ops(graph_def, path, allow_unsafe_ops)
+    safety.refuse(path, safety.unsafe_ops(graph_def), allow_unsafe_ops)
     output = signature.find_output(graph_def, path, overrides.output_layer)
     try:
         wrapped = graph_io.imported_graph(graph_def)
@@ -130,8 +138,8 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
     meta_graph, signature_def = _serving_signature(path)
-    safety.check_ops(meta_graph.graph_def, path, allow_unsafe_ops,
-                     outputs=[t.name for t in signature_def.outputs.values()])
+    # Before loading: loading itself runs the init, main and restore ops.
+    safety.refuse(path, safety.saved_model_unsafe_ops(meta_graph), allow_unsafe_ops)
     serving = tf.saved_model.load(path).signatures['serving_default']
     _, inputs = serving.structured_input_signature
     if len(inputs) != 1:
@@ -169,15 +177,13 @@ def _serving_signature(path: str):
 
 
 def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
+    model = tflite.read(path)
+    safety.refuse(path, safety.tflite_unsafe_ops(model.op_names), allow_unsafe_ops)
     try:
-        with warnings.catch_warnings():  # Its deprecation notice is not the user's concern.
-            warnings.simplefilter('ignore', UserWarning)
-            interpreter = tf.lite.Interpreter(model_path=path)
+        interpreter = tflite.interpreter(model)
     except (ValueError, RuntimeError) as e:
         raise RetrainError(f'not a TensorFlow Lite model: {path} '
                            f'({error_summary(e)})') from None
-    ops = interpreter._get_ops_details()  # pylint: disable=protected-access  # No public API.
-    safety.check_tflite_ops([op['op_name'] for op in ops], path, allow_unsafe_ops)
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
         raise RetrainError(f'{path} takes {len(inputs)} inputs, not one image')

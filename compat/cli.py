@@ -4,8 +4,9 @@
 Errors the user can fix are one line and exit code 1, as in the other commands.
 """
 import argparse
+import os
 import sys
-from typing import Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 from retrain.quiet_tensorflow import import_tensorflow
 
@@ -18,6 +19,35 @@ def add_override_arguments(parser) -> None:
     parser.add_argument('--output_layer', help='output tensor, e.g. final_result')
     parser.add_argument('--input_mean', type=float, help='pixel value mapped to 0')
     parser.add_argument('--input_std', type=float, help='pixel range mapped to 1')
+
+
+def overrides_from(args: argparse.Namespace, size: Optional[Tuple[int, int]] = None):
+    """The classic override flags (add_override_arguments) as classifier.Overrides."""
+    from compat import classifier  # pylint: disable=import-outside-toplevel
+    return classifier.Overrides(args.input_layer, args.output_layer, size, args.input_mean,
+                                args.input_std)
+
+
+def error(program: str, message: object) -> int:
+    """Says what went wrong in one line on stderr; returns the exit code of runtime errors."""
+    print(f'{program}: error: {message}', file=sys.stderr)
+    return 1
+
+
+def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
+    """Console-script entry point: UTF-8 output (labels and paths), even when redirected; exit
+    with main's code, 130 on Ctrl-C, 1 when the reader of the output went away (`| head`)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(encoding='utf-8')
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print(f'{program}: interrupted', file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # The reader has seen enough.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,10 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
-    from compat import classifier, convert, report  # pylint: disable=import-outside-toplevel
+    from compat import convert, report  # pylint: disable=import-outside-toplevel
     from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
-    overrides = classifier.Overrides(args.input_layer, args.output_layer, None, args.input_mean,
-                                     args.input_std)
+    overrides = overrides_from(args)
     try:
         if args.command == 'inspect':
             print(report.inspect(args.graph, overrides))
@@ -57,14 +86,9 @@ def main(argv: Sequence[str]) -> int:
             if args.tflite_output_file:
                 print(f'wrote {args.tflite_output_file}')
     except RetrainError as e:
-        print(f'{_PROGRAM} {args.command}: error: {e}', file=sys.stderr)
-        return 1
+        return error(f'{_PROGRAM} {args.command}', e)
     return 0
 
 
 def run() -> None:
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print(f'{_PROGRAM}: interrupted', file=sys.stderr)
-        sys.exit(130)
+    run_main(_PROGRAM, main)

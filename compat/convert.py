@@ -46,8 +46,7 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         with stage.output(saved_model_dir) as staged_dir:
             export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
                                      labels=labels)
-            fileio.atomic_write(os.path.join(staged_dir, 'assets', 'labels.txt'),
-                                ''.join(label + '\n' for label in labels))
+            export.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
         converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
         _check_same(original, converted, saved_model_dir)
         if tflite_output_file:

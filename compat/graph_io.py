@@ -7,31 +7,10 @@ result is an ordinary callable that works eagerly, inside tf.function and inside
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
-from google.protobuf import message
 
-from retrain.errors import RetrainError
-
-
-def load_graph_def(path: str) -> tf.compat.v1.GraphDef:
-    """Parses a binary GraphDef; one-line RetrainError when missing or not a graph."""
-    if not tf.io.gfile.exists(path):
-        raise RetrainError(f'graph file not found: {path}')
-    if tf.io.gfile.isdir(path):
-        raise RetrainError(f'not a TensorFlow graph: {path} (a directory)')
-    with tf.io.gfile.GFile(path, 'rb') as f:
-        return parse_graph_def(f.read(), path)
-
-
-def parse_graph_def(data: bytes, source: str) -> tf.compat.v1.GraphDef:
-    """Parses GraphDef bytes; "not a TensorFlow graph: <source>" when they are something else."""
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except (message.DecodeError, RuntimeWarning, ValueError):
-        graph_def.Clear()
-    if not graph_def.node:
-        raise RetrainError(f'not a TensorFlow graph: {source}')
-    return graph_def
+# The parser lives in retrain (its classic architectures are frozen graphs too); compat's
+# modules and client code read graphs through this module as before.
+from retrain.graph_files import load_graph_def  # pylint: disable=unused-import
 
 
 def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],

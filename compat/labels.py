@@ -1,4 +1,5 @@
 """Labels files: one label per line, in class-index order, as retrain writes them."""
+import codecs
 from typing import List
 
 import tensorflow as tf
@@ -7,14 +8,24 @@ from retrain.errors import RetrainError
 
 
 def read_labels(path: str) -> List[str]:
-    """The labels, read as UTF-8; a label may be blank (classic names of non-ASCII folders)."""
+    """The labels, read as UTF-8; a label may be blank (classic names of non-ASCII folders).
+
+    UTF-16 with a byte-order mark (Windows "Unicode" text, PowerShell 5's `>`) is read too.
+    UTF-16 without one decodes as UTF-8 into labels full of NULs, so NULs are refused.
+    """
     if not tf.io.gfile.exists(path):
         raise RetrainError(f'labels file not found: {path}')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        data = f.read()
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
-        with tf.io.gfile.GFile(path, 'rb') as f:
-            text = f.read().decode('utf-8-sig')
+        text = data.decode('utf-16' if utf16 else 'utf-8-sig')
     except UnicodeDecodeError:
-        raise RetrainError(f'labels file is not UTF-8 text: {path}') from None
+        text = '\0' if b'\0' in data else None
+    if text is None or '\0' in text:
+        hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
+                if text else '')
+        raise RetrainError(f'labels file is not UTF-8 text: {path}{hint}')
     lines = [line.rstrip('\r') for line in text.split('\n')]
     if lines and not lines[-1]:
         lines.pop()

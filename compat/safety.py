@@ -7,10 +7,13 @@ those of every function in its library, are checked against an allowlist of what
 classifiers of every generation use. Anything else is refused by name unless the user says
 `--allow_unsafe_ops`.
 """
-from typing import Iterable, List, Optional, Set
+from typing import FrozenSet, Iterable, List, Set
 
 import tensorflow as tf
+from tensorflow.core.framework import variable_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 
+from compat import graph_walk
 from retrain.errors import RetrainError
 
 _PLUMBING = """Const Identity IdentityN NoOp Placeholder PlaceholderWithDefault StopGradient
@@ -44,6 +47,12 @@ _QUANTIZED = """Dequantize QuantizeV2 QuantizeAndDequantizeV2 QuantizeAndDequant
 
 ALLOWED_OPS = frozenset(' '.join([_PLUMBING, _ARITHMETIC, _NN, _SHAPES, _IMAGES,
                                   _QUANTIZED]).split())
+# Loading a SavedModel may also set variables, and its saver's restore op read their values.
+_VARIABLE_WRITES = frozenset(['Assign', 'AssignVariableOp'])
+_RESTORING = _VARIABLE_WRITES | {'RestoreV2', 'Restore', 'RestoreSlice'}
+_INIT_SIGNATURE = '__saved_model_init_op'
+_INIT_COLLECTIONS = ('saved_model_main_op', 'legacy_init_op', 'table_initializer')
+_RESOURCE_FUNCTIONS = ('_create_resource', '_initialize', '_destroy_resource')
 
 
 class UnsafeGraphError(RetrainError):
@@ -59,53 +68,92 @@ def unsafe_ops(graph_def: tf.compat.v1.GraphDef) -> List[str]:
     return sorted(op for op in ops if op not in ALLOWED_OPS and op not in functions)
 
 
-def reachable_unsafe_ops(graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str]) -> List[str]:
-    """Like unsafe_ops, for what computing `outputs` can run: their ancestors and every function
-    those call. For SavedModels, whose graphs also hold the save/restore machinery of loading."""
+def reachable_unsafe_ops(graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str],
+                         functions: Iterable[str] = (),
+                         also_allowed: FrozenSet[str] = frozenset()) -> List[str]:
+    """Like unsafe_ops, for what computing `outputs` and calling the library `functions` can run:
+    their ancestors and every function those call. For SavedModels, whose graphs also hold
+    machinery that neither loading nor serving runs (saving, training)."""
     nodes = {node.name: node for node in graph_def.node}
-    functions = {f.signature.name: f for f in graph_def.library.function}
-    ops: Set[str] = set()
-    stack = [_node_name(name) for name in outputs]
-    seen: Set[str] = set()
-    called: List[str] = []
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        ops.add(nodes[name].op)
-        called.extend(_called_functions(nodes[name], functions))
-        stack.extend(_node_name(i) for i in nodes[name].input)
+    library = {f.signature.name: f for f in graph_def.library.function}
+    reached = [nodes[name] for name in graph_walk.ancestors(nodes, outputs)]
+    ops: Set[str] = set(_op_types(reached))
+    called = [name for name in functions if name in library]
+    for node in reached:
+        called.extend(_called_functions(node, library))
     done: Set[str] = set()
     while called:
         function = called.pop()
         if function in done:
             continue
         done.add(function)
-        for node in functions[function].node_def:
+        for node in library[function].node_def:
             ops.add(node.op)
-            called.extend(_called_functions(node, functions))
-    return sorted(op for op in ops if op not in ALLOWED_OPS and op not in functions)
+            called.extend(_called_functions(node, library))
+    return sorted(op for op in ops
+                  if op not in ALLOWED_OPS and op not in also_allowed and op not in library)
 
 
-def check_ops(graph_def: tf.compat.v1.GraphDef, path: str, allow_unsafe_ops: bool,
-              outputs: Optional[Iterable[str]] = None) -> None:
-    """Raises UnsafeGraphError naming the offending ops, unless the user allowed them.
+def saved_model_unsafe_ops(meta_graph: meta_graph_pb2.MetaGraphDef,
+                           signature_key: str = 'serving_default') -> List[str]:
+    """What loading a SavedModel and running its signature can run, read from the proto alone.
 
-    With `outputs`, only what computing them can run is checked (see reachable_unsafe_ops).
+    Loading runs the init op (TF1 main_op or legacy_init_op, the `__saved_model_init_op`
+    signature, else table and local variable initializers), the saver's restore op (which may also
+    restore and assign, nothing else), and for TF2 objects the functions of their resources and
+    saveables. Serving runs the signature's outputs.
     """
-    refused = unsafe_ops(graph_def) if outputs is None else reachable_unsafe_ops(graph_def,
-                                                                                  outputs)
-    _refuse(path, refused, allow_unsafe_ops)
+    graph_def = meta_graph.graph_def
+    outputs = [t.name for key in (signature_key, _INIT_SIGNATURE)
+               if key in meta_graph.signature_def
+               for t in meta_graph.signature_def[key].outputs.values()]
+    collections = meta_graph.collection_def
+    for key in _INIT_COLLECTIONS:
+        if key in collections:
+            outputs.extend(collections[key].node_list.value)
+    if 'local_variables' in collections:
+        for serialized in collections['local_variables'].bytes_list.value:
+            variable = variable_pb2.VariableDef()
+            variable.ParseFromString(serialized)
+            outputs.append(variable.initializer_name)
+    found = set(reachable_unsafe_ops(graph_def, outputs, _loading_functions(meta_graph),
+                                     _VARIABLE_WRITES))
+    restore = meta_graph.saver_def.restore_op_name
+    if restore:
+        found.update(reachable_unsafe_ops(graph_def, [restore], also_allowed=_RESTORING))
+    return sorted(found)
 
 
-def check_tflite_ops(op_names: Iterable[str], path: str, allow_unsafe_ops: bool) -> None:
+def _loading_functions(meta_graph: meta_graph_pb2.MetaGraphDef) -> List[str]:
+    """Library functions that TF2 loading calls: resources' create/initialize/destroy and
+    saveables' save/restore functions."""
+    objects = meta_graph.object_graph_def
+    ids = []
+    for node in objects.nodes:
+        if node.WhichOneof('kind') == 'resource':
+            ids.extend(child.node_id for child in node.children
+                       if child.local_name in _RESOURCE_FUNCTIONS)
+        for saveable in node.saveable_objects.values():
+            ids.extend((saveable.save_function, saveable.restore_function))
+    names = []
+    for node_id in ids:
+        node = objects.nodes[node_id] if 0 <= node_id < len(objects.nodes) else None
+        kind = node.WhichOneof('kind') if node else None
+        if kind == 'function':
+            names.extend(node.function.concrete_functions)
+        elif kind == 'bare_concrete_function':
+            names.append(node.bare_concrete_function.concrete_function_name)
+    return names
+
+
+def tflite_unsafe_ops(op_names: Iterable[str]) -> List[str]:
     """TFLite's builtin ops are pure computation; TensorFlow ops inside (`Flex<Op>`) are not."""
     flex = {name[len('Flex'):] for name in op_names if name.startswith('Flex')}
-    _refuse(path, sorted(flex - ALLOWED_OPS), allow_unsafe_ops)
+    return sorted(flex - ALLOWED_OPS)
 
 
-def _refuse(path: str, refused: List[str], allow_unsafe_ops: bool) -> None:
+def refuse(path: str, refused: List[str], allow_unsafe_ops: bool) -> None:
+    """Raises UnsafeGraphError naming the `refused` ops, unless the user allowed them."""
     if refused and not allow_unsafe_ops:
         raise UnsafeGraphError(
             f'refusing to run {path}: it uses ops that an image classifier does not need and '
@@ -123,7 +171,3 @@ def _called_functions(node, functions) -> List[str]:
     for value in node.attr.values():
         names.extend(f.name for f in ([value.func] if value.HasField('func') else value.list.func))
     return [name for name in names if name in functions]
-
-
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip('^').split(':')[0]

@@ -15,10 +15,11 @@ Images always reach a classifier decoded and resized by retrain.image_io as [0, 
 InputSpec turns them into what the entry tensor takes: (pixel - mean) / std with pixel in 0..255.
 """
 import dataclasses
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import tensorflow as tf
 
+from compat import graph_walk
 from retrain.errors import RetrainError
 
 UNIT = (0.0, 255.0)
@@ -112,9 +113,9 @@ def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
     """Whether `output` is a sigmoid (through Identity): independent scores per label, as
     retrain --multi_label and the Multi-label-Inception-net fork made final_result."""
     nodes = {node.name: node for node in graph_def.node}
-    node = nodes.get(_node_name(output))
+    node = nodes.get(graph_walk.node_name(output))
     while node is not None and node.op in _PASS_THROUGH and node.input:
-        node = nodes.get(_node_name(node.input[0]))
+        node = nodes.get(graph_walk.node_name(node.input[0]))
     return node is not None and node.op == 'Sigmoid'
 
 
@@ -150,7 +151,7 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
         if name.split(':')[0] not in nodes:
             raise RetrainError(f'no tensor {input_layer} in {path}')
     else:
-        name = _default_entry(nodes, _ancestors(nodes, output.split(':')[0]), graph, path)
+        name = _default_entry(nodes, graph_walk.ancestors(nodes, [output]), graph, path)
     tensor = get_tensor(graph, name, path)
     if tensor.dtype == tf.string:
         return InputSpec(name, encoded=True, scalar=tensor.shape.rank == 0,
@@ -218,16 +219,16 @@ def _in_graph_normalization(nodes: Dict, name: str) -> Optional[Tuple[float, flo
     """Matches `(x - mean) * scale` or `(x - mean) / std` ending at `name` (through Identity)."""
     node = nodes.get(name)
     while node is not None and node.op in _PASS_THROUGH and node.input:
-        node = nodes.get(_node_name(node.input[0]))
+        node = nodes.get(graph_walk.node_name(node.input[0]))
     if node is None or node.op not in ('Mul', 'RealDiv', 'Div') or len(node.input) != 2:
         return None
-    first, second = (nodes.get(_node_name(i)) for i in node.input)
+    first, second = (nodes.get(graph_walk.node_name(i)) for i in node.input)
     scale_node, sub = (first, second) if node.op == 'Mul' and _scalar(first) is not None \
         else (second, first)
     scale = _scalar(scale_node)
     if scale is None or sub is None or sub.op != 'Sub' or len(sub.input) != 2:
         return None
-    mean = _scalar(nodes.get(_node_name(sub.input[1])))
+    mean = _scalar(nodes.get(graph_walk.node_name(sub.input[1])))
     if mean is None or scale == 0:
         return None
     return mean, (1.0 / scale if node.op == 'Mul' else scale)
@@ -249,20 +250,4 @@ def _image_size(tensor: tf.Tensor, name: str, path: str,
         return tuple(size)
     raise RetrainError(f'{name} in {path} takes images of any size: give --input_height and '
                        '--input_width')
-
-
-def _ancestors(nodes: Dict, output: str) -> Set[str]:
-    seen: Set[str] = set()
-    stack: List[str] = [output]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        stack.extend(_node_name(i) for i in nodes[name].input)
-    return seen
-
-
-def _node_name(input_name: str) -> str:
-    return input_name.lstrip('^').split(':')[0]
 

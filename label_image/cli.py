@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from compat.cli import add_override_arguments
+from compat.cli import add_override_arguments, error, overrides_from, run_main
 from retrain.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -65,9 +65,6 @@ def _unit_interval(text: str) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    for stream in (sys.stdout, sys.stderr):  # Labels and paths are UTF-8, even when redirected.
-        if hasattr(stream, 'reconfigure'):
-            stream.reconfigure(encoding='utf-8')
     parser = _parser()
     args = parser.parse_args(argv)
     arguments = args.image + args.images
@@ -84,15 +81,12 @@ def main(argv: Sequence[str]) -> int:
     from retrain.errors import error_summary  # pylint: disable=import-outside-toplevel
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
-        model = models.load(args.graph, models.Overrides(
-            args.input_layer, args.output_layer, size, args.input_mean, args.input_std),
-            args.allow_unsafe_ops)
+        model = models.load(args.graph, overrides_from(args, size), args.allow_unsafe_ops)
         labels_path = args.labels or _default_labels(args.graph)
         labels = read_labels(labels_path)
         check_count(labels, labels_path, model.num_classes, args.graph)
     except RetrainError as e:
-        print(f'{_PROGRAM}: error: {e}', file=sys.stderr)
-        return 1
+        return error(_PROGRAM, e)
     _explain(model, size, args.verbose)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     try:
@@ -101,9 +95,7 @@ def main(argv: Sequence[str]) -> int:
         threshold = args.threshold if model.multi_label else None
         return _report(results, labels, args.top_k, args.json, threshold)
     except tf.errors.OpError as e:
-        print(f'{_PROGRAM}: error: running {args.graph} failed: '
-              f'{error_summary(e)}', file=sys.stderr)
-        return 1
+        return error(_PROGRAM, f'running {args.graph} failed: {error_summary(e)}')
 
 
 def _report(results, labels: List[str], top_k: int, as_json: bool,
@@ -170,11 +162,4 @@ def _as_json(result, labels: List[str], k: int) -> dict:
 
 def run() -> None:
     """Console-script entry point."""
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        print(f'{_PROGRAM}: interrupted', file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:  # `label_image folder | head`: the reader has seen enough.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    run_main(_PROGRAM, main)

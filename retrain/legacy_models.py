@@ -20,8 +20,7 @@ from typing import Callable, Tuple
 import tensorflow as tf
 from absl import logging
 
-from compat import graph_io
-from retrain import downloads
+from retrain import downloads, graph_files
 from retrain.errors import RetrainError, error_cause, error_summary
 from retrain.extractors import FeatureExtractor, FrozenExtractor
 
@@ -94,7 +93,7 @@ def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDe
         reason = ('not a readable tar archive' if isinstance(e, tarfile.ReadError)
                   else error_summary(e))
         raise RetrainError(f'model archive {archive} is damaged ({reason}); {damaged}') from None
-    return graph_io.parse_graph_def(data, f'{arch.graph_file} in {archive}')
+    return graph_files.parse_graph_def(data, f'{arch.graph_file} in {archive}')
 
 
 def load_graph(arch: Architecture, model_dir: str) -> Tuple[tf.compat.v1.GraphDef, str]:
@@ -107,7 +106,7 @@ def load_graph(arch: Architecture, model_dir: str) -> Tuple[tf.compat.v1.GraphDe
     extracted = os.path.join(model_dir, *arch.graph_file.split('/'))
     if not tf.io.gfile.exists(archive) and tf.io.gfile.exists(extracted):
         logging.info('Using the extracted graph %s', extracted)
-        return graph_io.load_graph_def(extracted), extracted
+        return graph_files.load_graph_def(extracted), extracted
     downloads.download(arch.url, archive)
     logging.info('Reading %s from %s', arch.graph_file, archive)
     return read_archive_graph(archive, arch), f'{arch.graph_file} in {archive}'

@@ -1,6 +1,8 @@
 """`python -m compat inspect|convert`, and label_image on what convert writes."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -8,7 +10,7 @@ import tensorflow as tf
 import graph_builders as gb
 import mediapipe_client
 from compat import report
-from conftest import make_image_folder, run_module
+from conftest import REPO_ROOT, make_image_folder, run_module
 
 
 def test_inspect_reports_an_inception_era_graph(tmp_path):
@@ -127,3 +129,16 @@ def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
                                '(a sigmoid score per label)')
     single = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'single.pb')))
     assert 'multi-label' not in single
+
+
+def test_layers_have_one_direction_retrain_never_imports_compat():
+    """compat builds on retrain; every retrain module imports without compat or label_image."""
+    code = ('import importlib, pkgutil, sys, retrain\n'
+            'for module in pkgutil.iter_modules(retrain.__path__):\n'
+            '    importlib.import_module("retrain." + module.name)\n'
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in ("compat", "label_image")))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+                            timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == '[]'

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import graph_builders as gb
 from compat import classifier, safety
@@ -73,4 +74,81 @@ def test_saved_model_whose_signature_writes_a_file_is_refused(tmp_path, photo):
         classifier.load(path)
     assert not os.path.exists(target)
     classifier.load(path, allow_unsafe_ops=True).classify([open(photo, 'rb').read()])
+    assert os.path.exists(target)
+
+
+def _main_op_saved_model(path: str, target: str) -> str:
+    """A TF1 SavedModel (Builder) that classifies, and whose main_op, run by loading, writes
+    `target`."""
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [None, gb.SIZE, gb.SIZE, 3], name='image')
+        prediction = tf.nn.softmax(tf.reduce_mean(image, [1, 2]) * 2.0, name='prediction')
+        main_op = tf.io.write_file(target, 'written by loading a SavedModel')
+        with tf.compat.v1.Session(graph=graph) as session:
+            builder = tf.compat.v1.saved_model.Builder(path)
+            builder.add_meta_graph_and_variables(
+                session, ['serve'], main_op=main_op, signature_def_map={
+                    'serving_default': tf.compat.v1.saved_model.predict_signature_def(
+                        {'image': image}, {'prediction': prediction})})
+            builder.save()
+    return path
+
+
+def test_saved_model_main_op_is_checked_before_loading_in_every_cli(tmp_path, photo):
+    target = str(tmp_path / 'pwned.txt')
+    saved = _main_op_saved_model(str(tmp_path / 'saved'), target)
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'), 3)
+    runs = {'label_image': run_module('label_image', '--graph', saved, '--labels', labels, photo),
+            'compat convert': run_module('compat', 'convert', saved, '--labels', labels,
+                                         '--saved_model_dir', str(tmp_path / 'converted')),
+            'compat inspect': run_module('compat', 'inspect', saved)}
+    for name, result in runs.items():
+        assert not os.path.exists(target), name
+        assert 'Traceback' not in result.stderr, name
+    for name in ('label_image', 'compat convert'):
+        errors = [line for line in runs[name].stderr.splitlines() if ': error: ' in line]
+        assert runs[name].returncode == 1 and len(errors) == 1, runs[name].stderr
+        assert f'refusing to run {saved}: ' in errors[0] and errors[0].endswith(
+            'WriteFile (use --allow_unsafe_ops if you trust it)'), errors[0]
+    inspect = runs['compat inspect']
+    assert inspect.returncode == 0, inspect.stderr
+    assert 'unsafe ops: WriteFile' in [line.strip() for line in inspect.stdout.splitlines()]
+    # The model really does write on loading: allowed explicitly, it runs and classifies.
+    allowed = run_module('label_image', '--graph', saved, '--labels', labels, photo,
+                         '--allow_unsafe_ops')
+    assert allowed.returncode == 0, allowed.stderr
+    assert os.path.exists(target)
+    assert allowed.stdout.splitlines()[0] == photo
+
+
+def test_tf2_resource_initializer_run_by_loading_is_checked(tmp_path, photo):
+    """TF2 loading calls the initializers of the model's resources: they are checked too."""
+    target = str(tmp_path / 'pwned.txt')
+
+    class Writing(tf.saved_model.experimental.TrackableResource):
+        def _create_resource(self):
+            return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[])
+
+        def _initialize(self):
+            tf.io.write_file(target, 'written by a resource initializer')
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.resource = Writing()
+
+        @tf.function(input_signature=[tf.TensorSpec([None, gb.SIZE, gb.SIZE, 3], tf.float32)])
+        def serve(self, image):
+            return {'prediction': tf.nn.softmax(tf.reduce_mean(image, [1, 2]))}
+
+    model = Model()
+    path = str(tmp_path / 'saved')
+    tf.saved_model.save(model, path, signatures={'serving_default': model.serve})
+    if os.path.exists(target):
+        os.remove(target)  # Saving ran the initializer once; loading must not.
+    with pytest.raises(safety.UnsafeGraphError, match=r'refusing to run .*saved: .*WriteFile'):
+        classifier.load(path)
+    assert not os.path.exists(target)
+    classifier.load(path, allow_unsafe_ops=True)
     assert os.path.exists(target)

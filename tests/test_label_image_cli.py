@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graph_builders as gb
-from conftest import run_module
+from conftest import run_module, write_image
 
 SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
 
@@ -195,3 +195,28 @@ def test_a_fork_multilabel_graph_prints_the_labels_at_or_above_the_threshold(tmp
     every = run_module('label_image', '--graph', graph, '--labels', labels, '--json', *images)
     for answer in json.loads(every.stdout):
         assert sorted(p['label'] for p in answer['predictions']) == names
+
+
+def test_utf16_labels_are_read_with_a_bom_and_refused_without(tmp_path):
+    """Without a byte-order mark, UTF-16 text decoded as UTF-8 into labels full of NULs."""
+    graph = gb.save(gb.hub_like(), str(tmp_path / 'graph.pb'))
+    photo = str(tmp_path / 'photo.jpg')
+    write_image(photo, (90, 120, 200), np.random.default_rng(0))
+    names = ['daisy', 'dandelion', 'roses', 'tulips']
+    text = ''.join(name + '\r\n' for name in names)  # As Windows tools write it.
+    with_bom, without_bom = str(tmp_path / 'bom.txt'), str(tmp_path / 'no_bom.txt')
+    with open(with_bom, 'wb') as f:
+        f.write(text.encode('utf-16'))
+    with open(without_bom, 'wb') as f:
+        f.write(text.encode('utf-16-le'))
+    read = run_module('label_image', '--graph', graph, '--labels', with_bom, '--json',
+                      '--top_k', '4', photo)
+    assert read.returncode == 0, read.stderr
+    expected = gb.classic_run(graph, photo, 'Placeholder:0')[0]
+    assert [p['label'] for p in json.loads(read.stdout)[0]['predictions']] == [
+        names[i] for i in np.argsort(-expected)]
+    refused = run_module('label_image', '--graph', graph, '--labels', without_bom, photo)
+    assert refused.returncode == 1 and refused.stdout == ''
+    errors = [line for line in refused.stderr.splitlines() if line.startswith('label_image')]
+    assert errors == [f'label_image: error: labels file is not UTF-8 text: {without_bom} (it '
+                      'holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)']

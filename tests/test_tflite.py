@@ -1,4 +1,5 @@
 """--tflite_output_file: the TensorFlow Lite classifier agrees with the frozen graph."""
+import json
 import os
 
 import numpy as np
@@ -7,8 +8,9 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 import mediapipe_client
+from compat import tflite as compat_tflite
 from compat.graph_io import graph_function, load_graph_def
-from conftest import CLASS_COLOURS, retrain_args, run_module
+from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, write_image
 from retrain import export, image_io, tflite_export, tflite_metadata
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
@@ -169,3 +171,97 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
         assert len(starts) > 3 and all(start % 16 == 0 for start in starts)
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
     assert tflite_metadata.read_metadata(tflite_export.convert(graph_def, (32, 32))) is None
+
+
+# --- Opening .tflite files: checked first, run by LiteRT ------------------------------------------
+
+@pytest.fixture(scope='module')
+def small_tflite(tmp_path_factory):
+    """(model.tflite, labels.txt, photo.jpg): a small float classifier of 3 classes."""
+    work = tmp_path_factory.mktemp('small_tflite')
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 24, 24, 3], tf.float32)])
+    def classify(images):
+        return tf.nn.softmax(tf.reduce_mean(images, [1, 2]) * [[4.0, 2.0, 1.0]])
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [classify.get_concrete_function()], classify)
+    model = str(work / 'model.tflite')
+    with open(model, 'wb') as f:
+        f.write(converter.convert())
+    labels = str(work / 'labels.txt')
+    with open(labels, 'w', encoding='utf-8') as f:
+        f.write('red\ngreen\nblue\n')
+    photo = str(work / 'photo.jpg')
+    write_image(photo, (200, 40, 40), np.random.default_rng(0))
+    return model, labels, photo
+
+
+def _damaged(model: str, folder, name: str, length: int = None, seed: int = None) -> str:
+    """The model truncated to `length` bytes, or random bytes after its first 8 (root offset and
+    the TFL3 identifier)."""
+    with open(model, 'rb') as f:
+        content = f.read()
+    if seed is not None:
+        noise = np.random.default_rng(seed).integers(0, 256, len(content), dtype=np.uint8)
+        content = content[:8] + noise.tobytes()[8:]
+    path = str(folder / name)
+    with open(path, 'wb') as f:
+        f.write(content[:length])
+    return path
+
+
+def test_damaged_files_are_refused_before_any_interpreter(small_tflite, tmp_path):
+    model, _, _ = small_tflite
+    size = os.path.getsize(model)
+    assert compat_tflite.read(model).op_names == ['MEAN', 'MUL', 'SOFTMAX']
+    for length in (0, 7, 8, 12, 64, size // 3, size // 2, size - 8, size - 1):
+        path = _damaged(model, tmp_path, f'cut{length}.tflite', length=length)
+        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*cut\d+\.tflite '
+                           r'\((no TFL3 identifier|damaged or truncated)\)$'):
+            compat_tflite.read(path)
+    for seed in range(20):
+        path = _damaged(model, tmp_path, f'garbage{seed}.tflite', seed=seed)
+        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*garbage'):
+            compat_tflite.read(path)
+
+
+def test_damaged_files_are_one_line_errors_in_every_cli(small_tflite, tmp_path):
+    """TensorFlow's interpreter died with a segmentation fault (exit 139) on these."""
+    model, labels, photo = small_tflite
+    size = os.path.getsize(model)
+    damaged = [_damaged(model, tmp_path, 'half.tflite', length=size // 2),
+               _damaged(model, tmp_path, 'short.tflite', length=size - 1),
+               _damaged(model, tmp_path, 'garbage.tflite', seed=1)]
+    for path in damaged:
+        runs = {'label_image': run_module('label_image', '--graph', path, '--labels', labels,
+                                          photo),
+                'python -m compat inspect': run_module('compat', 'inspect', path),
+                'python -m compat convert': run_module(
+                    'compat', 'convert', path, '--labels', labels,
+                    '--saved_model_dir', str(tmp_path / 'converted'))}
+        for program, result in runs.items():
+            assert result.returncode == 1, (program, path, result.returncode, result.stderr)
+            assert result.stdout == '' and 'Traceback' not in result.stderr
+            errors = [line for line in result.stderr.splitlines() if ': error: ' in line]
+            assert len(errors) == 1 and errors[0].startswith(
+                f'{program}: error: not a TensorFlow Lite model: {path} ('), errors
+
+
+def test_label_image_runs_tflite_on_litert_without_deprecation_text(small_tflite, tmp_path):
+    pytest.importorskip('ai_edge_litert')
+    model, labels, photo = small_tflite
+    assert type(compat_tflite.interpreter(compat_tflite.read(model))).__module__.startswith(
+        'ai_edge_litert')
+    hidden = tmp_path / 'hidden' / 'ai_edge_litert'  # As where LiteRT is not installed.
+    hidden.mkdir(parents=True)
+    (hidden / '__init__.py').write_text('raise ImportError("hidden by the test")\n')
+    answers = []
+    for env in (None, {'PYTHONPATH': str(hidden.parent) + os.pathsep + REPO_ROOT}):
+        result = run_module('label_image', '--graph', model, '--labels', labels, '--json', photo,
+                            env_extra=env)
+        assert result.returncode == 0, result.stderr
+        assert 'deprecat' not in (result.stdout + result.stderr).lower()
+        answers.append(json.loads(result.stdout)[0]['predictions'])
+    assert answers[0][0]['label'] == 'red'  # Red pixels weigh 4x: red wins on a red photo.
+    assert answers[0] == answers[1]  # The fallback interpreter gives the same answer.

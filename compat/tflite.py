@@ -1,0 +1,128 @@
+"""Opening `.tflite` files: checked before any interpreter sees them, then run by LiteRT.
+
+An interpreter trusts its file: TensorFlow's dies with a segmentation fault on garbage behind a
+TFL3 identifier and makes nonsense of a truncated file. So a file is read once and parsed with
+the schema TensorFlow ships (its generated object API reads every table and vector and fails on
+anything out of bounds); the indices the interpreter follows (tensors, buffers, operator codes,
+subgraphs) and the external buffer ranges are checked; only then do those same bytes go to an
+interpreter. The op names come from the parsed file as well, so the safety check also comes
+before any interpreter (and needs no private interpreter API).
+
+Models run on LiteRT (ai-edge-litert), the successor of `tf.lite.Interpreter`, which is
+deprecated and says so on every use; TensorFlow's interpreter is only the fallback where LiteRT
+is not installed.
+"""
+import dataclasses
+import warnings
+from typing import Iterable, List
+
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+
+from retrain.errors import RetrainError, error_summary
+
+_IDENTIFIER = b'TFL3'
+_SCHEMA_VERSION = 3
+_BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
+                  if not name.startswith('_')}
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteFile:
+    """A checked model: its bytes (what the interpreter gets) and the names of its ops."""
+    path: str
+    content: bytes
+    op_names: List[str]
+
+
+def read(path: str) -> TFLiteFile:
+    """The checked model; one-line RetrainError naming the file and what is wrong with it."""
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            content = f.read()
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read {path}: {error_summary(e)}') from None
+    if len(content) < 8 or content[4:8] != _IDENTIFIER:
+        _invalid(path, 'no TFL3 identifier')
+    try:
+        model = schema.ModelT.InitFromPackedBuf(content, 0)
+    except Exception:  # pylint: disable=broad-except  # The generated reader raises many kinds.
+        _invalid(path, 'damaged or truncated')
+    problem = _structure_problem(model, len(content))
+    if problem:
+        _invalid(path, problem)
+    return TFLiteFile(path, content, [_op_name(code) for code in model.operatorCodes or []])
+
+
+def interpreter(model: TFLiteFile):
+    """An interpreter of the model (LiteRT; TensorFlow's where LiteRT is not installed).
+
+    Raises ValueError or RuntimeError as the interpreters do.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        with warnings.catch_warnings():  # Its deprecation notice is not the user's concern.
+            warnings.simplefilter('ignore')
+            return tf.lite.Interpreter(model_content=model.content)
+    return Interpreter(model_content=model.content)
+
+
+def _invalid(path: str, reason: str) -> None:
+    raise RetrainError(f'not a TensorFlow Lite model: {path} ({reason})')
+
+
+def _structure_problem(model, size: int) -> str:
+    """What an interpreter would follow out of bounds, in words; '' when nothing."""
+    if model.version != _SCHEMA_VERSION:
+        return f'schema version {model.version}, not {_SCHEMA_VERSION}'
+    subgraphs, buffers = model.subgraphs or [], model.buffers or []
+    if not subgraphs:
+        return 'no subgraph'
+    for buffer in buffers:
+        if buffer.offset > 1 and buffer.offset + buffer.size > size:
+            return 'a buffer lies beyond the end of the file'
+    for subgraph in subgraphs:
+        tensors = subgraph.tensors or []
+        if any(not 0 <= t.buffer < max(len(buffers), 1) for t in tensors):
+            return 'a tensor names a buffer that does not exist'
+        if any(d < 0 for t in tensors for d in _ints(t.shape)):
+            return 'a tensor has a negative size'
+        if not _within(_ints(subgraph.inputs) + _ints(subgraph.outputs), len(tensors)):
+            return 'a subgraph names a tensor that does not exist'
+        for operator in subgraph.operators or []:
+            if not 0 <= operator.opcodeIndex < len(model.operatorCodes or []):
+                return 'an operator has no operator code'
+            used = _ints(operator.inputs) + _ints(operator.outputs) + _ints(operator.intermediates)
+            if not _within([i for i in used if i != -1], len(tensors)):  # -1: optional, absent.
+                return 'an operator names a tensor that does not exist'
+            options = (operator.builtinOptions, getattr(operator, 'builtinOptions2', None))
+            if not _within([i for o in options for i in _subgraph_indices(o)], len(subgraphs)):
+                return 'an operator names a subgraph that does not exist'
+    for signature in model.signatureDefs or []:
+        if not 0 <= signature.subgraphIndex < len(subgraphs):
+            return 'a signature names a subgraph that does not exist'
+    return ''
+
+
+def _ints(values) -> List[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _within(indices: Iterable[int], count: int) -> bool:
+    return all(0 <= i < count for i in indices)
+
+
+def _subgraph_indices(options) -> List[int]:
+    """The subgraphs a control-flow op runs (WHILE's cond/body, IF's branches, CALL_ONCE ...)."""
+    return [value for name, value in getattr(options, '__dict__', {}).items()
+            if name.endswith('SubgraphIndex') and isinstance(value, int)]
+
+
+def _op_name(code) -> str:
+    """As the interpreters name ops: the builtin's name (CONV_2D), or the custom op's (FlexFoo)."""
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)  # The schema keeps both.
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        custom = code.customCode or b''
+        return custom.decode('utf-8', 'replace') if isinstance(custom, bytes) else str(custom)
+    return _BUILTIN_NAMES.get(builtin, f'builtin {builtin}')
