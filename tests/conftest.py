@@ -5,9 +5,10 @@ network nor ../shared. Tests that use ../shared ask for the `shared_dir` fixture
 cleanly when it is absent (a user's fresh clone).
 """
 import os
+import socket
 import subprocess
 import sys
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -108,3 +109,22 @@ def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
     env.update(env_extra or {})
     return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
                           encoding='utf-8', timeout=timeout, env=env, cwd=cwd)
+
+
+def closed_port_url(path: str = '') -> str:
+    """An http:// URL on a local port that was just bound and closed: connections are refused
+    (unlike a fixed port such as 9, which a machine may well serve)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    return f'http://127.0.0.1:{port}/{path}'
+
+
+def fixed_split(image_dir: str) -> Tuple[str, str]:
+    """(cwd, image dir relative to it) for a run whose split is the same in every test run.
+
+    The split hashes each image's path as given, and fixtures live in a new temporary folder each
+    time: run the CLI from the folder's parent with its name alone, and the paths hashed are
+    always `colours/red/red_000.jpg` and so on.
+    """
+    return os.path.dirname(image_dir), os.path.basename(image_dir)
