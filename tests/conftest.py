@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
@@ -101,9 +102,29 @@ def retrain_args(image_dir: str, module: str, out: str, steps: int = 30, *extra:
             '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
 
 
+# retrain's output flags whose classic defaults are absolute /tmp paths (COMPATIBILITY.md).
+CLASSIC_TMP_OUTPUTS = ('output_graph', 'output_labels', 'summaries_dir', 'bottleneck_dir',
+                       'intermediate_output_graphs_dir')
+_SCRATCH = {}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _scratch_for_classic_defaults(tmp_path_factory):
+    _SCRATCH['root'] = str(tmp_path_factory.mktemp('classic_defaults'))
+
+
 def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
                cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
-    """Runs `python -m module args...` as a user would; returns the finished process."""
+    """Runs `python -m module args...` as a user would; returns the finished process.
+
+    A retrain run first gets every /tmp output flag pointed into a fresh temporary folder (the
+    test's own flags come later and win): a test that forgets one, or a regression in a run
+    meant to fail early, never overwrites /tmp/output_graph.pb or deletes /tmp/retrain_logs.
+    """
+    if module == 'retrain':
+        scratch = tempfile.mkdtemp(dir=_SCRATCH['root'])
+        args = (*(f'--{name}={os.path.join(scratch, name)}' for name in CLASSIC_TMP_OUTPUTS),
+                *args)
     env = dict(os.environ, PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.update(env_extra or {})

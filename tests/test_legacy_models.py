@@ -234,6 +234,7 @@ def test_offline_without_archive_names_the_file_to_place(tmp_path, image_dir):
                         '--how_many_training_steps', '5', '--model_dir', model_dir + os.sep,
                         '--output_graph', str(tmp_path / 'output_graph.pb'),
                         '--output_labels', str(tmp_path / 'output_labels.txt'),
+                        '--summaries_dir', str(tmp_path / 'retrain_logs'),
                         '--image_dir', image_dir, env_extra=offline)
     assert result.returncode == 1, result.stderr
     assert 'Traceback' not in result.stderr
