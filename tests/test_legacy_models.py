@@ -271,7 +271,8 @@ def test_inception_era_command_reuses_classic_caches(tmp_path, image_dir, incept
                         '--how_many_training_steps', '30', '--model_dir', inception_dir + os.sep,
                         '--output_graph', str(tmp_path / 'output_graph.pb'),
                         '--output_labels', str(tmp_path / 'output_labels.txt'),
-                        '--image_dir', images, '--summaries_dir', '', '--random_seed', '1')
+                        '--image_dir', 'train', '--summaries_dir', '', '--random_seed', '1',
+                        cwd=str(tmp_path))  # A relative image folder: the same split every time.
     assert result.returncode == 0, result.stderr
     assert 'Skipping' not in result.stderr  # The undecodable images were never read.
     for path, content in before.items():
@@ -308,12 +309,13 @@ def test_poets_command_caches_with_architecture_suffix(tmp_path, image_dir, mobi
         with open(image, 'wb') as f:
             f.write(b'only its cache is usable')
     before = {path: (read(path), os.path.getmtime(path)) for path in poets.values()}
-    result = run_module('retrain', '--image_dir', image_dir, '--architecture', MOBILENET,
+    result = run_module('retrain', '--image_dir', 'flower_photos', '--architecture', MOBILENET,
                         '--model_dir', mobilenet_dir, '--bottleneck_dir', bottleneck_dir,
                         '--output_graph', str(tmp_path / 'retrained_graph.pb'),
                         '--output_labels', str(tmp_path / 'retrained_labels.txt'),
                         '--summaries_dir', str(tmp_path / 'training_summaries'),
-                        '--how_many_training_steps', '40', '--random_seed', '2')
+                        '--how_many_training_steps', '40', '--random_seed', '2',
+                        cwd=str(tmp_path))  # A relative image folder: the same split every time.
     assert result.returncode == 0, result.stderr
     assert 'Skipping' not in result.stderr
     assert {path: (read(path), os.path.getmtime(path)) for path in poets.values()} == before
