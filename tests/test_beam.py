@@ -1,9 +1,9 @@
 """`--beam_runner`: the bottleneck cache computed by an Apache Beam pipeline (DirectRunner here).
 
 The cache a Beam pipeline writes must be the in-process cache: same file names, same text format,
-values within 1e-3 (as the README says), so a run can switch between them (or to a cluster runner) and reuse the files.
-Tests that need Beam skip when the optional `beam` extra is not installed; one test checks the
-clear error a user without it gets.
+values within 1e-3 (as the README says), so a run can switch between them (or to a cluster
+runner) and reuse the files. Tests that need Beam skip when the optional `beam` extra is not
+installed; one test checks, always, the clear error a user without it gets.
 """
 import copy
 import dataclasses
