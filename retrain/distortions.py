@@ -137,7 +137,11 @@ class ImageBatches:
             batch = tf.clip_by_value(batch * factor, 0.0, 1.0)
         return batch
 
-    @tf.function
+    # The batch size stays unknown while tracing: TensorFlow infers shapes through the whole
+    # imported graph of a legacy model, and its unused heads hard-code a batch of 1 (MobileNet's
+    # `Predictions/Reshape_1` is [1, 1001]), so a known batch above 1 fails there; at run time
+    # only the bottleneck's path runs. (One trace also serves every batch size.)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def bottlenecks(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """(features [B, D], labels [B]) of freshly distorted images: training's batch hook."""
         return self.extractor(self.distorted(indices)), tf.gather(self.labels, indices)

@@ -5,9 +5,11 @@ network nor ../shared. Tests that use ../shared ask for the `shared_dir` fixture
 cleanly when it is absent (a user's fresh clone).
 """
 import os
+import socket
 import subprocess
 import sys
-from typing import Dict, Sequence
+import tempfile
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -100,11 +102,50 @@ def retrain_args(image_dir: str, module: str, out: str, steps: int = 30, *extra:
             '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
 
 
+# retrain's output flags whose classic defaults are absolute /tmp paths (COMPATIBILITY.md).
+CLASSIC_TMP_OUTPUTS = ('output_graph', 'output_labels', 'summaries_dir', 'bottleneck_dir',
+                       'intermediate_output_graphs_dir')
+_SCRATCH = {}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _scratch_for_classic_defaults(tmp_path_factory):
+    _SCRATCH['root'] = str(tmp_path_factory.mktemp('classic_defaults'))
+
+
 def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
                cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
-    """Runs `python -m module args...` as a user would; returns the finished process."""
+    """Runs `python -m module args...` as a user would; returns the finished process.
+
+    A retrain run first gets every /tmp output flag pointed into a fresh temporary folder (the
+    test's own flags come later and win): a test that forgets one, or a regression in a run
+    meant to fail early, never overwrites /tmp/output_graph.pb or deletes /tmp/retrain_logs.
+    """
+    if module == 'retrain':
+        scratch = tempfile.mkdtemp(dir=_SCRATCH['root'])
+        args = (*(f'--{name}={os.path.join(scratch, name)}' for name in CLASSIC_TMP_OUTPUTS),
+                *args)
     env = dict(os.environ, PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.update(env_extra or {})
     return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
                           encoding='utf-8', timeout=timeout, env=env, cwd=cwd)
+
+
+def closed_port_url(path: str = '') -> str:
+    """An http:// URL on a local port that was just bound and closed: connections are refused
+    (unlike a fixed port such as 9, which a machine may well serve)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    return f'http://127.0.0.1:{port}/{path}'
+
+
+def fixed_split(image_dir: str) -> Tuple[str, str]:
+    """(cwd, image dir relative to it) for a run whose split is the same in every test run.
+
+    The split hashes each image's path as given, and fixtures live in a new temporary folder each
+    time: run the CLI from the folder's parent with its name alone, and the paths hashed are
+    always `colours/red/red_000.jpg` and so on.
+    """
+    return os.path.dirname(image_dir), os.path.basename(image_dir)

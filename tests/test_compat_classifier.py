@@ -127,5 +127,11 @@ def test_not_a_graph_is_one_line(tmp_path, content):
 def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     graph_def = gb.hub_like()
     function = graph_io.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
-    images = np.zeros((2, gb.SIZE, gb.SIZE, 3), np.float32)
-    assert function(tf.constant(images))[0].shape == (2, gb.CLASSES)
+    images = np.random.default_rng(7).random((2, gb.SIZE, gb.SIZE, 3)).astype(np.float32)
+    with tf.Graph().as_default() as graph:  # The same graph run the TF1 way, for reference.
+        tf.compat.v1.import_graph_def(graph_def, name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run('final_result:0', {'Placeholder:0': images})
+    result = function(tf.constant(images))[0].numpy()
+    assert result.shape == (2, gb.CLASSES) and not np.allclose(result[0], result[1])
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
+from conftest import fixed_split, retrain_args, run_module
 from retrain import distortions
 from retrain.distortions import DistortionConfig, ImageBatches
 from retrain.errors import RetrainError
@@ -116,10 +116,11 @@ def test_unreadable_image_is_named(tmp_path):
 
 def test_distorted_training_run(tmp_path, image_dir, tiny_module):
     """Distorted batches train the layer; the cache holds only undistorted bottlenecks."""
+    cwd, images = fixed_split(image_dir)  # The accuracy threshold holds for this split.
     result = run_module('retrain', *retrain_args(
-        image_dir, tiny_module, str(tmp_path), 40, '--summaries_dir', '',
+        images, tiny_module, str(tmp_path), 40, '--summaries_dir', '',
         '--train_batch_size', '20', '--flip_left_right', '--random_crop', '20',
-        '--random_scale', '20', '--random_brightness', '15'))
+        '--random_scale', '20', '--random_brightness', '15', '--random_seed', '0'), cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Decoding training images' in result.stderr
     assert 'Step 39: Train accuracy' in result.stderr

@@ -4,19 +4,22 @@ No Docker engine and no Windows run here, so the Dockerfile is linted (hadolint,
 and checked against the README, and the .bat files are checked as text: CRLF line ends, every
 argument passed through, the Python launcher order and the double-click-only pause.
 """
+import ast
 import configparser
 import fnmatch
 import importlib
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, run_module
+from conftest import REPO_ROOT, retrain_args, run_module
 
 README_INSTALL_AND_RUN = 'pip install . && retrain --how_many_training_steps 500'
 README_TEST = "pip install '.[test]' && python -m pytest"
@@ -119,18 +122,19 @@ def test_readme_client_code_classifies_with_a_retrained_graph(tiny_module, image
     """The README's tf.compat.v1 snippet, run as written against a graph retrain just wrote."""
     (snippet,) = [block for block in _fenced_blocks(_read('README.md'))
                   if 'sess.run(' in block and 'import tensorflow' in block]
-    trained = run_module('retrain', '--image_dir', image_dir, '--tfhub_module', tiny_module,
-                         '--how_many_training_steps', '5', '--bottleneck_dir',
-                         str(tmp_path / 'bn'), '--output_graph',
-                         str(tmp_path / 'retrained_graph.pb'), '--output_labels',
-                         str(tmp_path / 'labels.txt'), '--summaries_dir', str(tmp_path / 'sum'))
+    trained = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 30,
+                                                  '--random_seed', '0'))
     assert trained.returncode == 0, trained.stderr
+    os.replace(tmp_path / 'graph.pb', tmp_path / 'retrained_graph.pb')
     shutil.copy(os.path.join(image_dir, 'red', 'red_000.jpg'), tmp_path / 'photo.jpg')
-    result = subprocess.run([sys.executable, '-c', snippet + '\nprint(scores.shape)'],
+    result = subprocess.run([sys.executable, '-c', snippet + '\nprint(scores.tolist())'],
                             cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == '(1, 3)'
+    (scores,) = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    labels = (tmp_path / 'labels.txt').read_text(encoding='utf-8').split()
+    assert len(scores) == len(labels) == 3 and sum(scores) == pytest.approx(1, abs=1e-5)
+    assert labels[int(np.argmax(scores))] == 'red', (labels, scores)
 
 
 # --- setup.cfg and the wheel ---------------------------------------------------------------------
@@ -174,6 +178,30 @@ def _script(venv: str, name: str) -> str:
     return os.path.join(venv, folder, name + ('.exe' if os.name == 'nt' else ''))
 
 
+def _venv_seeing_this_interpreter(venv: str) -> None:
+    """A venv whose packages are its own, then exactly those of the interpreter running the tests.
+
+    `--system-site-packages` would show the base installation's packages, not those of a venv the
+    tests run in (venvs do not chain). A .pth file in the new venv adds this interpreter's site
+    folders instead, with `site.addsitedir` so that their own .pth files apply as here.
+    """
+    try:
+        created = subprocess.run([sys.executable, '-m', 'venv', '--without-pip', venv],
+                                 capture_output=True, text=True, check=False)
+    except OSError as e:
+        pytest.skip(f'cannot run {sys.executable} -m venv: {e}')
+    if created.returncode != 0:
+        pytest.skip(f'this Python cannot make a venv: {created.stderr.strip()[-300:]}')
+    folders = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
+                                          else [])]
+    report = subprocess.run([_script(venv, 'python'), '-c',
+                             'import sysconfig; print(sysconfig.get_path("purelib"))'],
+                            capture_output=True, text=True, check=True)
+    with open(os.path.join(report.stdout.strip(), 'outer_site_packages.pth'), 'w',
+              encoding='utf-8') as f:
+        f.write(f'import site; list(map(site.addsitedir, {folders!r}))\n')
+
+
 def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
     pytest.importorskip('setuptools', reason='building the wheel offline needs setuptools')
     pytest.importorskip('wheel', reason='building the wheel offline needs wheel')
@@ -195,13 +223,14 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
     assert b'Provides-Extra: beam' in metadata and b'Requires-Dist: tensorflow' in metadata
     assert b'retrain = retrain.cli:run' in entry_points
 
-    # A fresh venv sees the system's TensorFlow (no downloads) but not this checkout.
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', venv], check=True)
+    # A fresh venv that sees exactly this interpreter's packages (TensorFlow: no downloads), not
+    # this checkout; its own site-packages comes first, so the wheel shadows any installed copy.
+    _venv_seeing_this_interpreter(venv)
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    # --ignore-installed: the system may hold this package too (CI pip-installs it first).
+    # --ignore-installed: this interpreter may hold the package too (CI pip-installs it first).
     installed = subprocess.run([_script(venv, 'python'), '-m', 'pip', 'install', '--no-deps',
-                                '--ignore-installed', wheel], capture_output=True, text=True,
-                               env=env, check=False)
+                                '--no-index', '--ignore-installed', wheel], capture_output=True,
+                               text=True, env=env, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     where = subprocess.run([_script(venv, 'python'), '-c',
                             'import retrain, label_image; print(retrain.__file__)'],

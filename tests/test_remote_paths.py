@@ -34,7 +34,22 @@ def test_image_cache_and_output_dirs_on_a_remote_file_system(image_dir, tiny_mod
     with tf.io.gfile.GFile(f'{root}/out/graph.pb', 'rb') as f:
         graph_def.ParseFromString(f.read())
     assert any(node.name == 'final_result' for node in graph_def.node)
-    # A second run reads the remote cache instead of computing.
-    before = {path: tf.io.gfile.stat(path).mtime_nsec for path in cached}
+    # A second run reads the remote cache instead of computing. (ram:// reports a modification
+    # time of 0 for every file, so the proof is in the contents.) One file is planted with its
+    # values in another spelling than the tool writes: a run that recomputed or rewrote the cache
+    # would put the tool's own spelling back.
+    marker = cached[0]
+    with tf.io.gfile.GFile(marker) as f:
+        values = [float(v) for v in f.read().split(',')]
+    tf.io.gfile.remove(marker)  # ram:// writes over a file without truncating it.
+    with tf.io.gfile.GFile(marker, 'w') as f:
+        f.write(','.join(f'{v:.12f}' for v in values))
+    before = {path: _read(path) for path in cached}
     assert np.isclose(pipeline.run(config), accuracy)
-    assert {path: tf.io.gfile.stat(path).mtime_nsec for path in cached} == before
+    assert {path: _read(path) for path in cached} == before
+    assert before[marker].count('.') == len(values) and '0000,' in before[marker]
+
+
+def _read(path: str) -> str:
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()

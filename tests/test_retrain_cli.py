@@ -1,5 +1,6 @@
 """`python -m retrain` end to end, as a subprocess, on a tiny module and tiny image folders."""
 import base64
+import hashlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module
+from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module
 from retrain import image_io, image_lists
 from retrain.extractors import hub_cache_suffix
 
@@ -31,16 +32,17 @@ def trained(tmp_path_factory, tiny_module, image_dir):
     paths = {name: str(out / name) for name in ('bottlenecks', 'summaries', 'intermediate')}
     paths.update(graph=str(out / 'graph.pb'), labels=str(out / 'labels.txt'),
                  saved_model=str(out / 'saved_model'))
-    args = ['--image_dir', image_dir, '--tfhub_module', tiny_module,
+    cwd, relative_images = fixed_split(image_dir)
+    args = ['--image_dir', relative_images, '--tfhub_module', tiny_module,
             f'--bottleneck_dir={paths["bottlenecks"]}', '--output_graph', paths['graph'],
             '--output_labels', paths['labels'], '--summaries_dir', paths['summaries'],
             '--saved_model_dir', paths['saved_model'], '--how_many_training_steps', '120',
             '--learning_rate', '0.5', '--intermediate_store_frequency', '50',
             '--intermediate_output_graphs_dir', paths['intermediate'],
             '--print_misclassified_test_images', '--random_seed', '3']
-    result = run_module('retrain', *args)
+    result = run_module('retrain', *args, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    return dict(paths, args=args, result=result, module=tiny_module, image_dir=image_dir)
+    return dict(paths, args=args, cwd=cwd, result=result, module=tiny_module, image_dir=image_dir)
 
 
 def test_logs_classic_lines_and_learns(trained):
@@ -54,9 +56,20 @@ def test_logs_classic_lines_and_learns(trained):
     assert _final_accuracy(stderr) >= 80.0  # Chance is 33%.
 
 
+def _classic_split(path: str) -> float:
+    """Classic retrain.py's rule, written out here: sha1 of the path as given, in [0, 100]."""
+    hashed = int(hashlib.sha1(re.sub(r'_nohash_.*$', '', path).encode('utf-8')).hexdigest(), 16)
+    return (hashed % (2 ** 27)) * (100.0 / (2 ** 27 - 1))
+
+
 def test_test_set_is_the_classic_split(trained):
-    classes = image_lists.create_image_lists(trained['image_dir'], 10, 10)
-    expected = image_lists.split_counts(classes)[2]
+    """The test set holds the images that the classic hash of `colours/<class>/<file>` (the
+    paths as the run was given them) puts below 10% (validation) + 10%."""
+    folder = os.path.basename(trained['image_dir'])
+    names = [os.path.join(folder, label, name) for label in ('blue', 'green', 'red')
+             for name in os.listdir(os.path.join(trained['image_dir'], label))]
+    expected = sum(10 <= _classic_split(name) < 20 for name in names)
+    assert 0 < expected < len(names)
     assert re.search(rf'Final test accuracy = [\d.]+% \(N={expected}\)', trained['result'].stderr)
 
 
@@ -139,14 +152,45 @@ def test_saved_model_signature(trained):
 
 
 def test_intermediate_graphs(trained):
+    """Snapshots of the layer at steps 50 and 100: graphs that classify, each with the weights of
+    its own step (scores differ from each other and from the final graph's)."""
     assert sorted(os.listdir(trained['intermediate'])) == ['intermediate_100.pb',
                                                            'intermediate_50.pb']
+    unit = image_io.load_image(os.path.join(trained['image_dir'], 'blue', 'blue_002.jpg'),
+                               (32, 32))[np.newaxis]
+    scores = []
+    for path in (os.path.join(trained['intermediate'], 'intermediate_50.pb'),
+                 os.path.join(trained['intermediate'], 'intermediate_100.pb'), trained['graph']):
+        _, session = _graph_session(path)
+        with session:
+            scores.append(session.run('final_result:0', {'Placeholder:0': unit})[0])
+    for earlier, later in zip(scores, scores[1:]):
+        assert not np.allclose(earlier, later, atol=1e-4), scores
+    assert all(s.argmax() == 0 and s.sum() == pytest.approx(1, abs=1e-5) for s in scores[1:])
+
+
+def _scalars(folder: str, tag: str):
+    """(step, value) of every `tag` scalar in the event files of `folder`."""
+    found = []
+    for path in tf.io.gfile.glob(os.path.join(folder, 'events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            found += [(event.step, float(tf.make_ndarray(v.tensor) if v.HasField('tensor')
+                                         else v.simple_value))
+                      for v in event.summary.value if v.tag == tag]
+    return sorted(found)
 
 
 def test_summaries(trained):
-    for sub in ('train', 'validation'):
-        events = tf.io.gfile.glob(os.path.join(trained['summaries'], sub, 'events.out.tfevents.*'))
-        assert events, sub
+    """Each evaluation (every 10 steps and the last) is in TensorBoard with the logged value."""
+    stderr = trained['result'].stderr
+    for sub, name in (('train', 'Train'), ('validation', 'Validation')):
+        logged = [(int(step), float(value)) for step, value in
+                  re.findall(rf'Step (\d+): {name} accuracy = ([\d.]+)%', stderr)]
+        assert [step for step, _ in logged] == [*range(0, 120, 10), 119]
+        written = _scalars(os.path.join(trained['summaries'], sub), 'accuracy')
+        assert [step for step, _ in written] == [step for step, _ in logged], sub
+        for (_, percent), (_, fraction) in zip(logged, written):
+            assert fraction * 100 == pytest.approx(percent, abs=0.05), sub
 
 
 def test_second_run_recomputes_and_rewrites_nothing(trained, tmp_path):
@@ -157,7 +201,7 @@ def test_second_run_recomputes_and_rewrites_nothing(trained, tmp_path):
             before[path] = os.stat(path).st_mtime_ns
     args = list(trained['args'])
     args[args.index('--output_graph') + 1] = str(tmp_path / 'graph2.pb')
-    result = run_module('retrain', *args)
+    result = run_module('retrain', *args, cwd=trained['cwd'])
     assert result.returncode == 0, result.stderr[-3000:]
     assert '90 bottlenecks cached' in result.stderr and ', 0 to compute' in result.stderr
     assert 'Caching bottlenecks' not in result.stderr
@@ -201,8 +245,10 @@ def test_unparsable_cache_file_is_recreated(tmp_path, tiny_module, image_dir):
     with open(path, 'w') as f:
         f.write('0.1,0.2,not-a-number')
     bottleneck_cache.load_or_compute(image_dir, classes, str(tmp_path), extractor)
-    with open(path) as f:
-        assert len(f.read().split(',')) == extractor.bottleneck_size
+    image = image_io.load_image(os.path.join(image_dir, target.dir_name, target.training[0]),
+                                extractor.image_size)
+    np.testing.assert_allclose(bottleneck_cache.read_bottleneck(path, extractor.bottleneck_size),
+                               extractor(image[np.newaxis]).numpy()[0], rtol=1e-4, atol=1e-5)
 
 
 def test_real_module_on_flower_photos(shared_dir, tmp_path):

@@ -1,13 +1,14 @@
 """TensorBoard: classic scalars and histograms, confusion matrix, per-class accuracy, graph."""
 import glob
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
+from conftest import fixed_split, retrain_args, run_module
 from retrain import summaries
 
 
@@ -26,18 +27,23 @@ def _events(run_dir: str):
 
 
 @pytest.fixture(scope='module')
-def summaries_dir(tmp_path_factory, image_dir, tiny_module):
+def summaries_run(tmp_path_factory, image_dir, tiny_module):
+    """(summaries folder, stderr) of one run on a fixed split: every class has test images."""
     work = tmp_path_factory.mktemp('summaries')
     logs = work / 'logs'
     (logs / 'train').mkdir(parents=True)
     (logs / 'train' / 'events.out.tfevents.stale').write_bytes(b'left from an earlier run')
-    # The split hashes the (temporary, so each time new) image paths: with 40% of them for
-    # testing, every class has test images, and so its per-class accuracy, all but surely.
+    cwd, images = fixed_split(image_dir)
     result = run_module('retrain', *retrain_args(
-        image_dir, tiny_module, str(work), 20, '--summaries_dir', str(logs),
-        '--eval_step_interval', '5', '--testing_percentage', '40'))
+        images, tiny_module, str(work), 20, '--summaries_dir', str(logs),
+        '--eval_step_interval', '5', '--testing_percentage', '40'), cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    return str(logs)
+    return str(logs), result.stderr
+
+
+@pytest.fixture(scope='module')
+def summaries_dir(summaries_run):
+    return summaries_run[0]
 
 
 def test_earlier_runs_are_cleared(summaries_dir):
@@ -64,8 +70,8 @@ def test_final_layer_graph(summaries_dir):
     assert not any(name.startswith('module/') for name in names)  # Just the new layer.
 
 
-def test_confusion_matrix_and_per_class_accuracy(summaries_dir):
-    tags, _ = _events(os.path.join(summaries_dir, 'test'))
+def test_confusion_matrix_and_per_class_accuracy(summaries_run):
+    tags, _ = _events(os.path.join(summaries_run[0], 'test'))
     for label in ('blue', 'green', 'red'):
         (plugin, value), = tags[f'per_class_accuracy/{label}']
         assert plugin == 'scalars'
@@ -78,10 +84,21 @@ def test_confusion_matrix_and_per_class_accuracy(summaries_dir):
     (plugin, table), = tags['confusion_matrix_table']
     text = tf.make_ndarray(table.tensor).item().decode()
     assert plugin == 'text' and '| blue |' in text and 'true \\ predicted' in text
+    # The three summaries and the log tell one story: the table's counts give the per-class
+    # accuracies (diagonal / row), the overall one (trace / total) and the final log line.
+    rows = {line.split('|')[1].strip(): [int(n) for n in line.split('|')[2:-1]]
+            for line in text.splitlines() if re.match(r'\| (blue|green|red) \|', line)}
+    counts = np.array([rows[c] for c in ('blue', 'green', 'red')])
+    assert counts.shape == (3, 3) and counts.sum(axis=1).min() > 0, text
+    for index, label in enumerate(('blue', 'green', 'red')):
+        value = float(tf.make_ndarray(tags[f'per_class_accuracy/{label}'][0][1].tensor))
+        assert value == pytest.approx(counts[index, index] / counts[index].sum()), label
     (_, accuracy), = tags['accuracy']
-    per_class = [float(tf.make_ndarray(tags[f'per_class_accuracy/{c}'][0][1].tensor))
-                 for c in ('blue', 'green', 'red')]
-    assert min(per_class) <= float(tf.make_ndarray(accuracy.tensor)) <= max(per_class)
+    overall = np.trace(counts) / counts.sum()
+    assert float(tf.make_ndarray(accuracy.tensor)) == pytest.approx(overall)
+    logged = re.search(r'Final test accuracy = ([0-9.]+)% \(N=(\d+)\)', summaries_run[1])
+    assert (float(logged.group(1)), int(logged.group(2))) == (
+        pytest.approx(100 * overall, abs=0.05), counts.sum())
 
 
 def test_confusion_matrix_counts_and_picture():
