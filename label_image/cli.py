@@ -56,9 +56,11 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    for stream in (sys.stdout, sys.stderr):  # Labels and paths are UTF-8, even when redirected.
+    # Labels and paths are UTF-8, even when redirected; a file name that is not valid UTF-8 is
+    # printed as its own bytes (as ls does), and escaped in messages.
+    for stream, errors in ((sys.stdout, 'surrogateescape'), (sys.stderr, 'backslashreplace')):
         if hasattr(stream, 'reconfigure'):
-            stream.reconfigure(encoding='utf-8')
+            stream.reconfigure(encoding='utf-8', errors=errors)
     parser = _parser()
     args = parser.parse_args(argv)
     arguments = args.image + args.images
@@ -113,7 +115,9 @@ def _report(results, labels: List[str], top_k: int, as_json: bool) -> int:
                 print(f'{labels[index]} (score = {result.scores[index]:.5f})')
             print(flush=True)
     if as_json:
-        print(json.dumps(collected, ensure_ascii=False, indent=2))
+        # JSON is UTF-8: undecodable bytes of a name (surrogates) become \udcXX escapes.
+        text = json.dumps(collected, ensure_ascii=False, indent=2)
+        print(text.encode('utf-8', 'backslashreplace').decode('utf-8'))
     return 1 if failed else 0
 
 
