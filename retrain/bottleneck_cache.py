@@ -32,10 +32,10 @@ from retrain.image_lists import CATEGORIES, ImageClass, image_path, path_bytes
 from retrain.progress import Progress
 
 READ_THREADS = 16
-# The longest cache file name written as it is: the file systems' 255 bytes, less the room for
-# the temporary name it is written under first (fileio.atomic_write: `.<name>.tmp-<12 hex>`).
-MAX_NAME_BYTES = 255 - len('..tmp-') - 12
-_MAX_FOLDER_BYTES = 255  # Folders are made directly, without a temporary name.
+_NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
+# The longest cache file name written as it is: room is left for the temporary name it is written
+# under first (fileio.atomic_write: `.<name>.tmp-<12 hex>`). Folders are made directly.
+MAX_NAME_BYTES = _NAME_LIMIT - len('..tmp-') - 12
 
 
 def _utf8_length(name: str) -> Optional[int]:
@@ -70,7 +70,7 @@ def bottleneck_path(bottleneck_dir: str, image_class: ImageClass, relative: str,
     """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt`, with names no file system takes
     shortened (see the module docstring)."""
     *folders, name = relative.split(os.sep)
-    folders = [_fit(folder, '', _MAX_FOLDER_BYTES) for folder in [image_class.dir_name] + folders]
+    folders = [_fit(folder, '', _NAME_LIMIT) for folder in [image_class.dir_name] + folders]
     return os.path.join(bottleneck_dir, *folders, _fit(name, suffix + '.txt', MAX_NAME_BYTES))
 
 
@@ -82,7 +82,7 @@ def cache_files(bottleneck_dir: str, image_class: ImageClass, relative: str,
     for suffix in (extractor.cache_suffix, *extractor.legacy_cache_suffixes):
         path = bottleneck_path(bottleneck_dir, image_class, relative, suffix)
         classic = os.path.join(bottleneck_dir, image_class.dir_name, relative) + suffix + '.txt'
-        usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), 255)
+        usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), _NAME_LIMIT)
         found += [path] + ([classic] if classic != path and usable else [])
     return found
 
