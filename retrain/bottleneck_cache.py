@@ -15,6 +15,7 @@ same on every run and machine; class and sub-folders not valid UTF-8 get the sam
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
@@ -47,6 +48,8 @@ def _utf8_length(name: str) -> Optional[int]:
 
 
 def _fits(name: str, limit: int) -> bool:
+    if name.isascii():  # Most names: checked without encoding them.
+        return len(name) <= limit
     length = _utf8_length(name)
     return length is not None and length <= limit
 
@@ -70,8 +73,13 @@ def bottleneck_path(bottleneck_dir: str, image_class: ImageClass, relative: str,
     """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt`, with names no file system takes
     shortened (see the module docstring)."""
     *folders, name = relative.split(os.sep)
-    folders = [_fit(folder, '', _NAME_LIMIT) for folder in [image_class.dir_name] + folders]
+    folders = [_fit_folder(folder) for folder in [image_class.dir_name] + folders]
     return os.path.join(bottleneck_dir, *folders, _fit(name, suffix + '.txt', MAX_NAME_BYTES))
+
+
+@functools.lru_cache(maxsize=4096)  # A few folders hold many images.
+def _fit_folder(name: str) -> str:
+    return _fit(name, '', _NAME_LIMIT)
 
 
 def cache_files(bottleneck_dir: str, image_class: ImageClass, relative: str,
