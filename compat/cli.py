@@ -36,10 +36,13 @@ def error(program: str, message: object) -> int:
 
 def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
     """Console-script entry point: UTF-8 output (labels and paths), even when redirected; exit
-    with main's code, 130 on Ctrl-C, 1 when the reader of the output went away (`| head`)."""
-    for stream in (sys.stdout, sys.stderr):
+    with main's code, 130 on Ctrl-C, 1 when the reader of the output went away (`| head`).
+
+    A file name that is not valid UTF-8 is printed as its own bytes (as ls does), and escaped
+    in messages."""
+    for stream, errors in ((sys.stdout, 'surrogateescape'), (sys.stderr, 'backslashreplace')):
         if hasattr(stream, 'reconfigure'):
-            stream.reconfigure(encoding='utf-8')
+            stream.reconfigure(encoding='utf-8', errors=errors)
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:

@@ -120,7 +120,9 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
                 print(f'{labels[index]} (score = {result.scores[index]:.5f})')
             print(flush=True)
     if as_json:
-        print(json.dumps(collected, ensure_ascii=False, indent=2))
+        # JSON is UTF-8: undecodable bytes of a name (surrogates) become \udcXX escapes.
+        text = json.dumps(collected, ensure_ascii=False, indent=2)
+        print(text.encode('utf-8', 'backslashreplace').decode('utf-8'))
     return 1 if failed else 0
 
 

@@ -9,13 +9,15 @@ read or decoded becomes an error result; it never stops the others.
 import concurrent.futures
 import dataclasses
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from compat.classifier import Classifier
 from retrain import image_io
+from retrain.cache_index import is_local
+from retrain.image_lists import path_bytes
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
 
@@ -31,20 +33,73 @@ def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
     """(path, error) for each file named and each image file under each folder named, in order.
 
     Files named explicitly are tried whatever their extension; folders are walked recursively in
-    sorted order for files with image extensions.
+    sorted order for files with image extensions, each image reported once however many links
+    lead to it.
     """
     for argument in arguments:
-        if tf.io.gfile.isdir(argument):
-            found = sorted(os.path.join(folder, name)
-                           for folder, _, names in tf.io.gfile.walk(argument)
-                           for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+        if _isdir(argument):
+            found = _images_below(argument)
             if not found:
                 yield argument, 'no image files in this folder'
             yield from ((path, '') for path in found)
-        elif tf.io.gfile.exists(argument):
+        elif _exists(argument):
             yield argument, ''
         else:
             yield argument, 'no such file or folder'
+
+
+def _isdir(path: str) -> bool:
+    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path) if is_local(path) else tf.io.gfile.exists(path)
+
+
+def _images_below(top: str) -> List[str]:
+    """Image files below `top`, sorted, each once. Local folders are walked by os (names that are
+    not valid UTF-8 stay usable); folder links are followed after the real folders, and only into
+    folders not walked yet that do not hold `top`: `up -> ..` would otherwise loop forever."""
+    if not is_local(top):  # Object stores have no links.
+        return sorted(os.path.join(folder, name) for folder, _, names in tf.io.gfile.walk(top)
+                      for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+    walked = set()  # (device, inode) of each folder walked, and of those above `top`.
+    folder = os.path.realpath(top)
+    while os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+        walked.add(_identity(folder))
+    found, links = [], [top]
+    while links:
+        start = links.pop(0)
+        if _identity(start) in walked:
+            continue
+        for folder, subdirs, names in os.walk(start):  # Does not enter links: they are queued.
+            identity = _identity(folder)
+            if identity in walked:
+                subdirs[:] = []
+                continue
+            walked.add(identity)
+            found.extend(os.path.join(folder, name) for name in names
+                         if name.lower().endswith(IMAGE_EXTENSIONS))
+            links.extend(os.path.join(folder, name) for name in sorted(subdirs)
+                         if os.path.islink(os.path.join(folder, name)))
+    return _once_each(found)
+
+
+def _identity(folder: str) -> Optional[Tuple[int, int]]:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _once_each(paths: List[str]) -> List[str]:
+    """`paths` sorted, one per file: where links lead to a file, the path that is no link."""
+    chosen: Dict[str, str] = {}
+    for path in sorted(paths, key=lambda p: (os.path.islink(p), p)):
+        chosen.setdefault(os.path.realpath(path), path)
+    return sorted(chosen.values())
 
 
 def classify_all(classifier: Classifier, images: Sequence[Tuple[str, str]],
@@ -101,7 +156,7 @@ def _prepare(classifier: Classifier, path: str,
     if error:
         return path, None, error
     try:
-        with tf.io.gfile.GFile(path, 'rb') as f:
+        with tf.io.gfile.GFile(path_bytes(path), 'rb') as f:
             return path, classifier.prepare(f.read()), ''
     except (tf.errors.OpError, OSError):
         return path, None, _reason(path)

@@ -37,10 +37,8 @@ UNREADABLE = 'images_unreadable'
 def cache_jobs(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
                extractor: FeatureExtractor) -> List[Job]:
     """Every image of the run with the cache files the in-process path reads and writes."""
-    suffixes = (extractor.cache_suffix,) + tuple(extractor.legacy_cache_suffixes)
     return [(image_path(image_dir, c, relative),) +
-            tuple(bottleneck_cache.bottleneck_path(bottleneck_dir, c, relative, suffix)
-                  for suffix in suffixes)
+            tuple(bottleneck_cache.cache_files(bottleneck_dir, c, relative, extractor))
             for c in classes for category in CATEGORIES for relative in c.images(category)]
 
 
@@ -86,10 +84,11 @@ def _write_job_list(jobs: Sequence[Job], bottleneck_dir: str) -> str:
     """The jobs as JSON lines in `bottleneck_dir`, which every worker reads and writes anyway.
 
     Millions of paths do not fit in a pipeline graph (`beam.Create` embeds its values), but a
-    text file read in parallel scales with the runner.
+    text file read in parallel scales with the runner. JSON's escapes keep names that are not
+    valid UTF-8 (surrogates) intact.
     """
     path = os.path.join(bottleneck_dir, f'.beam_jobs-{uuid.uuid4().hex[:12]}.jsonl')
-    fileio.atomic_write(path, ''.join(json.dumps(job, ensure_ascii=False) + '\n' for job in jobs))
+    fileio.atomic_write(path, ''.join(json.dumps(job) + '\n' for job in jobs))
     return path
 
 

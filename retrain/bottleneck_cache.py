@@ -7,10 +7,16 @@ Missing values are computed in batches through a tf.data pipeline that reads, de
 in parallel while the model runs; the text files are written on a thread of their own. Files
 that are not images are skipped and named once. A binary copy of the cache (cache_index) makes
 warm starts fast; it is only used where the text files are unchanged.
+
+An image whose classic cache file name no file system takes (longer than MAX_NAME_BYTES, or not
+valid UTF-8) is cached as `<start of its name>~<16 hex of a hash of the name><suffix>.txt`, the
+same on every run and machine; class and sub-folders not valid UTF-8 get the same treatment.
 """
 import collections
 import concurrent.futures
 import dataclasses
+import functools
+import hashlib
 import os
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -19,19 +25,74 @@ import tensorflow as tf
 from absl import logging
 
 from retrain import fileio, image_io
-from retrain.cache_index import CacheIndex, stamp
+from retrain.cache_index import CacheIndex, is_local, stamp
 from retrain.config import RetrainConfig
 from retrain.errors import RetrainError
 from retrain.extractors import FeatureExtractor
-from retrain.image_lists import CATEGORIES, ImageClass, image_path
+from retrain.image_lists import CATEGORIES, ImageClass, image_path, path_bytes
 from retrain.progress import Progress
 
 READ_THREADS = 16
+_NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
+# The longest cache file name written as it is: room is left for the temporary name it is written
+# under first (fileio.atomic_write: `.<name>.tmp-<12 hex>`). Folders are made directly.
+MAX_NAME_BYTES = _NAME_LIMIT - len('..tmp-') - 12
+
+
+def _utf8_length(name: str) -> Optional[int]:
+    """The length of `name` in UTF-8; None for names with undecodable bytes (surrogates)."""
+    try:
+        return len(name.encode('utf-8'))
+    except UnicodeEncodeError:
+        return None
+
+
+def _fits(name: str, limit: int) -> bool:
+    if name.isascii():  # Most names: checked without encoding them.
+        return len(name) <= limit
+    length = _utf8_length(name)
+    return length is not None and length <= limit
+
+
+def _fit(name: str, tail: str, limit: int) -> str:
+    """`name + tail`, or when that is too long or not valid UTF-8, the start of `name` (undecodable
+    bytes as `_`), `~`, 16 hex digits of a hash of `name`'s bytes, and `tail`."""
+    if _fits(name + tail, limit):
+        return name + tail
+    tail = f'~{hashlib.sha1(path_bytes(name)).hexdigest()[:16]}{tail}'
+    room = limit - len(tail.encode('utf-8'))
+    if room < 0:
+        raise RetrainError(f'cache file names ending in {tail[17:]!r} would be longer than '
+                           f'{limit} bytes: use a shorter module path or handle')
+    readable = ''.join('_' if '\ud800' <= c <= '\udfff' else c for c in name)
+    return readable.encode('utf-8')[:room].decode('utf-8', 'ignore') + tail
 
 
 def bottleneck_path(bottleneck_dir: str, image_class: ImageClass, relative: str,
                     suffix: str) -> str:
-    return os.path.join(bottleneck_dir, image_class.dir_name, relative) + suffix + '.txt'
+    """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt`, with names no file system takes
+    shortened (see the module docstring)."""
+    *folders, name = relative.split(os.sep)
+    folders = [_fit_folder(folder) for folder in [image_class.dir_name] + folders]
+    return os.path.join(bottleneck_dir, *folders, _fit(name, suffix + '.txt', MAX_NAME_BYTES))
+
+
+@functools.lru_cache(maxsize=4096)  # A few folders hold many images.
+def _fit_folder(name: str) -> str:
+    return _fit(name, '', _NAME_LIMIT)
+
+
+def cache_files(bottleneck_dir: str, image_class: ImageClass, relative: str,
+                extractor: FeatureExtractor) -> List[str]:
+    """Where an image's values may be: its own file, then older caches of the model (read as they
+    are): other generations' suffixes, and classic names that are now shortened but fit."""
+    found = []
+    for suffix in (extractor.cache_suffix, *extractor.legacy_cache_suffixes):
+        path = bottleneck_path(bottleneck_dir, image_class, relative, suffix)
+        classic = os.path.join(bottleneck_dir, image_class.dir_name, relative) + suffix + '.txt'
+        usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), _NAME_LIMIT)
+        found += [path] + ([classic] if classic != path and usable else [])
+    return found
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
@@ -56,12 +117,13 @@ def format_values(values: np.ndarray) -> str:
 
 
 def parse_values(text: str, size: int) -> Optional[np.ndarray]:
-    """The values of a cache file's text, or None when it is damaged or of another size."""
+    """The values of a cache file's text, or None when it is damaged (it does not parse, or holds
+    a nan or an infinity, which would make training diverge) or of another size."""
     try:
         values = np.array(text.split(','), dtype=np.float32)
     except ValueError:
         return None
-    return values if values.shape == (size,) else None
+    return values if values.shape == (size,) and np.isfinite(values).all() else None
 
 
 def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
@@ -132,20 +194,17 @@ def _entries(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
             for rel in c.images(category)]
 
 
-def _cache_files(entry: Entry, extractor: FeatureExtractor) -> List[str]:
-    """Where the entry's values may be: its own file, then older caches of the model (as-is)."""
-    stem = entry.cache[:-len(extractor.cache_suffix + '.txt')]
-    return [entry.cache] + [stem + suffix + '.txt' for suffix in extractor.legacy_cache_suffixes]
-
-
 def _existing(folders: Set[str]) -> Set[str]:
-    """The paths of the files in `folders`: one listing each instead of a failed open a file."""
+    """The paths of the files in `folders`: one listing each instead of a failed open a file.
+
+    Local folders are listed by os: gfile fails on names that are not valid UTF-8."""
     found = set()
     for folder in folders:
         try:
-            found.update(os.path.join(folder, name) for name in tf.io.gfile.listdir(folder))
-        except tf.errors.NotFoundError:
-            pass
+            names = os.listdir(folder) if is_local(folder) else tf.io.gfile.listdir(folder)
+        except (OSError, tf.errors.NotFoundError):
+            continue
+        found.update(os.path.join(folder, name) for name in names)
     return found
 
 
@@ -154,6 +213,7 @@ def _read_cached(candidates: Sequence[str], size: int) -> Optional[np.ndarray]:
         values = read_bottleneck(path, size)
         if values is not None:
             return values
+        logging.warning('Invalid float found, recreating bottleneck %s', path)  # Classic words.
     return None
 
 
@@ -171,7 +231,8 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
     consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
     values, stamps = consolidated.lookup([e.cache for e in entries])
     unread = [i for i, v in enumerate(values) if v is None]
-    candidates = {i: _cache_files(entries[i], extractor) for i in unread}
+    candidates = {i: cache_files(bottleneck_dir, classes[entries[i].class_index],
+                                 entries[i].relative, extractor) for i in unread}
     existing = _existing({os.path.dirname(path) for paths in candidates.values()
                           for path in paths})
     with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
@@ -183,6 +244,7 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
     logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
                  len(entries) - len(missing), bottleneck_dir, len(entries) - len(unread),
                  len(missing), extractor.description)
+    nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
     if missing:
         progress = Progress('Caching bottlenecks', len(missing))
         paths = [entries[i].image for i in missing]
@@ -191,6 +253,9 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
             writes: Deque[concurrent.futures.Future] = collections.deque()
             for indices, features in compute_bottlenecks(extractor, paths, batch_size, progress,
                                                          allow_truncated):
+                finite = np.isfinite(features).all(axis=1)
+                nonfinite.update(missing[i] for i in indices[~finite])
+                indices, features = indices[finite], features[finite]
                 for index, result in zip(indices, features):
                     values[missing[index]] = result
                 writes.append(writer.submit(write_bottlenecks,
@@ -203,15 +268,17 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
         for i in missing:
             stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
     consolidated.save([e.cache for e in entries], values, stamps)
-    skipped = _drop_unreadable(entries, values, classes, allow_truncated)
+    skipped = _drop_unreadable(entries, values, classes, allow_truncated, nonfinite)
     return _assemble(entries, values, size, consolidated), skipped
 
 
 def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
-                     classes: List[ImageClass], allow_truncated: bool) -> int:
-    bad = [e for e, v in zip(entries, values) if v is None]
-    for entry in bad:
-        reason = image_io.describe_decode_error(entry.image, allow_truncated=allow_truncated)
+                     classes: List[ImageClass], allow_truncated: bool,
+                     nonfinite: Set[int]) -> int:
+    bad = [(i, e) for i, (e, v) in enumerate(zip(entries, values)) if v is None]
+    for i, entry in bad:
+        reason = ('the model gives non-finite values for it' if i in nonfinite else
+                  image_io.describe_decode_error(entry.image, allow_truncated=allow_truncated))
         logging.warning('Skipping %s: %s', entry.image, reason or 'could not be decoded')
         classes[entry.class_index].images(entry.category).remove(entry.relative)
     if bad:

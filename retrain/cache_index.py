@@ -4,29 +4,35 @@ Reading tens of thousands of small text files and parsing their decimals takes m
 float32 array takes a fraction of a second. Beside the text files of each (bottleneck_dir, cache
 suffix) we keep `_bottlenecks<suffix>.<token>.npy` (the values, [n, D]) and
 `_bottlenecks<suffix>.index.json` (the manifest: each row's text file, relative to the bottleneck
-dir, with the size and mtime the text file had when the row was taken from it).
+dir, with the size and mtime the text file had when the row was taken from it, and a SHA-256
+checksum of that file list and the array together).
 
 The text files stay the format of record: a row is used only while its text file still exists
-with exactly the recorded size and mtime; any other text file is read (or computed) as usual,
-and the index is rewritten afterwards. Deleting the index files is always safe. The array is
-memory-mapped, so a large cache costs page cache rather than a second private copy. Only local
-bottleneck dirs get an index (remote file systems fall back to the text files).
+with exactly the recorded size and mtime, and only from an index whose checksum proves that
+list and array are as one run wrote them (no row swapped, zeroed or damaged since); any other text
+file is read (or computed) as usual, and the index is rewritten afterwards. An index that is odd
+in any way is ignored with a warning and rebuilt; failing to write one is a warning too: it is
+only an optimization. Deleting the index files is always safe. The array is memory-mapped, so a
+large cache costs page cache rather than a second private copy. Only local bottleneck dirs get an
+index (remote file systems fall back to the text files).
 """
+import concurrent.futures
+import hashlib
 import json
 import os
 import re
-import tempfile
 import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from retrain import fileio
+from retrain.errors import RetrainError
 
-_VERSION = 1
+_VERSION = 2
 _PREFIX = '_bottlenecks'
+_CHECKSUM_CHUNK = 16 << 20  # Bytes hashed per thread task (hashlib releases the GIL).
 # (size in bytes, mtime in ns) of a text file; None when it does not exist.
 Stamp = Optional[Tuple[int, int]]
 
@@ -37,6 +43,18 @@ def stamp(path: str) -> Stamp:
     except OSError:
         return None
     return stat.st_size, stat.st_mtime_ns
+
+
+def checksum(files: list, values: np.ndarray) -> str:
+    """SHA-256 of the manifest's file list and the array's bytes, which binds each row to its
+    entry. The array is hashed in chunks on threads: a warm start pays it on every run."""
+    data = memoryview(np.ascontiguousarray(values)).cast('B')
+    chunks = [data[i:i + _CHECKSUM_CHUNK] for i in range(0, len(data), _CHECKSUM_CHUNK)]
+    total = hashlib.sha256(json.dumps(files, separators=(',', ':')).encode('utf-8'))
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        for digest in pool.map(lambda chunk: hashlib.sha256(chunk).digest(), chunks):
+            total.update(digest)
+    return total.hexdigest()
 
 
 def is_local(path: str) -> bool:
@@ -69,24 +87,42 @@ class CacheIndex:
 
     def _load(self) -> None:
         try:
-            with open(self.manifest_path, encoding='utf-8') as f:
-                manifest = json.load(f)
-            if manifest.get('version') != _VERSION or manifest.get('size') != self.size:
-                return
-            name = manifest['array']
-            values = np.load(os.path.join(self.root, name), mmap_mode='r')
-            files = manifest['files']
-            if values.dtype != np.float32 or values.shape != (len(files), self.size):
-                raise ValueError(f'array shape {values.shape} does not match the manifest')
-            rows = {key: (size, mtime, row) for row, (key, size, mtime) in enumerate(files)}
+            with open(self.manifest_path, 'rb') as f:
+                manifest = json.loads(f.read().decode('utf-8'))
+            if isinstance(manifest, dict) and manifest.get('version') != _VERSION:
+                return  # Another release's index: rebuilt without fuss.
+            name, values, rows = self._validate(manifest)
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            logging.warning('Ignoring the bottleneck index %s (%s); the text files are used',
-                            self.manifest_path, e)
+        except (OSError, ValueError, EOFError, SyntaxError) as e:  # Whatever np.load raises.
+            logging.warning('Ignoring the bottleneck index %s (%s); the text files are used and '
+                            'the index is rebuilt', self.manifest_path, e)
             return
+        self.array_name, self.values, self.rows = name, values, rows
+
+    def _validate(self, manifest) -> Tuple[str, np.ndarray, Dict[str, Tuple[int, int, int]]]:
+        """The array name, mapped array and rows of a manifest; ValueError for anything odd."""
+        if not isinstance(manifest, dict):
+            raise ValueError('the manifest is not a JSON object')
+        name, files = manifest.get('array'), manifest.get('files')
+        if manifest.get('size') != self.size:
+            raise ValueError(f'bottleneck size {manifest.get("size")!r}, not {self.size}')
+        if not isinstance(name, str) or not re.fullmatch(
+                re.escape(self.array_prefix) + '[0-9a-f]{12}[.]npy', name):
+            raise ValueError(f'bad array name {name!r}')
+        if not isinstance(files, list) or not all(
+                isinstance(f, list) and len(f) == 3 and isinstance(f[0], str)
+                and all(isinstance(n, int) for n in f[1:]) for f in files):
+            raise ValueError('bad file list')
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
-        self.array_name, self.values, self.rows = name, values.view(np.ndarray), rows
+        values = np.load(os.path.join(self.root, name), mmap_mode='r').view(np.ndarray)
+        if values.dtype != np.float32 or values.shape != (len(files), self.size):
+            raise ValueError(f'array {values.dtype}{list(values.shape)} does not match the '
+                             'manifest')
+        if manifest.get('checksum') != checksum(files, values):
+            raise ValueError('checksum mismatch: the array or the file list changed')
+        return name, values, {key: (size, mtime, row)
+                              for row, (key, size, mtime) in enumerate(files)}
 
     def lookup(self, paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], List[Stamp]]:
         """For each text cache path: its indexed values if the file is unchanged, and its stamp.
@@ -136,13 +172,15 @@ class CacheIndex:
         for row, (_, v, _) in enumerate(chosen):
             array[row] = v
         name = f'{self.array_prefix}{uuid.uuid4().hex[:12]}.npy'
+        files = [[self.key(p), *s] for p, _, s in chosen]
         try:
             self._write_array(name, array)
             fileio.atomic_write(self.manifest_path, json.dumps({
                 'version': _VERSION, 'size': self.size, 'array': name,
-                'files': [[self.key(p), s[0], s[1]] for p, _, s in chosen]}))
-        except (OSError, tf.errors.OpError) as e:
-            logging.warning('Could not write the bottleneck index %s: %s', self.manifest_path, e)
+                'checksum': checksum(files, array), 'files': files}))
+        except (OSError, RetrainError) as e:  # A full disk, a read-only cache: run on without.
+            logging.warning('Could not write the bottleneck index %s (%s); the run goes on '
+                            'without it', self.manifest_path, e)
             _remove(os.path.join(self.root, name))
             return
         self.values, self.array_name = None, name
@@ -152,7 +190,11 @@ class CacheIndex:
 
     def _remove_old_arrays(self) -> None:
         """Removes this suffix's arrays other than the current one (even ones a crash left)."""
-        for name in os.listdir(self.root):
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return
+        for name in names:
             token = name[len(self.array_prefix):-len('.npy')]
             if (name.startswith(self.array_prefix) and name.endswith('.npy')
                     and name != self.array_name and re.fullmatch('[0-9a-f]{12}', token)):
@@ -160,9 +202,9 @@ class CacheIndex:
 
     def _write_array(self, name: str, array: np.ndarray) -> None:
         os.makedirs(self.root, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix='.' + name, suffix='.tmp', dir=self.root)
+        temp = os.path.join(self.root, f'.{name}.tmp')
         try:
-            with os.fdopen(handle, 'wb') as f:
+            with open(temp, 'xb') as f:  # Mode 0666 less the umask, as the text files get.
                 np.save(f, array)
             os.replace(temp, os.path.join(self.root, name))
         except BaseException:

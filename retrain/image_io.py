@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from retrain.errors import RetrainError, error_summary
+from retrain.image_lists import path_bytes
 
 # With --allow_truncated_images, the least part of a truncated JPEG that is still used.
 TRUNCATED_FRACTION = 0.1
@@ -70,7 +71,8 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
 
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
+    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)),
+                                                [path_bytes(p) for p in paths]))
             .map(load, num_parallel_calls=os.cpu_count() or 1, deterministic=ordered)
             .ignore_errors()
             .batch(batch_size)
@@ -83,7 +85,7 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
     """Why `path` cannot be used as an image, in a few words; '' if it decodes after all."""
     try:
         if contents is None:
-            contents = tf.io.gfile.GFile(path, 'rb').read()
+            contents = tf.io.gfile.GFile(path_bytes(path), 'rb').read()
     except (tf.errors.OpError, OSError) as e:
         return f'cannot read file ({error_summary(e)})'
     if not contents:
@@ -98,7 +100,7 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
 def load_image(path: str, size: Tuple[int, int]) -> np.ndarray:
     """Reads one image file eagerly -> float32 [H, W, 3] in [0, 1]; RetrainError if unusable."""
     try:
-        contents = tf.io.gfile.GFile(path, 'rb').read()
+        contents = tf.io.gfile.GFile(path_bytes(path), 'rb').read()
         return decode_and_resize(tf.constant(contents), size).numpy()
     except (tf.errors.OpError, OSError):
         raise RetrainError(f'cannot use image {path}: {describe_decode_error(path)}') from None

@@ -14,6 +14,7 @@ from typing import Dict, List, Tuple
 import tensorflow as tf
 from absl import logging
 
+from retrain.cache_index import is_local
 from retrain.errors import RetrainError
 
 # The hash is reduced modulo this + 1; the classic scripts also warned above this many per class.
@@ -51,14 +52,23 @@ def label_for_dir(dir_name: str) -> str:
     return re.sub(r'[\W_]+', ' ', dir_name.lower())
 
 
+def path_bytes(path: str) -> bytes:
+    """The bytes that name `path`: its UTF-8, or for a name that is not valid UTF-8 (which Python
+    holds with surrogate escapes), the file system's own bytes. TensorFlow takes either form."""
+    try:
+        return path.encode('utf-8')
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
 def split_percentage(file_path: str) -> float:
     """The classic per-file hash, in [0, 100]: where `file_path` falls among the splits.
 
     `_nohash_` and anything after it is ignored, so variants of one recording or photo land in
-    the same split.
+    the same split. A name that is not valid UTF-8 is hashed as its bytes (as Python 2 did).
     """
     hash_name = re.sub(r'_nohash_.*$', '', file_path)
-    digest = hashlib.sha1(hash_name.encode('utf-8')).hexdigest()
+    digest = hashlib.sha1(path_bytes(hash_name)).hexdigest()
     return (int(digest, 16) % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
 
 
@@ -76,13 +86,22 @@ def _is_hidden(name: str) -> bool:
 
 
 def _listdir(path: str) -> List[str]:
-    # gfile returns sub-directories with a trailing slash on some file systems (GCS).
-    return sorted(name.rstrip('/\\') for name in tf.io.gfile.listdir(path))
+    """Sorted names in `path`. Local folders are listed by os, which keeps names that are not
+    valid UTF-8 (gfile fails on them); gfile returns sub-directories with a trailing slash on some
+    file systems (GCS)."""
+    names = os.listdir(path) if is_local(path) else tf.io.gfile.listdir(path)
+    return sorted(name.rstrip('/\\') for name in names)
+
+
+def _isdir(path: str) -> bool:
+    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
 
 
 def _walk(top: str):
-    """os.walk for local folders (it knows file types without a stat per file), else gfile's."""
-    return tf.io.gfile.walk(top) if '://' in top else os.walk(top)
+    """os.walk for local folders (it knows file types without a stat per file, keeps names that
+    are not valid UTF-8, and does not follow folder links, so a link to a parent never loops),
+    else gfile's."""
+    return os.walk(top) if is_local(top) else tf.io.gfile.walk(top)
 
 
 def _find_class_files(class_dir: str) -> List[str]:
@@ -103,7 +122,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
 
     Raises RetrainError when the folder is missing or holds fewer than two usable classes.
     """
-    if not image_dir or not tf.io.gfile.isdir(image_dir):
+    if not image_dir or not _isdir(image_dir):
         if image_dir and tf.io.gfile.exists(image_dir):
             raise RetrainError(f'image directory {image_dir!r} is a file: give the folder that '
                                'holds one sub-folder of images per class')
@@ -112,7 +131,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
     labels_seen: Dict[str, str] = {}
     for dir_name in _listdir(image_dir):
         class_dir = os.path.join(image_dir, dir_name)
-        if _is_hidden(dir_name) or not tf.io.gfile.isdir(class_dir):
+        if _is_hidden(dir_name) or not _isdir(class_dir):
             continue
         files = _find_class_files(class_dir)
         if not files:

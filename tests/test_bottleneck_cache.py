@@ -1,7 +1,16 @@
 """The classic text cache files: written fast, read back exactly, old files read as they are."""
-import numpy as np
+import glob
+import hashlib
+import os
+import re
 
-from retrain import bottleneck_cache
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_image_folder, retrain_args, run_module, write_image
+from retrain import bottleneck_cache, image_lists
+from retrain.extractors import FeatureExtractor
 
 
 def test_text_gives_back_every_float32_exactly(tmp_path):
@@ -35,3 +44,99 @@ def test_old_classic_text_is_read_as_it_is(tmp_path):
 def test_subnormal_values_are_written_as_zero():
     # TensorFlow flushes subnormal floats to zero as it computes; no model output holds one.
     assert bottleneck_cache.format_values(np.array([1e-45, 0.5], np.float32)) == '0,0.5'
+
+
+@pytest.mark.parametrize('damage', ['nan', 'inf', '-inf'])
+def test_a_non_finite_value_makes_a_cache_file_damaged(tmp_path, damage):
+    path = tmp_path / 'photo.jpg_m.txt'
+    path.write_text(f'0.5,{damage},0.25')
+    assert bottleneck_cache.read_bottleneck(str(path), 3) is None
+
+
+def test_a_nan_in_a_cache_file_is_recomputed_with_the_classic_warning(tiny_module, image_dir,
+                                                                      tmp_path):
+    """Once: `autodetected range of [nan, nan]`, or with no summaries "Cross entropy = nan"."""
+    args = retrain_args(image_dir, tiny_module, str(tmp_path), 20, '--random_seed', '3',
+                        '--summaries_dir', '')
+    first = run_module('retrain', *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    damaged = sorted(glob.glob(str(tmp_path / 'bn' / 'green' / '*.txt')))[3]
+    with open(damaged, encoding='utf-8') as f:
+        values = f.read().split(',')
+    with open(damaged, 'w', encoding='utf-8') as f:
+        f.write(','.join(['nan'] + values[1:]))
+    second = run_module('retrain', *args)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert 'Traceback' not in second.stderr and 'nan' not in second.stderr.replace(damaged, '')
+    assert re.search(rf'^W.*\] Invalid float found, recreating bottleneck {re.escape(damaged)}$',
+                     second.stderr, re.M)
+    assert '89 bottlenecks cached in' in second.stderr and '1 to compute' in second.stderr
+    final = re.compile(r'Final test accuracy = .*')
+    assert final.search(second.stderr).group(0) == final.search(first.stderr).group(0)
+    assert bottleneck_cache.read_bottleneck(damaged, 19) is not None
+
+
+def _colour_or_nan(images: tf.Tensor) -> tf.Tensor:
+    """Mean colour, but nan for nearly white images: a model that fails on some inputs."""
+    colour = tf.reduce_mean(images, axis=[1, 2])
+    white = tf.reduce_all(colour > 0.8, axis=1, keepdims=True)
+    return tf.where(white, tf.fill(tf.shape(colour), np.nan), colour)
+
+
+def test_images_the_model_gives_non_finite_values_for_are_skipped(tmp_path, caplog):
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    white = [os.path.join(image_dir, 'red', f'white_{i}.jpg') for i in range(2)]
+    for path in white:
+        write_image(path, (240, 240, 240), np.random.default_rng(0))
+    extractor = FeatureExtractor(function=_colour_or_nan, image_size=(8, 8), bottleneck_size=3,
+                                 cache_suffix='_m', description='colour or nan')
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    cache = str(tmp_path / 'bn')
+    data, skipped = bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)
+    assert skipped == 2
+    for category in image_lists.CATEGORIES:
+        assert np.isfinite(data.features[category]).all()
+        assert not set(white) & set(data.paths[category])
+    for path in white:
+        assert f'Skipping {path}: the model gives non-finite values for it' in caplog.text
+        assert not os.path.exists(os.path.join(cache, 'red', os.path.basename(path) + '_m.txt'))
+
+
+def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_path):
+    """Names past the limit are cached as `<start>~<hash><suffix>.txt`; a classic script's file
+    of up to 255 bytes, too long to be written with a temporary name, is still read as it is."""
+    red = image_lists.ImageClass('red', 'red')
+    suffix = '_https~tfhub.dev~google~imagenet~mobilenet_v2_100_224~feature_vector~4'
+    short = 'a' * (bottleneck_cache.MAX_NAME_BYTES - len(suffix) - len('.jpg.txt')) + '.jpg'
+    assert bottleneck_cache.bottleneck_path('bn', red, short, suffix) == os.path.join(
+        'bn', 'red', short + suffix + '.txt')
+    for name in (short[:-4] + 'b.jpg', 'é' * 120 + '.jpg', os.fsdecode(b'caf\xe9.jpg')):
+        path = bottleneck_cache.bottleneck_path('bn', red, name, suffix)
+        base = os.path.basename(path)
+        assert re.fullmatch(r'.+~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', base), base
+        assert len(base.encode('utf-8')) <= bottleneck_cache.MAX_NAME_BYTES
+        assert path == bottleneck_cache.bottleneck_path('bn', red, name, suffix)  # Deterministic.
+    assert os.path.basename(bottleneck_cache.bottleneck_path(
+        'bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')).startswith('caf_.jpg~')
+    other = bottleneck_cache.bottleneck_path('bn', red, os.fsdecode(b'caf\xe8.jpg'), '_m')
+    assert other != bottleneck_cache.bottleneck_path('bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')
+    assert os.path.dirname(bottleneck_cache.bottleneck_path(
+        'bn', image_lists.ImageClass('x', os.fsdecode(b'r\xf6d')), 'a.jpg', '_m')) == os.path.join(
+        'bn', 'r_d~' + hashlib.sha1(b'r\xf6d').hexdigest()[:16])
+
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=3)
+    long = 'b' * (250 - len(suffix) - len('.jpg.txt')) + '.jpg'  # A classic cache name: 250 bytes.
+    write_image(os.path.join(image_dir, 'red', long), (200, 40, 40), np.random.default_rng(0))
+    cache = str(tmp_path / 'bn')
+    classic = os.path.join(cache, 'red', long + suffix + '.txt')
+    os.makedirs(os.path.dirname(classic))
+    with open(classic, 'w', encoding='utf-8') as f:  # As the classic scripts wrote it.
+        f.write('0.5,0.25,0.125')
+    extractor = FeatureExtractor(function=_colour_or_nan, image_size=(8, 8), bottleneck_size=3,
+                                 cache_suffix=suffix, description='colour')
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    data, _ = bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)
+    image = os.path.join(image_dir, 'red', long)
+    category = next(c for c in image_lists.CATEGORIES if image in data.paths[c])
+    row = data.features[category][data.paths[category].index(image)]
+    assert row.tolist() == [0.5, 0.25, 0.125]

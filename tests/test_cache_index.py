@@ -2,15 +2,18 @@
 import glob
 import json
 import os
+import re
 import shutil
+import stat
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import retrain_args, run_module
 from retrain import bottleneck_cache, image_lists
-from retrain.cache_index import CacheIndex
-from retrain.extractors import FeatureExtractor
+from retrain.cache_index import CacheIndex, checksum
+from retrain.extractors import FeatureExtractor, hub_cache_suffix
 
 SUFFIX = '_https~tfhub.dev~test~1'
 SIZE = 3
@@ -42,6 +45,14 @@ def _text_values(paths):
 
 def _index_files(root: str):
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, '_bottlenecks*')))
+
+
+def _rewrite(manifest_path: str, manifest: dict, array_path: str, array: np.ndarray) -> None:
+    """Replaces the index by another consistent one (checksum and all), as a run could write."""
+    np.save(array_path, array)
+    manifest['checksum'] = checksum(manifest['files'], array)
+    with open(manifest_path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f)
 
 
 def _build(root: str, paths) -> None:
@@ -133,13 +144,13 @@ def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
     texts = glob.glob(os.path.join(cache, '*', f'*{SUFFIX}.txt'))
     assert len(texts) == 90  # The text files remain the format of record.
 
-    # Prove the warm run reads the index: poison one row of the array (its text file is
+    # Prove the warm run reads the index: poison one row of a consistent index (its text file is
     # unchanged) and see the poisoned value come back.
     array_path, manifest_path = [os.path.join(cache, n) for n in _index_files(cache)]
     manifest = json.load(open(manifest_path, encoding='utf-8'))
     array = np.load(array_path)
     array[0] = 123.0
-    np.save(array_path, array)
+    _rewrite(manifest_path, manifest, array_path, array)
     poisoned = os.path.join(cache, *manifest['files'][0][0].split('/'))
     warm = load()
     everything = np.concatenate([warm.features[c] for c in image_lists.CATEGORIES])
@@ -187,10 +198,8 @@ def test_a_warm_split_is_a_view_of_the_mapped_index(tmp_path, image_dir):
     array_path, manifest_path = [os.path.join(cache, n) for n in _index_files(cache)]
     manifest = json.load(open(manifest_path, encoding='utf-8'))
     order = np.random.default_rng(0).permutation(len(manifest['files']))
-    np.save(array_path, np.load(array_path)[order])
     manifest['files'] = [manifest['files'][i] for i in order]
-    with open(manifest_path, 'w', encoding='utf-8') as f:
-        json.dump(manifest, f)
+    _rewrite(manifest_path, manifest, array_path, np.load(array_path)[order])
     shuffled = load()
     assert mapped(shuffled) == [False] * 3 and _index_files(cache)[0] != os.path.basename(array_path)
     again = load()
@@ -198,3 +207,88 @@ def test_a_warm_split_is_a_view_of_the_mapped_index(tmp_path, image_dir):
     for category in image_lists.CATEGORIES:
         np.testing.assert_array_equal(shuffled.features[category], cold.features[category])
         np.testing.assert_array_equal(again.features[category], cold.features[category])
+
+
+def _break_index(cache: str, damage: str) -> None:
+    """Damages the index in `cache` as the issue's hostile user did."""
+    array_path, manifest_path = [os.path.join(cache, n) for n in _index_files(cache)]
+    if damage == 'empty array':
+        open(array_path, 'wb').close()
+    elif damage in ('null manifest', 'list manifest'):
+        with open(manifest_path, 'w', encoding='utf-8') as f:
+            f.write('null' if damage == 'null manifest' else '[1, 2]')
+    elif damage == 'reversed file list':  # Every row now claims another image's text file.
+        manifest = json.load(open(manifest_path, encoding='utf-8'))
+        manifest['files'].reverse()
+        with open(manifest_path, 'w', encoding='utf-8') as f:
+            json.dump(manifest, f)
+    else:  # Changed in place: zeroed, or one value made nan.
+        array = np.load(array_path)
+        if damage == 'zeroed array':
+            array[:] = 0
+        else:
+            array[len(array) // 2, 0] = np.nan
+        np.save(array_path, array)
+
+
+def _final_line(stderr: str) -> str:
+    return re.search(r'Final test accuracy = .*', stderr).group(0)
+
+
+@pytest.fixture(scope='module')
+def seeded_reference(tmp_path_factory, tiny_module, image_dir):
+    """A seeded run's output folder (its cache and a valid index in bn/) and its final line."""
+    out = str(tmp_path_factory.mktemp('reference'))
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, out, 20,
+                                                 '--random_seed', '3'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(_index_files(os.path.join(out, 'bn'))) == 2
+    return out, _final_line(result.stderr)
+
+
+@pytest.mark.parametrize('damage', ['reversed file list', 'zeroed array', 'nan in array',
+                                    'empty array', 'null manifest', 'list manifest'])
+def test_a_damaged_index_is_rebuilt_and_never_serves_a_row(damage, seeded_reference, tiny_module,
+                                                           image_dir, tmp_path):
+    reference, final_line = seeded_reference
+    cache = str(tmp_path / 'bn')
+    shutil.copytree(os.path.join(reference, 'bn'), cache)  # Keeps the text files' mtimes.
+    _break_index(cache, damage)
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 20,
+                                                 '--random_seed', '3'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    assert re.search(r'^W.*\] Ignoring the bottleneck index .*index\.json \(.+\); the text '
+                     r'files are used and the index is rebuilt$', result.stderr, re.M)
+    assert '90 bottlenecks cached in' in result.stderr and '(0 from its index)' in result.stderr
+    assert _final_line(result.stderr) == final_line  # The very values of the text files.
+    rebuilt = CacheIndex(cache, hub_cache_suffix(tiny_module), 19)
+    assert rebuilt.values is not None and len(rebuilt.rows) == 90
+
+
+def test_an_index_that_cannot_be_written_is_a_warning_and_leaves_nothing(tiny_module, image_dir,
+                                                                          tmp_path):
+    """A full disk or an unwritable name while writing the manifest: the run goes on."""
+    cache = tmp_path / 'bn'
+    (cache / f'_bottlenecks{hub_cache_suffix(tiny_module)}.index.json').mkdir(parents=True)
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    assert re.search(r'^W.*\] Could not write the bottleneck index .*; the run goes on '
+                     r'without it$', result.stderr, re.M)
+    assert not [name for name in os.listdir(cache) if '.npy' in name]  # No orphan array.
+    assert os.path.isfile(tmp_path / 'graph.pb') and os.path.isfile(tmp_path / 'labels.txt')
+
+
+def test_index_files_follow_the_umask_as_the_text_files_do(tmp_path, image_dir):
+    cache = str(tmp_path / 'bottlenecks')
+    old = os.umask(0o027)
+    try:
+        _loader(image_dir, cache)()
+    finally:
+        os.umask(old)
+    text = glob.glob(os.path.join(cache, '*', f'*{SUFFIX}.txt'))[0]
+    modes = {name: stat.S_IMODE(os.stat(os.path.join(cache, name)).st_mode)
+             for name in _index_files(cache)}
+    assert stat.S_IMODE(os.stat(text).st_mode) == 0o640
+    assert set(modes.values()) == {0o640}, modes

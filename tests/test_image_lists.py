@@ -1,4 +1,5 @@
 """Finding images, labels and the stable split (COMPATIBILITY.md section 3)."""
+import hashlib
 import os
 
 import pytest
@@ -88,3 +89,43 @@ def test_bad_image_dirs_are_one_line_errors(tmp_path, layout, message):
     with pytest.raises(RetrainError, match=message) as error:
         image_lists.create_image_lists(root, 10, 10)
     assert '\n' not in str(error.value)
+
+
+def _touch_bytes(path: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with open(path, 'wb') as f:
+            f.write(b'x')
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+
+
+def test_names_that_are_not_utf8_are_listed_and_split_by_their_bytes(tmp_path):
+    root = os.fsencode(str(tmp_path / 'imgs'))
+    for rel in (b'caf\xe9/1.jpg', b'caf\xe9/2\xff.jpg', b'red/3\xfe.jpg', b'red/ok.jpg'):
+        _touch_bytes(os.path.join(root, rel))
+    classes = image_lists.create_image_lists(os.fsdecode(root), 10, 10)
+    assert [c.dir_name for c in classes] == [os.fsdecode(b'caf\xe9'), 'red']
+    assert classes[0].label == 'caf '  # Undecodable bytes are not letters.
+    for image_class in classes:
+        for category in image_lists.CATEGORIES:
+            for rel in image_class.images(category):
+                path = os.path.join(os.fsdecode(root), image_class.dir_name, rel)
+                digest = hashlib.sha1(os.fsencode(path)).hexdigest()
+                percentage = (int(digest, 16) % 2 ** 27) * (100.0 / (2 ** 27 - 1))
+                assert percentage == pytest.approx(image_lists.split_percentage(path))
+                assert image_lists.which_set(path, 10, 10) == category
+    assert sorted(classes[1].training + classes[1].validation + classes[1].testing) == [
+        os.fsdecode(b'3\xfe.jpg'), 'ok.jpg']
+
+
+def test_folder_links_never_loop_and_list_each_image_once(tmp_path):
+    root = str(tmp_path / 'imgs')
+    for rel in ['a/1.jpg', 'a/sub/2.jpg', 'b/3.jpg']:
+        _touch(os.path.join(root, rel))
+    os.symlink('..', os.path.join(root, 'a', 'up'))
+    os.symlink('..', os.path.join(root, 'a', 'sub', 'up'))
+    os.symlink(os.path.join('..', 'a'), os.path.join(root, 'b', 'again'))
+    classes = image_lists.create_image_lists(root, 10, 10)
+    files = {c.dir_name: sorted(c.training + c.validation + c.testing) for c in classes}
+    assert files == {'a': ['1.jpg', os.path.join('sub', '2.jpg')], 'b': ['3.jpg']}

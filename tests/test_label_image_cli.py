@@ -220,3 +220,32 @@ def test_utf16_labels_are_read_with_a_bom_and_refused_without(tmp_path):
     errors = [line for line in refused.stderr.splitlines() if line.startswith('label_image')]
     assert errors == [f'label_image: error: labels file is not UTF-8 text: {without_bom} (it '
                       'holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)']
+
+
+def test_folder_links_and_names_that_are_not_utf8(retrained, folder_with_a_fake_jpeg, tmp_path):
+    """Links to a parent once gave 41 duplicates (two of them: a hang); odd names a traceback."""
+    graph, labels = retrained
+    folder = str(tmp_path / 'photos')
+    shutil.copytree(folder_with_a_fake_jpeg, folder)
+    os.remove(os.path.join(folder, 'red', 'notes.jpg'))
+    os.symlink('..', os.path.join(folder, 'red', 'up'))
+    os.symlink('..', os.path.join(folder, 'blue', 'up'))
+    os.symlink(os.path.join('..', 'red'), os.path.join(folder, 'green', 'again'))
+    os.symlink('red_000.jpg', os.path.join(folder, 'red', 'link.jpg'))
+    green = os.fsencode(os.path.join(folder, 'green'))
+    try:
+        odd = os.path.join(os.fsencode(folder), b'gr\xfcn')
+        shutil.copytree(green, odd, symlinks=True)
+        shutil.copy(os.path.join(green, b'green_000.jpg'), os.path.join(green, b'\xff.jpg'))
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+    result = run_module('label_image', '--graph', graph, '--labels', labels, '--json', folder)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    real = sorted(os.path.join(root, name) for root, _, names in os.walk(folder)
+                  for name in names if not os.path.islink(os.path.join(root, name)))
+    assert [answer['image'] for answer in answers] == real and len(real) == 17
+    for answer in answers:
+        expected = os.path.basename(os.path.dirname(answer['image']))
+        assert answer['predictions'][0]['label'] == {os.fsdecode(b'gr\xfcn'): 'green'}.get(
+            expected, expected)

@@ -1,6 +1,7 @@
 """Messy folders, interruptions, Unicode names and clear errors, through the real CLI."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,3 +236,38 @@ def test_ctrl_c_exits_promptly_without_traceback_or_outputs(slow_setup, tmp_path
     assert not os.path.exists(os.path.join(out, 'labels.txt'))
     leftovers = [name for _, _, files in os.walk(out) for name in files if '.tmp-' in name]
     assert not leftovers
+
+
+def test_odd_file_names_are_cached_under_short_names_and_the_run_goes_on(tiny_module, tmp_path):
+    """Names too long for a cache file name, and file and folder names that are not UTF-8."""
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=20)
+    red, green = os.fsencode(os.path.join(image_dir, 'red')), os.fsencode(image_dir) + b'/green'
+    odd_class = os.fsencode(image_dir) + b'/caf\xe9'
+    try:
+        os.makedirs(odd_class)
+        for name in sorted(os.listdir(green))[:20]:
+            shutil.copy(os.path.join(green, name), os.path.join(odd_class, name))
+        for name in (b'L' * 240 + b'.jpg', b'bad\xff.jpg'):
+            shutil.copy(os.path.join(red, b'red_000.jpg'), os.path.join(red, name))
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+    out = str(tmp_path / 'out')
+    args = retrain_args(image_dir, tiny_module, out, 10)
+    first = run_module('retrain', *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert 'Traceback' not in first.stderr and 'Skipping' not in first.stderr
+    with open(os.path.join(out, 'labels.txt'), encoding='utf-8') as f:
+        assert f.read().splitlines() == ['blue', 'caf ', 'green', 'red']
+    suffix = hub_cache_suffix(tiny_module)
+    names = [name for folder, _, files in os.walk(os.path.join(out, 'bn')) for name in files
+             if name.endswith('.txt')]
+    assert len(names) == 82
+    assert max(len(name.encode('utf-8')) for name in names) <= 255 - len('..tmp-') - 12
+    assert [n for n in names if n.startswith('L')] == [
+        'L' * (237 - len(f'~0123456789abcdef{suffix}.txt')) + re.search(
+            r'~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', ' '.join(names)).group(0)]
+    assert any(re.fullmatch(r'bad_\.jpg~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', n)
+               for n in names)
+    second = run_module('retrain', *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert '82 bottlenecks cached in' in second.stderr and ', 0 to compute' in second.stderr
