@@ -104,7 +104,7 @@ def _walk(top: str):
     return os.walk(top) if is_local(top) else tf.io.gfile.walk(top)
 
 
-def _find_class_files(class_dir: str) -> List[str]:
+def find_class_files(class_dir: str) -> List[str]:
     """Image files below `class_dir`, as paths relative to it; nested folders are searched too."""
     found = []
     for folder, subdirs, files in _walk(class_dir):
@@ -133,7 +133,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
         class_dir = os.path.join(image_dir, dir_name)
         if _is_hidden(dir_name) or not _isdir(class_dir):
             continue
-        files = _find_class_files(class_dir)
+        files = find_class_files(class_dir)
         if not files:
             logging.warning('No files found in %s', class_dir)
             continue

@@ -73,7 +73,7 @@ def _skipped(image_dir: str, classes: List[ImageClass], allow_truncated: bool) -
     for image_class in classes:
         used = {rel for c in CATEGORIES for rel in image_class.images(c)}
         folder = os.path.join(image_dir, image_class.dir_name)
-        for rel in image_lists._find_class_files(folder):  # pylint: disable=protected-access
+        for rel in image_lists.find_class_files(folder):
             if rel not in used:
                 path = os.path.join(folder, rel)
                 reason = image_io.describe_decode_error(path, allow_truncated=allow_truncated)
