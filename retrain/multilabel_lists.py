@@ -159,7 +159,6 @@ def _all_images(image_dir: str) -> Iterable[str]:
     """The image files below image_dir (relative to it), in sorted order."""
     if not image_dir or not tf.io.gfile.isdir(image_dir):
         raise RetrainError(f'image directory not found: {image_dir!r}')
-    # pylint: disable=protected-access  # The same search as for class folders: one rule.
     return image_lists.find_class_files(image_dir)
 
 
