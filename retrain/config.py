@@ -97,6 +97,15 @@ class RetrainConfig:
                  '-1 (all images) or at least 1')
         need(self.random_seed is None or 0 <= self.random_seed < 2 ** 63, 'random_seed',
              'from 0 to 2**63 - 1')
+        if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
+            raise ConfigError('--image_labels_dir and --image_labels_file need --multi_label')
+        if self.multi_label:
+            unsupported = [f'--{name}' for name in ('flip_left_right', 'random_crop',
+                                                    'random_scale', 'random_brightness',
+                                                    'fine_tune_steps') if getattr(self, name)]
+            if unsupported:
+                raise ConfigError(f'{", ".join(unsupported)} cannot be used with --multi_label '
+                                  'yet')
 
 
 class ConfigError(RetrainError):

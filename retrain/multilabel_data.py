@@ -12,26 +12,12 @@ from absl import logging
 
 from retrain import bottleneck_cache, image_lists, multilabel_lists
 from retrain.config import RetrainConfig
-from retrain.errors import RetrainError
 from retrain.image_lists import CATEGORIES
-
-
-def check_flags(config: RetrainConfig) -> None:
-    """Flags that need --multi_label or that it does not (yet) support: one clear error."""
-    if not config.multi_label:
-        raise RetrainError('--image_labels_dir and --image_labels_file need --multi_label')
-    unsupported = [name for name, value in (
-        ('--flip_left_right', config.flip_left_right), ('--random_crop', config.random_crop),
-        ('--random_scale', config.random_scale), ('--random_brightness', config.random_brightness),
-        ('--fine_tune_steps', config.fine_tune_steps)) if value]
-    if unsupported:
-        raise RetrainError(f'{", ".join(unsupported)} cannot be used with --multi_label yet')
 
 
 def gather(config: RetrainConfig) -> Tuple[multilabel_lists.MultiLabelImages,
                                             List[image_lists.ImageClass]]:
     """The labelled images (split once per image) and the class folders that cache them."""
-    check_flags(config)
     found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
                                     config.validation_percentage, config.image_labels_dir,
                                     config.image_labels_file)

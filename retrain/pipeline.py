@@ -55,7 +55,7 @@ def _run(config: RetrainConfig) -> float:
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
     report.check_report_dir(config.report_dir)
-    multi_label = bool(config.multi_label or config.image_labels_dir or config.image_labels_file)
+    multi_label = config.multi_label
     if multi_label:
         found, classes = multilabel_data.gather(config)
         labels = found.labels

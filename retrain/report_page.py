@@ -230,16 +230,23 @@ def _curves(report: Dict) -> str:
     return f'<section id="curves"><h2>Training curves</h2>{body}</section>'
 
 
+def _relabelled_images(section_id: str, title: str, items: List[Dict], to_key: str,
+                       to_class: str, empty: str, thumbs: Dict[str, Optional[str]]) -> str:
+    """Thumbnails captioned `given -> items[to_key]` and a score (misclassified, label issues)."""
+    figures = ''.join(_figure(thumbs, i['path'],
+                              f"{_E(i['given'])} → <span class=\"{to_class}\">{_E(i[to_key])}"
+                              f"</span> {i['confidence']:.2f}")
+                      for i in items[:SHOWN])
+    body = f'<div class="grid">{figures}</div>{_more(len(items))}' if items else empty
+    return f'<section id="{section_id}"><h2>{title}</h2>{body}</section>'
+
+
 def _misclassified(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     items = report['misclassified']
-    figures = ''.join(_figure(thumbs, m['path'],
-                              f"{_E(m['given'])} → <span class=\"bad\">{_E(m['predicted'])}"
-                              f"</span> {m['confidence']:.2f}")
-                      for m in items[:SHOWN])
-    body = (f'<div class="grid">{figures}</div>{_more(len(items))}' if items
-            else '<p class="good">None: every test image was classified correctly.</p>')
-    return (f'<section id="misclassified"><h2>Misclassified test images <small>{len(items)}: '
-            'given → predicted, score; most confident first</small></h2>' + body + '</section>')
+    return _relabelled_images(
+        'misclassified', f'Misclassified test images <small>{len(items)}: given → predicted, '
+        'score; most confident first</small>', items, 'predicted', 'bad',
+        '<p class="good">None: every test image was classified correctly.</p>', thumbs)
 
 
 def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
@@ -263,15 +270,10 @@ def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
 
 
 def _label_issues(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
-    issues = report['label_issues']
-    figures = ''.join(_figure(thumbs, i['path'],
-                              f"{_E(i['given'])} → <span class=\"good\">{_E(i['suggested'])}"
-                              f"</span> {i['confidence']:.2f}")
-                      for i in issues[:SHOWN])
-    body = (f'<div class="grid">{figures}</div>{_more(len(issues))}' if issues
-            else '<p class="good">None suspected.</p>')
-    return ('<section id="label-issues"><h2>Suspected label errors <small>given → suggested, '
-            'cross-validated confidence; most suspicious first</small></h2>' + body + '</section>')
+    return _relabelled_images(
+        'label-issues', 'Suspected label errors <small>given → suggested, cross-validated '
+        'confidence; most suspicious first</small>', report['label_issues'], 'suggested', 'good',
+        '<p class="good">None suspected.</p>', thumbs)
 
 
 def _skipped(report: Dict) -> str:

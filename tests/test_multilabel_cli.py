@@ -162,7 +162,7 @@ def test_labels_flags_without_multi_label_are_one_line_errors(tmp_path, tiny_mod
                                                               pair_folders):
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 5,
                                                  '--image_labels_file', 'labels.csv'))
-    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         'retrain: error: --image_labels_dir and --image_labels_file need --multi_label')
     assert not os.path.exists(os.path.join(str(tmp_path), 'graph.pb'))
