@@ -68,8 +68,8 @@ def test_a_nan_in_a_cache_file_is_recomputed_with_the_classic_warning(tiny_modul
     second = run_module('retrain', *args)
     assert second.returncode == 0, second.stderr[-2000:]
     assert 'Traceback' not in second.stderr and 'nan' not in second.stderr.replace(damaged, '')
-    assert re.search(rf'^W.*\] Invalid float found, recreating bottleneck {re.escape(damaged)}$',
-                     second.stderr, re.M)
+    assert re.search(rf'^W [-0-9]+ [0-9:.]+: Invalid float found, recreating bottleneck '
+                     rf'{re.escape(damaged)}$', second.stderr, re.M)
     assert '89 bottlenecks cached in' in second.stderr and '1 to compute' in second.stderr
     final = re.compile(r'Final test accuracy = .*')
     assert final.search(second.stderr).group(0) == final.search(first.stderr).group(0)

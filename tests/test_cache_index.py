@@ -258,8 +258,8 @@ def test_a_damaged_index_is_rebuilt_and_never_serves_a_row(damage, seeded_refere
                                                  '--random_seed', '3'))
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
-    assert re.search(r'^W.*\] Ignoring the bottleneck index .*index\.json \(.+\); the text '
-                     r'files are used and the index is rebuilt$', result.stderr, re.M)
+    assert re.search(r'^W [-0-9]+ [0-9:.]+: Ignoring the bottleneck index .*index\.json \(.+\); '
+                     r'the text files are used and the index is rebuilt$', result.stderr, re.M)
     assert '90 bottlenecks cached in' in result.stderr and '(0 from its index)' in result.stderr
     assert _final_line(result.stderr) == final_line  # The very values of the text files.
     rebuilt = CacheIndex(cache, hub_cache_suffix(tiny_module), 19)
@@ -274,8 +274,8 @@ def test_an_index_that_cannot_be_written_is_a_warning_and_leaves_nothing(tiny_mo
     result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5))
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
-    assert re.search(r'^W.*\] Could not write the bottleneck index .*; the run goes on '
-                     r'without it$', result.stderr, re.M)
+    assert re.search(r'^W [-0-9]+ [0-9:.]+: Could not write the bottleneck index .*; the run '
+                     r'goes on without it$', result.stderr, re.M)
     assert not [name for name in os.listdir(cache) if '.npy' in name]  # No orphan array.
     assert os.path.isfile(tmp_path / 'graph.pb') and os.path.isfile(tmp_path / 'labels.txt')
 
