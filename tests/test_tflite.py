@@ -230,22 +230,22 @@ def test_damaged_files_are_one_line_errors_in_every_cli(small_tflite, tmp_path):
     """TensorFlow's interpreter died with a segmentation fault (exit 139) on these."""
     model, labels, photo = small_tflite
     size = os.path.getsize(model)
-    damaged = [_damaged(model, tmp_path, 'half.tflite', length=size // 2),
-               _damaged(model, tmp_path, 'short.tflite', length=size - 1),
-               _damaged(model, tmp_path, 'garbage.tflite', seed=1)]
-    for path in damaged:
-        runs = {'label_image': run_module('label_image', '--graph', path, '--labels', labels,
-                                          photo),
-                'python -m compat inspect': run_module('compat', 'inspect', path),
-                'python -m compat convert': run_module(
-                    'compat', 'convert', path, '--labels', labels,
-                    '--saved_model_dir', str(tmp_path / 'converted'))}
-        for program, result in runs.items():
-            assert result.returncode == 1, (program, path, result.returncode, result.stderr)
-            assert result.stdout == '' and 'Traceback' not in result.stderr
-            errors = [line for line in result.stderr.splitlines() if ': error: ' in line]
-            assert len(errors) == 1 and errors[0].startswith(
-                f'{program}: error: not a TensorFlow Lite model: {path} ('), errors
+    half = _damaged(model, tmp_path, 'half.tflite', length=size // 2)
+    short = _damaged(model, tmp_path, 'short.tflite', length=size - 1)
+    garbage = _damaged(model, tmp_path, 'garbage.tflite', seed=1)
+    # Each program on another kind of damage (every kind is refused in-process above).
+    runs = {'label_image': (half, run_module('label_image', '--graph', half, '--labels', labels,
+                                             photo)),
+            'python -m compat inspect': (short, run_module('compat', 'inspect', short)),
+            'python -m compat convert': (garbage, run_module(
+                'compat', 'convert', garbage, '--labels', labels,
+                '--saved_model_dir', str(tmp_path / 'converted')))}
+    for program, (path, result) in runs.items():
+        assert result.returncode == 1, (program, path, result.returncode, result.stderr)
+        assert result.stdout == '' and 'Traceback' not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if ': error: ' in line]
+        assert len(errors) == 1 and errors[0].startswith(
+            f'{program}: error: not a TensorFlow Lite model: {path} ('), errors
 
 
 def test_label_image_runs_tflite_on_litert_without_deprecation_text(small_tflite, tmp_path):
