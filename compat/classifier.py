@@ -199,12 +199,12 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
         batch = np.asarray(batch)
         if tuple(interpreter.get_input_details()[0]['shape']) != batch.shape:
             interpreter.resize_tensor_input(entry['index'], batch.shape)
-            interpreter.allocate_tensors()
+            tflite.allocate(interpreter)
         interpreter.set_tensor(entry['index'], batch)
         interpreter.invoke()
         return _dequantize(interpreter.get_tensor(result['index']), result)
     try:
-        interpreter.allocate_tensors()
+        tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
         raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, 'TensorFlow Lite', 'tf.lite', spec, result['name'],

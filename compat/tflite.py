@@ -13,6 +13,8 @@ deprecated and says so on every use; TensorFlow's interpreter is only the fallba
 is not installed.
 """
 import dataclasses
+import os
+import sys
 import warnings
 from typing import Iterable, List
 
@@ -66,6 +68,20 @@ def interpreter(model: TFLiteFile):
             warnings.simplefilter('ignore')
             return tf.lite.Interpreter(model_content=model.content)
     return Interpreter(model_content=model.content)
+
+
+def allocate(interpreter) -> None:
+    """interpreter.allocate_tensors(), without the runtime's "INFO: Created TensorFlow Lite
+    XNNPACK delegate for CPU." that its C++ side prints on stderr, past Python's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, 'wb') as devnull:
+            os.dup2(devnull.fileno(), 2)
+            interpreter.allocate_tensors()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _invalid(path: str, reason: str) -> None:

@@ -262,6 +262,7 @@ def test_label_image_runs_tflite_on_litert_without_deprecation_text(small_tflite
                             env_extra=env)
         assert result.returncode == 0, result.stderr
         assert 'deprecat' not in (result.stdout + result.stderr).lower()
+        assert 'XNNPACK' not in result.stderr  # The runtime's own INFO line on stderr.
         answers.append(json.loads(result.stdout)[0]['predictions'])
     assert answers[0][0]['label'] == 'red'  # Red pixels weigh 4x: red wins on a red photo.
     assert answers[0] == answers[1]  # The fallback interpreter gives the same answer.
