@@ -102,7 +102,8 @@ class RetrainConfig:
         if self.multi_label:
             unsupported = [f'--{name}' for name in ('flip_left_right', 'random_crop',
                                                     'random_scale', 'random_brightness',
-                                                    'fine_tune_steps') if getattr(self, name)]
+                                                    'fine_tune_steps', 'report_dir')
+                           if getattr(self, name)]
             if unsupported:
                 raise ConfigError(f'{", ".join(unsupported)} cannot be used with --multi_label '
                                   'yet')
