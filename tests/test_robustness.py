@@ -263,9 +263,9 @@ def test_odd_file_names_are_cached_under_short_names_and_the_run_goes_on(tiny_mo
              if name.endswith('.txt')]
     assert len(names) == 82
     assert max(len(name.encode('utf-8')) for name in names) <= 255 - len('..tmp-') - 12
-    assert [n for n in names if n.startswith('L')] == [
-        'L' * (237 - len(f'~0123456789abcdef{suffix}.txt')) + re.search(
-            r'~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', ' '.join(names)).group(0)]
+    long_name, = [n for n in names if n.startswith('L')]
+    assert re.fullmatch('L' * (237 - len(f'~0123456789abcdef{suffix}.txt')) + r'~[0-9a-f]{16}'
+                        + re.escape(suffix) + r'\.txt', long_name), long_name
     assert any(re.fullmatch(r'bad_\.jpg~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', n)
                for n in names)
     second = run_module('retrain', *args)
