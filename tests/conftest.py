@@ -5,6 +5,7 @@ network nor ../shared. Tests that use ../shared ask for the `shared_dir` fixture
 cleanly when it is absent (a user's fresh clone).
 """
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -149,3 +150,16 @@ def fixed_split(image_dir: str) -> Tuple[str, str]:
     always `colours/red/red_000.jpg` and so on.
     """
     return os.path.dirname(image_dir), os.path.basename(image_dir)
+
+
+LABEL_IMAGE_SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
+
+
+def label_image_blocks(stdout: str) -> Dict[str, list]:
+    """{path: [(label, score), ...]} from label_image's text output."""
+    blocks = {}
+    for block in stdout.strip().split('\n\n'):
+        path, *lines = block.splitlines()
+        blocks[path] = [(m.group(1), float(m.group(2)))
+                        for m in map(LABEL_IMAGE_SCORE_LINE.match, lines)]
+    return blocks

@@ -13,6 +13,21 @@ from compat import report
 from conftest import REPO_ROOT, make_image_folder, run_module
 
 
+def _convert_poets_graph(tmp_path):
+    """(graph, labels file, label names, SavedModel folder, .tflite) after `compat convert` of a
+    Poets-era graph with Unicode labels."""
+    graph = gb.save(gb.poets_like(), str(tmp_path / 'retrained_graph.pb'))
+    names = ['daisy', '玫瑰', 'tulips', 'sunflowers']
+    labels = str(tmp_path / 'labels.txt')
+    with open(labels, 'w', encoding='utf-8') as f:
+        f.write(''.join(name + '\n' for name in names))
+    saved, lite = str(tmp_path / 'saved'), str(tmp_path / 'model.tflite')
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir', saved,
+                        '--tflite_output_file', lite)
+    assert result.returncode == 0, result.stderr
+    return graph, labels, names, saved, lite
+
+
 def test_inspect_reports_an_inception_era_graph(tmp_path):
     text = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'graph.pb')))
     lines = dict(line.split(': ', 1) for line in text.splitlines())
@@ -37,15 +52,7 @@ def test_inspect_names_unsafe_ops_and_runs_nothing(tmp_path):
 
 
 def test_convert_then_label_image_on_saved_model_and_tflite(tmp_path):
-    graph = gb.save(gb.poets_like(), str(tmp_path / 'retrained_graph.pb'))
-    labels = str(tmp_path / 'labels.txt')
-    names = ['daisy', '玫瑰', 'tulips', 'sunflowers']
-    with open(labels, 'w', encoding='utf-8') as f:
-        f.write(''.join(name + '\n' for name in names))
-    saved, lite = str(tmp_path / 'saved'), str(tmp_path / 'model.tflite')
-    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir', saved,
-                        '--tflite_output_file', lite)
-    assert result.returncode == 0, result.stderr
+    graph, labels, names, saved, lite = _convert_poets_graph(tmp_path)
     assert os.path.isfile(os.path.join(saved, 'saved_model.pb')) and os.path.isfile(lite)
     images = gb.image_paths(make_image_folder(str(tmp_path / 'images'), per_class=2, seed=3))
     expected = np.concatenate([gb.classic_run(graph, path, 'input:0', 127.5, 127.5)
@@ -75,15 +82,7 @@ def test_convert_errors_are_one_line(tmp_path):
 def test_converted_outputs_are_deployment_ready(tmp_path):
     """compat convert of a Poets-era graph: MediaPipe runs the .tflite with its metadata, the
     SavedModel answers encoded images, and inspect / label_image -v show the metadata."""
-    graph = gb.save(gb.poets_like(), str(tmp_path / 'retrained_graph.pb'))
-    names = ['daisy', '玫瑰', 'tulips', 'sunflowers']
-    labels = str(tmp_path / 'labels.txt')
-    with open(labels, 'w', encoding='utf-8') as f:
-        f.write(''.join(name + '\n' for name in names))
-    saved, lite = str(tmp_path / 'saved'), str(tmp_path / 'model.tflite')
-    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir', saved,
-                        '--tflite_output_file', lite)
-    assert result.returncode == 0, result.stderr
+    graph, labels, names, saved, lite = _convert_poets_graph(tmp_path)
     images = mediapipe_client.noisy_images([(200, 40, 40), (40, 190, 60), (50, 60, 210)], 4,
                                            gb.SIZE)
     paths = []

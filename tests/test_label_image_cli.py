@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import graph_builders as gb
-from conftest import run_module, write_image
+from conftest import label_image_blocks, run_module, write_image
 
-SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
 
 
 @pytest.fixture(scope='module')
@@ -30,14 +29,6 @@ def folder_with_a_fake_jpeg(tmp_path_factory, image_dir) -> str:
     return folder
 
 
-def _blocks(stdout: str):
-    """{path: [(label, score), ...]} from the text output."""
-    blocks = {}
-    for block in stdout.strip().split('\n\n'):
-        path, *lines = block.splitlines()
-        blocks[path] = [(m.group(1), float(m.group(2))) for m in map(SCORE_LINE.match, lines)]
-    return blocks
-
 
 def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
                                                                  folder_with_a_fake_jpeg):
@@ -50,7 +41,7 @@ def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
     assert errors == [errors[0]] and errors[0].startswith(f'label_image: error: cannot classify '
                                                           f'{bad}: ')
     assert 'image' in errors[0].split(bad)[1].lower() and 'Traceback' not in result.stderr
-    blocks = _blocks(result.stdout)
+    blocks = label_image_blocks(result.stdout)
     assert len(blocks) == 12 and bad not in blocks
     for path, predictions in blocks.items():
         assert len(predictions) == 3  # --top_k 5, but only 3 classes.
@@ -110,7 +101,7 @@ def test_classic_flags_are_accepted_and_verbose_explains(retrained, image_dir):
                          '--output_layer=final_result', '-v')
     assert classic.returncode == 0, classic.stderr
     expected = gb.classic_run(graph, image, 'DecodeJpeg/contents:0')[0]
-    (path, predictions), = _blocks(classic.stdout).items()
+    (path, predictions), = label_image_blocks(classic.stdout).items()
     assert path == image
     np.testing.assert_allclose([score for _, score in predictions], sorted(expected)[::-1],
                                atol=1e-5)

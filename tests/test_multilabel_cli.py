@@ -8,12 +8,11 @@ import pytest
 import tensorflow as tf
 
 import graph_builders as gb
-from conftest import retrain_args, run_module
+from conftest import label_image_blocks, retrain_args, run_module
 from retrain import multilabel_lists
 from retrain.image_lists import CATEGORIES
 from test_multilabel_lists import PAIRS, make_pair_folders, write_two_colour_image
 
-SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
 
 
 @pytest.fixture(scope='module')
@@ -77,13 +76,6 @@ def test_graph_ends_in_a_sigmoid_and_keeps_every_entry_point(trained, pair_folde
     assert abs(scores.sum() - 1) > 0.05  # Independent scores, not a distribution.
 
 
-def _blocks(stdout: str):
-    blocks = {}
-    for block in stdout.strip().split('\n\n'):
-        path, *lines = block.splitlines()
-        blocks[path] = [(m.group(1), float(m.group(2))) for m in map(SCORE_LINE.match, lines)]
-    return blocks
-
 
 def test_label_image_prints_the_labels_at_or_above_the_threshold(trained, pair_folders):
     out, _ = trained
@@ -99,13 +91,13 @@ def test_label_image_prints_the_labels_at_or_above_the_threshold(trained, pair_f
         result = run_module('label_image', '--graph', graph, '--labels', labels,
                             '--threshold', threshold, '--top_k', top_k, *images)
         assert result.returncode == 0, result.stderr
-        for path, printed in _blocks(result.stdout).items():
+        for path, printed in label_image_blocks(result.stdout).items():
             expected = sorted(((label, score) for label, score in scores[path].items()
                                if score >= float(threshold)), key=lambda p: -p[1])[:int(top_k)]
             assert [label for label, _ in printed] == [label for label, _ in expected]
             assert np.allclose([s for _, s in printed], [s for _, s in expected], atol=1e-5)
     # The model learnt the pairs: at 0.5 each image gets both its colours.
-    default = _blocks(run_module('label_image', '--graph', graph, '--labels', labels,
+    default = label_image_blocks(run_module('label_image', '--graph', graph, '--labels', labels,
                                  *images).stdout)
     right = [sorted(label for label, _ in printed) == sorted(os.path.basename(path).split('_')[:2])
              for path, printed in default.items()]
