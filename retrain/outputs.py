@@ -139,7 +139,6 @@ class Staging:
         Each old output is first renamed aside, so that it can be restored, and removed once all
         new ones are in place.
         """
-        interrupts.check()  # Nothing is moved for a run the user stopped.
         aside: List[Tuple[str, str]] = []  # (old output's new name, target)
         moved: List[str] = []
         with interrupts.deferred():
@@ -170,6 +169,7 @@ def staged() -> Iterator[Staging]:
     staging = Staging()
     try:
         yield staging
+        interrupts.check()  # A Ctrl-C that TensorFlow swallowed: nothing is moved, all is removed.
     except BaseException:
         with interrupts.deferred():
             staging.discard()

@@ -14,6 +14,7 @@ import tensorflow as tf
 import graph_builders as gb
 from conftest import REPO_ROOT, TinyFeatureVector, make_image_folder, retrain_args, run_module
 from messy_images import messy_files
+from retrain import interrupts, outputs
 from retrain.image_lists import which_set
 
 v1 = tf.compat.v1
@@ -249,6 +250,28 @@ def test_ctrl_c_while_writing_any_output_leaves_all_old_or_all_new(flag, image_d
     states = {n: _state(os.path.join(out, n), n) for n in OUTPUT_FLAGS.values()}
     assert len(set(states.values())) == 1, states
     assert not _leftovers(out)
+
+
+def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing(tmp_path):
+    """TensorFlow's finalizers can swallow the KeyboardInterrupt of a Ctrl-C that lands while an
+    output is written; the staging must still see it, move nothing and remove its temporaries."""
+    interrupts.install()
+    target = str(tmp_path / 'graph.pb')
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with outputs.staged() as stage:
+                with stage.output(target) as temp:
+                    with open(temp, 'wb') as f:
+                        f.write(b'new graph')
+                    try:
+                        os.kill(os.getpid(), signal.SIGINT)
+                        time.sleep(1)  # The handler raises here, at the latest.
+                    except KeyboardInterrupt:
+                        pass  # Swallowed, as a finalizer would.
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupts._requested.clear()  # pylint: disable=protected-access
+    assert os.listdir(tmp_path) == []
 
 
 # ---- 12. int8 calibration with --allow_truncated_images ---------------------------------------
