@@ -6,6 +6,7 @@ cleanly when it is absent (a user's fresh clone).
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -114,13 +115,14 @@ def _scratch_for_classic_defaults(tmp_path_factory):
     _SCRATCH['root'] = str(tmp_path_factory.mktemp('classic_defaults'))
 
 
-def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
-               cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
-    """Runs `python -m module args...` as a user would; returns the finished process.
+def _module_command(module: str, args: Sequence[str], env_extra, cwd: str) -> dict:
+    """subprocess keyword arguments for `python -m module args...` run as a user would.
 
     A retrain run first gets every /tmp output flag pointed into a fresh temporary folder (the
     test's own flags come later and win): a test that forgets one, or a regression in a run
     meant to fail early, never overwrites /tmp/output_graph.pb or deletes /tmp/retrain_logs.
+    Ctrl-C reaches the child as it would at a terminal: a shell's background job (`pytest &`)
+    ignores SIGINT, and children inherit that.
     """
     if module == 'retrain':
         scratch = tempfile.mkdtemp(dir=_SCRATCH['root'])
@@ -129,8 +131,22 @@ def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
     env = dict(os.environ, PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
-                          encoding='utf-8', timeout=timeout, env=env, cwd=cwd)
+    restore = ({'preexec_fn': lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
+               if os.name == 'posix' else {})
+    return dict(args=[sys.executable, '-m', module, *args], env=env, cwd=cwd, **restore)
+
+
+def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
+               cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` to its end; returns the finished process (text output)."""
+    return subprocess.run(**_module_command(module, args, env_extra, cwd), capture_output=True,
+                          text=True, encoding='utf-8', timeout=timeout)
+
+
+def start_module(module: str, *args: str, env_extra=None, cwd: str = REPO_ROOT,
+                 **popen) -> subprocess.Popen:
+    """Starts `python -m module args...` (for tests that interrupt it); `popen`: its streams."""
+    return subprocess.Popen(**_module_command(module, args, env_extra, cwd), **popen)
 
 
 def closed_port_url(path: str = '') -> str:

@@ -4,7 +4,6 @@ or Ctrl-C either every output is the new run's or every output is as it was."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 import graph_builders as gb
-from conftest import REPO_ROOT, TinyFeatureVector, make_image_folder, retrain_args, run_module
+from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_module, \
+    start_module
 from messy_images import messy_files
 from retrain import interrupts, outputs
 from retrain.image_lists import which_set
@@ -233,13 +233,10 @@ def test_ctrl_c_while_writing_any_output_leaves_all_old_or_all_new(flag, image_d
                                                                    warm_cache, tmp_path):
     out = str(tmp_path / 'out')
     _write_old_outputs(out)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
-               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     with open(tmp_path / 'stderr.txt', 'w', encoding='utf-8') as stderr:
-        process = subprocess.Popen(
-            [sys.executable, '-m', 'retrain',
-             *_output_args(image_dir, tiny_module, out, '--bottleneck_dir', warm_cache)],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = start_module(
+            'retrain', *_output_args(image_dir, tiny_module, out, '--bottleneck_dir', warm_cache),
+            env_extra={'TF_CPP_MIN_LOG_LEVEL': '2'}, stdout=subprocess.DEVNULL, stderr=stderr)
         while process.poll() is None and not _changed_or_staged(out, OUTPUT_FLAGS[flag]):
             time.sleep(0.01)  # Polls for the run reaching this output; it ends if it never does.
         process.send_signal(signal.SIGINT)

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 
@@ -14,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module
+from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module, \
+    start_module
 from retrain import image_io, image_lists
 from retrain.extractors import hub_cache_suffix
 
@@ -331,12 +331,11 @@ def _interrupt_while_importing_tensorflow(tmp_path, module: str, *args: str):
         "            open(os.environ['MARKER'], 'w').close()\n"
         '            threading.Event().wait()\n'
         'sys.meta_path.insert(0, _Block())\n')
-    env = dict(os.environ, MARKER=str(marker), PYTHONIOENCODING='utf-8',
-               PYTHONPATH=os.pathsep.join([str(hook_dir), REPO_ROOT,
-                                           os.environ.get('PYTHONPATH', '')]))
-    child = subprocess.Popen([sys.executable, '-m', module, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, encoding='utf-8', env=env,
-                             cwd=str(tmp_path))
+    child = start_module(module, *args, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, encoding='utf-8', env_extra={
+                             'MARKER': str(marker),
+                             'PYTHONPATH': os.pathsep.join([str(hook_dir), REPO_ROOT,
+                                                            os.environ.get('PYTHONPATH', '')])})
     try:
         while not marker.exists():
             assert child.poll() is None, child.communicate()

@@ -4,15 +4,14 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, TINY_SIZE, TinyFeatureVector, closed_port_url, make_image_folder, \
-    retrain_args, run_module
+from conftest import TINY_SIZE, TinyFeatureVector, closed_port_url, make_image_folder, \
+    retrain_args, run_module, start_module
 from messy_images import SYSTEM_FILES, messy_files
 from retrain import bottleneck_cache
 from retrain.extractors import hub_cache_suffix
@@ -134,10 +133,8 @@ def test_unwritable_output_location(image_dir, tiny_module, tmp_path):
 
 
 def _start_retrain(args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
-               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.Popen([sys.executable, '-m', 'retrain', *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_module('retrain', *args, env_extra={'TF_CPP_MIN_LOG_LEVEL': '2'},
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _count_cache_files(cache_dir):
