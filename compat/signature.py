@@ -28,6 +28,7 @@ SLIM_CENTERED = (127.5, 127.5)
 _SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 'InceptionV3/',
                 'InceptionV4/', 'InceptionResnetV2/')
 _PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
+_CALLS = ('PartitionedCall', 'StatefulPartitionedCall')  # The call's function is its attr 'f'.
 _PROJECT_ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input')
 # In this project's graphs: the model's own [0, 1] input, past the conversions between the entry
 # points above (retrain.export); feeding it saves those on every batch.
@@ -111,12 +112,36 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
 
 def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
     """Whether `output` is a sigmoid (through Identity): independent scores per label, as
-    retrain --multi_label and the Multi-label-Inception-net fork made final_result."""
+    retrain --multi_label and the Multi-label-Inception-net fork made final_result.
+
+    A SavedModel's signature output is a function call (PartitionedCall): the walk goes on
+    from the returned tensor inside the called function (graph_def.library), however nested.
+    """
+    functions = {function.signature.name: function for function in graph_def.library.function}
     nodes = {node.name: node for node in graph_def.node}
-    node = nodes.get(graph_walk.node_name(output))
-    while node is not None and node.op in _PASS_THROUGH and node.input:
-        node = nodes.get(graph_walk.node_name(node.input[0]))
-    return node is not None and node.op == 'Sigmoid'
+    tensor = output
+    for _ in range(len(graph_def.node) + sum(len(f.node_def) for f in functions.values())):
+        node = nodes.get(graph_walk.node_name(tensor))
+        if node is None:
+            return False
+        if node.op in _PASS_THROUGH and node.input:
+            tensor = node.input[0]
+        elif node.op in _CALLS and node.attr['f'].func.name in functions:
+            function = functions[node.attr['f'].func.name]
+            index = _output_index(tensor)
+            if index >= len(function.signature.output_arg):
+                return False
+            tensor = function.ret[function.signature.output_arg[index].name]
+            nodes = {inner.name: inner for inner in function.node_def}
+        else:
+            return node.op == 'Sigmoid'
+    return False  # Calls in a cycle: not a model that any tool this reads made.
+
+
+def _output_index(tensor: str) -> int:
+    """`name` -> 0, `name:1` -> 1 (a graph's tensors), `name:output:1` -> 1 (a function's)."""
+    parts = tensor.split(':')
+    return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 0
 
 
 def generation(graph_def: tf.compat.v1.GraphDef) -> str:

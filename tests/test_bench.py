@@ -1,6 +1,10 @@
 """`python -m bench.bench` runs end to end on tiny inputs and writes its numbers (not timed)."""
+import collections
 import json
 import os
+
+import numpy as np
+from PIL import Image
 
 from conftest import run_module
 
@@ -29,3 +33,32 @@ def test_bench_needs_exactly_one_model(tmp_path, image_dir):
     process = run_module('bench.bench', '--image_dir', image_dir)
     assert process.returncode == 2
     assert 'exactly one of --tfhub_module and --architecture' in process.stderr
+
+
+def test_make_multilabel_set_tints_each_photo_once_into_its_class_and_colour(tmp_path, image_dir):
+    out = tmp_path / 'tinted'
+    result = run_module('bench.make_multilabel_set', image_dir, str(out), '--layout', 'tinted')
+    assert result.returncode == 0, result.stderr
+    photos = {name: [f for f in os.listdir(os.path.join(image_dir, name)) if f.endswith('.jpg')]
+              for name in os.listdir(image_dir)}
+    assert result.stdout.startswith(f'{sum(map(len, photos.values()))} images written')
+    folders = collections.defaultdict(set)
+    for folder in os.listdir(out):
+        for name in os.listdir(out / folder):
+            folders[name].add(folder)
+    pairs = collections.Counter()
+    for name, labels in folders.items():
+        flower, colour = name.split('_')[:2]
+        assert labels == {flower, colour}
+        pairs[flower, colour] += 1
+        red, green, blue = np.asarray(Image.open(out / colour / name), np.float64).mean(axis=(0, 1))
+        assert {'red': red > max(green, blue), 'green': green > max(red, blue),
+                'blue': blue > max(red, green), 'yellow': min(red, green) > blue}[colour], name
+    assert collections.Counter(name.split('_')[0] for name in folders) == {
+        flower: len(names) for flower, names in photos.items()}
+    for flower, names in photos.items():  # The colours in turn: as many of each, give or take one.
+        counts = [pairs[flower, colour] for colour in ('red', 'green', 'blue', 'yellow')]
+        assert sum(counts) == len(names) and max(counts) - min(counts) <= 1
+    refused = run_module('bench.make_multilabel_set', image_dir, str(tmp_path / 'x'),
+                         '--layout', 'tinted', '--colours', 'red,teal')
+    assert refused.returncode == 2 and 'unknown colours teal' in refused.stderr
