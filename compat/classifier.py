@@ -208,7 +208,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
         raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, 'TensorFlow Lite', 'tf.lite', spec, result['name'],
-                      int(result['shape'][-1]), run)
+                      int(result['shape'][-1]), run, model.output_op == 'LOGISTIC')
 
 
 def _dequantize(values: np.ndarray, details) -> np.ndarray:

@@ -31,10 +31,12 @@ _BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).item
 
 @dataclasses.dataclass(frozen=True)
 class TFLiteFile:
-    """A checked model: its bytes (what the interpreter gets) and the names of its ops."""
+    """A checked model: its bytes (what the interpreter gets), the names of its ops, and the op
+    that makes its first output (past (de)quantizing and reshaping): LOGISTIC for a sigmoid."""
     path: str
     content: bytes
     op_names: List[str]
+    output_op: str
 
 
 def read(path: str) -> TFLiteFile:
@@ -53,7 +55,8 @@ def read(path: str) -> TFLiteFile:
     problem = _structure_problem(model, len(content))
     if problem:
         _invalid(path, problem)
-    return TFLiteFile(path, content, [_op_name(code) for code in model.operatorCodes or []])
+    op_names = [_op_name(code) for code in model.operatorCodes or []]
+    return TFLiteFile(path, content, op_names, _output_op(model, op_names))
 
 
 def interpreter(model: TFLiteFile):
@@ -133,6 +136,27 @@ def _subgraph_indices(options) -> List[int]:
     """The subgraphs a control-flow op runs (WHILE's cond/body, IF's branches, CALL_ONCE ...)."""
     return [value for name, value in getattr(options, '__dict__', {}).items()
             if name.endswith('SubgraphIndex') and isinstance(value, int)]
+
+
+_PASS_THROUGH = ('QUANTIZE', 'DEQUANTIZE', 'RESHAPE')
+
+
+def _output_op(model, op_names: List[str]) -> str:
+    """The op making the main subgraph's first output, walking back through _PASS_THROUGH."""
+    subgraph = model.subgraphs[0]
+    if not _ints(subgraph.outputs):
+        return ''
+    makers = {output: op for op in subgraph.operators or [] for output in _ints(op.outputs)}
+    tensor, name = _ints(subgraph.outputs)[0], ''
+    for _ in range(len(makers) + 1):  # A chain, at most every op once.
+        op = makers.get(tensor)
+        if op is None:
+            return name
+        name = op_names[op.opcodeIndex]
+        if name not in _PASS_THROUGH or not _ints(op.inputs):
+            return name
+        tensor = _ints(op.inputs)[0]
+    return name
 
 
 def _op_name(code) -> str:

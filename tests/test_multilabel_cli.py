@@ -24,13 +24,15 @@ def pair_folders(tmp_path_factory) -> str:
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, tiny_module, pair_folders):
     """(output folder, completed process) of a seeded 150-step multi-label run; the folder also
-    holds its SavedModel (saved_model/)."""
+    holds its SavedModel (saved_model/) and TFLite model (model.tflite)."""
     out = str(tmp_path_factory.mktemp('multilabel_run'))
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, out, 150,
                                                  '--multi_label', '--random_seed', '0',
                                                  '--learning_rate', '2.0',
                                                  '--saved_model_dir',
-                                                 os.path.join(out, 'saved_model')))
+                                                 os.path.join(out, 'saved_model'),
+                                                 '--tflite_output_file',
+                                                 os.path.join(out, 'model.tflite')))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -164,27 +166,28 @@ def test_labels_flags_without_multi_label_are_one_line_errors(tmp_path, tiny_mod
     assert not os.path.exists(os.path.join(str(tmp_path), 'graph.pb'))
 
 
-def test_our_saved_model_is_multi_label_as_the_frozen_graph_is(trained, pair_folders):
+@pytest.mark.parametrize('model', ['saved_model', 'model.tflite'])
+def test_our_saved_model_and_tflite_are_multi_label_as_the_frozen_graph_is(trained, pair_folders,
+                                                                          model):
     """label_image, compat inspect and compat's classifier see a --multi_label run's SavedModel
-    as multi-label (threshold output), as they see its frozen graph."""
+    and TFLite model as multi-label (threshold output), as they see its frozen graph."""
     out, _ = trained
-    saved, labels = os.path.join(out, 'saved_model'), os.path.join(out, 'labels.txt')
-    assert classifier.load(saved).multi_label
-    inspected = run_module('compat', 'inspect', saved)
+    model, labels = os.path.join(out, model), os.path.join(out, 'labels.txt')
+    assert classifier.load(model).multi_label
+    inspected = run_module('compat', 'inspect', model)
     assert inspected.returncode == 0, inspected.stderr
-    assert re.search(r'^  output prediction \(3 classes, multi-label: a sigmoid score per label\)$',
+    assert re.search(r'^  output \S+ \(3 classes, multi-label: a sigmoid score per label\)$',
                      inspected.stdout, re.M), inspected.stdout
     images = [os.path.join(pair_folders, first, f'{first}_{second}_00{i}.jpg')
               for first, second in PAIRS for i in range(3)]
     printed = {}
-    for model in (os.path.join(out, 'graph.pb'), saved):
-        result = run_module('label_image', '--graph', model, '--labels', labels, *images)
+    for path in (os.path.join(out, 'graph.pb'), model):
+        result = run_module('label_image', '--graph', path, '--labels', labels, *images)
         assert result.returncode == 0, result.stderr
-        printed[model] = label_image_blocks(result.stdout)
-    from_graph, from_saved_model = printed.values()
+        printed[path] = label_image_blocks(result.stdout)
+    from_graph, from_model = printed.values()
     assert any(len(block) < 3 for block in from_graph.values())  # The threshold left some out.
-    assert from_saved_model.keys() == from_graph.keys()
+    assert from_model.keys() == from_graph.keys()
     for path, block in from_graph.items():
-        assert [label for label, _ in from_saved_model[path]] == [label for label, _ in block]
-        assert np.allclose([s for _, s in from_saved_model[path]], [s for _, s in block],
-                           atol=1e-5)
+        assert [label for label, _ in from_model[path]] == [label for label, _ in block]
+        assert np.allclose([s for _, s in from_model[path]], [s for _, s in block], atol=1e-5)
