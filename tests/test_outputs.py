@@ -15,6 +15,8 @@ from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_mod
     start_module
 from messy_images import messy_files
 from retrain import interrupts, outputs
+from retrain.config import RetrainConfig
+from retrain.errors import RetrainError
 from retrain.image_lists import which_set
 
 v1 = tf.compat.v1
@@ -109,6 +111,26 @@ EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
 
 
 @pytest.mark.parametrize('flag,case', EARLY_CASES)
+def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path, tmpfs):
+    """Every output kind and every way it can be unwritable, against the check the CLI runs
+    before any work (the CLI's side: the test below)."""
+    path, reason = _bad_path(case, tmp_path, tmpfs, 'target')
+    before = _tree(str(tmp_path))
+    out = str(tmp_path / 'out')
+    config = RetrainConfig(**{  # All other outputs can be written: only `flag` is refused.
+        'output_graph': os.path.join(out, 'graph.pb'),
+        'output_labels': os.path.join(out, 'labels.txt'),
+        'summaries_dir': os.path.join(out, 'summaries'),
+        'intermediate_output_graphs_dir': os.path.join(out, 'intermediate'),
+        'intermediate_store_frequency': 5, flag.lstrip('-'): path})
+    with pytest.raises(RetrainError) as refused:
+        outputs.check_run(config)
+    assert path in str(refused.value) and reason in str(refused.value), refused.value
+    assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
+
+
+@pytest.mark.parametrize('flag,case', [('--output_graph', 'read_only'),
+                                       ('--intermediate_output_graphs_dir', 'parent_file')])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(flag, case, image_dir,
                                                                      tiny_module, tmp_path,
                                                                      tmpfs):
