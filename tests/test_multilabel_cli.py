@@ -93,18 +93,22 @@ def test_label_image_prints_the_labels_at_or_above_the_threshold(trained, pair_f
     scores = {item['image']: {p['label']: p['score'] for p in item['predictions']}
               for item in json.loads(every.stdout)}
     assert all(len(s) == 3 for s in scores.values())
-    for threshold, top_k in (('0.5', '5'), ('0.2', '5'), ('0.2', '1')):
-        result = run_module('label_image', '--graph', graph, '--labels', labels,
-                            '--threshold', threshold, '--top_k', top_k, *images)
+    default = {}  # Printed with the default threshold (0.5) and top_k (5).
+    for threshold, top_k in ((None, None), ('0.2', '5'), ('0.2', '1')):
+        options = ['--threshold', threshold, '--top_k', top_k] if threshold else []
+        result = run_module('label_image', '--graph', graph, '--labels', labels, *options,
+                            *images)
         assert result.returncode == 0, result.stderr
-        for path, printed in label_image_blocks(result.stdout).items():
+        blocks = label_image_blocks(result.stdout)
+        if threshold is None:
+            default = blocks
+        threshold, top_k = threshold or '0.5', top_k or '5'
+        for path, printed in blocks.items():
             expected = sorted(((label, score) for label, score in scores[path].items()
                                if score >= float(threshold)), key=lambda p: -p[1])[:int(top_k)]
             assert [label for label, _ in printed] == [label for label, _ in expected]
             assert np.allclose([s for _, s in printed], [s for _, s in expected], atol=1e-5)
     # The model learnt the pairs: at 0.5 each image gets both its colours.
-    default = label_image_blocks(run_module('label_image', '--graph', graph, '--labels', labels,
-                                 *images).stdout)
     right = [sorted(label for label, _ in printed) == sorted(os.path.basename(path).split('_')[:2])
              for path, printed in default.items()]
     assert np.mean(right) > 0.8
