@@ -18,11 +18,20 @@ LEVELS = {'DEBUG': logging.DEBUG, 'INFO': logging.INFO, 'WARN': logging.WARNING,
 _STAMPED = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?: ')
 
 
+def readable(text: str) -> str:
+    """`text` with the bytes of names that are not UTF-8 shown as `\\xe9` (as `ls -b` does),
+    not as the lone surrogates Python decodes them to, which no UTF-8 stream can carry."""
+    try:
+        return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+    except UnicodeEncodeError:  # A lone surrogate that is no escaped byte.
+        return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
 class ReadableFormatter(python_logging.Formatter):
     """`<level letter> <datetime>: <message>` (and a traceback, if the record carries one)."""
 
     def format(self, record: python_logging.LogRecord) -> str:
-        text = super().format(record)
+        text = readable(super().format(record))
         if not _STAMPED.match(text):
             created = datetime.datetime.fromtimestamp(record.created)
             text = f'{created.isoformat(" ", "microseconds")}: {text}'

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from retrain.logs import readable
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DIR = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
 TINY_SIZE = 32
@@ -147,6 +149,16 @@ def start_module(module: str, *args: str, env_extra=None, cwd: str = REPO_ROOT,
                  **popen) -> subprocess.Popen:
     """Starts `python -m module args...` (for tests that interrupt it); `popen`: its streams."""
     return subprocess.Popen(**_module_command(module, args, env_extra, cwd), **popen)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+    """Reports that any stream carries: tests of names that are not UTF-8 log and fail with them,
+    and pytest-xdist's workers send reports as strict UTF-8 (a lone surrogate crashes them)."""
+    report = (yield).get_result()
+    report.sections = [(name, readable(text)) for name, text in report.sections]
+    if report.longrepr is not None and readable(str(report.longrepr)) != str(report.longrepr):
+        report.longrepr = readable(str(report.longrepr))
 
 
 def closed_port_url(path: str = '') -> str:
