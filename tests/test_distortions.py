@@ -85,8 +85,12 @@ def test_batches_feed_the_extractor_with_labels(extractor):
     labels = np.array([2, 0, 1, 1])
     batches = ImageBatches(_ramp_images(4), labels, extractor, DistortionConfig(True), 1)
     features, batch_labels = batches(np.array([3, 0, 0]))
-    assert features.shape == (3, extractor.bottleneck_size)
     assert batch_labels.numpy().tolist() == [1, 2, 2]
+    plain = _ramp_images(1)[0] / 255.0  # Every image is this one, so each row is its bottleneck
+    either = extractor(tf.constant(np.stack([plain, plain[:, ::-1]]), tf.float32)).numpy()
+    for row in features.numpy():  # or its mirror's: flipping is the only distortion.
+        assert np.allclose(row, either[0], atol=1e-5) or np.allclose(row, either[1], atol=1e-5)
+    assert not np.allclose(either[0], either[1], atol=1e-3)  # The two can be told apart.
 
 
 def test_working_size_shrinks_to_the_memory_budget():

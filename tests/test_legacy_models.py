@@ -221,7 +221,15 @@ def test_graph_extracted_by_a_classic_run_is_used_without_its_archive(tmp_path):
     target.parent.mkdir()
     target.write_bytes(mobilenet_graph_def(128, seed=1).SerializeToString())
     extractor = legacy_models.load_architecture(MOBILENET, str(tmp_path))
-    assert extractor(tf.zeros([2, 128, 128, 3])).shape == (2, 1001)
+    images = tf.random.stateless_uniform([2, 128, 128, 3], seed=(1, 2)).numpy()
+    with tf.Graph().as_default() as graph:  # The placed graph's own answer, image by image.
+        tf.compat.v1.import_graph_def(mobilenet_graph_def(128, seed=1), name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = [session.run('MobilenetV1/Predictions/Reshape:0',
+                                    {'input:0': (images[i:i + 1] * 255 - 127.5) / 127.5})
+                        for i in range(2)]
+    np.testing.assert_allclose(extractor(tf.constant(images)).numpy(), np.concatenate(expected),
+                               rtol=1e-4, atol=1e-5)
     assert sorted(os.listdir(tmp_path)) == ['mobilenet_v1_0.50_128']  # Nothing downloaded.
 
 
