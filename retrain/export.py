@@ -105,7 +105,8 @@ def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf
 
 
 def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
-    fileio.atomic_write(path, graph_def.SerializeToString())
+    """The frozen graph; deterministic: a seeded run writes the same bytes every time."""
+    fileio.atomic_write(path, graph_def.SerializeToString(deterministic=True))
 
 
 def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,

@@ -274,7 +274,8 @@ def test_ctrl_c_while_writing_any_output_leaves_all_old_or_all_new(flag, image_d
 def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing(tmp_path):
     """TensorFlow's finalizers can swallow the KeyboardInterrupt of a Ctrl-C that lands while an
     output is written; the staging must still see it, move nothing and remove its temporaries."""
-    interrupts.install()
+    earlier = signal.signal(signal.SIGINT, signal.default_int_handler)  # As in a CLI at a terminal
+    interrupts.install()  # (a pytest-xdist worker ignores SIGINT).
     target = str(tmp_path / 'graph.pb')
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -288,7 +289,7 @@ def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing
                     except KeyboardInterrupt:
                         pass  # Swallowed, as a finalizer would.
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, earlier)
         interrupts._requested.clear()  # pylint: disable=protected-access
     assert os.listdir(tmp_path) == []
 

@@ -59,6 +59,11 @@ def test_same_seed_gives_identical_logs_and_graphs(tmp_path, image_dir, tiny_mod
     scores = [_scores(works[name], image_dir) for name in ('first', 'second')]
     np.testing.assert_allclose(scores[0], scores[1], rtol=0, atol=1e-6)
     assert np.array_equal(scores[0], scores[1])  # In fact bit-identical.
+    graphs = []
+    for name in ('first', 'second'):
+        with open(os.path.join(works[name], 'graph.pb'), 'rb') as f:
+            graphs.append(f.read())
+    assert graphs[0] == graphs[1]  # And so are the files.
 
 
 def test_unseeded_training_differs_between_runs():
