@@ -168,21 +168,18 @@ def test_a_fork_multilabel_graph_prints_the_labels_at_or_above_the_threshold(tmp
     # The threshold of the whole run: between two adjacent scores of the first image.
     first = sorted(scores[images[0]], reverse=True)
     threshold = (first[1] + first[2]) / 2
-    for top_k in (5, 1):
-        result = run_module('label_image', '--graph', graph, '--labels', labels,
-                            '--threshold', f'{threshold:.6f}', '--top_k', str(top_k), *images)
-        assert result.returncode == 0, result.stderr
-        for block in result.stdout.strip().split('\n\n'):
-            path, *lines = block.splitlines()
-            printed = [re.match(r'^(.+) \(score = (\d\.\d{5})\)$', line).groups()
-                       for line in lines]
-            expected = [i for i in sorted(range(gb.CLASSES), key=lambda i: -scores[path][i])
-                        if scores[path][i] >= threshold][:top_k]
-            assert [label for label, _ in printed] == [names[i] for i in expected]
-            for (_, score), index in zip(printed, expected):
-                assert abs(float(score) - scores[path][index]) < 1e-4
-        if top_k == 5:
-            assert len(result.stdout.strip().split('\n\n')[0].splitlines()) == 3  # Two labels.
+    result = run_module('label_image', '--graph', graph, '--labels', labels,  # (--top_k: in
+                        '--threshold', f'{threshold:.6f}', *images)  # test_multilabel_cli.)
+    assert result.returncode == 0, result.stderr
+    for block in result.stdout.strip().split('\n\n'):
+        path, *lines = block.splitlines()
+        printed = [re.match(r'^(.+) \(score = (\d\.\d{5})\)$', line).groups() for line in lines]
+        expected = [i for i in sorted(range(gb.CLASSES), key=lambda i: -scores[path][i])
+                    if scores[path][i] >= threshold][:5]
+        assert [label for label, _ in printed] == [names[i] for i in expected]
+        for (_, score), index in zip(printed, expected):
+            assert abs(float(score) - scores[path][index]) < 1e-4
+    assert len(result.stdout.strip().split('\n\n')[0].splitlines()) == 3  # Two labels.
     every = run_module('label_image', '--graph', graph, '--labels', labels, '--json', *images)
     for answer in json.loads(every.stdout):
         assert sorted(p['label'] for p in answer['predictions']) == names
