@@ -120,6 +120,16 @@ def classic_mobilenet_bottleneck(graph_def, jpeg: bytes, size: int) -> np.ndarra
             return session.run('MobilenetV1/Predictions/Reshape:0', {'input:0': pixels})[0]
 
 
+def mobilenet_one_by_one(graph_def, images: np.ndarray) -> np.ndarray:
+    """The classic graph's bottlenecks of [0, 1] images, fed one at a time at `input:0`."""
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            return np.concatenate([session.run('MobilenetV1/Predictions/Reshape:0',
+                                               {'input:0': (image[None] * 255 - 127.5) / 127.5})
+                                   for image in images])
+
+
 def read(path: str) -> bytes:
     with open(path, 'rb') as f:
         return f.read()
@@ -187,13 +197,8 @@ def test_fixed_batch_graphs_run_in_batches(inception_dir, mobilenet_dir):
 
     quantized = legacy_models.load_architecture(MOBILENET + '_quantized', mobilenet_dir)
     small = tf.image.resize(images, [128, 128]).numpy()
-    with tf.Graph().as_default() as graph:
-        tf.compat.v1.import_graph_def(mobilenet_graph_def(128, seed=2), name='')
-        with tf.compat.v1.Session(graph=graph) as session:
-            expected = [session.run('MobilenetV1/Predictions/Reshape:0',
-                                    {'input:0': (small[i:i + 1] * 255 - 127.5) / 127.5})
-                        for i in range(3)]
-    np.testing.assert_allclose(quantized(tf.constant(small)).numpy(), np.concatenate(expected),
+    np.testing.assert_allclose(quantized(tf.constant(small)).numpy(),
+                               mobilenet_one_by_one(mobilenet_graph_def(128, seed=2), small),
                                rtol=1e-4, atol=1e-5)
     assert quantized.cache_suffix == f'_{MOBILENET}_quantized'
 
@@ -222,13 +227,8 @@ def test_graph_extracted_by_a_classic_run_is_used_without_its_archive(tmp_path):
     target.write_bytes(mobilenet_graph_def(128, seed=1).SerializeToString())
     extractor = legacy_models.load_architecture(MOBILENET, str(tmp_path))
     images = tf.random.stateless_uniform([2, 128, 128, 3], seed=(1, 2)).numpy()
-    with tf.Graph().as_default() as graph:  # The placed graph's own answer, image by image.
-        tf.compat.v1.import_graph_def(mobilenet_graph_def(128, seed=1), name='')
-        with tf.compat.v1.Session(graph=graph) as session:
-            expected = [session.run('MobilenetV1/Predictions/Reshape:0',
-                                    {'input:0': (images[i:i + 1] * 255 - 127.5) / 127.5})
-                        for i in range(2)]
-    np.testing.assert_allclose(extractor(tf.constant(images)).numpy(), np.concatenate(expected),
+    np.testing.assert_allclose(extractor(tf.constant(images)).numpy(),
+                               mobilenet_one_by_one(mobilenet_graph_def(128, seed=1), images),
                                rtol=1e-4, atol=1e-5)
     assert sorted(os.listdir(tmp_path)) == ['mobilenet_v1_0.50_128']  # Nothing downloaded.
 
