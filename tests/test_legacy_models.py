@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from compat import graph_io
-from conftest import closed_port_url, run_module
+from conftest import closed_port_url, fixed_split, run_module
 from retrain import bottleneck_cache, distortions, image_io, legacy_models
 from retrain.distortions import DistortionConfig, ImageBatches
 from retrain.errors import RetrainError
@@ -361,20 +361,20 @@ def test_real_mobilenet_archive_on_flower_photos(tmp_path, shared_dir):
     frozen_graph = extractor.freeze().graph_def
     assert not frozen_graph.library.function  # Flat: the graph is inlined, no function calls.
 
+    cwd, relative = fixed_split(image_dir)  # The split hashes the path as typed: this one.
     result = run_module('retrain', '--bottleneck_dir', str(tmp_path / 'bottleneck'),
                         '--how_many_training_steps', '200',
                         '--model_dir', os.path.dirname(archive),
                         '--output_graph', str(tmp_path / 'output_graph.pb'),
                         '--output_labels', str(tmp_path / 'output_labels.txt'),
-                        '--image_dir', image_dir, '--architecture', 'mobilenet_0.25_224',
-                        '--summaries_dir', '', '--random_seed', '0')
+                        '--image_dir', relative, '--architecture', 'mobilenet_0.25_224',
+                        '--summaries_dir', '', '--random_seed', '0', cwd=cwd)
     assert result.returncode == 0, result.stderr
     accuracy = float(re.search(r'Final test accuracy = ([0-9.]+)%', result.stderr).group(1))
-    assert accuracy >= 75, result.stderr  # 84-87% with seeds 0-2 (N=52).
+    assert accuracy >= 60, result.stderr  # 72.7% (32 of N=44; chance: 20%) after 200 steps.
     graph = str(tmp_path / 'output_graph.pb')
     assert_entry_points_agree(graph, photo, 224)
-    # Daisies come out as daisies, whichever split the path of ../shared gives them (the split
-    # hashes the path as typed, so each checkout location trains on other photos).
+    # Daisies come out as daisies (training ones among them: a check of the graph, not the split).
     labels = read(str(tmp_path / 'output_labels.txt')).decode('utf-8').split()
     classify = graph_io.graph_function(graph_io.load_graph_def(graph), ['DecodeJpeg/contents:0'],
                                        ['final_result:0'])
