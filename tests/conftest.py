@@ -123,8 +123,6 @@ def _module_command(module: str, args: Sequence[str], env_extra, cwd: str) -> di
     A retrain run first gets every /tmp output flag pointed into a fresh temporary folder (the
     test's own flags come later and win): a test that forgets one, or a regression in a run
     meant to fail early, never overwrites /tmp/output_graph.pb or deletes /tmp/retrain_logs.
-    Ctrl-C reaches the child as it would at a terminal: a shell's background job (`pytest &`)
-    ignores SIGINT, and children inherit that.
     """
     if module == 'retrain':
         scratch = tempfile.mkdtemp(dir=_SCRATCH['root'])
@@ -133,9 +131,7 @@ def _module_command(module: str, args: Sequence[str], env_extra, cwd: str) -> di
     env = dict(os.environ, PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.update(env_extra or {})
-    restore = ({'preexec_fn': lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
-               if os.name == 'posix' else {})
-    return dict(args=[sys.executable, '-m', module, *args], env=env, cwd=cwd, **restore)
+    return dict(args=[sys.executable, '-m', module, *args], env=env, cwd=cwd)
 
 
 def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
@@ -147,8 +143,22 @@ def run_module(module: str, *args: str, timeout: float = 600, env_extra=None,
 
 def start_module(module: str, *args: str, env_extra=None, cwd: str = REPO_ROOT,
                  **popen) -> subprocess.Popen:
-    """Starts `python -m module args...` (for tests that interrupt it); `popen`: its streams."""
-    return subprocess.Popen(**_module_command(module, args, env_extra, cwd), **popen)
+    """Starts `python -m module args...` (for tests that interrupt it); `popen`: its streams.
+
+    Ctrl-C reaches the child as it would at a terminal. A shell's background job (`pytest &`) and
+    a pytest-xdist worker ignore SIGINT, and an ignored signal stays ignored across exec, while a
+    handled one is reset: so the handler is set for the start. (Not in the child with preexec_fn:
+    that forces fork() over vfork(), and gRPC, loaded by the Beam tests, then restarts its poller
+    in the child, which dies on the closed descriptors before exec.)
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(**_module_command(module, args, env_extra, cwd), **popen)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.hookimpl(hookwrapper=True)
