@@ -11,13 +11,28 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from retrain.logs import readable
+from retrain.quiet_tensorflow import import_tensorflow
+
+
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up notices (CUDA probing, oneDNN) are not the suite's output. The
+    quiet import sets TF_CPP_MIN_LOG_LEVEL; it is unset again, or every CLI the tests start would
+    inherit it and the tests that check the tools print no such notices would check nothing."""
+    level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
+    import_tensorflow()
+    if level is None:
+        del os.environ['TF_CPP_MIN_LOG_LEVEL']
+
+
+_import_tensorflow_quietly()
+import tensorflow as tf  # pylint: disable=wrong-import-position,wrong-import-order
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DIR = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
@@ -201,3 +216,19 @@ def label_image_blocks(stdout: str) -> Dict[str, list]:
         blocks[path] = [(m.group(1), float(m.group(2)))
                         for m in map(LABEL_IMAGE_SCORE_LINE.match, lines)]
     return blocks
+
+
+def tflite_interpreter(**model):
+    """The interpreter that deploys TensorFlow Lite models today (LiteRT), allocated;
+    TensorFlow's own where LiteRT is not installed, its deprecation notice silenced.
+    `model`: model_path= or model_content=, as both take them."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            interpreter = tf.lite.Interpreter(**model)
+    else:
+        interpreter = Interpreter(**model)
+    interpreter.allocate_tensors()
+    return interpreter

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
-from conftest import TinyFeatureVector, retrain_args, run_module
+from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
 from retrain import bottleneck_cache, image_io
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.distortions import DistortionConfig, ImageBatches
@@ -61,8 +61,7 @@ def test_saved_model_and_tflite_agree_with_the_tuned_graph(tuned, image_dir):
     serving = tf.saved_model.load(str(work / 'saved_model')).signatures['serving_default']
     np.testing.assert_allclose(serving(image=tf.constant(images))['prediction'].numpy(),
                                expected, atol=1e-6)
-    interpreter = tf.lite.Interpreter(model_path=str(work / 'model.tflite'))
-    interpreter.allocate_tensors()
+    interpreter = tflite_interpreter(model_path=str(work / 'model.tflite'))
     given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     for image, scores in zip(images, expected):
         interpreter.set_tensor(given['index'], image[np.newaxis])

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import graph_builders as gb
 from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_module, \
-    start_module
+    start_module, tflite_interpreter
 from messy_images import messy_files
 from retrain import interrupts, outputs
 from retrain.config import RetrainConfig
@@ -313,7 +313,7 @@ def test_int8_calibration_uses_truncated_training_images_as_caching_did(tiny_mod
                         cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Skipping' not in result.stderr
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / 'out' / 'model.tflite'))
+    interpreter = tflite_interpreter(model_path=str(tmp_path / 'out' / 'model.tflite'))
     assert any(d['dtype'] == np.int8 for d in interpreter.get_tensor_details())
 
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module, \
-    start_module
+    start_module, tflite_interpreter
 from retrain import image_io, image_lists
 from retrain.extractors import hub_cache_suffix
 
@@ -412,8 +412,7 @@ def test_final_tensor_name_tflite_quantize_and_quiet_verbosity(tmp_path, tiny_mo
     with session:
         scores = session.run('flower_scores:0', {'Placeholder:0': image[np.newaxis]})
     assert scores.argmax() == 2  # red
-    interpreter = tf.lite.Interpreter(model_path=str(out / 'model.tflite'))
-    interpreter.allocate_tensors()
+    interpreter = tflite_interpreter(model_path=str(out / 'model.tflite'))
     assert any(t['dtype'] == np.int8 for t in interpreter.get_tensor_details())
     (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
     interpreter.set_tensor(given['index'], image[np.newaxis])

@@ -10,7 +10,8 @@ from tensorflow.lite.python import schema_py_generated as schema
 import mediapipe_client
 from compat import tflite as compat_tflite
 from compat.graph_io import graph_function, load_graph_def
-from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, write_image
+from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
+    tflite_interpreter, write_image
 from retrain import export, image_io, tflite_export, tflite_metadata
 from retrain.errors import RetrainError
 from retrain.extractors import load_hub_module
@@ -42,8 +43,7 @@ def _graph_scores(graph_def, images: np.ndarray) -> np.ndarray:
 
 
 def _tflite_scores(model: bytes, images: np.ndarray):
-    interpreter = tf.lite.Interpreter(model_content=model)
-    interpreter.allocate_tensors()
+    interpreter = tflite_interpreter(model_content=model)
     (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
     scores = []
     for image in images:

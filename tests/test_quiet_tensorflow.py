@@ -1,0 +1,34 @@
+"""Importing TensorFlow for the CLIs: no start-up chatter, no matplotlib (retrain.quiet_tensorflow)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+_PROBE = '''
+import json, sys
+from retrain.quiet_tensorflow import import_tensorflow
+import_tensorflow()
+loaded = 'matplotlib' in sys.modules
+import keras.src.visualization.plot_image_gallery as gallery
+import matplotlib.pyplot
+print(json.dumps({'loaded_with_tensorflow': loaded, 'keras_plt': gallery.plt is not None,
+                  'importable_after': matplotlib.pyplot.__name__}))
+'''
+
+
+def test_tensorflow_loads_without_matplotlib_which_stays_importable():
+    if importlib.util.find_spec('matplotlib') is None:
+        pytest.skip('matplotlib is not installed: nothing to hide')
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    env['PYTHONPATH'] = REPO_ROOT
+    result = subprocess.run([sys.executable, '-c', _PROBE], capture_output=True, text=True,
+                            env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ''  # TensorFlow's C++ start-up notices are dropped.
+    assert json.loads(result.stdout) == {'loaded_with_tensorflow': False, 'keras_plt': False,
+                                         'importable_after': 'matplotlib.pyplot'}
