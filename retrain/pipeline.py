@@ -145,8 +145,10 @@ def _run(config: RetrainConfig) -> float:
                 report_page.write(path, run_report)
     logging.info('Wrote graph to %s', config.output_graph)
     if config.tflite_output_file:
-        logging.info('Wrote TensorFlow Lite model (%s quantization, %d bytes) to %s',
-                     config.tflite_quantize, tf.io.gfile.stat(config.tflite_output_file).length,
+        quantization = {'none': 'float'}.get(config.tflite_quantize,
+                                              f'{config.tflite_quantize} quantization')
+        logging.info('Wrote TensorFlow Lite model (%s, %d bytes) to %s', quantization,
+                     tf.io.gfile.stat(config.tflite_output_file).length,
                      config.tflite_output_file)
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:

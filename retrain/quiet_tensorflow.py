@@ -5,8 +5,10 @@ loads, before Python logging exists; users took them for errors. The CLIs import
 through here: those lines are captured and dropped, unless the import fails (then they are shown)
 or the user asked for them by setting TF_CPP_MIN_LOG_LEVEL. TensorFlow's Python side logs too, for
 the whole run: deprecation notices ("Instructions for updating: ..."), the names of temporary
-files it writes, retracing advice. None of it is for the person running the tools, so only its
-errors are shown, unless they asked for debug output.
+files it writes, retracing advice; some of its modules log through absl instead (the TFLite
+converter's "Using experimental converter: If you encountered a problem please file a bug").
+None of it is for the person running the tools, so only its errors are shown, unless they asked
+for debug output.
 
 TensorFlow's modules are hundreds of thousands of Python objects that live until exit. Once they
 are loaded they are frozen out of the garbage collector's sight (`gc.freeze`), which otherwise
@@ -27,6 +29,8 @@ import tempfile
 def import_tensorflow(debug: bool = False) -> None:
     """Imports TensorFlow, quietly; with `debug`, TensorFlow's own Python log lines are kept."""
     logging.getLogger('tensorflow').setLevel(logging.DEBUG if debug else logging.ERROR)
+    absl_logger = logging.getLogger('absl')
+    (absl_logger.removeFilter if debug else absl_logger.addFilter)(_only_tensorflow_errors)
     if 'tensorflow' in sys.modules:
         return
     with _hidden('matplotlib'):
@@ -35,6 +39,13 @@ def import_tensorflow(debug: bool = False) -> None:
         else:
             _import_quietly()
     gc.freeze()
+
+
+def _only_tensorflow_errors(record: logging.LogRecord) -> bool:
+    """False for what TensorFlow's own modules log through absl below ERROR."""
+    tensorflow = sys.modules.get('tensorflow')
+    return (record.levelno >= logging.ERROR or tensorflow is None
+            or not record.pathname.startswith(os.path.dirname(tensorflow.__file__) + os.sep))
 
 
 @contextlib.contextmanager
