@@ -5,6 +5,7 @@ into place, so a reader never sees a half-written file, even after kill -9.
 """
 import contextlib
 import os
+import re
 import uuid
 from typing import Iterator, Union
 
@@ -18,6 +19,19 @@ def temp_name(path: str, kind: str = 'tmp') -> str:
     it ends like `path`, so readers that go by the extension (.tflite) read it alike."""
     head, tail = os.path.split(path.rstrip('/\\'))
     return os.path.join(head, f'.{kind}-{uuid.uuid4().hex[:12]}.{tail}')
+
+
+# A temporary's path as TensorFlow puts it before the reason of an error: not for users' eyes.
+_TEMPORARY_PATH = re.compile(r'\S*\.(tmp|probe|old)-[0-9a-f]{12}\.\S*?; ')
+
+
+def without_temporary_names(message: str) -> str:
+    return _TEMPORARY_PATH.sub('', message)
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a file operation failed, in one line, without the temporary names it involved."""
+    return without_temporary_names(error_summary(error))
 
 
 def make_parent_dirs(path: str) -> None:
@@ -69,7 +83,7 @@ def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
         yield
     except (tf.errors.OpError, OSError) as e:
         remove_quietly(temp)
-        raise RetrainError(f'cannot write {path}: {error_summary(e)}') from None
+        raise RetrainError(f'cannot write {path}: {failure_reason(e)}') from None
     except BaseException:
         remove_quietly(temp)
         raise

@@ -9,26 +9,17 @@ folder is replaced only when it is empty or holds a SavedModel and nothing else.
 """
 import contextlib
 import os
-import re
 from typing import Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 
 from retrain import fileio, interrupts
 from retrain.config import RetrainConfig
-from retrain.errors import RetrainError, error_summary
+from retrain.errors import RetrainError
 
 # What a SavedModel folder holds; a folder holding anything else is not ours to replace.
 SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
                                  'assets.extra'])
-
-
-# A temporary's path as TensorFlow puts it before the reason of an error: not for users' eyes.
-_TEMPORARY_PATH = re.compile(r'\S*\.(tmp|probe)-[0-9a-f]{12}\.\S*?; ')
-
-
-def _reason(error: BaseException) -> str:
-    return _TEMPORARY_PATH.sub('', error_summary(error))
 
 
 def _entries(folder: str) -> List[str]:
@@ -60,7 +51,7 @@ def _check_creatable(folder: str, path: str) -> None:
             f.write(b'')  # GFile opens the file at the first write.
     except (tf.errors.OpError, OSError) as e:
         raise RetrainError(f'cannot write {path}: {existing} is not writable '
-                           f'({_reason(e)})') from None
+                           f'({fileio.failure_reason(e)})') from None
     fileio.remove_quietly(probe)
 
 
@@ -125,9 +116,9 @@ class Staging:
             fileio.make_parent_dirs(temp)
             yield temp
         except RetrainError as e:
-            raise RetrainError(_TEMPORARY_PATH.sub('', str(e).replace(temp, target))) from None
+            raise RetrainError(fileio.without_temporary_names(str(e).replace(temp, target))) from None
         except (tf.errors.OpError, OSError) as e:
-            raise RetrainError(f'cannot write {target}: {_reason(e)}') from None
+            raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e)}') from None
 
     def discard(self) -> None:
         for temp, _ in self._staged:
@@ -156,7 +147,7 @@ class Staging:
                 for old, target in aside:
                     tf.io.gfile.rename(old, target)
                 self.discard()
-                raise RetrainError(f'cannot write {target}: {_reason(e)}; '
+                raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e)}; '
                                    f'the earlier outputs were kept') from None
             for old, _ in aside:
                 fileio.remove_quietly(old)

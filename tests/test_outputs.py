@@ -2,6 +2,7 @@
 before any work, nothing removed that the tools did not write, and after a failure, a full disk
 or Ctrl-C either every output is the new run's or every output is as it was."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -241,6 +242,20 @@ def test_full_disk_at_any_output_leaves_every_output_as_it_was(flag, image_dir, 
               for f, n in OUTPUT_FLAGS.items()}
     assert set(states.values()) == {'old'}, states
     assert not _leftovers(out, full)
+
+
+def test_full_disk_while_caching_is_one_line_naming_the_cache_file(image_dir, tiny_module,
+                                                                    tmp_path, tmpfs):
+    """Not the temporary's name that TensorFlow's message holds: the file the run was writing."""
+    full = tmpfs(str(tmp_path / 'full'), 'size=64k')  # Room for a few of the 90 cache files.
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, out, 10,
+                                                 '--bottleneck_dir', full))
+    error = _one_line_error(result)
+    cache_file = re.escape(full) + r'[/\\](blue|green|red)[/\\]\w+\.(jpg|png)_[^/\\]+\.txt'
+    assert re.fullmatch(f'retrain: error: cannot write {cache_file}: No space left on device',
+                        error), error
+    assert not _leftovers(full) and not os.path.exists(out)
 
 
 def _changed_or_staged(folder, name):
