@@ -108,7 +108,7 @@ class ImageBatches:
                  distortions: DistortionConfig, seed: Optional[int] = None):
         distortions.validate()
         self.images = tf.constant(images)
-        self.labels = tf.constant(labels, tf.int64)
+        self.labels = tf.constant(labels)  # Class indices, or 0/1 rows of label sets.
         self.extractor = extractor
         self.distortions = distortions
         self.generator = (tf.random.Generator.from_seed(seed) if seed is not None
@@ -143,7 +143,7 @@ class ImageBatches:
     # only the bottleneck's path runs. (One trace also serves every batch size.)
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
     def bottlenecks(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        """(features [B, D], labels [B]) of freshly distorted images: training's batch hook."""
+        """(features [B, D], labels [B] or [B, L]) of freshly distorted images: training's hook."""
         return self.extractor(self.distorted(indices)), tf.gather(self.labels, indices)
 
     def __call__(self, indices: np.ndarray) -> Tuple[tf.Tensor, tf.Tensor]:
