@@ -100,11 +100,8 @@ class RetrainConfig:
         if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
             raise ConfigError('--image_labels_dir and --image_labels_file need --multi_label')
         if self.multi_label:
-            unsupported = [f'--{name}' for name in ('fine_tune_steps', 'report_dir')
-                           if getattr(self, name)]
-            if unsupported:
-                raise ConfigError(f'{", ".join(unsupported)} cannot be used with --multi_label '
-                                  'yet')
+            if self.report_dir:
+                raise ConfigError('--report_dir cannot be used with --multi_label yet')
 
 
 class ConfigError(RetrainError):

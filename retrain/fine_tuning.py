@@ -3,8 +3,9 @@
 Beyond the classic tools (like make_image_classifier's `--do_fine_tuning`). Once the new layer
 has been trained on cached bottlenecks, the module's trainable variables and the layer train
 together for a few more steps at a small learning rate, with plain gradient descent as before,
-on decoded training images (distorted when the distortion flags ask for it), drawn a class then
-an image as always. The cached bottlenecks describe the untuned module, so they are neither used
+on decoded training images (distorted when the distortion flags ask for it), drawn as the layer's
+training drew them (a class, or for a multi-label layer a label, then an image), with the layer's
+loss. The cached bottlenecks describe the untuned module, so they are neither used
 nor changed; validation and test bottlenecks are recomputed in memory afterwards. The variables
 are updated in place, so every output frozen afterwards carries the tuned weights.
 """
@@ -21,7 +22,7 @@ from retrain.config import RetrainConfig
 from retrain.distortions import ImageBatches
 from retrain.errors import RetrainError
 from retrain.extractors import FeatureExtractor
-from retrain.training import ClassSampler, Head
+from retrain.training import Head
 
 
 class _FineTuner:
@@ -31,6 +32,7 @@ class _FineTuner:
                  learning_rate: float):
         self.batches = batches
         self.extractor = extractor
+        self.head_type = type(head)
         self.weights = tf.Variable(head.weights, name='final_weights')
         self.biases = tf.Variable(head.biases, name='final_biases')
         self.variables = [self.weights, self.biases] + list(tunable_variables(extractor))
@@ -42,8 +44,7 @@ class _FineTuner:
         labels = tf.gather(self.batches.labels, indices)
         with tf.GradientTape() as tape:
             logits = tf.matmul(self.extractor(images), self.weights) + self.biases
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+            loss, accuracy = self.head_type.tf_metrics(logits, labels)
         gradients = tape.gradient(loss, self.variables)
         if all(g is None for g in gradients[2:]):  # Known while tracing: fail before any step.
             raise RetrainError(f'{self.extractor.description} cannot be fine-tuned: none of its '
@@ -51,11 +52,10 @@ class _FineTuner:
         for variable, gradient in zip(self.variables, gradients):
             if gradient is not None:
                 variable.assign_sub(self.learning_rate * gradient)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
         return loss, accuracy
 
     def head(self) -> Head:
-        return Head(self.weights.numpy(), self.biases.numpy())
+        return self.head_type(self.weights.numpy(), self.biases.numpy())
 
 
 def tunable_variables(extractor: FeatureExtractor) -> Sequence[tf.Variable]:
@@ -94,8 +94,8 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
                         extractor.description)
         return head
     tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate)
-    sampler = ClassSampler(data.labels['training'], num_classes,
-                           np.random.default_rng(config.random_seed))
+    sampler = type(head).sampler(data.labels['training'], num_classes,
+                                 np.random.default_rng(config.random_seed))
     logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
                  len(variables), extractor.description, config.fine_tune_steps)
     for i in range(config.fine_tune_steps):
@@ -113,8 +113,7 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
                                              config.cache_batch_size,
                                              config.allow_truncated_images)
     if len(data.labels['validation']):
-        accuracy = np.mean(tuned.predict(data.features['validation']).argmax(1)
-                           == data.labels['validation'])
+        _, accuracy = tuned.metrics(data.features['validation'], data.labels['validation'])
         logging.info('Fine-tuned validation accuracy = %.1f%% (N=%d)', accuracy * 100,
                      len(data.labels['validation']))
     return tuned

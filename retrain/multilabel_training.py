@@ -12,6 +12,7 @@ Labels are 0/1 float32 matrices [images, labels] in place of class indices.
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from retrain import multilabel_metrics
@@ -19,9 +20,31 @@ from retrain.bottleneck_cache import Bottlenecks
 from retrain.training import ClassSampler, Head
 
 
+class LabelSampler(ClassSampler):
+    """Draws a label uniformly (among those some image has), then one of its images."""
+
+    def __init__(self, labels: np.ndarray, num_labels: int,  # pylint: disable=super-init-not-called
+                 rng: np.random.Generator):
+        label_of, self.order = np.nonzero(labels.T)  # Label by label, images in order.
+        counts = np.bincount(label_of, minlength=num_labels)
+        self.classes = np.flatnonzero(counts)
+        self.counts = counts[self.classes]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])[self.classes]
+        self.rng = rng
+
+
 class SigmoidHead(Head):
     """The trained layer of a multi-label run: a sigmoid per label."""
     activation = 'sigmoid'
+    sampler = LabelSampler
+
+    @staticmethod
+    def tf_metrics(logits: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(mean sigmoid cross-entropy, per-label accuracy) in TensorFlow."""
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                                      logits=logits))
+        agree = tf.equal(logits >= 0, labels > 0.5)
+        return loss, tf.reduce_mean(tf.cast(agree, tf.float32))
 
     def _logits(self, features: np.ndarray) -> np.ndarray:
         return features @ self.weights + self.biases
@@ -43,19 +66,6 @@ class SigmoidHead(Head):
         gradient /= labels.size
         self.weights -= learning_rate * (features.T @ gradient)
         self.biases -= learning_rate * gradient.sum(axis=0)
-
-
-class LabelSampler(ClassSampler):
-    """Draws a label uniformly (among those some image has), then one of its images."""
-
-    def __init__(self, labels: np.ndarray, num_labels: int,  # pylint: disable=super-init-not-called
-                 rng: np.random.Generator):
-        label_of, self.order = np.nonzero(labels.T)  # Label by label, images in order.
-        counts = np.bincount(label_of, minlength=num_labels)
-        self.classes = np.flatnonzero(counts)
-        self.counts = counts[self.classes]
-        self.offsets = np.concatenate([[0], np.cumsum(counts)])[self.classes]
-        self.rng = rng
 
 
 def test(data: Bottlenecks, head: SigmoidHead, labels: List[str], batch_size: int = -1,

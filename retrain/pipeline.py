@@ -98,10 +98,9 @@ def _run(config: RetrainConfig) -> float:
         data, len(labels), config, on_checkpoint=store_intermediate,
         checkpoint_every=config.intermediate_store_frequency,
         training_batches=batches if distortion.enabled else None,
-        head_type=multilabel_training.SigmoidHead if multi_label else None,
-        sampler_type=multilabel_training.LabelSampler if multi_label else None)
+        head_type=multilabel_training.SigmoidHead if multi_label else training.Head)
     if config.fine_tune_steps:
-        head = fine_tuning.fine_tune(batches, head, extractor, data, len(classes), config)
+        head = fine_tuning.fine_tune(batches, head, extractor, data, len(labels), config)
         interrupts.check()  # Before anything is written to the output paths.
     if multi_label:
         accuracy = multilabel_training.test(

@@ -29,12 +29,30 @@ _INDEX_RANGE = 2 ** 27
 _INITIAL_STDDEV = 0.001
 
 
+class ClassSampler:
+    """Draws batches as the classic script did: a class uniformly, then one of its images."""
+
+    def __init__(self, labels: np.ndarray, num_classes: int, rng: np.random.Generator):
+        self.order = np.argsort(labels, kind='stable')
+        counts = np.bincount(labels, minlength=num_classes)
+        self.classes = np.flatnonzero(counts)  # Classes with no image in this split are skipped.
+        self.counts = counts[self.classes]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])[self.classes]
+        self.rng = rng
+
+    def sample(self, batch_size: int) -> np.ndarray:
+        which = self.rng.integers(len(self.classes), size=batch_size)
+        within = self.rng.integers(_INDEX_RANGE, size=batch_size) % self.counts[which]
+        return self.order[self.offsets[which] + within]
+
+
 @dataclasses.dataclass
 class Head:
     """The trained layer: logits = x @ weights + biases, then softmax."""
     weights: np.ndarray
     biases: np.ndarray
     activation = 'softmax'  # Of the exported graph's final_result (retrain.export).
+    sampler = ClassSampler  # How training draws its batches.
 
     @classmethod
     def initial(cls, size: int, num_classes: int, rng: np.random.Generator) -> 'Head':
@@ -64,6 +82,13 @@ class Head:
         loss = float(np.mean(log_sums - shifted[rows, labels]))
         return loss, float(np.mean(shifted.argmax(axis=1) == labels))
 
+    @staticmethod
+    def tf_metrics(logits: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(mean cross-entropy, accuracy) in TensorFlow, for training through the module."""
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
+
     def step(self, features: np.ndarray, labels: np.ndarray, learning_rate: float) -> None:
         """One plain gradient-descent step on the mean cross-entropy of the batch, in place.
 
@@ -74,23 +99,6 @@ class Head:
         gradient /= len(labels)
         self.weights -= learning_rate * (features.T @ gradient)
         self.biases -= learning_rate * gradient.sum(axis=0)
-
-
-class ClassSampler:
-    """Draws batches as the classic script did: a class uniformly, then one of its images."""
-
-    def __init__(self, labels: np.ndarray, num_classes: int, rng: np.random.Generator):
-        self.order = np.argsort(labels, kind='stable')
-        counts = np.bincount(labels, minlength=num_classes)
-        self.classes = np.flatnonzero(counts)  # Classes with no image in this split are skipped.
-        self.counts = counts[self.classes]
-        self.offsets = np.concatenate([[0], np.cumsum(counts)])[self.classes]
-        self.rng = rng
-
-    def sample(self, batch_size: int) -> np.ndarray:
-        which = self.rng.integers(len(self.classes), size=batch_size)
-        within = self.rng.integers(_INDEX_RANGE, size=batch_size) % self.counts[which]
-        return self.order[self.offsets[which] + within]
 
 
 def _timestamp() -> str:
@@ -118,16 +126,16 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
           checkpoint_every: int = 0,
           training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None,
-          head_type: type = None, sampler_type: type = None) -> Head:
+          head_type: type = Head) -> Head:
     """Trains the layer, logging the classic lines; returns its weights.
 
     `on_checkpoint(step, head)` is called every `checkpoint_every` steps (intermediate graphs).
     `training_batches(indices)`, if given, supplies each step's (bottlenecks, labels) for the
     training examples the sampler drew, instead of the cached ones (distorted images).
-    `head_type` and `sampler_type` (default Head, ClassSampler) let multi-label training use
-    this same loop with its own layer and sampler (retrain.multilabel_training).
+    `head_type` lets multi-label training use this same loop with its own layer, which brings
+    its own sampler (retrain.multilabel_training).
     """
-    head_type, sampler_type = head_type or Head, sampler_type or ClassSampler
+    sampler_type = head_type.sampler
     if not len(data.labels['training']):
         raise RetrainError('no training images: every image fell into validation or testing')
     config.check()

@@ -137,27 +137,33 @@ def test_misclassified_test_images_show_both_label_sets(tmp_path, tiny_module, p
         assert predicted != truth
 
 
-def test_the_forks_distortion_flags_train_on_distorted_images(tmp_path, tiny_module,
-                                                              pair_folders):
-    """The fork kept retrain.py's distortion flags: its command lines run unchanged."""
+def test_distortions_and_fine_tuning_train_a_multi_label_layer(tmp_path, tiny_module,
+                                                               pair_folders):
+    """The fork kept retrain.py's distortion flags: its command lines run unchanged; and the
+    module can be fine-tuned under the sigmoid loss (on the distorted images)."""
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 60,
                                                  '--multi_label', '--random_seed', '0',
                                                  '--learning_rate', '2.0', '--flip_left_right',
-                                                 '--random_brightness', '10'))
+                                                 '--random_brightness', '10',
+                                                 '--fine_tune_steps', '11',
+                                                 '--fine_tune_learning_rate', '0.1'))
     assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stderr
     assert 'distortions: flip_left_right=True, random_crop=0%, random_scale=0%, ' \
-           'random_brightness=10%' in result.stderr
-    assert float(re.search(r'Final test mAP = (\S+)', result.stderr).group(1)) > 0.9
+           'random_brightness=10%' in log
+    assert re.search(r': Fine-tune step 10: Train accuracy = \d+\.\d%$', log, re.M)
+    assert re.search(r'^I [-0-9]+ [0-9:.]+: Fine-tuned validation accuracy = \d+\.\d% \(N=\d+\)$',
+                     log, re.M)
+    assert float(re.search(r'Final test mAP = (\S+)', log).group(1)) > 0.9
 
 
-@pytest.mark.parametrize('flag', [['--fine_tune_steps', '5'], ['--report_dir', 'report']])
-def test_what_multi_label_runs_cannot_do_yet_is_a_usage_error(flag, tmp_path, tiny_module,
-                                                              pair_folders):
+def test_a_report_of_a_multi_label_run_is_a_usage_error(tmp_path, tiny_module, pair_folders):
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 5,
-                                                 '--multi_label', *flag), cwd=str(tmp_path))
+                                                 '--multi_label', '--report_dir', 'report'),
+                        cwd=str(tmp_path))
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f'retrain: error: {flag[0]} cannot be used with --multi_label yet')
+        'retrain: error: --report_dir cannot be used with --multi_label yet')
     assert os.listdir(tmp_path) == []
 
 

@@ -27,6 +27,9 @@ def test_loss_and_gradient_step_match_tensorflow_sigmoid_cross_entropy():
     ours, accuracy = head.metrics(x, y)
     np.testing.assert_allclose(ours, loss.numpy(), rtol=1e-5)
     assert accuracy == np.mean((tf.sigmoid(logits).numpy() >= 0.5) == y)
+    tf_loss, tf_accuracy = SigmoidHead.tf_metrics(logits, tf.constant(y))  # Fine-tuning's.
+    np.testing.assert_allclose(float(tf_loss), ours, rtol=1e-5)
+    assert float(tf_accuracy) == np.float32(accuracy)
     np.testing.assert_allclose(head.predict(x), tf.sigmoid(logits).numpy(), rtol=1e-5, atol=1e-6)
     head.step(x, y, 0.5)
     np.testing.assert_allclose(head.weights, weights.numpy() - 0.5 * grad_w.numpy(), rtol=1e-5)
@@ -59,7 +62,7 @@ def test_training_separates_overlapping_labels_with_the_classic_loop(caplog):
                               {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))] for c, d in data.items()})
     head = training.train(bottlenecks, 3, RetrainConfig(
         how_many_training_steps=300, learning_rate=2.0, random_seed=0, summaries_dir=''),
-        head_type=SigmoidHead, sampler_type=LabelSampler)
+        head_type=SigmoidHead)
     assert isinstance(head, SigmoidHead)
     scores = head.predict(data['testing'][0])
     assert metrics.exact_match(data['testing'][1], metrics.predicted(scores)) > 0.9

@@ -52,6 +52,9 @@ def test_metrics_are_tensorflows_cross_entropy_and_accuracy():
     assert accuracy == np.mean(logits.argmax(1) == y)
     np.testing.assert_allclose(head.predict(x), tf.nn.softmax(logits).numpy(), rtol=1e-5,
                                atol=1e-7)
+    tf_loss, tf_accuracy = Head.tf_metrics(tf.constant(logits), tf.constant(y))  # Fine-tuning's.
+    assert float(tf_loss) == pytest.approx(loss, rel=1e-5)
+    assert float(tf_accuracy) == pytest.approx(accuracy)
 
 
 def test_initial_layer_is_a_truncated_normal_of_stddev_0_001():
