@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain import bottleneck_cache
+from retrain import bottleneck_cache, interrupts
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.distortions import ImageBatches
@@ -99,6 +99,7 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
     logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
                  len(variables), extractor.description, config.fine_tune_steps)
     for i in range(config.fine_tune_steps):
+        interrupts.check()  # A step can take seconds; a swallowed Ctrl-C stops the loop here.
         loss, accuracy = tuner.step(tf.constant(sampler.sample(config.train_batch_size),
                                                 tf.int32))
         if i % config.eval_step_interval == 0 or i + 1 == config.fine_tune_steps:

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
 from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
-from retrain import bottleneck_cache, image_io
+from retrain import bottleneck_cache, image_io, interrupts
 from retrain.bottleneck_cache import Bottlenecks
 from retrain.distortions import DistortionConfig, ImageBatches
 from retrain.extractors import FeatureExtractor, load_hub_module
@@ -93,10 +93,9 @@ def test_a_module_without_variables_is_left_alone(caplog):
     assert 'has no trainable variables' in caplog.text
 
 
-@pytest.mark.parametrize('head_type, learning_rate', [(Head, 0.5), (SigmoidHead, 2.0)])
-def test_fine_tuning_moves_the_module_variables_and_learns(head_type, learning_rate):
-    """Bright and dark images; as classes, or as label sets {bright or dark, 'image'} (the
-    sigmoid loss averages over labels too: its gradients are smaller)."""
+def _bright_and_dark(head_type):
+    """(module, fine_tune's arguments but the config, images, labels): bright and dark images,
+    as classes, or as label sets {bright or dark, 'image'}; the layer starts at zero."""
     module = TinyFeatureVector()
     extractor = _extractor(module.__call__, 19, (module.kernel, module.dense), module)
     rng = np.random.default_rng(0)
@@ -112,11 +111,32 @@ def test_fine_tuning_moves_the_module_variables_and_learns(head_type, learning_r
     data = Bottlenecks({'training': none, 'validation': none, 'testing': none},
                        {'training': labels, 'validation': labels[:0], 'testing': labels[:0]},
                        {'training': [''] * 40, 'validation': [], 'testing': []})
+    return module, (batches, head, extractor, data, num_labels), images, labels
+
+
+@pytest.mark.parametrize('head_type, learning_rate', [(Head, 0.5), (SigmoidHead, 2.0)])
+def test_fine_tuning_moves_the_module_variables_and_learns(head_type, learning_rate):
+    """(The sigmoid loss averages over labels too: its gradients are smaller.)"""
+    module, arguments, images, labels = _bright_and_dark(head_type)
     kernel = module.kernel.numpy()
-    tuned = fine_tune(batches, head, extractor, data, num_labels,
-                      RetrainConfig(fine_tune_steps=30, fine_tune_learning_rate=learning_rate,
-                                    train_batch_size=20, random_seed=0))
+    tuned = fine_tune(*arguments, RetrainConfig(fine_tune_steps=30, train_batch_size=20,
+                                                fine_tune_learning_rate=learning_rate,
+                                                random_seed=0))
     assert type(tuned) is head_type
     assert not np.allclose(module.kernel.numpy(), kernel)  # The module's variable moved.
-    features = extractor(tf.constant(images / 255.0, tf.float32)).numpy()
+    features = arguments[2](tf.constant(images / 255.0, tf.float32)).numpy()
     assert tuned.metrics(features, labels)[1] >= 0.9
+
+
+def test_a_swallowed_ctrl_c_stops_fine_tuning_before_its_next_step():
+    """TensorFlow's finalizers can swallow the KeyboardInterrupt; the remembered request stops
+    the loop (a step can take seconds with a real module)."""
+    module, arguments, _, _ = _bright_and_dark(Head)
+    kernel = module.kernel.numpy()
+    interrupts._requested.set()  # pylint: disable=protected-access
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fine_tune(*arguments, RetrainConfig(fine_tune_steps=30, train_batch_size=20))
+    finally:
+        interrupts._requested.clear()  # pylint: disable=protected-access
+    np.testing.assert_array_equal(module.kernel.numpy(), kernel)
