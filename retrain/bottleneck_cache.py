@@ -35,7 +35,7 @@ from retrain.progress import Progress
 READ_THREADS = 16
 _NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
 # The longest cache file name written as it is: room is left for the temporary name it is written
-# under first (fileio.atomic_write: `.<name>.tmp-<12 hex>`). Folders are made directly.
+# under first (fileio.temp_name: `.tmp-<12 hex>.<name>`). Folders are made directly.
 MAX_NAME_BYTES = _NAME_LIMIT - len('..tmp-') - 12
 
 
