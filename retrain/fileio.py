@@ -26,6 +26,7 @@ _TEMPORARY_PATH = re.compile(r'\S*\.(tmp|probe|old)-[0-9a-f]{12}\.\S*?; ')
 
 
 def without_temporary_names(message: str) -> str:
+    """`message` without the `<temporary path>; ` that TensorFlow's errors start with."""
     return _TEMPORARY_PATH.sub('', message)
 
 

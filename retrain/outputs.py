@@ -116,7 +116,8 @@ class Staging:
             fileio.make_parent_dirs(temp)
             yield temp
         except RetrainError as e:
-            raise RetrainError(fileio.without_temporary_names(str(e).replace(temp, target))) from None
+            message = fileio.without_temporary_names(str(e).replace(temp, target))
+            raise RetrainError(message) from None
         except (tf.errors.OpError, OSError) as e:
             raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e)}') from None
 

@@ -1,4 +1,4 @@
-"""Importing TensorFlow for the CLIs: no start-up chatter, no matplotlib (retrain.quiet_tensorflow)."""
+"""retrain.quiet_tensorflow: TensorFlow loads for the CLIs without chatter or matplotlib."""
 import importlib.util
 import json
 import os
