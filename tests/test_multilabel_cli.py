@@ -157,16 +157,6 @@ def test_distortions_and_fine_tuning_train_a_multi_label_layer(tmp_path, tiny_mo
     assert float(re.search(r'Final test mAP = (\S+)', log).group(1)) > 0.9
 
 
-def test_a_report_of_a_multi_label_run_is_a_usage_error(tmp_path, tiny_module, pair_folders):
-    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 5,
-                                                 '--multi_label', '--report_dir', 'report'),
-                        cwd=str(tmp_path))
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        'retrain: error: --report_dir cannot be used with --multi_label yet')
-    assert os.listdir(tmp_path) == []
-
-
 def test_label_files_and_a_labels_table_train_from_the_command_line(tmp_path, tiny_module):
     rng = np.random.default_rng(5)
     images, labels_dir = tmp_path / 'images', tmp_path / 'image_labels_dir'

@@ -302,7 +302,6 @@ def test_help_exits_0_and_lists_the_flags():
     (['--tflite_quantize', 'int4'], '--tflite_quantize'),
     (['unexpected', 'words'], 'unexpected words'),
     (['--image_labels_file', 'labels.csv'], 'need --multi_label'),
-    (['--multi_label', '--flip_left_right'], '--flip_left_right cannot be used with --multi_label'),
     (['--multi_label', '--report_dir', 'report'], '--report_dir cannot be used with --multi_label'),
 ])
 def test_usage_errors_exit_2_with_one_line_before_any_work(tmp_path, tiny_module, image_dir,
