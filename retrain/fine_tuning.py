@@ -80,7 +80,7 @@ def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: in
 
 
 def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
-              data: Bottlenecks, num_classes: int, config: RetrainConfig) -> Head:
+              data: Bottlenecks, config: RetrainConfig) -> Head:
     """Tunes the module's variables (in place) and the layer; returns the tuned layer.
 
     `data`'s validation and test bottlenecks are replaced by ones of the tuned module, and
@@ -94,7 +94,7 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
                         extractor.description)
         return head
     tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate)
-    sampler = type(head).sampler(data.labels['training'], num_classes,
+    sampler = type(head).sampler(data.labels['training'], head.weights.shape[1],
                                  np.random.default_rng(config.random_seed))
     logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
                  len(variables), extractor.description, config.fine_tune_steps)

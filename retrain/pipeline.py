@@ -100,7 +100,7 @@ def _run(config: RetrainConfig) -> float:
         training_batches=batches if distortion.enabled else None,
         head_type=multilabel_training.SigmoidHead if multi_label else training.Head)
     if config.fine_tune_steps:
-        head = fine_tuning.fine_tune(batches, head, extractor, data, len(labels), config)
+        head = fine_tuning.fine_tune(batches, head, extractor, data, config)
         interrupts.check()  # Before anything is written to the output paths.
     if multi_label:
         accuracy = multilabel_training.test(

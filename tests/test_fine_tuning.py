@@ -89,7 +89,7 @@ def test_a_module_without_variables_is_left_alone(caplog):
     frozen = _extractor(lambda images: tf.reduce_mean(images, axis=[1, 2]), 3)
     head = Head(np.ones((3, 2), np.float32), np.zeros(2, np.float32))
     assert not tunable_variables(frozen)
-    assert fine_tune(None, head, frozen, None, 2, RetrainConfig(fine_tune_steps=5)) is head
+    assert fine_tune(None, head, frozen, None, RetrainConfig(fine_tune_steps=5)) is head
     assert 'has no trainable variables' in caplog.text
 
 
@@ -111,7 +111,7 @@ def _bright_and_dark(head_type):
     data = Bottlenecks({'training': none, 'validation': none, 'testing': none},
                        {'training': labels, 'validation': labels[:0], 'testing': labels[:0]},
                        {'training': [''] * 40, 'validation': [], 'testing': []})
-    return module, (batches, head, extractor, data, num_labels), images, labels
+    return module, (batches, head, extractor, data), images, labels
 
 
 @pytest.mark.parametrize('head_type, learning_rate', [(Head, 0.5), (SigmoidHead, 2.0)])
