@@ -6,8 +6,10 @@ its default is defined here and nowhere else: training, fine-tuning and the Beam
 config (or its class defaults) rather than repeating fields that could drift apart.
 """
 import dataclasses
+import itertools
 import math
-from typing import Optional, Sequence
+import os
+from typing import List, Optional, Sequence, Tuple
 
 from retrain.errors import RetrainError
 
@@ -67,7 +69,8 @@ class RetrainConfig:
     image_labels_file: str = ''
 
     def check(self) -> None:
-        """Raises ConfigError naming the first nonsense numeric setting.
+        """Raises ConfigError naming the first nonsense setting: a number out of range, flags
+        that do not go together, or paths that would overwrite or remove one another.
 
         Checked before any work (the CLI exits 2 on it), so such a value never surfaces as a
         traceback deep in TensorFlow, nor as a run that trains on NaN.
@@ -102,6 +105,50 @@ class RetrainConfig:
         if self.multi_label:
             if self.report_dir:
                 raise ConfigError('--report_dir cannot be used with --multi_label yet')
+        self._check_paths_apart()
+
+    def _paths(self) -> List[Tuple[str, str, str]]:
+        """(flag, path, kind) of every place the run reads or writes. Kinds: 'file' (written
+        whole), 'replaced' (a folder replaced whole), 'folder' (written into), 'input'."""
+        named = [('output_graph', 'file'), ('output_labels', 'file'),
+                 ('tflite_output_file', 'file'), ('saved_model_dir', 'replaced'),
+                 ('report_dir', 'replaced'), ('summaries_dir', 'folder'),
+                 ('bottleneck_dir', 'folder'), ('image_dir', 'input'),
+                 ('image_labels_dir', 'input'), ('image_labels_file', 'input'),
+                 ('model_dir' if self.use_legacy_model else 'tfhub_module', 'input')]
+        if self.intermediate_store_frequency > 0:
+            named.append(('intermediate_output_graphs_dir', 'folder'))
+        return [(flag, getattr(self, flag), kind) for flag, kind in named if getattr(self, flag)]
+
+    def _check_paths_apart(self) -> None:
+        """Raises ConfigError where one path would overwrite or remove another: two outputs, or
+        an output and an input, on one path, or anything inside a file or a folder replaced whole
+        (the run would lose a graph, the user's labels, a cache or a module)."""
+        paths = [(flag, path, kind, _path_key(path)) for flag, path, kind in self._paths()]
+        for (flag, path, kind, key), (other, _, other_kind, other_key) in (
+                itertools.combinations(paths, 2)):
+            if key == other_key and {kind, other_kind} - {'folder', 'input'}:
+                raise ConfigError(f'--{flag} and --{other} are the same path ({path}): '
+                                  'the run would overwrite one with the other')
+        for (outer, outer_path, kind, outer_key), (inner, inner_path, _, inner_key) in (
+                itertools.permutations(paths, 2)):
+            if kind in ('file', 'replaced') and _is_inside(inner_key, outer_key):
+                what = 'a file' if kind == 'file' else 'a folder the run replaces whole'
+                raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
+                                  f'{what}: put it elsewhere')
+
+
+def _path_key(path: str) -> str:
+    """`path` in a form that compares equal for one place: absolute, through symbolic links, in
+    the case the platform compares in; remote paths (gs://) as given, without a final slash."""
+    if '://' in path:
+        return path.rstrip('/')
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _is_inside(inner: str, outer: str) -> bool:
+    separator = '/' if '://' in outer else os.sep
+    return inner.startswith(outer.rstrip(separator) + separator)
 
 
 class ConfigError(RetrainError):

@@ -1,0 +1,62 @@
+"""The run's settings: paths that would overwrite or remove one another are refused up front."""
+import os
+
+import pytest
+
+from retrain.config import ConfigError, RetrainConfig
+
+_OUT = {'image_dir': 'images', 'output_graph': os.path.join('out', 'graph.pb'),
+        'output_labels': os.path.join('out', 'labels.txt'),
+        'summaries_dir': os.path.join('out', 'summaries'),
+        'bottleneck_dir': os.path.join('out', 'bn'), 'tfhub_module': 'module'}
+
+
+def _config(**changes) -> RetrainConfig:
+    return RetrainConfig(**{**_OUT, **changes})
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'output_labels': os.path.join('out', '.', 'graph.pb')},
+     '--output_graph and --output_labels are the same path'),
+    ({'tflite_output_file': os.path.join('out', 'labels.txt')},
+     '--output_labels and --tflite_output_file are the same path'),
+    ({'saved_model_dir': 'out'}, '--output_graph (out' + os.sep + 'graph.pb) is inside '
+                                 '--saved_model_dir (out), a folder the run replaces whole'),
+    ({'report_dir': os.path.join('out', 'summaries')}, '--report_dir and --summaries_dir are'),
+    ({'report_dir': 'out'}, 'is inside --report_dir (out)'),
+    ({'saved_model_dir': 'module' + os.sep}, '--saved_model_dir and --tfhub_module are'),
+    ({'multi_label': True, 'image_labels_file': os.path.join('out', 'labels.txt')},
+     '--output_labels and --image_labels_file are the same path'),
+    ({'output_graph': 'out'}, '--output_labels (out' + os.sep + 'labels.txt) is inside '
+                              '--output_graph (out), a file'),
+    ({'use_legacy_model': True, 'model_dir': 'm', 'output_labels': 'm'},
+     '--output_labels and --model_dir are the same path'),
+    ({'intermediate_store_frequency': 5, 'intermediate_output_graphs_dir': 'd',
+      'saved_model_dir': 'd'}, '--saved_model_dir and --intermediate_output_graphs_dir are'),
+])
+def test_paths_that_would_overwrite_one_another_are_refused(changes, message):
+    with pytest.raises(ConfigError) as error:
+        _config(**changes).check()
+    assert message in str(error.value)
+
+
+def test_a_symbolic_link_to_an_output_is_that_output(tmp_path):
+    os.symlink(tmp_path / 'graph.pb', tmp_path / 'link.pb')
+    config = _config(output_graph=str(tmp_path / 'graph.pb'), output_labels=str(tmp_path / 'link.pb'))
+    with pytest.raises(ConfigError, match='are the same path'):
+        config.check()
+
+
+@pytest.mark.parametrize('changes', [
+    {},  # Outputs side by side in one folder, as the tutorials put them.
+    {'summaries_dir': 'out', 'bottleneck_dir': 'out'},  # Folders written into may be shared...
+    {'summaries_dir': 'out', 'intermediate_store_frequency': 5,
+     'intermediate_output_graphs_dir': os.path.join('out', 'graphs')},  # ...and hold others,
+    {'bottleneck_dir': 'images'},  # or be among the images: only new files go there.
+    {'saved_model_dir': 'saved', 'report_dir': 'saved_report',
+     'output_graph': 'saved.pb'},  # Names that merely begin alike.
+    {'intermediate_output_graphs_dir': 'out'},  # Not written without a store frequency.
+    {'saved_model_dir': 'module_out', 'tfhub_module': 'https://tfhub.dev/google/x/1'},
+])
+def test_paths_that_go_together_are_accepted(changes):
+    _config(**changes).check()
