@@ -127,11 +127,19 @@ def parse_values(text: str, size: int) -> Optional[np.ndarray]:
 
 
 def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
+    """The values cached in `path`; None when it is missing or damaged (then it is recomputed).
+
+    A cache file that is there but cannot be read (a folder, no permission) is a RetrainError:
+    writing a new one in its place would fail too, or replace what is not ours to replace.
+    """
     try:
         with tf.io.gfile.GFile(path, 'r') as f:
             return parse_values(f.read(), size)
     except (tf.errors.NotFoundError, UnicodeDecodeError):
         return None
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read the cached bottleneck {path}: '
+                           f'{fileio.failure_reason(e, path)}') from None
 
 
 def write_bottlenecks(paths: Sequence[str], features: np.ndarray) -> None:

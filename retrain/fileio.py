@@ -30,9 +30,11 @@ def without_temporary_names(message: str) -> str:
     return _TEMPORARY_PATH.sub('', message)
 
 
-def failure_reason(error: BaseException) -> str:
-    """Why a file operation failed, in one line, without the temporary names it involved."""
-    return without_temporary_names(error_summary(error))
+def failure_reason(error: BaseException, path: str = '') -> str:
+    """Why a file operation failed, in one line, without the temporary names it involved nor the
+    `<path>; ` that TensorFlow's message starts with (the caller names `path` itself)."""
+    reason = without_temporary_names(error_summary(error))
+    return reason[len(path) + 2:] if path and reason.startswith(f'{path}; ') else reason
 
 
 def make_parent_dirs(path: str) -> None:
@@ -84,7 +86,7 @@ def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
         yield
     except (tf.errors.OpError, OSError) as e:
         remove_quietly(temp)
-        raise RetrainError(f'cannot write {path}: {failure_reason(e)}') from None
+        raise RetrainError(f'cannot write {path}: {failure_reason(e, path)}') from None
     except BaseException:
         remove_quietly(temp)
         raise

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from retrain import fileio
 from retrain.errors import RetrainError, error_summary
 from retrain.image_lists import path_bytes
 
@@ -87,7 +88,7 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         if contents is None:
             contents = tf.io.gfile.GFile(path_bytes(path), 'rb').read()
     except (tf.errors.OpError, OSError) as e:
-        return f'cannot read file ({error_summary(e)})'
+        return f'cannot read file ({fileio.failure_reason(e, path)})'
     if not contents:
         return 'empty file'
     try:

@@ -119,7 +119,7 @@ class Staging:
             message = fileio.without_temporary_names(str(e).replace(temp, target))
             raise RetrainError(message) from None
         except (tf.errors.OpError, OSError) as e:
-            raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e)}') from None
+            raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}') from None
 
     def discard(self) -> None:
         for temp, _ in self._staged:
@@ -148,7 +148,7 @@ class Staging:
                 for old, target in aside:
                     tf.io.gfile.rename(old, target)
                 self.discard()
-                raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e)}; '
+                raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
                                    f'the earlier outputs were kept') from None
             for old, _ in aside:
                 fileio.remove_quietly(old)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import make_image_folder, retrain_args, run_module, write_image
 from retrain import bottleneck_cache, image_lists
+from retrain.errors import RetrainError
 from retrain.extractors import FeatureExtractor
 
 
@@ -101,6 +102,23 @@ def test_images_the_model_gives_non_finite_values_for_are_skipped(tmp_path, capl
     for path in white:
         assert f'Skipping {path}: the model gives non-finite values for it' in caplog.text
         assert not os.path.exists(os.path.join(cache, 'red', os.path.basename(path) + '_m.txt'))
+
+
+def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
+    """A folder where a cache file should be: neither recomputed over (the write would fail, or
+    replace what is not ours) nor a traceback, but one line naming the file and the reason."""
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    extractor = FeatureExtractor(function=lambda images: tf.reduce_mean(images, axis=[1, 2]),
+                                 image_size=(8, 8), bottleneck_size=3, cache_suffix='_m',
+                                 description='mean colour')
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    name = sorted(os.listdir(os.path.join(image_dir, 'red')))[0]
+    blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
+    os.makedirs(blocked)
+    with pytest.raises(RetrainError) as error:
+        bottleneck_cache.load_or_compute(image_dir, classes, str(tmp_path / 'bn'), extractor)
+    assert str(error.value) == f'cannot read the cached bottleneck {blocked}: Is a directory'
+    assert os.listdir(blocked) == []
 
 
 def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_path):
