@@ -5,6 +5,7 @@ from typing import List
 import tensorflow as tf
 
 from retrain.errors import RetrainError
+from retrain.fileio import failure_reason
 
 
 def read_labels(path: str) -> List[str]:
@@ -15,8 +16,11 @@ def read_labels(path: str) -> List[str]:
     """
     if not tf.io.gfile.exists(path):
         raise RetrainError(f'labels file not found: {path}')
-    with tf.io.gfile.GFile(path, 'rb') as f:
-        data = f.read()
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            data = f.read()
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read labels file {path}: {failure_reason(e, path)}') from None
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
         text = data.decode('utf-16' if utf16 else 'utf-8-sig')

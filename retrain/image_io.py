@@ -72,8 +72,8 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
 
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)),
-                                                [path_bytes(p) for p in paths]))
+    names = tf.constant([path_bytes(p) for p in paths], tf.string)  # Typed even when empty.
+    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), names))
             .map(load, num_parallel_calls=os.cpu_count() or 1, deterministic=ordered)
             .ignore_errors()
             .batch(batch_size)

@@ -130,6 +130,18 @@ def test_label_count_mismatch_is_one_line(retrained, image_dir, tmp_path):
                       'classes']
 
 
+def test_an_empty_folder_alone_is_one_line_naming_it(retrained, tmp_path):
+    """No image anywhere to classify: the empty input once crashed the decoding pipeline."""
+    graph, labels = retrained
+    empty = str(tmp_path / 'empty')
+    os.makedirs(empty)
+    result = run_module('label_image', '--graph', graph, '--labels', labels, empty)
+    assert result.returncode == 1 and result.stdout == '', result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith('label_image')]
+    assert errors == [f'label_image: error: cannot classify {empty}: no image files in this folder']
+    assert 'Traceback' not in result.stderr
+
+
 def test_no_images_is_a_usage_error():
     result = run_module('label_image')
     assert result.returncode == 2 and 'no images given' in result.stderr
