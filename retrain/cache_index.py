@@ -179,8 +179,10 @@ class CacheIndex:
                 'version': _VERSION, 'size': self.size, 'array': name,
                 'checksum': checksum(files, array), 'files': files}))
         except (OSError, RetrainError) as e:  # A full disk, a read-only cache: run on without.
+            reason = (fileio.failure_reason(e) if isinstance(e, OSError) else  # Not the temporary.
+                      str(e).replace(f'cannot write {self.manifest_path}: ', ''))
             logging.warning('Could not write the bottleneck index %s (%s); the run goes on '
-                            'without it', self.manifest_path, e)
+                            'without it', self.manifest_path, reason)
             _remove(os.path.join(self.root, name))
             return
         self.values, self.array_name = None, name

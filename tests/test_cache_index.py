@@ -292,8 +292,10 @@ def test_an_index_that_cannot_be_written_is_a_warning_and_leaves_nothing(tiny_mo
     result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5))
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
-    assert re.search(r'^W [-0-9]+ [0-9:.]+: Could not write the bottleneck index .*; the run '
-                     r'goes on without it$', result.stderr, re.M)
+    warning = re.search(r'^W [-0-9]+ [0-9:.]+: Could not write the bottleneck index (.*) '
+                        r'\((.+)\); the run goes on without it$', result.stderr, re.M)
+    assert warning.group(1) == str(cache / f'_bottlenecks{hub_cache_suffix(tiny_module)}.index.json')
+    assert '.tmp' not in warning.group(2) and 'index.json' not in warning.group(2)  # The reason.
     assert not [name for name in os.listdir(cache) if '.npy' in name]  # No orphan array.
     assert os.path.isfile(tmp_path / 'graph.pb') and os.path.isfile(tmp_path / 'labels.txt')
 
