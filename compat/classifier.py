@@ -22,6 +22,9 @@ from retrain.errors import RetrainError, error_summary
 Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]
 
+# The formats a model comes in (Classifier.format), as reports name them.
+FROZEN_GRAPH, SAVED_MODEL, TFLITE = 'frozen GraphDef', 'SavedModel', 'TensorFlow Lite'
+
 
 @dataclasses.dataclass(frozen=True)
 class Overrides:
@@ -96,25 +99,31 @@ class Classifier:
         return np.concatenate(results)
 
 
-def load(path: str, overrides: Overrides = Overrides(),
-         allow_unsafe_ops: bool = False) -> Classifier:
-    """Any model file or folder -> Classifier; RetrainError (one line) when it cannot be used."""
+def model_format(path: str) -> str:
+    """SAVED_MODEL, TFLITE or FROZEN_GRAPH, as the path says; RetrainError when it is none."""
     if not tf.io.gfile.exists(path):
         raise RetrainError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
-            return _load_saved_model(path, overrides, allow_unsafe_ops)
+            return SAVED_MODEL
         raise RetrainError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
-    if path.lower().endswith('.tflite'):
-        return _load_tflite(path, overrides, allow_unsafe_ops)
-    return _load_frozen_graph(path, overrides, allow_unsafe_ops)
+    return TFLITE if path.lower().endswith('.tflite') else FROZEN_GRAPH
+
+
+def load(path: str, overrides: Overrides = Overrides(),
+         allow_unsafe_ops: bool = False) -> Classifier:
+    """Any model file or folder -> Classifier; RetrainError (one line) when it cannot be used."""
+    loader = {SAVED_MODEL: _load_saved_model, TFLITE: _load_tflite,
+              FROZEN_GRAPH: _load_frozen_graph}[model_format(path)]
+    return loader(path, overrides, allow_unsafe_ops)
 
 
 def unsafe_ops(path: str) -> List[str]:
     """The ops of a model file or folder that load would refuse, found without running anything."""
-    if tf.io.gfile.isdir(path):
+    found = model_format(path)
+    if found == SAVED_MODEL:
         return safety.saved_model_unsafe_ops(_serving_signature(path)[0])
-    if path.lower().endswith('.tflite'):
+    if found == TFLITE:
         return safety.tflite_unsafe_ops(tflite.read(path).op_names)
     return safety.unsafe_ops(graph_io.load_graph_def(path))
 
@@ -131,7 +140,7 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
     function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
-    return Classifier(path, 'frozen GraphDef', signature.generation(graph_def), spec, output,
+    return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
                       signature.is_multi_label(graph_def, output))
 
@@ -157,7 +166,7 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
 
     def run(batch: Batch) -> np.ndarray:
         return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
-    return Classifier(path, 'SavedModel', 'serving_default signature', spec, output,
+    return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
                       outputs[output].shape[-1], run,
                       signature.is_multi_label(meta_graph.graph_def,
                                                signature_def.outputs[output].name))
@@ -207,7 +216,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
         tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
         raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
-    return Classifier(path, 'TensorFlow Lite', 'tf.lite', spec, result['name'],
+    return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       int(result['shape'][-1]), run, model.output_op == 'LOGISTIC')
 
 

@@ -36,7 +36,7 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     if tflite_output_file:
         outputs.check_file(tflite_output_file)
     original = models.load(graph_path, overrides, allow_unsafe_ops)
-    if original.format != 'frozen GraphDef':
+    if original.format != models.FROZEN_GRAPH:
         raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
     labels = labels_io.read_labels(labels_path)
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)

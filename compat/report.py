@@ -17,13 +17,14 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
     graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded only when
     their ops (read from the file) are safe, as loading a SavedModel runs some."""
-    if tf.io.gfile.isdir(path) or path.lower().endswith('.tflite'):
+    found = models.model_format(path)
+    if found != models.FROZEN_GRAPH:
         unsafe = models.unsafe_ops(path)
         if unsafe:
             return (f'{path}: not loaded: loading or running it could touch files, the network '
                     f'or the host\n  unsafe ops: {", ".join(unsafe)}')
         described = models.load(path, overrides).describe() + '\n  unsafe ops: none'
-        if path.lower().endswith('.tflite'):
+        if found == models.TFLITE:
             described += '\n' + tflite_metadata_report(path)
         return described
     graph_def = graph_io.load_graph_def(path)

@@ -133,11 +133,11 @@ def _default_labels(graph: str) -> str:
 
 def _explain(model, size: Optional[tuple], verbose: bool) -> None:
     """-v: what was detected; always: overrides that contradict the model."""
-    from compat import signature  # pylint: disable=import-outside-toplevel
+    from compat import classifier, signature  # pylint: disable=import-outside-toplevel
     spec = model.spec
     if verbose:
         print(model.describe(), file=sys.stderr)
-        if model.format == 'TensorFlow Lite':
+        if model.format == classifier.TFLITE:
             from compat import report  # pylint: disable=import-outside-toplevel
             print(report.tflite_metadata_report(model.path), file=sys.stderr)
     if spec.expected:

@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import graph_builders as gb
 import mediapipe_client
 from compat import report
 from conftest import REPO_ROOT, make_image_folder, run_module
+from retrain.errors import RetrainError
 
 
 def _convert_poets_graph(tmp_path):
@@ -49,6 +51,19 @@ def test_inspect_names_unsafe_ops_and_runs_nothing(tmp_path):
     assert 'unsafe ops: WriteFile' in result.stdout.splitlines()
     assert 'preprocessing: Placeholder:0: float [N, 24, 24, 3] as values in [0, 1]' in result.stdout
     assert not os.path.exists(target)
+
+
+@pytest.mark.parametrize('name, make, message', [
+    ('empty', os.makedirs, 'not a TensorFlow graph: {} (a directory without saved_model.pb)'),
+    ('missing.pb', lambda path: None, 'graph file not found: {}'),
+])
+def test_inspect_of_what_is_no_model_is_one_line(tmp_path, name, make, message):
+    """A folder without saved_model.pb once gave a traceback: inspect read it before checking."""
+    path = str(tmp_path / name)
+    make(path)
+    with pytest.raises(RetrainError) as error:
+        report.inspect(path)
+    assert str(error.value) == message.format(path)
 
 
 def test_convert_then_label_image_on_saved_model_and_tflite(tmp_path):
