@@ -1,8 +1,9 @@
-"""Atomic file and directory writes through tf.io.gfile (local paths, gs:// and friends).
+"""Files through tf.io.gfile (local paths, gs:// and friends): user text read, outputs written.
 
 Every output of the project is written to a temporary name beside its destination and renamed
 into place, so a reader never sees a half-written file, even after kill -9.
 """
+import codecs
 import contextlib
 import os
 import re
@@ -35,6 +36,32 @@ def failure_reason(error: BaseException, path: str = '') -> str:
     `<path>; ` that TensorFlow's message starts with (the caller names `path` itself)."""
     reason = without_temporary_names(error_summary(error))
     return reason[len(path) + 2:] if path and reason.startswith(f'{path}; ') else reason
+
+
+def read_text(path: str, what: str) -> str:
+    """The text of a file users write (a labels file, a labels table), decoded: UTF-8, with or
+    without a byte-order mark, or UTF-16 with one (Windows "Unicode" text, PowerShell 5's `>`).
+
+    UTF-16 without a byte-order mark would decode as UTF-8 into text full of NULs, so NULs are
+    refused. Errors are RetrainErrors naming `what` and `path`.
+    """
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            data = f.read()
+    except tf.errors.NotFoundError:
+        raise RetrainError(f'{what} not found: {path}') from None
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read {what} {path}: {failure_reason(e, path)}') from None
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = data.decode('utf-16' if utf16 else 'utf-8-sig')
+    except UnicodeDecodeError:
+        text = '\0' if b'\0' in data else None
+    if text is None or '\0' in text:
+        hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
+                if text else '')
+        raise RetrainError(f'{what} is not UTF-8 text: {path}{hint}')
+    return text
 
 
 def make_parent_dirs(path: str) -> None:

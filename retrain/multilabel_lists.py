@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Set
 import tensorflow as tf
 from absl import logging
 
-from retrain import image_lists
+from retrain import fileio, image_lists
 from retrain.errors import RetrainError
 from retrain.image_lists import CATEGORIES, ImageClass
 
@@ -103,7 +103,8 @@ def _from_label_files(image_dir: str, labels_dir: str) -> List[LabelledImage]:
             continue
         label_files.discard(labels_name)
         path = os.path.join(labels_dir, labels_name)
-        labels = {line.strip() for line in _read_text(path).splitlines() if line.strip()}
+        text = fileio.read_text(path, 'labels file')
+        labels = {line.strip() for line in text.splitlines() if line.strip()}
         if _has_labels(labels, os.path.join(image_dir, location), path):
             found[name] = LabelledImage(name, os.path.dirname(location),
                                         os.path.basename(location), labels)
@@ -135,7 +136,8 @@ def _read_table(path: str) -> Dict[str, Set[str]]:
     """{image path with '/': labels} from the rows of the CSV; a header row is recognized by its
     first cell not being an image file name."""
     rows: Dict[str, Set[str]] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(_read_text(path))), start=1):
+    text = fileio.read_text(path, 'labels file')
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or not row[0].strip():
             continue
         if len(row) != 2:
@@ -160,16 +162,6 @@ def _all_images(image_dir: str) -> Iterable[str]:
     if not image_dir or not tf.io.gfile.isdir(image_dir):
         raise RetrainError(f'image directory not found: {image_dir!r}')
     return image_lists.find_class_files(image_dir)
-
-
-def _read_text(path: str) -> str:
-    try:
-        with tf.io.gfile.GFile(path, 'rb') as f:
-            return f.read().decode('utf-8-sig')
-    except tf.errors.NotFoundError:
-        raise RetrainError(f'labels file not found: {path}') from None
-    except UnicodeDecodeError:
-        raise RetrainError(f'labels file is not UTF-8 text: {path}') from None
 
 
 def _is_image_name(name: str) -> bool:

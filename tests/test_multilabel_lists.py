@@ -97,14 +97,15 @@ def test_label_files_as_the_fork_read_them(tmp_path, caplog):
     assert sum('gone.jpg.txt' in w for w in warnings) == 1
 
 
-def test_a_labels_table_with_header_nested_paths_and_unicode_labels(tmp_path, caplog):
+@pytest.mark.parametrize('encoding', ['utf-8', 'utf-8-sig', 'utf-16'])  # Excel, PowerShell 5.
+def test_a_labels_table_with_header_nested_paths_and_unicode_labels(tmp_path, caplog, encoding):
     root = tmp_path / 'images'
     rng = np.random.default_rng(2)
     for path in ('a/one.jpg', 'a/b/two.jpg', 'three.jpg', 'unlisted.jpg'):
         write_image(str(root / path), (90, 90, 90), rng)
     (tmp_path / 'labels.csv').write_text(
         'image,labels\na/one.jpg,shirt;red\na/b/two.jpg, shirt ; 玫瑰\nthree.jpg,red\n'
-        'missing.jpg,red\n', encoding='utf-8')
+        'missing.jpg,red\n', encoding=encoding)
     with caplog.at_level(logging.WARNING):
         found = multilabel_lists.gather(str(root), 0, 0,
                                         image_labels_file=str(tmp_path / 'labels.csv'))
@@ -129,3 +130,6 @@ def test_bad_tables_and_flag_mixes_are_one_line_errors(tmp_path):
         multilabel_lists.gather(root, 10, 10, str(tmp_path), str(table))
     with pytest.raises(RetrainError, match='labels file not found'):
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path / 'nope.csv'))
+    with pytest.raises(RetrainError) as error:
+        multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path))
+    assert str(error.value) == f'cannot read labels file {tmp_path}: Is a directory'
