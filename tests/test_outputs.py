@@ -146,7 +146,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(flag, case,
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
 
 
-@pytest.mark.parametrize('where', ['beside the outputs', 'the current folder'])
+@pytest.mark.parametrize('where', ['given by its path', 'the current folder'])
 def test_saved_model_dir_holding_other_files_is_refused_and_kept(where, image_dir, tiny_module,
                                                                  tmp_path):
     out = tmp_path / 'out'
@@ -154,8 +154,8 @@ def test_saved_model_dir_holding_other_files_is_refused_and_kept(where, image_di
     (out / 'notes.txt').write_text('my notes')
     (out / 'saved_model.pb').write_bytes(b'looks like a SavedModel, but with notes beside it')
     before = _tree(str(out))
-    args = retrain_args(image_dir, tiny_module, str(out), 10, '--saved_model_dir',
-                        str(out) if where == 'beside the outputs' else '.')
+    args = retrain_args(image_dir, tiny_module, str(tmp_path / 'run'), 10, '--saved_model_dir',
+                        str(out) if where == 'given by its path' else '.')
     result = run_module('retrain', *args, cwd=str(out))
     error = _one_line_error(result)
     assert 'will not replace' in error and 'notes.txt' in error, error
