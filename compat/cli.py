@@ -4,10 +4,10 @@
 Errors the user can fix are one line and exit code 1, as in the other commands.
 """
 import argparse
-import os
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
+from retrain.errors import exit_as_the_reader_left
 from retrain.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'python -m compat'
@@ -49,8 +49,7 @@ def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
         print(f'{program}: interrupted', file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # The reader has seen enough.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        exit_as_the_reader_left()
 
 
 def _parser() -> argparse.ArgumentParser:

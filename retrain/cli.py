@@ -12,11 +12,14 @@ from absl import app, flags, logging
 
 from retrain.config import DEFAULT_TFHUB_MODULE, ConfigError, RetrainConfig
 from retrain import interrupts, logs
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, exit_as_the_reader_left
 from retrain.quiet_tensorflow import import_tensorflow
 
 _D = RetrainConfig()
 FLAGS = flags.FLAGS
+# The first lines of --help (absl shows the main module's docstring there).
+USAGE = ('Retrains the last layer of an image model on folders of your own images.\n\n'
+         'usage: retrain --image_dir DIR [flags]   (or: python -m retrain ...)\n')
 
 flags.DEFINE_string('image_dir', _D.image_dir, 'Path to folders of labeled images; each sub-folder '
                     'is a class. If empty, TensorFlow\'s flower_photos is downloaded and used.')
@@ -156,8 +159,9 @@ def _parse_flags(argv):
 
 
 def run() -> None:
-    """Console-script entry point: `--help` lists these flags whatever the program is called,
-    and exits 0 (absl's own help flags exit 1)."""
+    """Console-script entry point: `--help` starts with USAGE and lists these flags whatever the
+    program is called, and exits 0 (absl's own help flags exit 1)."""
+    sys.modules['__main__'].__doc__ = USAGE
     for flag in FLAGS.get_flags_for_module(__name__):
         FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     try:
@@ -166,3 +170,5 @@ def run() -> None:
         if e.code == 1 and _HELP_FLAGS & set(sys.argv[1:]):
             sys.exit(0)
         raise
+    except BrokenPipeError:  # `retrain --help | head`: the reader has seen enough.
+        exit_as_the_reader_left()

@@ -1,5 +1,8 @@
 """The one exception type the CLIs turn into a one-line message instead of a traceback."""
+import os
 import re
+import sys
+from typing import NoReturn
 
 
 class RetrainError(Exception):
@@ -25,3 +28,13 @@ def error_cause(error: BaseException) -> str:
     lines = [line.strip() for line in (getattr(error, 'message', None) or str(error)).splitlines()]
     reasons = [line for line in lines if line and not line.startswith(('[[', 'File ', 'Detected '))]
     return reasons[-1].split(' [Op:')[0] if reasons else type(error).__name__
+
+
+def exit_as_the_reader_left() -> NoReturn:
+    """Ends a CLI whose reader went away (`| head`: BrokenPipeError), quietly, with code 1.
+
+    stdout goes to the null device first: Python flushes it again at exit, which would fail
+    once more and print a traceback.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import graph_builders as gb
 from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module, \
-    start_module, tflite_interpreter
+    start_module, tflite_interpreter, write_image
 from retrain import image_io, image_lists
 from retrain.extractors import hub_cache_suffix
 
@@ -279,9 +280,34 @@ _TIMESTAMP = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
 def test_help_exits_0_and_lists_the_flags():
     result = run_module('retrain', '--help')
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith('Retrains the last layer of an image model on folders of '
+                                    'your own images.\n\nusage: retrain --image_dir DIR [flags]')
     for flag in ('--image_dir', '--how_many_training_steps', '--tflite_quantize', '--random_seed'):
         assert flag in result.stdout, flag
     assert '0: only fill the bottleneck cache' in ' '.join(result.stdout.split())
+
+
+@pytest.mark.parametrize('module', ['retrain', 'label_image', 'compat'])
+def test_a_reader_that_left_ends_the_tool_quietly(module, tmp_path):
+    """`retrain --help | head -1`: the pipe's reader is gone before the tool writes (its end is
+    closed first), so the first write fails; once a traceback, now exit code 1 and no word."""
+    args = ['--help']
+    if module != 'retrain':  # Their --help is argparse's, which ignores write errors itself.
+        graph = gb.save(gb.hub_like(), str(tmp_path / 'graph.pb'))
+        image = str(tmp_path / 'photo.jpg')
+        write_image(image, (90, 120, 200), np.random.default_rng(0))
+        args = (['inspect', graph] if module == 'compat' else
+                ['--graph', graph, '--labels', gb.write_labels(str(tmp_path / 'labels.txt')),
+                 image])
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        child = start_module(module, *args, stdout=write_end, stderr=subprocess.PIPE,
+                             text=True, encoding='utf-8')
+    finally:
+        os.close(write_end)
+    _, stderr = child.communicate(timeout=300)
+    assert child.returncode == 1 and stderr == '', stderr[-3000:]
 
 
 @pytest.mark.parametrize('bad, named', [
