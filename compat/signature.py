@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from compat import graph_walk
 from retrain.errors import RetrainError
+from retrain.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
 UNIT = (0.0, 255.0)
 CLASSIC_CENTERED = (128.0, 128.0)
@@ -29,10 +30,7 @@ _SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 
                 'InceptionV4/', 'InceptionResnetV2/')
 _PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
 _CALLS = ('PartitionedCall', 'StatefulPartitionedCall')  # The call's function is its attr 'f'.
-_PROJECT_ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input')
-# In this project's graphs: the model's own [0, 1] input, past the conversions between the entry
-# points above (retrain.export); feeding it saves those on every batch.
-_PROJECT_MODEL_INPUT = 'module_input'
+_PROJECT_ENTRY_POINTS = (JPEG_INPUT, UNIT_INPUT, *CENTERED_INPUTS)
 # Normalizations closer than this (max difference over pixel values 0..255) are the same thing:
 # 128/128 and 127.5/127.5 differ by 0.008 and move scores far less than the 0.02 we promise.
 _SAME_NORMALIZATION = 0.05
@@ -210,8 +208,8 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
-    if _PROJECT_MODEL_INPUT in ancestors and _made_here(nodes):
-        return _PROJECT_MODEL_INPUT + ':0'
+    if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the
+        return MODEL_INPUT + ':0'  # entry points (retrain.export): saves them on every batch.
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
             return name + ':0'
@@ -228,7 +226,7 @@ def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float]
     """(mean, std) the graph implies for the entry node `name`, with the evidence; or None."""
     if name == 'Placeholder':
         return UNIT, 'Placeholder of TF Hub-era graphs and this project'
-    if name == _PROJECT_MODEL_INPUT and _made_here(nodes):
+    if name == MODEL_INPUT and _made_here(nodes):
         return UNIT, "this project's model input, as Placeholder without its conversions"
     in_graph = _in_graph_normalization(nodes, name)
     if in_graph:

@@ -11,6 +11,7 @@ import math
 import os
 from typing import List, Optional, Sequence, Tuple
 
+from retrain import graph_names
 from retrain.errors import RetrainError
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
@@ -105,6 +106,10 @@ class RetrainConfig:
         if self.multi_label:
             if self.report_dir:
                 raise ConfigError('--report_dir cannot be used with --multi_label yet')
+        problem = graph_names.final_name_problem(self.final_tensor_name)
+        if problem:
+            raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '
+                              f'output: {problem}')
         self._check_paths_apart()
 
     def _paths(self) -> List[Tuple[str, str, str]]:

@@ -22,13 +22,10 @@ import tensorflow as tf
 from retrain import fileio, image_io, serving
 from retrain.errors import RetrainError, error_summary
 from retrain.extractors import FeatureExtractor, FrozenExtractor
+from retrain.graph_names import (BOTTLENECK_INPUT, CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT,
+                                  UNIT_INPUT)
 from retrain.training import Head
 
-JPEG_INPUT = 'DecodeJpeg/contents:0'
-UNIT_INPUT = 'Placeholder:0'
-CENTERED_INPUTS = ('Mul:0', 'input:0')
-BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder:0'
-MODEL_INPUT = 'module_input'
 
 
 def write_labels(path: str, labels: List[str]) -> None:
@@ -52,22 +49,23 @@ def build_graph(extractor: FeatureExtractor, head: Head,
     height, width = extractor.image_size
     graph = tf.Graph()
     with graph.as_default():
-        contents = tf.compat.v1.placeholder(tf.string, [], name='DecodeJpeg/contents')
+        contents = tf.compat.v1.placeholder(tf.string, [], name=JPEG_INPUT)
         with tf.name_scope('decode_and_resize'):
             decoded = image_io.resize_to_unit_range(image_io.decode(contents)[tf.newaxis],
                                                    (height, width))
         unit = tf.compat.v1.placeholder_with_default(decoded, [None, height, width, 3],
-                                                     name='Placeholder')
+                                                     name=UNIT_INPUT)
         with tf.name_scope('center'):
             shifted = tf.subtract(unit * 255.0, 128.0)
-        centered = tf.multiply(shifted, 1.0 / 128.0, name='Mul')
+        centered = tf.multiply(shifted, 1.0 / 128.0, name=CENTERED_INPUTS[0])
         centered = tf.compat.v1.placeholder_with_default(centered, [None, height, width, 3],
-                                                         name='input')
+                                                         name=CENTERED_INPUTS[1])
         with tf.name_scope('uncenter'):
             images = (centered * 128.0 + 128.0) / 255.0
         images = tf.identity(images, name=MODEL_INPUT)
         bottleneck_input = tf.compat.v1.placeholder_with_default(
-            import_extractor(frozen, images), [None, extractor.bottleneck_size], name='input_1/BottleneckInputPlaceholder')
+            import_extractor(frozen, images), [None, extractor.bottleneck_size],
+            name=BOTTLENECK_INPUT)
         add_final_layer(bottleneck_input, head, final_tensor_name)
     return graph.as_graph_def()
 
@@ -99,7 +97,7 @@ def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf
     graph = tf.Graph()
     with graph.as_default():
         bottleneck_input = tf.compat.v1.placeholder(
-            tf.float32, [None, head.weights.shape[0]], name='input_1/BottleneckInputPlaceholder')
+            tf.float32, [None, head.weights.shape[0]], name=BOTTLENECK_INPUT)
         add_final_layer(bottleneck_input, head, final_tensor_name)
     return graph.as_graph_def()
 
@@ -110,7 +108,7 @@ def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
 
 
 def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
-                      input_tensor: str = UNIT_INPUT,
+                      input_tensor: str = f'{UNIT_INPUT}:0',
                       output_tensor: str = 'final_result:0',
                       labels: Optional[Sequence[str]] = None) -> None:
     """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from retrain import export, fileio, image_io, tflite_metadata
 from retrain.errors import RetrainError, error_summary
+from retrain.graph_names import UNIT_INPUT
 from retrain.extractors import FeatureExtractor
 from retrain.training import Head
 
@@ -61,7 +62,7 @@ def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
 def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
             output_tensor: str = 'final_result:0', quantize: str = 'none',
             representative: Optional[Callable[[], Iterable[np.ndarray]]] = None,
-            input_tensor: str = export.UNIT_INPUT) -> bytes:
+            input_tensor: str = f'{UNIT_INPUT}:0') -> bytes:
     """The flatbuffer of the classifier; `representative()` yields [1, H, W, 3] images (int8)."""
     if quantize not in QUANTIZATIONS:
         raise RetrainError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '

@@ -60,3 +60,43 @@ def test_a_symbolic_link_to_an_output_is_that_output(tmp_path):
 ])
 def test_paths_that_go_together_are_accepted(changes):
     _config(**changes).check()
+
+
+@pytest.mark.parametrize('name, problem', [
+    ('', 'not a TensorFlow node name'),
+    ('has space', 'not a TensorFlow node name'),
+    ('scores:0', 'not a TensorFlow node name'),
+    ('_private', 'not a TensorFlow node name'),
+    ('scores/', 'not a TensorFlow node name'),
+    ('input', 'has a node or scope of that name'),
+    ('INPUT', 'has a node or scope of that name'),  # TensorFlow compares names without case.
+    ('DecodeJpeg/contents', 'has a node or scope of that name'),
+    ('module_input', 'has a node or scope of that name'),
+    ('module/anything', 'has a node or scope of that name'),
+    ('final_training_ops', 'has a node or scope of that name'),
+])
+def test_a_final_tensor_name_the_graph_cannot_carry_is_refused(name, problem):
+    with pytest.raises(ConfigError) as error:
+        _config(final_tensor_name=name).check()
+    assert str(error.value).startswith(f'--final_tensor_name {name!r} cannot name the output: ')
+    assert problem in str(error.value)
+
+
+@pytest.mark.parametrize('name', ['final_result', 'flower_scores', 'final/result', 'Softmax',
+                                  'input_2', 'module.v2', 'modules'])
+def test_final_tensor_names_the_graph_can_carry_are_accepted(name):
+    _config(final_tensor_name=name).check()
+
+
+def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_module):
+    """The names graph_names reserves cover the graph export builds: an output name that passes
+    the check can never be renamed by TensorFlow on a clash (`input` -> `input_1`)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from retrain import export, extractors, graph_names  # pylint: disable=import-outside-toplevel
+    from retrain.training import Head  # pylint: disable=import-outside-toplevel
+    extractor = extractors.load_hub_module(tiny_module)
+    head = Head(np.zeros((extractor.bottleneck_size, 3), np.float32), np.zeros(3, np.float32))
+    graph_def = export.build_graph(extractor, head, 'flower_scores')
+    names = [node.name for node in graph_def.node]
+    assert names[-1] == 'flower_scores' and len(names) > 20
+    assert [name for name in names[:-1] if not graph_names.final_name_problem(name)] == []
