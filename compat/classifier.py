@@ -138,7 +138,8 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
         raise RetrainError(f'cannot load graph {path}: {error_summary(e)}') from None
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
-    num_classes = signature.get_tensor(wrapped.graph, output, path).shape[-1]
+    num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
+                               output, path)
     function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
@@ -167,7 +168,7 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     def run(batch: Batch) -> np.ndarray:
         return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
     return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
-                      outputs[output].shape[-1], run,
+                      _num_classes(outputs[output].shape, output, path), run,
                       signature.is_multi_label(meta_graph.graph_def,
                                                signature_def.outputs[output].name))
 
@@ -217,7 +218,22 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
         raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
-                      int(result['shape'][-1]), run, model.output_op == 'LOGISTIC')
+                      _num_classes([d if d >= 0 else None for d in result['shape_signature']],
+                                   result['name'], path), run,
+                      model.output_op == 'LOGISTIC')
+
+
+def _num_classes(shape, output: str, path: str) -> Optional[int]:
+    """The class count of an output of shape [N, classes] (None where unknown); RetrainError for
+    any other rank (an --output_layer naming an image or a scalar gives no scores to rank)."""
+    shape = tf.TensorShape(shape)
+    if shape.rank is None:
+        return None
+    if shape.rank != 2:
+        shown = str(shape.as_list()).replace('None', 'N')
+        raise RetrainError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
+                           'name the scores with --output_layer')
+    return shape[1]
 
 
 def _dequantize(values: np.ndarray, details) -> np.ndarray:

@@ -135,3 +135,13 @@ def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     result = function(tf.constant(images))[0].numpy()
     assert result.shape == (2, gb.CLASSES) and not np.allclose(result[0], result[1])
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('output, shown', [('Mul', '[1, 24, 24, 3]'), ('DecodeJpeg/contents', '[]')])
+def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, shown):
+    """--output_layer naming an image or the JPEG bytes once died ranking the 'scores'."""
+    path = gb.save(gb.inception_like(), str(tmp_path / 'graph.pb'))
+    with pytest.raises(RetrainError) as error:
+        classifier.load(path, classifier.Overrides(output_layer=output))
+    assert str(error.value) == (f'{output}:0 of {path} is {shown}, not class scores '
+                                '[N, classes]: name the scores with --output_layer')
