@@ -100,14 +100,14 @@ class Classifier:
 
 
 def model_format(path: str) -> str:
-    """SAVED_MODEL, TFLITE or FROZEN_GRAPH, as the path says; RetrainError when it is none."""
+    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; RetrainError when it is none."""
     if not tf.io.gfile.exists(path):
         raise RetrainError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
             return SAVED_MODEL
         raise RetrainError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
-    return TFLITE if path.lower().endswith('.tflite') else FROZEN_GRAPH
+    return TFLITE if path.lower().endswith('.tflite') or tflite.is_tflite(path) else FROZEN_GRAPH
 
 
 def load(path: str, overrides: Overrides = Overrides(),

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
-from retrain import export, fileio, outputs, serving, tflite_export, tflite_metadata
+from retrain import export, fileio, outputs, places, serving, tflite_export, tflite_metadata
 from retrain.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
@@ -35,6 +35,10 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     outputs.check_saved_model_dir(saved_model_dir)
     if tflite_output_file:
         outputs.check_file(tflite_output_file)
+        for source in (graph_path, labels_path):
+            if places.place(tflite_output_file) == places.place(source):
+                raise RetrainError(f'--tflite_output_file {tflite_output_file} is an input of '
+                                   'the conversion: name a new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
         raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
@@ -42,19 +46,19 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
     graph_def, input_tensor, output_tensor = unit_input_graph(
         graph_io.load_graph_def(graph_path), original.spec, original.output)
-    with outputs.staged() as stage:
+    with outputs.staged() as stage:  # Errors in stage.output name the target, not a temporary.
         with stage.output(saved_model_dir) as staged_dir:
             export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
                                      labels=labels)
             export.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
-        converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
-        _check_same(original, converted, saved_model_dir)
+            converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
+            _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
             with stage.output(tflite_output_file) as staged_file:
                 write_tflite(staged_dir, staged_file, labels,
                              f'{os.path.basename(graph_path)} ({original.kind}) converted by '
                              'python -m compat.')
-            _check_same(original, models.load(staged_file), tflite_output_file)
+                _check_same(original, models.load(staged_file), tflite_output_file)
     return converted
 
 

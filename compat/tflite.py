@@ -39,6 +39,16 @@ class TFLiteFile:
     output_op: str
 
 
+def is_tflite(path: str) -> bool:
+    """Whether the file says it is a TensorFlow Lite model (its TFL3 identifier), whatever its
+    name: `model.lite` or a staged temporary is one as much as `model.tflite`."""
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            return f.read(8)[4:8] == _IDENTIFIER
+    except tf.errors.OpError:
+        return False  # Whoever reads it next says why it cannot be read.
+
+
 def read(path: str) -> TFLiteFile:
     """The checked model; one-line RetrainError naming the file and what is wrong with it."""
     try:

@@ -8,10 +8,9 @@ config (or its class defaults) rather than repeating fields that could drift apa
 import dataclasses
 import itertools
 import math
-import os
 from typing import List, Optional, Sequence, Tuple
 
-from retrain import graph_names
+from retrain import graph_names, places
 from retrain.errors import RetrainError
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
@@ -129,7 +128,7 @@ class RetrainConfig:
         """Raises ConfigError where one path would overwrite or remove another: two outputs, or
         an output and an input, on one path, or anything inside a file or a folder replaced whole
         (the run would lose a graph, the user's labels, a cache or a module)."""
-        paths = [(flag, path, kind, _path_key(path)) for flag, path, kind in self._paths()]
+        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in self._paths()]
         for (flag, path, kind, key), (other, _, other_kind, other_key) in (
                 itertools.combinations(paths, 2)):
             if key == other_key and {kind, other_kind} - {'folder', 'input'}:
@@ -137,23 +136,10 @@ class RetrainConfig:
                                   'the run would overwrite one with the other')
         for (outer, outer_path, kind, outer_key), (inner, inner_path, _, inner_key) in (
                 itertools.permutations(paths, 2)):
-            if kind in ('file', 'replaced') and _is_inside(inner_key, outer_key):
+            if kind in ('file', 'replaced') and places.is_inside(inner_key, outer_key):
                 what = 'a file' if kind == 'file' else 'a folder the run replaces whole'
                 raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
                                   f'{what}: put it elsewhere')
-
-
-def _path_key(path: str) -> str:
-    """`path` in a form that compares equal for one place: absolute, through symbolic links, in
-    the case the platform compares in; remote paths (gs://) as given, without a final slash."""
-    if '://' in path:
-        return path.rstrip('/')
-    return os.path.normcase(os.path.realpath(path))
-
-
-def _is_inside(inner: str, outer: str) -> bool:
-    separator = '/' if '://' in outer else os.sep
-    return inner.startswith(outer.rstrip(separator) + separator)
 
 
 class ConfigError(RetrainError):

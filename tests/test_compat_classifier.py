@@ -145,3 +145,31 @@ def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, 
         classifier.load(path, classifier.Overrides(output_layer=output))
     assert str(error.value) == (f'{output}:0 of {path} is {shown}, not class scores '
                                 '[N, classes]: name the scores with --output_layer')
+
+
+def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, photos):
+    """`compat convert --tflite_output_file model.lite` failed its own check (the staged file was
+    read as a frozen graph), and label_image called such a file 'not a TensorFlow graph'."""
+    from compat import convert  # pylint: disable=import-outside-toplevel
+    path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    convert.convert(path, labels, str(tmp_path / 'saved'), str(tmp_path / 'model.lite'))
+    lite = classifier.load(str(tmp_path / 'model.lite'))
+    assert lite.format == classifier.TFLITE
+    np.testing.assert_allclose(lite.classify(_contents(photos)),
+                               classifier.load(path).classify(_contents(photos)), atol=1e-4)
+
+
+@pytest.mark.parametrize('over', ['graph.pb', 'labels.txt'])
+def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, over):
+    from compat import convert  # pylint: disable=import-outside-toplevel
+    path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    before = {name: (tmp_path / name).read_bytes() for name in ('graph.pb', 'labels.txt')}
+    target = os.path.join(str(tmp_path), '.', over)
+    with pytest.raises(RetrainError) as error:
+        convert.convert(path, labels, str(tmp_path / 'saved'), target)
+    assert str(error.value) == (f'--tflite_output_file {target} is an input of the conversion: '
+                                'name a new file')
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(os.listdir(tmp_path)) == ['graph.pb', 'labels.txt']

@@ -1,0 +1,20 @@
+"""Whether two paths name one place, or one lies inside the other: the checks that keep a run
+from writing an output over an input or over another output.
+
+Free of TensorFlow: the CLI runs them before loading it.
+"""
+import os
+
+
+def place(path: str) -> str:
+    """`path` in a form that compares equal for one place: absolute, through symbolic links, in
+    the case the platform compares in; remote paths (gs://) as given, without a final slash."""
+    if '://' in path:
+        return path.rstrip('/')
+    return os.path.normcase(os.path.realpath(path))
+
+
+def is_inside(inner: str, outer: str) -> bool:
+    """Whether place `inner` lies below place `outer` (both as `place` gives them)."""
+    separator = '/' if '://' in outer else os.sep
+    return inner.startswith(outer.rstrip(separator) + separator)
