@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from retrain.errors import RetrainError, error_summary
+from retrain.fileio import failure_reason
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3
@@ -55,7 +56,7 @@ def read(path: str) -> TFLiteFile:
         with tf.io.gfile.GFile(path, 'rb') as f:
             content = f.read()
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot read {path}: {error_summary(e)}') from None
+        raise RetrainError(f'cannot read {path}: {failure_reason(e, path)}') from None
     if len(content) < 8 or content[4:8] != _IDENTIFIER:
         _invalid(path, 'no TFL3 identifier')
     try:

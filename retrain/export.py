@@ -27,7 +27,6 @@ from retrain.graph_names import (BOTTLENECK_INPUT, CENTERED_INPUTS, JPEG_INPUT, 
 from retrain.training import Head
 
 
-
 def write_labels(path: str, labels: List[str]) -> None:
     fileio.atomic_write(path, ''.join(label + '\n' for label in labels))
 
