@@ -21,7 +21,7 @@ from typing import Iterable, List
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from retrain.errors import RetrainError, error_summary
+from retrain.errors import RetrainError
 from retrain.fileio import failure_reason
 
 _IDENTIFIER = b'TFL3'
