@@ -4,6 +4,7 @@
 Errors the user can fix are one line and exit code 1, as in the other commands.
 """
 import argparse
+import math
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -17,8 +18,32 @@ def add_override_arguments(parser) -> None:
     """The classic label_image flags that override what is detected (never needed)."""
     parser.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
     parser.add_argument('--output_layer', help='output tensor, e.g. final_result')
-    parser.add_argument('--input_mean', type=float, help='pixel value mapped to 0')
-    parser.add_argument('--input_std', type=float, help='pixel range mapped to 1')
+    parser.add_argument('--input_mean', type=_finite, help='pixel value mapped to 0')
+    parser.add_argument('--input_std', type=_nonzero, help='pixel range mapped to 1')
+
+
+def number(text: str, kind: type = float):
+    """`text` as a number of `kind`; argparse's message says what was wanted (by default it
+    names this function)."""
+    try:
+        return kind(text)
+    except ValueError:
+        wanted = 'a whole number' if kind is int else 'a number'
+        raise argparse.ArgumentTypeError(f'must be {wanted}, not {text!r}') from None
+
+
+def _finite(text: str) -> float:
+    value = number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'must be a finite number, not {text}')
+    return value
+
+
+def _nonzero(text: str) -> float:
+    value = _finite(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError('must not be 0: pixel values are divided by it')
+    return value
 
 
 def overrides_from(args: argparse.Namespace, size: Optional[Tuple[int, int]] = None):

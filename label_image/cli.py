@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from compat.cli import add_override_arguments, error, overrides_from, run_main
+from compat.cli import add_override_arguments, error, number, overrides_from, run_main
 from retrain.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -51,14 +51,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
     return value
 
 
 def _unit_interval(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f'must be between 0 and 1, not {value}')
     return value

@@ -142,6 +142,22 @@ def test_an_empty_folder_alone_is_one_line_naming_it(retrained, tmp_path):
     assert 'Traceback' not in result.stderr
 
 
+@pytest.mark.parametrize('bad, message', [
+    (['--input_std', '0'], 'argument --input_std: must not be 0: pixel values are divided by it'),
+    (['--input_std', 'nan'], 'argument --input_std: must be a finite number, not nan'),
+    (['--input_mean', 'x'], "argument --input_mean: must be a number, not 'x'"),
+    (['--top_k', '2.5'], "argument --top_k/--num_top_predictions: must be a whole number, not "
+                         "'2.5'"),
+    (['--threshold', '2'], 'argument --threshold: must be between 0 and 1, not 2.0'),
+])
+def test_bad_flag_values_are_usage_errors(bad, message):
+    """--input_std 0 once ended in a ZeroDivisionError traceback."""
+    result = run_module('label_image', *bad, 'photo.jpg')
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.strip().splitlines()[-1] == f'label_image: error: {message}'
+    assert 'Traceback' not in result.stderr
+
+
 def test_no_images_is_a_usage_error():
     result = run_module('label_image')
     assert result.returncode == 2 and 'no images given' in result.stderr
