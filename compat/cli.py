@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
+from retrain import interrupts
 from retrain.errors import exit_as_the_reader_left
 from retrain.quiet_tensorflow import import_tensorflow
 
@@ -68,6 +69,7 @@ def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
     for stream, errors in ((sys.stdout, 'surrogateescape'), (sys.stderr, 'backslashreplace')):
         if hasattr(stream, 'reconfigure'):
             stream.reconfigure(encoding='utf-8', errors=errors)
+    interrupts.install()  # Ctrl-C ends it with one line, as it does retrain.
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ only remembers it: steps that must all happen or none (moving outputs into place
 """
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -16,14 +17,26 @@ _deferring = threading.Event()
 
 
 def install() -> None:
-    """Handles SIGINT from now on (unless it is ignored, as for background jobs)."""
+    """Handles SIGINT from now on (unless it is ignored, as for background jobs).
+
+    Once Ctrl-C was pressed, what Python can only report ("Exception ignored in ...", with a
+    traceback) is not shown: the KeyboardInterrupt swallowed by a finalizer, or the finalizer of
+    an object the interrupt cut short in its constructor (TensorFlow's import options: no
+    attribute 'options'). The tool ends with its one line. Before that, such reports show as ever.
+    """
     def handler(signum, frame):  # pylint: disable=unused-argument
         _requested.set()
         if not _deferring.is_set():
             raise KeyboardInterrupt
 
+    def report_unraisable(unraisable) -> None:
+        if not _requested.is_set():
+            default_hook(unraisable)
+
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, handler)
+        default_hook = sys.unraisablehook
+        sys.unraisablehook = report_unraisable
 
 
 def check() -> None:
