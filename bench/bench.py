@@ -30,9 +30,12 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
 # pylint: disable=wrong-import-position
-from retrain import bottleneck_cache, fileio, image_io, image_lists, training
+from retrain.cache import bottleneck_files
+from retrain.common import fileio
+from retrain.data import image_io, image_lists
+from retrain.train import training
 from retrain.config import RetrainConfig
-from retrain.extractors import FeatureExtractor
+from retrain.features.extractors import FeatureExtractor
 from retrain.pipeline import load_extractor
 # pylint: enable=wrong-import-position
 
@@ -120,12 +123,12 @@ def measure_caching(image_dir: str, bottleneck_dir: str, extractor: FeatureExtra
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     count = sum(c.count() for c in classes)
     started = time.perf_counter()
-    data, _ = bottleneck_cache.load_or_compute(image_dir, classes, bottleneck_dir, extractor,
+    data, _ = bottleneck_files.load_or_compute(image_dir, classes, bottleneck_dir, extractor,
                                                batch_size)
     return count / (time.perf_counter() - started), data, len(classes)
 
 
-def measure_training(data: bottleneck_cache.Bottlenecks, num_classes: int, steps: int) -> float:
+def measure_training(data: bottleneck_files.Bottlenecks, num_classes: int, steps: int) -> float:
     config = RetrainConfig(how_many_training_steps=steps, random_seed=0, summaries_dir='')
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # 1,200 log lines would time the terminal.
@@ -239,7 +242,7 @@ def run(args) -> Dict[str, object]:
     results['images'] = len(paths)
     batches = decoded_sample(paths, extractor, args.batch_size)
     started = time.perf_counter()
-    function = bottleneck_cache.inference_function(extractor)
+    function = bottleneck_files.inference_function(extractor)
     function(batches[0]).numpy()
     results['model_preparation_s'] = round(time.perf_counter() - started, 2)
     runs: Dict[str, List[float]] = {'decode': [], 'model': [], 'caching': []}

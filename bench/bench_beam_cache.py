@@ -19,8 +19,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from retrain import beam_cache, bottleneck_cache, image_lists  # pylint: disable=wrong-import-position
-from retrain.extractors import load_hub_module  # pylint: disable=wrong-import-position
+from retrain.cache import beam_fill, bottleneck_files  # pylint: disable=wrong-import-position
+from retrain.data import image_lists  # pylint: disable=wrong-import-position
+from retrain.features.extractors import load_hub_module  # pylint: disable=wrong-import-position
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')
@@ -41,12 +42,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         local_dir, beam_dir = os.path.join(temp, 'local'), os.path.join(temp, 'beam')
         started = time.perf_counter()
-        bottleneck_cache.load_or_compute(args.image_dir, copy.deepcopy(classes), local_dir,
+        bottleneck_files.load_or_compute(args.image_dir, copy.deepcopy(classes), local_dir,
                                          extractor)
         local_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        jobs = beam_cache.cache_jobs(args.image_dir, classes, beam_dir, extractor)
-        computed = beam_cache.fill_cache(jobs, beam_dir, extractor,
+        jobs = beam_fill.cache_jobs(args.image_dir, classes, beam_dir, extractor)
+        computed = beam_fill.fill_cache(jobs, beam_dir, extractor,
                                          functools.partial(load_hub_module, args.module),
                                          args.runner, options)
         beam_seconds = time.perf_counter() - started
@@ -58,8 +59,8 @@ def main() -> None:
             identical += beam_text == local_text
             size = extractor.bottleneck_size
             largest = max(largest, float(np.max(np.abs(
-                bottleneck_cache.parse_values(beam_text, size) -
-                bottleneck_cache.parse_values(local_text, size)))))
+                bottleneck_files.parse_values(beam_text, size) -
+                bottleneck_files.parse_values(local_text, size)))))
     print(f'images:                   {len(jobs)} ({computed} computed by Beam)')
     print(f'in-process cache:         {local_seconds:8.1f} s  {len(jobs) / local_seconds:6.1f} img/s')
     print(f'Beam {args.runner:19s} {beam_seconds:8.1f} s  {len(jobs) / beam_seconds:6.1f} img/s')

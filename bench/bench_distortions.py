@@ -17,8 +17,9 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from retrain import distortions, image_io  # pylint: disable=wrong-import-position
-from retrain.extractors import load_hub_module  # pylint: disable=wrong-import-position
+from retrain.data import image_io  # pylint: disable=wrong-import-position
+from retrain.train import distortions  # pylint: disable=wrong-import-position
+from retrain.features.extractors import load_hub_module  # pylint: disable=wrong-import-position
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')

@@ -17,9 +17,9 @@ import numpy as np  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
 # pylint: disable=wrong-import-position
-from retrain import multilabel_training, training
+from retrain.train import multilabel_training, training
 from retrain.config import RetrainConfig
-from retrain.bottleneck_cache import Bottlenecks
+from retrain.cache.bottleneck_files import Bottlenecks
 # pylint: enable=wrong-import-position
 
 

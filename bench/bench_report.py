@@ -15,7 +15,7 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
-from retrain import report_findings
+from retrain.report import findings
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
                        'shared')
@@ -29,17 +29,18 @@ def _timed(function: Callable, *args):
 
 def real_rows(image_dir: str, module: str, bottleneck_dir: str) -> List[Tuple]:
     """(images, stat+hash s, near-duplicates s, label check s, find s) on a real folder."""
-    from retrain import bottleneck_cache, image_lists  # pylint: disable=import-outside-toplevel
-    from retrain.extractors import load_hub_module  # pylint: disable=import-outside-toplevel
+    from retrain.cache import bottleneck_files  # pylint: disable=import-outside-toplevel
+    from retrain.data import image_lists  # pylint: disable=import-outside-toplevel
+    from retrain.features.extractors import load_hub_module  # pylint: disable=import-outside-toplevel
     classes = image_lists.create_image_lists(image_dir, 10, 10)
-    data, _ = bottleneck_cache.load_or_compute(image_dir, classes, bottleneck_dir,
+    data, _ = bottleneck_files.load_or_compute(image_dir, classes, bottleneck_dir,
                                                load_hub_module(module, 0))
-    unit, labels, paths, _ = report_findings._flatten(data)  # pylint: disable=protected-access
-    _, hashing = _timed(report_findings.exact_duplicate_pairs, paths)
-    _, near = _timed(report_findings.near_duplicate_pairs, unit)
-    _, label_check = _timed(lambda: report_findings.label_issues(
-        report_findings.out_of_fold_probabilities(unit, labels, len(classes)), labels))
-    _, total = _timed(report_findings.find, data, len(classes))
+    unit, labels, paths, _ = findings._flatten(data)  # pylint: disable=protected-access
+    _, hashing = _timed(findings.exact_duplicate_pairs, paths)
+    _, near = _timed(findings.near_duplicate_pairs, unit)
+    _, label_check = _timed(lambda: findings.label_issues(
+        findings.out_of_fold_probabilities(unit, labels, len(classes)), labels))
+    _, total = _timed(findings.find, data, len(classes))
     return [(len(paths), unit.shape[1], hashing, near, label_check, total)]
 
 
@@ -63,10 +64,10 @@ def scale_rows(sizes: List[int], dim: int) -> List[Tuple]:
     for n in sizes:
         unit, labels, planted = synthetic(n, dim, 5, 200)
         tracemalloc.start()
-        (i, j, _), near = _timed(report_findings.near_duplicate_pairs, unit)
+        (i, j, _), near = _timed(findings.near_duplicate_pairs, unit)
         found = {(int(a), int(b)) for a, b in zip(i, j)} & planted
-        _, label_check = _timed(lambda: report_findings.label_issues(
-            report_findings.out_of_fold_probabilities(unit, labels, 5), labels))
+        _, label_check = _timed(lambda: findings.label_issues(
+            findings.out_of_fold_probabilities(unit, labels, 5), labels))
         peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
         tracemalloc.stop()
         rows.append((n, near, f'{len(found)}/{len(planted)}', label_check, peak))
@@ -90,7 +91,7 @@ def main() -> None:
         for row in real_rows(args.image_dir, args.tfhub_module, args.bottleneck_dir):
             print('| {} | {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} |'.format(*row))
     print(f'\nSynthetic bottlenecks, D={args.dim}; exact search up to '
-          f'{report_findings.EXACT_SEARCH_LIMIT} images, buckets beyond')
+          f'{findings.EXACT_SEARCH_LIMIT} images, buckets beyond')
     print('| images | near-duplicates s | planted copies found | label check s | peak MiB |')
     print('|---|---|---|---|---|')
     for row in scale_rows([int(s) for s in args.sizes.split(',')], args.dim):

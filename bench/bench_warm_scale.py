@@ -28,8 +28,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
-from retrain import bottleneck_cache, fileio  # pylint: disable=wrong-import-position
-from retrain.extractors import hub_cache_suffix  # pylint: disable=wrong-import-position
+from retrain.cache import bottleneck_files  # pylint: disable=wrong-import-position
+from retrain.common import fileio  # pylint: disable=wrong-import-position
+from retrain.features.extractors import hub_cache_suffix  # pylint: disable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(REPO_ROOT, 'bench', 'results', 'warm_scale.json')
@@ -57,7 +58,7 @@ def make_job(root: str, images: int, dim: int) -> Dict[str, str]:
     image_dir, bottleneck_dir = os.path.join(root, 'images'), os.path.join(root, 'bottlenecks')
     suffix = hub_cache_suffix(module)
     rng = np.random.default_rng(0)
-    texts = [bottleneck_cache.format_values(rng.normal(size=dim).astype(np.float32))
+    texts = [bottleneck_files.format_values(rng.normal(size=dim).astype(np.float32))
              for _ in range(DISTINCT_ROWS)]
     for c in range(CLASSES):
         for folder in (image_dir, bottleneck_dir):

@@ -16,8 +16,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from compat import graph_io, safety, signature, tflite
 from compat.signature import InputSpec
-from retrain import image_io
-from retrain.errors import RetrainError, error_summary
+from retrain.data import image_io
+from retrain.common.errors import RetrainError, error_summary
 
 Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]

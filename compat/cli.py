@@ -8,9 +8,9 @@ import math
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
-from retrain import interrupts
-from retrain.errors import exit_as_the_reader_left
-from retrain.quiet_tensorflow import import_tensorflow
+from retrain.common import interrupts
+from retrain.common.errors import exit_as_the_reader_left
+from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'python -m compat'
 
@@ -102,12 +102,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
-    from compat import convert, report  # pylint: disable=import-outside-toplevel
-    from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    from compat import convert, inspection  # pylint: disable=import-outside-toplevel
+    from retrain.common.errors import RetrainError  # pylint: disable=import-outside-toplevel
     overrides = overrides_from(args)
     try:
         if args.command == 'inspect':
-            print(report.inspect(args.graph, overrides))
+            print(inspection.inspect(args.graph, overrides))
         else:
             model = convert.convert(args.graph, args.labels, args.saved_model_dir,
                                     args.tflite_output_file, overrides, args.allow_unsafe_ops)

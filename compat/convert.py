@@ -6,8 +6,8 @@ returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 12
 Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
 that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
 `assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
-The SavedModel also answers encoded images (`serving_bytes`, retrain.serving) and the .tflite
-file carries metadata (retrain.tflite_metadata), as retrain's outputs do.
+The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the .tflite
+file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
 """
 import os
 from typing import Optional, Sequence
@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
-from retrain import export, fileio, outputs, places, serving, tflite_export, tflite_metadata
-from retrain.errors import RetrainError, error_summary
+from retrain.common import fileio, places
+from retrain.export import frozen_graph, saved_model, staging, tflite, tflite_metadata
+from retrain.common.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
 
@@ -32,9 +33,9 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     Both are written beside their targets and moved into place only once checked, so a failed
     check leaves what was there before; a folder holding more than a SavedModel is refused.
     """
-    outputs.check_saved_model_dir(saved_model_dir)
+    staging.check_saved_model_dir(saved_model_dir)
     if tflite_output_file:
-        outputs.check_file(tflite_output_file)
+        staging.check_file(tflite_output_file)
         for source in (graph_path, labels_path):
             if places.place(tflite_output_file) == places.place(source):
                 raise RetrainError(f'--tflite_output_file {tflite_output_file} is an input of '
@@ -46,11 +47,11 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
     graph_def, input_tensor, output_tensor = unit_input_graph(
         graph_io.load_graph_def(graph_path), original.spec, original.output)
-    with outputs.staged() as stage:  # Errors in stage.output name the target, not a temporary.
+    with staging.staged() as stage:  # Errors in stage.output name the target, not a temporary.
         with stage.output(saved_model_dir) as staged_dir:
-            export.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
+            frozen_graph.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
                                      labels=labels)
-            export.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
+            frozen_graph.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
             converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
             _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
@@ -82,12 +83,12 @@ def write_tflite(saved_model_dir: str, path: str, labels: Sequence[str], descrip
     """The `image` -> `prediction` signature as a .tflite file with its metadata."""
     try:
         model = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_dir, signature_keys=[serving.DEFAULT_SIGNATURE]).convert()
+            saved_model_dir, signature_keys=[saved_model.DEFAULT_SIGNATURE]).convert()
     except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
         raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
                            f'{error_summary(e)}') from None
     fileio.atomic_write(path, tflite_metadata.add_metadata(
-        model, tflite_export.MODEL_NAME, description, labels))
+        model, tflite.MODEL_NAME, description, labels))
 
 
 def _check_same(original: models.Classifier, converted: models.Classifier, where: str) -> None:

@@ -1,8 +1,8 @@
 """Labels files: one label per line, in class-index order, as retrain writes them."""
 from typing import List
 
-from retrain.errors import RetrainError
-from retrain.fileio import read_text
+from retrain.common.errors import RetrainError
+from retrain.common.fileio import read_text
 
 
 def read_labels(path: str) -> List[str]:

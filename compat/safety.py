@@ -14,7 +14,7 @@ from tensorflow.core.framework import variable_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from compat import graph_walk
-from retrain.errors import RetrainError
+from retrain.common.errors import RetrainError
 
 _PLUMBING = """Const Identity IdentityN NoOp Placeholder PlaceholderWithDefault StopGradient
     PreventGradient Snapshot Switch Merge Enter Exit NextIteration LoopCond If StatelessIf

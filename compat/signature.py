@@ -11,7 +11,7 @@ nonsense when they were wrong. Every generation of retrained graph says enough a
   Inception era     DecodeJpeg/contents -> ... -> Sub(128) -> Mul(1/128): the normalization is
                     read from those constants; Mul is fed so decoding happens outside
 
-Images always reach a classifier decoded and resized by retrain.image_io as [0, 1] floats; an
+Images always reach a classifier decoded and resized by retrain.data.image_io as [0, 1] floats; an
 InputSpec turns them into what the entry tensor takes: (pixel - mean) / std with pixel in 0..255.
 """
 import dataclasses
@@ -20,8 +20,8 @@ from typing import Dict, Optional, Set, Tuple
 import tensorflow as tf
 
 from compat import graph_walk
-from retrain.errors import RetrainError
-from retrain.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
+from retrain.common.errors import RetrainError
+from retrain.export.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
 UNIT = (0.0, 255.0)
 CLASSIC_CENTERED = (128.0, 128.0)
@@ -159,7 +159,7 @@ def generation(graph_def: tf.compat.v1.GraphDef) -> str:
 
 
 def _made_here(names) -> bool:
-    """Whether a graph with these node names was exported by this project (retrain.export)."""
+    """Whether a graph with these node names was exported by this project (retrain.export.frozen_graph)."""
     return all(name in names for name in _PROJECT_ENTRY_POINTS)
 
 
@@ -209,7 +209,7 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
     if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the
-        return MODEL_INPUT + ':0'  # entry points (retrain.export): saves them on every batch.
+        return MODEL_INPUT + ':0'  # entry points (retrain.export.frozen_graph): saves them on every batch.
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
             return name + ':0'

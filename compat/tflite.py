@@ -21,8 +21,8 @@ from typing import Iterable, List
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from retrain.errors import RetrainError
-from retrain.fileio import failure_reason
+from retrain.common.errors import RetrainError
+from retrain.common.fileio import failure_reason
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3

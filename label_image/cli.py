@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from compat.cli import add_override_arguments, error, number, overrides_from, run_main
-from retrain.quiet_tensorflow import import_tensorflow
+from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
 _DEFAULT_LABELS = '/tmp/output_labels.txt'  # retrain's --output_labels default.
@@ -77,8 +77,8 @@ def main(argv: Sequence[str]) -> int:
     from compat import classifier as models  # pylint: disable=import-outside-toplevel
     from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
     from label_image import images  # pylint: disable=import-outside-toplevel
-    from retrain.errors import RetrainError  # pylint: disable=import-outside-toplevel
-    from retrain.errors import error_summary  # pylint: disable=import-outside-toplevel
+    from retrain.common.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    from retrain.common.errors import error_summary  # pylint: disable=import-outside-toplevel
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
         model = models.load(args.graph, overrides_from(args, size), args.allow_unsafe_ops)
@@ -138,8 +138,8 @@ def _explain(model, size: Optional[tuple], verbose: bool) -> None:
     if verbose:
         print(model.describe(), file=sys.stderr)
         if model.format == classifier.TFLITE:
-            from compat import report  # pylint: disable=import-outside-toplevel
-            print(report.tflite_metadata_report(model.path), file=sys.stderr)
+            from compat import inspection  # pylint: disable=import-outside-toplevel
+            print(inspection.tflite_metadata_report(model.path), file=sys.stderr)
     if spec.expected:
         print(f'{_PROGRAM}: warning: --input_mean/--input_std give '
               f'{signature.formula(spec.mean, spec.std)}, but {spec.tensor} expects '

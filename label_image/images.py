@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from compat.classifier import Classifier
-from retrain import image_io
-from retrain.cache_index import is_local
-from retrain.image_lists import path_bytes
+from retrain.data import image_io
+from retrain.cache.binary_index import is_local
+from retrain.data.image_lists import path_bytes
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
 

@@ -11,9 +11,9 @@ import sys
 from absl import app, flags, logging
 
 from retrain.config import DEFAULT_TFHUB_MODULE, ConfigError, RetrainConfig
-from retrain import interrupts, logs
-from retrain.errors import RetrainError, exit_as_the_reader_left
-from retrain.quiet_tensorflow import import_tensorflow
+from retrain.common import interrupts, logs
+from retrain.common.errors import RetrainError, exit_as_the_reader_left
+from retrain.common.quiet_tensorflow import import_tensorflow
 
 _D = RetrainConfig()
 FLAGS = flags.FLAGS
@@ -135,7 +135,7 @@ def main(argv) -> int:
         import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
         from retrain import pipeline  # pylint: disable=import-outside-toplevel
         if not config.image_dir:
-            from retrain import downloads  # pylint: disable=import-outside-toplevel
+            from retrain.common import downloads  # pylint: disable=import-outside-toplevel
             config.image_dir = downloads.flower_photos()
             logging.info('No --image_dir given: using the flower photos in %s', config.image_dir)
         pipeline.run(config)

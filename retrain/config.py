@@ -10,8 +10,9 @@ import itertools
 import math
 from typing import List, Optional, Sequence, Tuple
 
-from retrain import graph_names, places
-from retrain.errors import RetrainError
+from retrain.common import places
+from retrain.export import graph_names
+from retrain.common.errors import RetrainError
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 

@@ -11,17 +11,21 @@ from absl import logging
 # Public TensorFlow can switch op determinism on, but not off nor tell whether it is on.
 from tensorflow.python.framework import config as tf_framework_config
 
-from retrain import (bottleneck_cache, distortions, export, fine_tuning, image_lists,
-                     interrupts, multilabel_data, multilabel_training, outputs, report,
-                     report_page, summaries, tflite_export, training)
+from retrain.cache import bottleneck_files
+from retrain.common import interrupts
+from retrain.data import image_lists
+from retrain.export import frozen_graph, staging, tflite
+from retrain.report import page, run_report
+from retrain.tasks import multi_label
+from retrain.train import distortions, fine_tuning, multilabel_training, tensorboard_final, training
 from retrain.config import RetrainConfig
-from retrain.extractors import FeatureExtractor, load_hub_module
+from retrain.features.extractors import FeatureExtractor, load_hub_module
 
 
 def load_extractor(config: RetrainConfig) -> FeatureExtractor:
     """The hub module, or the legacy frozen graph when the classic legacy flags ask for it."""
     if config.use_legacy_model:
-        from retrain import legacy_models  # pylint: disable=import-outside-toplevel
+        from retrain.features import legacy_models  # pylint: disable=import-outside-toplevel
         return legacy_models.load_architecture(config.architecture, config.model_dir)
     return load_hub_module(config.tfhub_module, config.image_size)
 
@@ -54,10 +58,9 @@ def _run(config: RetrainConfig) -> float:
     started = time.monotonic()
     distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
                                               config.random_scale, config.random_brightness)
-    report.check_report_dir(config.report_dir)
-    multi_label = config.multi_label
-    if multi_label:
-        found, classes = multilabel_data.gather(config)
+    run_report.check_report_dir(config.report_dir)
+    if config.multi_label:
+        found, classes = multi_label.gather(config)
         labels = found.labels
     else:
         classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
@@ -66,23 +69,23 @@ def _run(config: RetrainConfig) -> float:
         train_count, validation_count, test_count = image_lists.split_counts(classes)
         logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
                      len(classes), config.image_dir, train_count, validation_count, test_count)
-    outputs.check_run(config)  # Before any work: a run must not fail at its end.
+    staging.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = load_extractor(config)
-    export.check_exportable(extractor)
+    frozen_graph.check_exportable(extractor)
     if config.beam_runner:
-        from retrain import beam_cache  # pylint: disable=import-outside-toplevel
-        beam_cache.fill_run_cache(config, classes, extractor,
+        from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+        beam_fill.fill_run_cache(config, classes, extractor,
                                   functools.partial(load_extractor, config))
-    data, _ = bottleneck_cache.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
+    data, _ = bottleneck_files.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
                                                extractor, config.cache_batch_size,
                                                config.allow_truncated_images)
-    if multi_label:
-        data = multilabel_data.with_label_sets(data, found, config.image_dir)
+    if config.multi_label:
+        data = multi_label.with_label_sets(data, found, config.image_dir)
     if not config.how_many_training_steps:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')
         return float('nan')
-    summaries.clear_earlier_runs(config.summaries_dir)
+    tensorboard_final.clear_earlier_runs(config.summaries_dir)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
                                             extractor, distortion, config.random_seed,
@@ -90,42 +93,42 @@ def _run(config: RetrainConfig) -> float:
                if distortion.enabled or tuning else None)
 
     def store_intermediate(step: int, head: training.Head) -> None:
-        path = export.intermediate_graph_path(config.intermediate_output_graphs_dir, step)
+        path = frozen_graph.intermediate_graph_path(config.intermediate_output_graphs_dir, step)
         logging.info('Save intermediate result to : %s', path)
-        export.write_graph(path, export.build_graph(extractor, head, config.final_tensor_name))
+        frozen_graph.write_graph(path, frozen_graph.build_graph(extractor, head, config.final_tensor_name))
 
     head = training.train(
         data, len(labels), config, on_checkpoint=store_intermediate,
         checkpoint_every=config.intermediate_store_frequency,
         training_batches=batches if distortion.enabled else None,
-        head_type=multilabel_training.SigmoidHead if multi_label else training.Head)
+        head_type=multilabel_training.SigmoidHead if config.multi_label else training.Head)
     if config.fine_tune_steps:
         head = fine_tuning.fine_tune(batches, head, extractor, data, config)
         interrupts.check()  # Before anything is written to the output paths.
-    if multi_label:
+    if config.multi_label:
         accuracy = multilabel_training.test(
             data, head, labels, config.test_batch_size, config.print_misclassified_test_images,
             config.random_seed).get('accuracy', float('nan'))
-        run_report = None  # The findings are those of single-label classes (not yet for sets).
+        findings_page = None  # The findings are those of single-label classes (not yet for sets).
         # The new layer's graph; a confusion matrix of classes has no meaning here.
         truth = predictions = np.zeros(0, np.int64)
     else:
         accuracy = training.test(data, head, labels, config.test_batch_size,
                                  config.print_misclassified_test_images, config.random_seed)
-        run_report = (report.report_run(config, classes, data, head, accuracy)
+        findings_page = (run_report.report_run(config, classes, data, head, accuracy)
                       if config.report or config.report_dir else None)
         truth = data.labels['testing']
         predictions = head.predict(data.features['testing']).argmax(axis=1)
-    summaries.write_final(config.summaries_dir, labels, truth, predictions, head,
+    tensorboard_final.write_final(config.summaries_dir, labels, truth, predictions, head,
                           config.final_tensor_name, config.how_many_training_steps)
-    with outputs.staged() as stage:  # All outputs are this run's, or all are as they were.
-        graph_def = export.build_graph(extractor, head, config.final_tensor_name)
+    with staging.staged() as stage:  # All outputs are this run's, or all are as they were.
+        graph_def = frozen_graph.build_graph(extractor, head, config.final_tensor_name)
         with stage.output(config.output_graph) as path:
-            export.write_graph(path, graph_def)
+            frozen_graph.write_graph(path, graph_def)
         if config.tflite_output_file:
-            tflite_graph = tflite_export.classifier_graph(extractor, head, config.final_tensor_name)
+            tflite_graph = tflite.classifier_graph(extractor, head, config.final_tensor_name)
             with stage.output(config.tflite_output_file) as path:
-                tflite_export.write_tflite(path, tflite_graph, extractor.image_size,
+                tflite.write_tflite(path, tflite_graph, extractor.image_size,
                                            config.final_tensor_name + ':0', config.tflite_quantize,
                                            data.paths['training'], config.random_seed,
                                            allow_truncated=config.allow_truncated_images,
@@ -133,15 +136,15 @@ def _run(config: RetrainConfig) -> float:
                                            description=f'A classifier of {len(labels)} classes '
                                            f'retrained on {extractor.description}.')
         with stage.output(config.output_labels) as path:
-            export.write_labels(path, labels)
+            frozen_graph.write_labels(path, labels)
         if config.saved_model_dir:
             with stage.output(config.saved_model_dir) as path:
-                export.write_saved_model(path, graph_def,
+                frozen_graph.write_saved_model(path, graph_def,
                                          output_tensor=config.final_tensor_name + ':0',
                                          labels=labels)
-        if run_report:
+        if findings_page:
             with stage.output(config.report_dir) as path:
-                report_page.write(path, run_report)
+                page.write(path, findings_page)
     logging.info('Wrote graph to %s', config.output_graph)
     if config.tflite_output_file:
         quantization = {'none': 'float'}.get(config.tflite_quantize,
@@ -152,7 +155,7 @@ def _run(config: RetrainConfig) -> float:
     logging.info('Wrote labels to %s', config.output_labels)
     if config.saved_model_dir:
         logging.info('Wrote SavedModel to %s', config.saved_model_dir)
-    if run_report:
-        logging.info('Wrote report to %s', os.path.join(config.report_dir, report_page.HTML))
+    if findings_page:
+        logging.info('Wrote report to %s', os.path.join(config.report_dir, page.HTML))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy

@@ -17,8 +17,8 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import pytest
 
-from retrain.logs import readable
-from retrain.quiet_tensorflow import import_tensorflow
+from retrain.common.logs import readable
+from retrain.common.quiet_tensorflow import import_tensorflow
 
 
 def _import_tensorflow_quietly() -> None:

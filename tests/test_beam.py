@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, make_image_folder, run_module
-from retrain import bottleneck_cache, image_lists
-from retrain.extractors import load_hub_module
+from retrain.cache import bottleneck_files
+from retrain.data import image_lists
+from retrain.features.extractors import load_hub_module
 
 HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
@@ -41,14 +42,14 @@ def _cache_files(root: str):
 
 def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
     """Fills one cache in-process and one with DirectRunner; returns both folders and the count."""
-    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(module)
     local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
-    bottleneck_cache.load_or_compute(image_dir, copy.deepcopy(classes), local_dir, extractor,
+    bottleneck_files.load_or_compute(image_dir, copy.deepcopy(classes), local_dir, extractor,
                                      batch_size)
-    jobs = beam_cache.cache_jobs(image_dir, classes, beam_dir, extractor)
-    computed = beam_cache.fill_cache(jobs, beam_dir, extractor,
+    jobs = beam_fill.cache_jobs(image_dir, classes, beam_dir, extractor)
+    computed = beam_fill.fill_cache(jobs, beam_dir, extractor,
                                      functools.partial(load_hub_module, module), 'DirectRunner',
                                      batch_size=batch_size)
     return local_dir, beam_dir, computed, extractor
@@ -58,11 +59,11 @@ def _assert_same_cache(local_dir, beam_dir, size):
     local, beam = _cache_files(local_dir), _cache_files(beam_dir)
     assert sorted(beam) == sorted(local)
     for name, text in beam.items():
-        values = bottleneck_cache.parse_values(text, size)
+        values = bottleneck_files.parse_values(text, size)
         assert values is not None, name
-        assert text == bottleneck_cache.format_values(values), f'{name} is not in the cache format'
+        assert text == bottleneck_files.format_values(values), f'{name} is not in the cache format'
         # Not byte-identical: the two paths batch images differently, which moves last digits.
-        np.testing.assert_allclose(values, bottleneck_cache.parse_values(local[name], size),
+        np.testing.assert_allclose(values, bottleneck_files.parse_values(local[name], size),
                                    atol=1e-3, err_msg=name)
 
 
@@ -81,12 +82,12 @@ def test_direct_runner_writes_the_in_process_cache(tiny_module, tmp_path):
 
 @needs_beam
 def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_path):
-    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(tiny_module)
     cache_dir = str(tmp_path / 'cache')
-    jobs = beam_cache.cache_jobs(image_dir, classes, cache_dir, extractor)
-    fill = functools.partial(beam_cache.fill_cache, jobs, cache_dir, extractor,
+    jobs = beam_fill.cache_jobs(image_dir, classes, cache_dir, extractor)
+    fill = functools.partial(beam_fill.fill_cache, jobs, cache_dir, extractor,
                              functools.partial(load_hub_module, tiny_module), 'DirectRunner')
     assert fill() == 90
     damaged, kept = jobs[0][1], jobs[1][1]
@@ -96,7 +97,7 @@ def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_
         f.write(','.join(['0.5'] * extractor.bottleneck_size))
     os.remove(jobs[2][1])
     assert fill() == 2
-    assert bottleneck_cache.read_bottleneck(damaged, extractor.bottleneck_size) is not None
+    assert bottleneck_files.read_bottleneck(damaged, extractor.bottleneck_size) is not None
     with open(kept, encoding='utf-8') as f:
         assert f.read() == ','.join(['0.5'] * extractor.bottleneck_size)
     assert os.path.isfile(jobs[2][1])
@@ -106,17 +107,17 @@ def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_
 @needs_beam
 def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tmp_path):
     """A TF 1.0-1.4 style `photo.jpg.txt` is reused in-process, so Beam must not recompute it."""
-    from retrain import beam_cache  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = dataclasses.replace(load_hub_module(tiny_module), legacy_cache_suffixes=('',))
     cache_dir = str(tmp_path / 'cache')
-    jobs = beam_cache.cache_jobs(image_dir, classes, cache_dir, extractor)
+    jobs = beam_fill.cache_jobs(image_dir, classes, cache_dir, extractor)
     image, current, older = jobs[0]
     assert older == current.replace(extractor.cache_suffix + '.txt', '.txt')
     os.makedirs(os.path.dirname(older))
     with open(older, 'w', encoding='utf-8') as f:
         f.write(','.join(['0.25'] * extractor.bottleneck_size))
-    computed = beam_cache.fill_cache(jobs, cache_dir, extractor,
+    computed = beam_fill.fill_cache(jobs, cache_dir, extractor,
                                      functools.partial(load_hub_module, tiny_module),
                                      'DirectRunner')
     assert computed == 89 and os.path.isfile(jobs[1][1])

@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_image_folder, retrain_args, run_module, write_image
-from retrain import bottleneck_cache, image_lists
-from retrain.errors import RetrainError
-from retrain.extractors import FeatureExtractor
+from retrain.cache import bottleneck_files
+from retrain.data import image_lists
+from retrain.common.errors import RetrainError
+from retrain.features.extractors import FeatureExtractor
 
 
 def test_text_gives_back_every_float32_exactly(tmp_path):
@@ -21,37 +22,37 @@ def test_text_gives_back_every_float32_exactly(tmp_path):
         np.array([[0.0, -0.0, 1.0, 0.1, 1e-30, -3.4e38, 123456789.0, 4.53949e-05]] * 3)
         .repeat(126, axis=1)[:, :1001]]).astype(np.float32)
     paths = [str(tmp_path / 'c' / f'{i}.jpg_m.txt') for i in range(len(features))]
-    bottleneck_cache.write_bottlenecks(paths, features)
+    bottleneck_files.write_bottlenecks(paths, features)
     for path, row in zip(paths, features):
         with open(path, encoding='ascii') as f:
             text = f.read()
         assert '\n' not in text and ' ' not in text
         values = np.array([float(v) for v in text.split(',')], np.float32)  # As classic readers.
         np.testing.assert_array_equal(values, row)
-        np.testing.assert_array_equal(bottleneck_cache.read_bottleneck(path, 1001), row)
-    assert bottleneck_cache.format_values(features[0]) == open(paths[0], encoding='ascii').read()
+        np.testing.assert_array_equal(bottleneck_files.read_bottleneck(path, 1001), row)
+    assert bottleneck_files.format_values(features[0]) == open(paths[0], encoding='ascii').read()
 
 
 def test_old_classic_text_is_read_as_it_is(tmp_path):
     values = np.random.default_rng(1).normal(size=50).astype(np.float32)
     path = tmp_path / 'photo.jpg_mobilenet_0.25_224.txt'
     path.write_text(','.join(str(v) for v in values))  # What the classic scripts wrote.
-    np.testing.assert_array_equal(bottleneck_cache.read_bottleneck(str(path), 50), values)
-    assert bottleneck_cache.read_bottleneck(str(path), 51) is None  # Another model's size.
+    np.testing.assert_array_equal(bottleneck_files.read_bottleneck(str(path), 50), values)
+    assert bottleneck_files.read_bottleneck(str(path), 51) is None  # Another model's size.
     path.write_text('0.5,0.25,oops')
-    assert bottleneck_cache.read_bottleneck(str(path), 3) is None
+    assert bottleneck_files.read_bottleneck(str(path), 3) is None
 
 
 def test_subnormal_values_are_written_as_zero():
     # TensorFlow flushes subnormal floats to zero as it computes; no model output holds one.
-    assert bottleneck_cache.format_values(np.array([1e-45, 0.5], np.float32)) == '0,0.5'
+    assert bottleneck_files.format_values(np.array([1e-45, 0.5], np.float32)) == '0,0.5'
 
 
 @pytest.mark.parametrize('damage', ['nan', 'inf', '-inf'])
 def test_a_non_finite_value_makes_a_cache_file_damaged(tmp_path, damage):
     path = tmp_path / 'photo.jpg_m.txt'
     path.write_text(f'0.5,{damage},0.25')
-    assert bottleneck_cache.read_bottleneck(str(path), 3) is None
+    assert bottleneck_files.read_bottleneck(str(path), 3) is None
 
 
 def test_a_nan_in_a_cache_file_is_recomputed_with_the_classic_warning(tiny_module, image_dir,
@@ -75,7 +76,7 @@ def test_a_nan_in_a_cache_file_is_recomputed_with_the_classic_warning(tiny_modul
     assert '89 bottlenecks cached in' in second.stderr and '1 to compute' in second.stderr
     final = re.compile(r'Final test accuracy = .*')
     assert final.search(second.stderr).group(0) == final.search(first.stderr).group(0)
-    assert bottleneck_cache.read_bottleneck(damaged, 19) is not None
+    assert bottleneck_files.read_bottleneck(damaged, 19) is not None
 
 
 def _colour_or_nan(images: tf.Tensor) -> tf.Tensor:
@@ -94,7 +95,7 @@ def test_images_the_model_gives_non_finite_values_for_are_skipped(tmp_path, capl
                                  cache_suffix='_m', description='colour or nan')
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     cache = str(tmp_path / 'bn')
-    data, skipped = bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)
+    data, skipped = bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)
     assert skipped == 2
     for category in image_lists.CATEGORIES:
         assert np.isfinite(data.features[category]).all()
@@ -116,7 +117,7 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
     blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
     os.makedirs(blocked)
     with pytest.raises(RetrainError) as error:
-        bottleneck_cache.load_or_compute(image_dir, classes, str(tmp_path / 'bn'), extractor)
+        bottleneck_files.load_or_compute(image_dir, classes, str(tmp_path / 'bn'), extractor)
     assert str(error.value) == f'cannot read the cached bottleneck {blocked}: Is a directory'
     assert os.listdir(blocked) == []
 
@@ -126,20 +127,20 @@ def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_p
     of up to 255 bytes, too long to be written with a temporary name, is still read as it is."""
     red = image_lists.ImageClass('red', 'red')
     suffix = '_https~tfhub.dev~google~imagenet~mobilenet_v2_100_224~feature_vector~4'
-    short = 'a' * (bottleneck_cache.MAX_NAME_BYTES - len(suffix) - len('.jpg.txt')) + '.jpg'
-    assert bottleneck_cache.bottleneck_path('bn', red, short, suffix) == os.path.join(
+    short = 'a' * (bottleneck_files.MAX_NAME_BYTES - len(suffix) - len('.jpg.txt')) + '.jpg'
+    assert bottleneck_files.bottleneck_path('bn', red, short, suffix) == os.path.join(
         'bn', 'red', short + suffix + '.txt')
     for name in (short[:-4] + 'b.jpg', 'é' * 120 + '.jpg', os.fsdecode(b'caf\xe9.jpg')):
-        path = bottleneck_cache.bottleneck_path('bn', red, name, suffix)
+        path = bottleneck_files.bottleneck_path('bn', red, name, suffix)
         base = os.path.basename(path)
         assert re.fullmatch(r'.+~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', base), base
-        assert len(base.encode('utf-8')) <= bottleneck_cache.MAX_NAME_BYTES
-        assert path == bottleneck_cache.bottleneck_path('bn', red, name, suffix)  # Deterministic.
-    assert os.path.basename(bottleneck_cache.bottleneck_path(
+        assert len(base.encode('utf-8')) <= bottleneck_files.MAX_NAME_BYTES
+        assert path == bottleneck_files.bottleneck_path('bn', red, name, suffix)  # Deterministic.
+    assert os.path.basename(bottleneck_files.bottleneck_path(
         'bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')).startswith('caf_.jpg~')
-    other = bottleneck_cache.bottleneck_path('bn', red, os.fsdecode(b'caf\xe8.jpg'), '_m')
-    assert other != bottleneck_cache.bottleneck_path('bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')
-    assert os.path.dirname(bottleneck_cache.bottleneck_path(
+    other = bottleneck_files.bottleneck_path('bn', red, os.fsdecode(b'caf\xe8.jpg'), '_m')
+    assert other != bottleneck_files.bottleneck_path('bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')
+    assert os.path.dirname(bottleneck_files.bottleneck_path(
         'bn', image_lists.ImageClass('x', os.fsdecode(b'r\xf6d')), 'a.jpg', '_m')) == os.path.join(
         'bn', 'r_d~' + hashlib.sha1(b'r\xf6d').hexdigest()[:16])
 
@@ -154,7 +155,7 @@ def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_p
     extractor = FeatureExtractor(function=_colour_or_nan, image_size=(8, 8), bottleneck_size=3,
                                  cache_suffix=suffix, description='colour')
     classes = image_lists.create_image_lists(image_dir, 10, 10)
-    data, _ = bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)
+    data, _ = bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)
     image = os.path.join(image_dir, 'red', long)
     category = next(c for c in image_lists.CATEGORIES if image in data.paths[c])
     row = data.features[category][data.paths[category].index(image)]

@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import retrain_args, run_module
-from retrain import bottleneck_cache, image_lists
-from retrain.cache_index import CacheIndex, checksum
-from retrain.extractors import FeatureExtractor, hub_cache_suffix
+from retrain.cache import bottleneck_files
+from retrain.data import image_lists
+from retrain.cache.binary_index import CacheIndex, checksum
+from retrain.features.extractors import FeatureExtractor, hub_cache_suffix
 
 SUFFIX = '_https~tfhub.dev~test~1'
 SIZE = 3
@@ -34,13 +35,13 @@ def _write_text_cache(root: str, count: int) -> list:
     paths = []
     for i in range(count):
         path = os.path.join(root, f'class{i % 2}', f'img{i}.jpg{SUFFIX}.txt')
-        bottleneck_cache.write_bottleneck(path, rng.normal(size=SIZE).astype(np.float32))
+        bottleneck_files.write_bottleneck(path, rng.normal(size=SIZE).astype(np.float32))
         paths.append(path)
     return paths
 
 
 def _text_values(paths):
-    return [bottleneck_cache.read_bottleneck(p, SIZE) for p in paths]
+    return [bottleneck_files.read_bottleneck(p, SIZE) for p in paths]
 
 
 def _index_files(root: str):
@@ -101,7 +102,7 @@ def test_changed_or_deleted_text_files_win_over_the_index(tmp_path):
     with open(paths[0], 'w', encoding='utf-8') as f:
         f.write(text.replace('-', '+', 1) if '-' in text else '-' + text[1:])
     os.utime(paths[0], ns=(os.stat(paths[0]).st_atime_ns, os.stat(paths[0]).st_mtime_ns + 10**9))
-    bottleneck_cache.write_bottleneck(paths[1], np.array([7, 8, 9], np.float32))  # New size.
+    bottleneck_files.write_bottleneck(paths[1], np.array([7, 8, 9], np.float32))  # New size.
     os.remove(paths[2])
     found, stamps = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
     assert found[0] is None and found[1] is None and found[2] is None and stamps[2] is None
@@ -131,7 +132,7 @@ def _loader(image_dir: str, cache: str):
 
     def load():
         classes = image_lists.create_image_lists(image_dir, 10, 10)
-        return bottleneck_cache.load_or_compute(image_dir, classes, cache, extractor)[0]
+        return bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)[0]
     return load
 
 
@@ -157,7 +158,7 @@ def test_load_or_compute_builds_then_uses_the_index(tmp_path, image_dir):
     assert (everything == 123.0).all(axis=1).sum() == 1
 
     # Now change that text file: the text wins, and the index is rewritten to match it.
-    bottleneck_cache.write_bottleneck(poisoned, np.array([0.25, 0.5, 0.75], np.float32))
+    bottleneck_files.write_bottleneck(poisoned, np.array([0.25, 0.5, 0.75], np.float32))
     fixed = load()
     everything = np.concatenate([fixed.features[c] for c in image_lists.CATEGORIES])
     assert not (everything == 123.0).any()

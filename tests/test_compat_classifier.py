@@ -8,7 +8,7 @@ import tensorflow as tf
 import graph_builders as gb
 from compat import classifier, graph_io, signature
 from conftest import make_image_folder
-from retrain.errors import RetrainError
+from retrain.common.errors import RetrainError
 
 
 @pytest.fixture(scope='module')

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import graph_builders as gb
 import mediapipe_client
-from compat import report
+from compat import inspection
 from conftest import REPO_ROOT, make_image_folder, run_module
-from retrain.errors import RetrainError
+from retrain.common.errors import RetrainError
 
 
 def _convert_poets_graph(tmp_path):
@@ -31,7 +31,7 @@ def _convert_poets_graph(tmp_path):
 
 
 def test_inspect_reports_an_inception_era_graph(tmp_path):
-    text = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'graph.pb')))
+    text = inspection.inspect(gb.save(gb.inception_like(), str(tmp_path / 'graph.pb')))
     lines = dict(line.split(': ', 1) for line in text.splitlines())
     assert lines['made by'] == 'Inception era retrain.py'
     assert lines['entry points'].startswith('DecodeJpeg/contents:0 (string []), '
@@ -62,7 +62,7 @@ def test_inspect_of_what_is_no_model_is_one_line(tmp_path, name, make, message):
     path = str(tmp_path / name)
     make(path)
     with pytest.raises(RetrainError) as error:
-        report.inspect(path)
+        inspection.inspect(path)
     assert str(error.value) == message.format(path)
 
 
@@ -137,19 +137,19 @@ def test_converted_outputs_are_deployment_ready(tmp_path):
 
 def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    fork = report.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
+    fork = inspection.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
     lines = dict(line.split(': ', 1) for line in fork.splitlines())
     assert lines['output'] == ('final_result:0 (float32 [N, 4]), multi-label '
                                '(a sigmoid score per label)')
-    single = report.inspect(gb.save(gb.inception_like(), str(tmp_path / 'single.pb')))
+    single = inspection.inspect(gb.save(gb.inception_like(), str(tmp_path / 'single.pb')))
     assert 'multi-label' not in single
 
 
 def test_layers_have_one_direction_retrain_never_imports_compat():
     """compat builds on retrain; every retrain module imports without compat or label_image."""
     code = ('import importlib, pkgutil, sys, retrain\n'
-            'for module in pkgutil.iter_modules(retrain.__path__):\n'
-            '    importlib.import_module("retrain." + module.name)\n'
+            'for module in pkgutil.walk_packages(retrain.__path__, "retrain."):\n'
+            '    importlib.import_module(module.name)\n'
             'print(sorted(m for m in sys.modules if m.split(".")[0] in ("compat", "label_image")))')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT),

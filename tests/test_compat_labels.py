@@ -4,7 +4,7 @@ import os
 import pytest
 
 from compat.labels import read_labels
-from retrain.errors import RetrainError
+from retrain.common.errors import RetrainError
 
 
 def test_labels_are_read_one_a_line_blank_ones_kept(tmp_path):

@@ -92,11 +92,12 @@ def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_
     """The names graph_names reserves cover the graph export builds: an output name that passes
     the check can never be renamed by TensorFlow on a clash (`input` -> `input_1`)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from retrain import export, extractors, graph_names  # pylint: disable=import-outside-toplevel
-    from retrain.training import Head  # pylint: disable=import-outside-toplevel
+    from retrain.export import frozen_graph, graph_names  # pylint: disable=import-outside-toplevel
+    from retrain.features import extractors  # pylint: disable=import-outside-toplevel
+    from retrain.train.training import Head  # pylint: disable=import-outside-toplevel
     extractor = extractors.load_hub_module(tiny_module)
     head = Head(np.zeros((extractor.bottleneck_size, 3), np.float32), np.zeros(3, np.float32))
-    graph_def = export.build_graph(extractor, head, 'flower_scores')
+    graph_def = frozen_graph.build_graph(extractor, head, 'flower_scores')
     names = [node.name for node in graph_def.node]
     assert names[-1] == 'flower_scores' and len(names) > 20
     assert [name for name in names[:-1] if not graph_names.final_name_problem(name)] == []

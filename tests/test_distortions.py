@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import fixed_split, retrain_args, run_module
-from retrain import distortions
-from retrain.distortions import DistortionConfig, ImageBatches
-from retrain.errors import RetrainError
-from retrain.extractors import load_hub_module
+from retrain.train import distortions
+from retrain.train.distortions import DistortionConfig, ImageBatches
+from retrain.common.errors import RetrainError
+from retrain.features.extractors import load_hub_module
 
 SIZE = 32
 

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from retrain import downloads
-from retrain.errors import RetrainError
+from retrain.common import downloads
+from retrain.common.errors import RetrainError
 
 
 def _archive(path, members) -> str:

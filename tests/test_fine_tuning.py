@@ -8,14 +8,16 @@ import tensorflow as tf
 
 from compat.graph_io import graph_function, load_graph_def
 from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
-from retrain import bottleneck_cache, image_io, interrupts
-from retrain.bottleneck_cache import Bottlenecks
-from retrain.distortions import DistortionConfig, ImageBatches
-from retrain.extractors import FeatureExtractor, load_hub_module
+from retrain.cache import bottleneck_files
+from retrain.common import interrupts
+from retrain.data import image_io
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.train.distortions import DistortionConfig, ImageBatches
+from retrain.features.extractors import FeatureExtractor, load_hub_module
 from retrain.config import RetrainConfig
-from retrain.fine_tuning import fine_tune, tunable_variables
-from retrain.multilabel_training import SigmoidHead
-from retrain.training import Head
+from retrain.train.fine_tuning import fine_tune, tunable_variables
+from retrain.train.multilabel_training import SigmoidHead
+from retrain.train.training import Head
 
 
 @pytest.fixture(scope='module')
@@ -74,7 +76,7 @@ def test_cache_keeps_the_untuned_bottlenecks(tuned, image_dir, tiny_module):
     work, _ = tuned
     path = sorted(glob.glob(os.path.join(image_dir, 'red', '*.jpg')))[0]
     cached = glob.glob(os.path.join(str(work / 'bn'), 'red', os.path.basename(path) + '_*.txt'))
-    values = bottleneck_cache.read_bottleneck(cached[0], 19)
+    values = bottleneck_files.read_bottleneck(cached[0], 19)
     original = load_hub_module(tiny_module)(image_io.load_image(path, (32, 32))[None])[0].numpy()
     np.testing.assert_allclose(values, original, atol=1e-6)
 

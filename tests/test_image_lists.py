@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from retrain import image_lists
-from retrain.errors import RetrainError
+from retrain.data import image_lists
+from retrain.common.errors import RetrainError
 
 # (path, expected set, expected percentage) from the compatibility contract, at 10/10.
 SPLIT_VECTORS = [

@@ -1,4 +1,4 @@
-"""retrain.interrupts: Ctrl-C ends a tool with its one line, whatever Python cannot raise."""
+"""retrain.common.interrupts: Ctrl-C ends a tool with its one line, whatever Python cannot raise."""
 import subprocess
 import sys
 
@@ -7,7 +7,7 @@ from conftest import REPO_ROOT
 _SCRIPT = '''
 import os, signal, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # As at a terminal.
-from retrain import interrupts
+from retrain.common import interrupts
 interrupts.install()
 
 class CutShort:

@@ -18,9 +18,12 @@ import tensorflow as tf
 
 from compat import graph_io
 from conftest import closed_port_url, fixed_split, run_module
-from retrain import bottleneck_cache, distortions, image_io, legacy_models
-from retrain.distortions import DistortionConfig, ImageBatches
-from retrain.errors import RetrainError
+from retrain.cache import bottleneck_files
+from retrain.data import image_io
+from retrain.features import legacy_models
+from retrain.train import distortions
+from retrain.train.distortions import DistortionConfig, ImageBatches
+from retrain.common.errors import RetrainError
 
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
 MOBILENET = 'mobilenet_0.50_128'
@@ -290,7 +293,7 @@ def test_inception_era_command_reuses_classic_caches(tmp_path, image_dir, incept
         computed = os.path.join(bottleneck_dir, class_dir, name + '_inception_v3.txt')
         assert os.path.exists(computed) != (image in classic)
         if image not in classic:
-            values = bottleneck_cache.read_bottleneck(computed, 2048)
+            values = bottleneck_files.read_bottleneck(computed, 2048)
             np.testing.assert_allclose(values, classic_inception_bottleneck(graph_def, read(image)),
                                        rtol=1e-4, atol=1e-5)
     accuracy = float(re.search(r'Final test accuracy = ([0-9.]+)%', result.stderr).group(1))
@@ -335,7 +338,7 @@ def test_poets_command_caches_with_architecture_suffix(tmp_path, image_dir, mobi
         image = os.path.join(image_dir, class_dir, name)
         if image in poets:
             continue
-        values = bottleneck_cache.read_bottleneck(
+        values = bottleneck_files.read_bottleneck(
             os.path.join(bottleneck_dir, class_dir, f'{name}_{MOBILENET}.txt'), 1001)
         expected = classic_mobilenet_bottleneck(graph_def, read(image), 128)
         np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-4)

@@ -1,9 +1,9 @@
-"""retrain/logs.py: the log lines a person reads."""
+"""retrain/common/logs.py: the log lines a person reads."""
 import logging
 import os
 import re
 
-from retrain.logs import ReadableFormatter
+from retrain.common.logs import ReadableFormatter
 
 
 def _line(message: str, *args) -> str:

@@ -10,8 +10,8 @@ import tensorflow as tf
 import graph_builders as gb
 from compat import classifier
 from conftest import label_image_blocks, retrain_args, run_module
-from retrain import multilabel_lists
-from retrain.image_lists import CATEGORIES
+from retrain.data import multilabel_lists
+from retrain.data.image_lists import CATEGORIES
 from test_multilabel_lists import PAIRS, make_pair_folders, write_two_colour_image
 
 

@@ -1,4 +1,4 @@
-"""retrain.multilabel_lists: the three ways to give labels, one example per image, one split."""
+"""retrain.data.multilabel_lists: the three ways to give labels, one example per image, one split."""
 import logging
 import os
 import shutil
@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import write_image
-from retrain import image_lists, multilabel_lists
-from retrain.errors import RetrainError
-from retrain.image_lists import CATEGORIES
+from retrain.data import image_lists, multilabel_lists
+from retrain.common.errors import RetrainError
+from retrain.data.image_lists import CATEGORIES
 
 COLOURS = {'red': (200, 40, 40), 'green': (40, 190, 60), 'blue': (50, 60, 210)}
 PAIRS = (('red', 'green'), ('red', 'blue'), ('green', 'blue'))

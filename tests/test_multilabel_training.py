@@ -1,12 +1,12 @@
-"""retrain.multilabel_training and multilabel_metrics: the sigmoid layer, sampler and metrics."""
+"""retrain.train.multilabel_training and multilabel_metrics: the sigmoid layer, sampler and metrics."""
 import numpy as np
 import tensorflow as tf
 
-from retrain import multilabel_metrics as metrics
-from retrain import training
+from retrain.train import multilabel_metrics as metrics
+from retrain.train import training
 from retrain.config import RetrainConfig
-from retrain.bottleneck_cache import Bottlenecks
-from retrain.multilabel_training import LabelSampler, SigmoidHead
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.train.multilabel_training import LabelSampler, SigmoidHead
 
 
 def _head(rng, size=7, labels=4) -> SigmoidHead:

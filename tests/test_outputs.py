@@ -1,4 +1,4 @@
-"""All-or-nothing outputs (retrain/outputs.py), through the real CLIs: every output path checked
+"""All-or-nothing outputs (retrain/staging.py), through the real CLIs: every output path checked
 before any work, nothing removed that the tools did not write, and after a failure, a full disk
 or Ctrl-C either every output is the new run's or every output is as it was."""
 import os
@@ -15,10 +15,11 @@ import graph_builders as gb
 from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_module, \
     start_module, tflite_interpreter
 from messy_images import messy_files
-from retrain import interrupts, outputs
+from retrain.common import interrupts
+from retrain.export import staging
 from retrain.config import RetrainConfig
-from retrain.errors import RetrainError
-from retrain.image_lists import which_set
+from retrain.common.errors import RetrainError
+from retrain.data.image_lists import which_set
 
 v1 = tf.compat.v1
 OLD = {'graph.pb': b'old graph', 'model.tflite': b'old tflite', 'labels.txt': b'old\n',
@@ -125,7 +126,7 @@ def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path
         'intermediate_output_graphs_dir': os.path.join(out, 'intermediate'),
         'intermediate_store_frequency': 5, flag.lstrip('-'): path})
     with pytest.raises(RetrainError) as refused:
-        outputs.check_run(config)
+        staging.check_run(config)
     assert path in str(refused.value) and reason in str(refused.value), refused.value
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
 
@@ -294,7 +295,7 @@ def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing
     target = str(tmp_path / 'graph.pb')
     try:
         with pytest.raises(KeyboardInterrupt):
-            with outputs.staged() as stage:
+            with staging.staged() as stage:
                 with stage.output(target) as temp:
                     with open(temp, 'wb') as f:
                         f.write(b'new graph')

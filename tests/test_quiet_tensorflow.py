@@ -1,4 +1,4 @@
-"""retrain.quiet_tensorflow: TensorFlow loads for the CLIs without chatter or matplotlib."""
+"""retrain.common.quiet_tensorflow: TensorFlow loads for the CLIs without chatter or matplotlib."""
 import importlib.util
 import json
 import os
@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 
 _PROBE = '''
 import json, sys
-from retrain.quiet_tensorflow import import_tensorflow
+from retrain.common.quiet_tensorflow import import_tensorflow
 import_tensorflow()
 loaded = 'matplotlib' in sys.modules
 import keras.src.visualization.plot_image_gallery as gallery

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_image_folder
-from retrain import report_findings
-from retrain.bottleneck_cache import Bottlenecks
+from retrain.report import findings
+from retrain.cache.bottleneck_files import Bottlenecks
 
 
 def _reencode(source: str, target: str, quality: int) -> None:
@@ -48,7 +48,7 @@ def _name(path):
 
 def test_exact_duplicates_are_the_files_with_the_same_bytes(photos):
     paths = _paths(photos)
-    pairs = report_findings.exact_duplicate_pairs(paths)
+    pairs = findings.exact_duplicate_pairs(paths)
     found = sorted(sorted((_name(paths[i]), _name(paths[j]))) for i, j in pairs)
     # The re-encoded copy has other bytes: not an exact duplicate.
     assert found == [['a_000.jpg', 'a_000_copy.jpg'], ['b_001.jpg', 'from_b.jpg']]
@@ -56,7 +56,7 @@ def test_exact_duplicates_are_the_files_with_the_same_bytes(photos):
 
 def test_groups_hold_exact_and_reencoded_copies(photos):
     paths = _paths(photos)
-    groups = report_findings.duplicate_groups(_pixel_features(paths), paths)
+    groups = findings.duplicate_groups(_pixel_features(paths), paths)
     found = {tuple(sorted(_name(paths[i]) for i in g.members)): g.exact for g in groups}
     assert found == {('a_000.jpg', 'a_000_copy.jpg'): True, ('b_001.jpg', 'from_b.jpg'): True,
                      ('c_002.jpg', 'c_002_q60.jpg'): False}
@@ -75,7 +75,7 @@ def _planted_vectors(n, copies, dim=64, seed=0):
 
 
 def _pairs(unit):
-    i, j, cosine = report_findings.near_duplicate_pairs(unit, 0.97)
+    i, j, cosine = findings.near_duplicate_pairs(unit, 0.97)
     assert (cosine >= 0.97).all()
     return {(int(a), int(b)) for a, b in zip(i, j)}
 
@@ -89,8 +89,8 @@ def test_near_duplicates_every_pair_compared_up_to_the_limit():
 
 
 def test_near_duplicates_beyond_the_limit_are_found_in_buckets(monkeypatch):
-    monkeypatch.setattr(report_findings, 'EXACT_SEARCH_LIMIT', 1000)
-    monkeypatch.setattr(report_findings, 'BUCKET_SIZE', 250)
+    monkeypatch.setattr(findings, 'EXACT_SEARCH_LIMIT', 1000)
+    monkeypatch.setattr(findings, 'BUCKET_SIZE', 250)
     unit, planted = _planted_vectors(4000, 40)
     brute = unit @ unit.T
     expected = {(a, b) for a, b in zip(*np.nonzero(np.triu(brute, 1) >= 0.97))}
@@ -112,9 +112,9 @@ def test_moved_images_are_the_first_suspects():
     given = labels.copy()
     moved = np.array([3, 70, 130, 200, 15, 150])
     given[moved] = (labels[moved] + 1) % 4
-    probabilities = report_findings.out_of_fold_probabilities(unit, given, 4)
+    probabilities = findings.out_of_fold_probabilities(unit, given, 4)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
-    issues = report_findings.label_issues(probabilities, given)
+    issues = findings.label_issues(probabilities, given)
     assert {i.index for i in issues[:len(moved)]} == set(moved)
     assert all(i.suggested == labels[i.index] for i in issues[:len(moved)])
     assert len(issues) <= 2 * len(moved)
@@ -136,9 +136,9 @@ def test_find_names_leaks_and_conflicts(photos):
          ('training', 'validation', 'testing')},
         {s: [p for p, t in zip(paths, split) if t == s] for s in
          ('training', 'validation', 'testing')})
-    findings = report_findings.find(data, 3)
-    spans = {tuple(sorted(_name(findings.paths[i]) for i in g.members)):
-             (findings.spans_splits(g), findings.spans_classes(g)) for g in findings.duplicates}
+    found = findings.find(data, 3)
+    spans = {tuple(sorted(_name(found.paths[i]) for i in g.members)):
+             (found.spans_splits(g), found.spans_classes(g)) for g in found.duplicates}
     assert spans == {('a_000.jpg', 'a_000_copy.jpg'): (True, False),
                      ('b_001.jpg', 'from_b.jpg'): (False, True),
                      ('c_002.jpg', 'c_002_q60.jpg'): (False, False)}

@@ -1,4 +1,4 @@
-"""The run report as users meet it: the log lines, --report_dir's report.json and index.html (opened
+"""The run report as users meet it: the log lines, --report_dir's run_report.json and index.html (opened
 in a real browser), --noreport, and report folders that must not be replaced."""
 import base64
 import json
@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import retrain_args, run_module
-from retrain import report, report_page
-from retrain.errors import RetrainError
+from retrain.report import page, run_report
+from retrain.common.errors import RetrainError
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +34,7 @@ def reported(tmp_path_factory, image_dir, tiny_module):
 
 
 def _load(out):
-    with open(os.path.join(out, 'report', 'report.json'), encoding='utf-8') as f:
+    with open(os.path.join(out, 'report', 'run_report.json'), encoding='utf-8') as f:
         return json.load(f)
 
 
@@ -52,7 +52,7 @@ def test_every_run_logs_the_findings(reported):
 def test_report_json_follows_the_documented_schema(reported):
     _, out, images = reported
     data = _load(out)
-    assert data['format'] == report.FORMAT
+    assert data['format'] == run_report.FORMAT
     assert data['labels'] == ['blue', 'green', 'red']
     assert sum(data['splits'].values()) == 91  # 90 images and the copy; not the broken file.
     assert data['settings']['report_dir'] == os.path.join(out, 'report')
@@ -80,14 +80,14 @@ def test_report_json_follows_the_documented_schema(reported):
 
 def test_page_is_one_small_file_with_thumbnails(reported):
     _, out, _ = reported
-    assert sorted(os.listdir(os.path.join(out, 'report'))) == sorted(report_page.FILES)
+    assert sorted(os.listdir(os.path.join(out, 'report'))) == sorted(page.FILES)
     with open(os.path.join(out, 'report', 'index.html'), encoding='utf-8') as f:
-        page = f.read()
-    assert 'http://' not in page and 'https://' not in page  # Nothing from the network.
-    uris = re.findall(r'src="(data:image/jpeg;base64,[^"]+)"', page)
+        html = f.read()
+    assert 'http://' not in html and 'https://' not in html  # Nothing from the network.
+    uris = re.findall(r'src="(data:image/jpeg;base64,[^"]+)"', html)
     assert uris
     thumb = tf.io.decode_jpeg(base64.b64decode(uris[0].split(',', 1)[1]))
-    assert max(thumb.shape[:2]) <= report_page.THUMBNAIL_SIZE
+    assert max(thumb.shape[:2]) <= page.THUMBNAIL_SIZE
 
 
 def test_page_and_its_images_load_in_headless_chromium(reported, tmp_path):
@@ -95,13 +95,13 @@ def test_page_and_its_images_load_in_headless_chromium(reported, tmp_path):
     if not chromium:
         pytest.skip('chromium is not installed (apt-get install chromium)')
     _, out, _ = reported
-    page = os.path.join(out, 'report', 'index.html')
-    with open(page, encoding='utf-8') as f:
+    html = os.path.join(out, 'report', 'index.html')
+    with open(html, encoding='utf-8') as f:
         images = f.read().count('<img ')
     dom = subprocess.run(
         [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
          f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=20000', '--dump-dom',
-         'file://' + os.path.abspath(page)],
+         'file://' + os.path.abspath(html)],
         capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
     assert '<h1>Retrain report</h1>' in dom
     assert images > 0
@@ -131,14 +131,14 @@ def test_a_folder_of_other_files_is_refused_before_any_work(image_dir, tiny_modu
 
 def test_only_a_new_or_empty_folder_or_an_earlier_report_is_replaced(reported, tmp_path):
     _, out, _ = reported
-    report.check_report_dir(os.path.join(out, 'report'))  # An earlier report: fine.
-    report.check_report_dir(str(tmp_path / 'new'))
-    report.check_report_dir(str(tmp_path))  # Empty.
+    run_report.check_report_dir(os.path.join(out, 'report'))  # An earlier report: fine.
+    run_report.check_report_dir(str(tmp_path / 'new'))
+    run_report.check_report_dir(str(tmp_path))  # Empty.
     (tmp_path / 'file').write_text('x', encoding='utf-8')
     with pytest.raises(RetrainError, match='is a file'):
-        report.check_report_dir(str(tmp_path / 'file'))
+        run_report.check_report_dir(str(tmp_path / 'file'))
     fake = tmp_path / 'fake'
     fake.mkdir()
-    (fake / 'report.json').write_text('{"format": "something else"}', encoding='utf-8')
+    (fake / 'run_report.json').write_text('{"format": "something else"}', encoding='utf-8')
     with pytest.raises(RetrainError, match='holds other files'):
-        report.check_report_dir(str(fake))
+        run_report.check_report_dir(str(fake))

@@ -9,10 +9,11 @@ from tensorflow.python.framework import config as tf_framework_config
 
 from compat.graph_io import graph_function, load_graph_def
 from conftest import retrain_args, run_module
-from retrain import image_io, pipeline
-from retrain.bottleneck_cache import Bottlenecks
+from retrain import pipeline
+from retrain.data import image_io
+from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
-from retrain.training import train
+from retrain.train.training import train
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')

@@ -13,8 +13,8 @@ import tensorflow as tf
 from conftest import TINY_SIZE, TinyFeatureVector, closed_port_url, make_image_folder, \
     retrain_args, run_module, start_module
 from messy_images import SYSTEM_FILES, messy_files
-from retrain import bottleneck_cache
-from retrain.extractors import hub_cache_suffix
+from retrain.cache import bottleneck_files
+from retrain.features.extractors import hub_cache_suffix
 
 
 def _assert_one_line_error(result, *fragments):
@@ -67,7 +67,7 @@ def test_allow_truncated_images_uses_what_a_truncated_jpeg_holds(messy_dir, tiny
     assert f'Skipping {truncated}' not in result.stderr
     cache = os.path.join(str(tmp_path), 'bn', 'red',
                          'truncated.jpg' + hub_cache_suffix(tiny_module) + '.txt')
-    assert bottleneck_cache.read_bottleneck(cache, 19) is not None
+    assert bottleneck_files.read_bottleneck(cache, 19) is not None
     assert 'Skipped 2 unreadable image(s)' in result.stderr  # The empty and the text file.
 
 
@@ -211,7 +211,7 @@ def test_kill_9_while_caching_then_rerun(slow_setup, tmp_path):
                    for name in files if name.endswith('.txt') and not name.startswith('.tmp-')]
     assert 0 < len(cache_files) < 3 * SLOW_PER_CLASS
     for path in cache_files:
-        assert bottleneck_cache.read_bottleneck(path, 19) is not None, path
+        assert bottleneck_files.read_bottleneck(path, 19) is not None, path
     assert not os.path.exists(os.path.join(out, 'graph.pb'))
     rerun = run_module('retrain', *args)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import fixed_split, retrain_args, run_module
-from retrain import summaries
+from retrain.train import tensorboard_final
 
 
 def _events(run_dir: str):
@@ -104,14 +104,14 @@ def test_confusion_matrix_and_per_class_accuracy(summaries_run):
 def test_confusion_matrix_counts_and_picture():
     truth = np.array([0, 0, 0, 1, 1, 2])
     predicted = np.array([0, 0, 1, 1, 1, 0])
-    counts = summaries.confusion_matrix(truth, predicted, 3)
+    counts = tensorboard_final.confusion_matrix(truth, predicted, 3)
     assert counts.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
-    image = summaries.confusion_image(counts)
+    image = tensorboard_final.confusion_image(counts)
     cell = image.shape[1] // 3
     assert image.shape == (1, cell * 3, cell * 3, 3)
     centre = lambda row, col: image[0, row * cell + cell // 2, col * cell + cell // 2]
     assert centre(1, 1).tolist() == [8, 48, 107]  # The whole row: darkest blue.
     assert centre(2, 2).tolist() == [255, 255, 255]  # Nothing: white.
     assert centre(1, 1).sum() < centre(0, 0).sum() < centre(0, 1).sum() < 765
-    table = summaries.confusion_table(counts, ['a', 'b', 'c'])
+    table = tensorboard_final.confusion_table(counts, ['a', 'b', 'c'])
     assert table.splitlines()[2] == '| a | 2 | 1 | 0 |'

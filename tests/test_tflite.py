@@ -12,12 +12,13 @@ from compat import tflite as compat_tflite
 from compat.graph_io import graph_function, load_graph_def
 from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
     tflite_interpreter, write_image
-from retrain import export, image_io, tflite_export, tflite_metadata
-from retrain.errors import RetrainError
-from retrain.extractors import load_hub_module
-from retrain.bottleneck_cache import Bottlenecks
+from retrain.data import image_io
+from retrain.export import frozen_graph, tflite, tflite_metadata
+from retrain.common.errors import RetrainError
+from retrain.features.extractors import load_hub_module
+from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
-from retrain.training import train
+from retrain.train.training import train
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +73,7 @@ def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path
     training = sorted(os.path.join(image_dir, 'red', f) for f in os.listdir(
         os.path.join(image_dir, 'red')))
     path = str(tmp_path / 'model.tflite')
-    tflite_export.write_tflite(path, graph_def, (32, 32), quantize=quantize,
+    tflite.write_tflite(path, graph_def, (32, 32), quantize=quantize,
                                training_paths=training, seed=0)
     with open(path, 'rb') as f:
         model = f.read()
@@ -90,7 +91,7 @@ def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path
 def test_bad_quantization_is_a_one_line_error(retrained):
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
     with pytest.raises(RetrainError, match='--tflite_quantize must be one of none, dynamic, int8'):
-        tflite_export.convert(graph_def, (32, 32), quantize='float16')
+        tflite.convert(graph_def, (32, 32), quantize='float16')
 
 
 def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
@@ -111,17 +112,17 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
                        {'training': [''] * len(truth), 'validation': [], 'testing': []})
     head = train(data, len(classes), RetrainConfig(how_many_training_steps=100, random_seed=0,
                                                    summaries_dir=''))
-    representative = tflite_export.representative_images(
+    representative = tflite.representative_images(
         [p for group in paths for p in group[4:]], (224, 224), count=10, seed=0)
-    model = tflite_export.convert(tflite_export.classifier_graph(extractor, head), (224, 224),
+    model = tflite.convert(tflite.classifier_graph(extractor, head), (224, 224),
                                   quantize='int8', representative=representative)
     scores, _, _, _ = _tflite_scores(model, images)
-    expected = _graph_scores(export.build_graph(extractor, head), images)
+    expected = _graph_scores(frozen_graph.build_graph(extractor, head), images)
     assert np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)) >= 0.95
     assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
 
 
-@pytest.mark.parametrize('quantize', tflite_export.QUANTIZATIONS)
+@pytest.mark.parametrize('quantize', tflite.QUANTIZATIONS)
 def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir, quantize,
                                                             tmp_path):
     """MediaPipe finds normalization and labels in the file; it agrees with the frozen graph.
@@ -137,7 +138,7 @@ def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir,
         path = str(tmp_path / f'{quantize}.tflite')
         training = [os.path.join(image_dir, c, f) for c in labels
                     for f in sorted(os.listdir(os.path.join(image_dir, c)))]
-        tflite_export.write_tflite(path, graph_def, (32, 32), quantize=quantize,
+        tflite.write_tflite(path, graph_def, (32, 32), quantize=quantize,
                                    training_paths=training, seed=0, labels=labels)
     images = mediapipe_client.noisy_images([CLASS_COLOURS[c] for c in labels], 10, 32)
     scores, names = mediapipe_client.classify(path, images)
@@ -170,7 +171,7 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
         starts = [b._tab.Vector(b._tab.Offset(4)) for b in buffers if b.DataLength()]
         assert len(starts) > 3 and all(start % 16 == 0 for start in starts)
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
-    assert tflite_metadata.read_metadata(tflite_export.convert(graph_def, (32, 32))) is None
+    assert tflite_metadata.read_metadata(tflite.convert(graph_def, (32, 32))) is None
 
 
 # --- Opening .tflite files: checked first, run by LiteRT ------------------------------------------

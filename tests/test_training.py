@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from retrain.bottleneck_cache import Bottlenecks
-from retrain.step_summaries import StepWriter, histogram_buckets, plugin_metadata
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.train.tensorboard_steps import StepWriter, histogram_buckets, plugin_metadata
 from retrain.config import RetrainConfig
-from retrain.training import ClassSampler, Head, train
+from retrain.train.training import ClassSampler, Head, train
 
 
 def _batch(rng, size=32, dim=7, classes=4):

@@ -1,0 +1,80 @@
+"""`python -m compat inspect`: what a model is and how it would be run, without running it."""
+import struct
+from typing import List
+
+import tensorflow as tf
+
+from compat import classifier as models
+from compat import graph_io, safety, signature
+from retrain.export import tflite_metadata
+from retrain.common.errors import RetrainError
+
+ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
+                'input_1/BottleneckInputPlaceholder')
+
+
+def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
+    """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
+    graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded only when
+    their ops (read from the file) are safe, as loading a SavedModel runs some."""
+    found = models.model_format(path)
+    if found != models.FROZEN_GRAPH:
+        unsafe = models.unsafe_ops(path)
+        if unsafe:
+            return (f'{path}: not loaded: loading or running it could touch files, the network '
+                    f'or the host\n  unsafe ops: {", ".join(unsafe)}')
+        described = models.load(path, overrides).describe() + '\n  unsafe ops: none'
+        if found == models.TFLITE:
+            described += '\n' + tflite_metadata_report(path)
+        return described
+    graph_def = graph_io.load_graph_def(path)
+    lines = [f'graph: {path}',
+             f'format: frozen GraphDef, {len(graph_def.node)} nodes, '
+             f'{len(graph_def.library.function)} library functions',
+             f'made by: {signature.generation(graph_def)}']
+    unsafe = safety.unsafe_ops(graph_def)
+    try:
+        graph = graph_io.imported_graph(graph_def).graph
+    except (ValueError, tf.errors.OpError) as e:
+        raise RetrainError(f'cannot load graph {path}: {e}') from None
+    names = {node.name for node in graph_def.node}
+    lines.append('entry points: ' + (', '.join(
+        _tensor(graph, name + ':0') for name in ENTRY_POINTS if name in names) or 'none known'))
+    try:
+        output = signature.find_output(graph_def, path, overrides.output_layer)
+        lines.append(f'output: {_tensor(graph, output)}' + (
+            ', multi-label (a sigmoid score per label)'
+            if signature.is_multi_label(graph_def, output) else ''))
+        spec = signature.detect_input(graph_def, graph, output, path, overrides.input_layer,
+                                      overrides.mean, overrides.std, overrides.size)
+        lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')
+        lines.append(f'preprocessing: {spec.describe()}')
+    except RetrainError as e:
+        lines.append(f'cannot classify with it as it is: {e}')
+    lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')
+    lines.append('op counts: ' + ', '.join(f'{op} {count}' for op, count in _op_counts(graph_def)))
+    return '\n'.join(lines)
+
+
+def tflite_metadata_report(path: str) -> str:
+    """What the metadata of a .tflite file says: what MediaPipe Tasks go by to run it."""
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        try:
+            found = tflite_metadata.read_metadata(f.read())
+        except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+            return 'metadata: unreadable'
+    return found.describe() if found else 'metadata: none (MediaPipe Tasks cannot run it as it is)'
+
+
+def _tensor(graph: tf.Graph, name: str) -> str:
+    tensor = graph.get_tensor_by_name(name)
+    shape = 'unknown' if tensor.shape.rank is None else '[' + ', '.join(
+        'N' if d is None else str(d) for d in tensor.shape.as_list()) + ']'
+    return f'{name} ({tensor.dtype.name} {shape})'
+
+
+def _op_counts(graph_def: tf.compat.v1.GraphDef) -> List:
+    counts = {}
+    for node in graph_def.node:
+        counts[node.op] = counts.get(node.op, 0) + 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))

@@ -1,0 +1,221 @@
+"""A consolidated binary copy of the text bottleneck cache, for fast warm starts.
+
+Reading tens of thousands of small text files and parsing their decimals takes minutes; one
+float32 array takes a fraction of a second. Beside the text files of each (bottleneck_dir, cache
+suffix) we keep `_bottlenecks<suffix>.<token>.npy` (the values, [n, D]) and
+`_bottlenecks<suffix>.index.json` (the manifest: each row's text file, relative to the bottleneck
+dir, with the size and mtime the text file had when the row was taken from it, and a SHA-256
+checksum of that file list and the array together).
+
+The text files stay the format of record: a row is used only while its text file still exists
+with exactly the recorded size and mtime, and only from an index whose checksum proves that
+list and array are as one run wrote them (no row swapped, zeroed or damaged since); any other text
+file is read (or computed) as usual, and the index is rewritten afterwards. An index that is odd
+in any way is ignored with a warning and rebuilt; failing to write one is a warning too: it is
+only an optimization. Deleting the index files is always safe. The array is memory-mapped, so a
+large cache costs page cache rather than a second private copy. Only local bottleneck dirs get an
+index (remote file systems fall back to the text files).
+"""
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import uuid
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from absl import logging
+
+from retrain.common import fileio
+from retrain.common.errors import RetrainError
+
+_VERSION = 2
+_PREFIX = '_bottlenecks'
+_CHECKSUM_CHUNK = 16 << 20  # Bytes hashed per thread task (hashlib releases the GIL).
+# (size in bytes, mtime in ns) of a text file; None when it does not exist.
+Stamp = Optional[Tuple[int, int]]
+
+
+def stamp(path: str) -> Stamp:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def checksum(files: list, values: np.ndarray) -> str:
+    """SHA-256 of the manifest's file list and the array's bytes, which binds each row to its
+    entry. The array is hashed in chunks on threads: a warm start pays it on every run."""
+    data = memoryview(np.ascontiguousarray(values)).cast('B')
+    chunks = [data[i:i + _CHECKSUM_CHUNK] for i in range(0, len(data), _CHECKSUM_CHUNK)]
+    total = hashlib.sha256(json.dumps(files, separators=(',', ':')).encode('utf-8'))
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        for digest in pool.map(lambda chunk: hashlib.sha256(chunk).digest(), chunks):
+            total.update(digest)
+    return total.hexdigest()
+
+
+def is_local(path: str) -> bool:
+    return '://' not in path
+
+
+class CacheIndex:
+    """The index of one (bottleneck_dir, suffix): which rows are still valid, and rewriting it."""
+
+    def __init__(self, bottleneck_dir: str, suffix: str, size: int):
+        self.root = bottleneck_dir
+        self.size = size
+        self.enabled = is_local(bottleneck_dir)
+        self.manifest_path = os.path.join(bottleneck_dir, f'{_PREFIX}{suffix}.index.json')
+        self.array_prefix = f'{_PREFIX}{suffix}.'
+        self.array_name = ''
+        self.rows: Dict[str, Tuple[int, int, int]] = {}  # key -> (size, mtime_ns, row)
+        self.values: Optional[np.ndarray] = None
+        self._served = 0
+        self._in_order = False  # Were the rows served those of the index, in its order?
+        self._prefix = os.path.join(bottleneck_dir, '')
+        if self.enabled:
+            self._load()
+
+    def key(self, path: str) -> str:
+        """`path` relative to the bottleneck dir, with `/` on every system."""
+        relative = (path[len(self._prefix):] if path.startswith(self._prefix)
+                    else os.path.relpath(path, self.root))
+        return relative.replace(os.sep, '/')
+
+    def _load(self) -> None:
+        try:
+            with open(self.manifest_path, 'rb') as f:
+                manifest = json.loads(f.read().decode('utf-8'))
+            if isinstance(manifest, dict) and manifest.get('version') != _VERSION:
+                return  # Another release's index: rebuilt without fuss.
+            name, values, rows = self._validate(manifest)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, EOFError, SyntaxError) as e:  # Whatever np.load raises.
+            logging.warning('Ignoring the bottleneck index %s (%s); the text files are used and '
+                            'the index is rebuilt', self.manifest_path, e)
+            return
+        self.array_name, self.values, self.rows = name, values, rows
+
+    def _validate(self, manifest) -> Tuple[str, np.ndarray, Dict[str, Tuple[int, int, int]]]:
+        """The array name, mapped array and rows of a manifest; ValueError for anything odd."""
+        if not isinstance(manifest, dict):
+            raise ValueError('the manifest is not a JSON object')
+        name, files = manifest.get('array'), manifest.get('files')
+        if manifest.get('size') != self.size:
+            raise ValueError(f'bottleneck size {manifest.get("size")!r}, not {self.size}')
+        if not isinstance(name, str) or not re.fullmatch(
+                re.escape(self.array_prefix) + '[0-9a-f]{12}[.]npy', name):
+            raise ValueError(f'bad array name {name!r}')
+        if not isinstance(files, list) or not all(
+                isinstance(f, list) and len(f) == 3 and isinstance(f[0], str)
+                and all(isinstance(n, int) for n in f[1:]) for f in files):
+            raise ValueError('bad file list')
+        # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
+        values = np.load(os.path.join(self.root, name), mmap_mode='r').view(np.ndarray)
+        if values.dtype != np.float32 or values.shape != (len(files), self.size):
+            raise ValueError(f'array {values.dtype}{list(values.shape)} does not match the '
+                             'manifest')
+        if manifest.get('checksum') != checksum(files, values):
+            raise ValueError('checksum mismatch: the array or the file list changed')
+        return name, values, {key: (size, mtime, row)
+                              for row, (key, size, mtime) in enumerate(files)}
+
+    def lookup(self, paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], List[Stamp]]:
+        """For each text cache path: its indexed values if the file is unchanged, and its stamp.
+
+        Stamps are taken before anything reads the files, so a file changed after this moment
+        gets a stamp that no longer matches and is read again next time.
+        """
+        stamps = [stamp(p) for p in paths] if self.enabled else [None] * len(paths)
+        found: List[Optional[np.ndarray]] = [None] * len(paths)
+        served_rows = []
+        if self.values is not None:
+            for i, (path, current) in enumerate(zip(paths, stamps)):
+                record = self.rows.get(self.key(path)) if current else None
+                if record and record[:2] == current:
+                    found[i] = self.values[record[2]]
+                    served_rows.append(record[2])
+        self._served = len(served_rows)
+        self._in_order = served_rows == list(range(len(served_rows)))
+        return found, stamps
+
+    def rows_as_slice(self, rows: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+        """`rows` (from `lookup`) as one slice of the mapped index, when they are consecutive
+        rows of it: the bottlenecks of a split then stay on disk, mapped, and are not copied."""
+        if self.values is None or not rows or any(row.base is not self.values for row in rows):
+            return None
+        stride = self.values.strides[0]
+        offset = rows[0].ctypes.data - self.values.ctypes.data
+        if any(row.ctypes.data != rows[0].ctypes.data + k * stride for k, row in enumerate(rows)):
+            return None
+        start = offset // stride
+        return self.values[start:start + len(rows)]
+
+    def save(self, paths: Sequence[str], values: Sequence[Optional[np.ndarray]],
+             stamps: Sequence[Stamp]) -> None:
+        """Rewrites the index unless it already holds exactly these files.
+
+        `values[i]` must be the content of `paths[i]` as it was at `stamps[i]` (entries without
+        values or stamps are left out). The array is written first under a new name, then the
+        manifest is swapped in atomically, then the old array is removed.
+        """
+        if not self.enabled or self._in_order and self._served == len(self.rows) == sum(
+                v is not None and s is not None for v, s in zip(values, stamps)):
+            return
+        chosen = [(p, v, s) for p, v, s in zip(paths, values, stamps)
+                  if v is not None and s is not None]
+        array = np.zeros((len(chosen), self.size), np.float32)
+        for row, (_, v, _) in enumerate(chosen):
+            array[row] = v
+        name = f'{self.array_prefix}{uuid.uuid4().hex[:12]}.npy'
+        files = [[self.key(p), *s] for p, _, s in chosen]
+        try:
+            self._write_array(name, array)
+            fileio.atomic_write(self.manifest_path, json.dumps({
+                'version': _VERSION, 'size': self.size, 'array': name,
+                'checksum': checksum(files, array), 'files': files}))
+        except (OSError, RetrainError) as e:  # A full disk, a read-only cache: run on without.
+            reason = (fileio.failure_reason(e) if isinstance(e, OSError) else  # Not the temporary.
+                      str(e).replace(f'cannot write {self.manifest_path}: ', ''))
+            logging.warning('Could not write the bottleneck index %s (%s); the run goes on '
+                            'without it', self.manifest_path, reason)
+            _remove(os.path.join(self.root, name))
+            return
+        self.values, self.array_name = None, name
+        self._remove_old_arrays()
+        logging.info('Wrote the bottleneck index %s (%d bottlenecks)', self.manifest_path,
+                     len(chosen))
+
+    def _remove_old_arrays(self) -> None:
+        """Removes this suffix's arrays other than the current one (even ones a crash left)."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return
+        for name in names:
+            token = name[len(self.array_prefix):-len('.npy')]
+            if (name.startswith(self.array_prefix) and name.endswith('.npy')
+                    and name != self.array_name and re.fullmatch('[0-9a-f]{12}', token)):
+                _remove(os.path.join(self.root, name))
+
+    def _write_array(self, name: str, array: np.ndarray) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        temp = os.path.join(self.root, f'.{name}.tmp')
+        try:
+            with open(temp, 'xb') as f:  # Mode 0666 less the umask, as the text files get.
+                np.save(f, array)
+            os.replace(temp, os.path.join(self.root, name))
+        except BaseException:
+            _remove(temp)
+            raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:  # Already gone, or still mapped by a reader (Windows): harmless.
+        pass

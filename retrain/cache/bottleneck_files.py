@@ -1,0 +1,314 @@
+"""The bottleneck cache: one text file per image, in the classic format, and filling it fast.
+
+A bottleneck is the feature extractor's output for one image. Computing it is the expensive part
+of a run, so each is kept in `<bottleneck_dir>/<class dir>/<image name><suffix>.txt` as decimal
+floats joined by commas, exactly as the classic scripts wrote them; their caches are reused as-is.
+Missing values are computed in batches through a tf.data pipeline that reads, decodes and resizes
+in parallel while the model runs; the text files are written on a thread of their own. Files
+that are not images are skipped and named once. A binary copy of the cache (cache_index) makes
+warm starts fast; it is only used where the text files are unchanged.
+
+An image whose classic cache file name no file system takes (longer than MAX_NAME_BYTES, or not
+valid UTF-8) is cached as `<start of its name>~<16 hex of a hash of the name><suffix>.txt`, the
+same on every run and machine; class and sub-folders not valid UTF-8 get the same treatment.
+"""
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import hashlib
+import os
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from retrain.common import fileio
+from retrain.data import image_io
+from retrain.cache.binary_index import CacheIndex, is_local, stamp
+from retrain.config import RetrainConfig
+from retrain.common.errors import RetrainError
+from retrain.features.extractors import FeatureExtractor
+from retrain.data.image_lists import CATEGORIES, ImageClass, image_path, path_bytes
+from retrain.common.progress import Progress
+
+READ_THREADS = 16
+_NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
+# The longest cache file name written as it is: room is left for the temporary name it is written
+# under first (fileio.temp_name: `.tmp-<12 hex>.<name>`). Folders are made directly.
+MAX_NAME_BYTES = _NAME_LIMIT - len('..tmp-') - 12
+
+
+def _utf8_length(name: str) -> Optional[int]:
+    """The length of `name` in UTF-8; None for names with undecodable bytes (surrogates)."""
+    try:
+        return len(name.encode('utf-8'))
+    except UnicodeEncodeError:
+        return None
+
+
+def _fits(name: str, limit: int) -> bool:
+    if name.isascii():  # Most names: checked without encoding them.
+        return len(name) <= limit
+    length = _utf8_length(name)
+    return length is not None and length <= limit
+
+
+def _fit(name: str, tail: str, limit: int) -> str:
+    """`name + tail`, or when that is too long or not valid UTF-8, the start of `name` (undecodable
+    bytes as `_`), `~`, 16 hex digits of a hash of `name`'s bytes, and `tail`."""
+    if _fits(name + tail, limit):
+        return name + tail
+    tail = f'~{hashlib.sha1(path_bytes(name)).hexdigest()[:16]}{tail}'
+    room = limit - len(tail.encode('utf-8'))
+    if room < 0:
+        raise RetrainError(f'cache file names ending in {tail[17:]!r} would be longer than '
+                           f'{limit} bytes: use a shorter module path or handle')
+    readable = ''.join('_' if '\ud800' <= c <= '\udfff' else c for c in name)
+    return readable.encode('utf-8')[:room].decode('utf-8', 'ignore') + tail
+
+
+def bottleneck_path(bottleneck_dir: str, image_class: ImageClass, relative: str,
+                    suffix: str) -> str:
+    """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt`, with names no file system takes
+    shortened (see the module docstring)."""
+    *folders, name = relative.split(os.sep)
+    folders = [_fit_folder(folder) for folder in [image_class.dir_name] + folders]
+    return os.path.join(bottleneck_dir, *folders, _fit(name, suffix + '.txt', MAX_NAME_BYTES))
+
+
+@functools.lru_cache(maxsize=4096)  # A few folders hold many images.
+def _fit_folder(name: str) -> str:
+    return _fit(name, '', _NAME_LIMIT)
+
+
+def cache_files(bottleneck_dir: str, image_class: ImageClass, relative: str,
+                extractor: FeatureExtractor) -> List[str]:
+    """Where an image's values may be: its own file, then older caches of the model (read as they
+    are): other generations' suffixes, and classic names that are now shortened but fit."""
+    found = []
+    for suffix in (extractor.cache_suffix, *extractor.legacy_cache_suffixes):
+        path = bottleneck_path(bottleneck_dir, image_class, relative, suffix)
+        classic = os.path.join(bottleneck_dir, image_class.dir_name, relative) + suffix + '.txt'
+        usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), _NAME_LIMIT)
+        found += [path] + ([classic] if classic != path and usable else [])
+    return found
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+def _format_rows(features: tf.Tensor) -> tf.Tensor:
+    return tf.strings.reduce_join(tf.strings.as_string(features, precision=9, shortest=True),
+                                  axis=1, separator=',')
+
+
+def format_batch(features: np.ndarray) -> List[bytes]:
+    """The classic text of each row of float32 [N, D]: decimal floats joined by commas.
+
+    Nine significant digits (printf `%.9g`) give back every float32 exactly. Formatted by
+    TensorFlow in C++, off the GIL: a quarter of the CPU time of Python's `str` on each value,
+    which took a tenth of the machine while caching (bench/bench.py).
+    """
+    return list(_format_rows(np.asarray(features, np.float32)).numpy())
+
+
+def format_values(values: np.ndarray) -> str:
+    """One bottleneck in the classic text form (see format_batch)."""
+    return format_batch(np.asarray(values)[np.newaxis])[0].decode('ascii')
+
+
+def parse_values(text: str, size: int) -> Optional[np.ndarray]:
+    """The values of a cache file's text, or None when it is damaged (it does not parse, or holds
+    a nan or an infinity, which would make training diverge) or of another size."""
+    try:
+        values = np.array(text.split(','), dtype=np.float32)
+    except ValueError:
+        return None
+    return values if values.shape == (size,) and np.isfinite(values).all() else None
+
+
+def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
+    """The values cached in `path`; None when it is missing or damaged (then it is recomputed).
+
+    A cache file that is there but cannot be read (a folder, no permission) is a RetrainError:
+    writing a new one in its place would fail too, or replace what is not ours to replace.
+    """
+    try:
+        with tf.io.gfile.GFile(path, 'r') as f:
+            return parse_values(f.read(), size)
+    except (tf.errors.NotFoundError, UnicodeDecodeError):
+        return None
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read the cached bottleneck {path}: '
+                           f'{fileio.failure_reason(e, path)}') from None
+
+
+def write_bottlenecks(paths: Sequence[str], features: np.ndarray) -> None:
+    """Writes each row of `features` [N, D] as the cache file at the same place in `paths`."""
+    for path, text in zip(paths, format_batch(features)):
+        fileio.atomic_write(path, text)
+
+
+def write_bottleneck(path: str, values: np.ndarray) -> None:
+    write_bottlenecks([path], np.asarray(values)[np.newaxis])
+
+
+@dataclasses.dataclass
+class Entry:
+    """One image: where it is, where its bottleneck lives, and its class and split."""
+    image: str
+    cache: str
+    class_index: int
+    category: str
+    relative: str
+
+
+@dataclasses.dataclass
+class Bottlenecks:
+    """All bottlenecks of a run, in memory, per split: features [n, D], labels [n], image paths."""
+    features: Dict[str, np.ndarray]
+    labels: Dict[str, np.ndarray]
+    paths: Dict[str, List[str]]
+
+
+def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The extractor frozen (FrozenExtractor: faster), with the same values up to float rounding.
+
+    Every export needs the frozen model too, so a model that cannot be frozen is refused before
+    caching (export.check_exportable) rather than cached unfrozen.
+    """
+    return extractor.freeze().function
+
+
+def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
+                        batch_size: int = RetrainConfig.cache_batch_size,
+                        progress: Optional[Progress] = None, allow_truncated: bool = False):
+    """Yields (indices [B], bottlenecks [B, D]) batches for the decodable images of `paths`."""
+    function = inference_function(extractor)
+    for indices, images in image_io.image_batches(paths, extractor.image_size, batch_size,
+                                                  allow_truncated):
+        features = function(images).numpy()
+        yield indices.numpy(), features
+        if progress:
+            progress.update(len(features))
+
+
+def _entries(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
+             suffix: str) -> List[Entry]:
+    """Split by split, then class by class: the order of the arrays in memory and in the index,
+    so that a split read from the index is one slice of it (CacheIndex.rows_as_slice)."""
+    return [Entry(image_path(image_dir, c, rel), bottleneck_path(bottleneck_dir, c, rel, suffix),
+                  index, category, rel)
+            for category in CATEGORIES for index, c in enumerate(classes)
+            for rel in c.images(category)]
+
+
+def _existing(folders: Set[str]) -> Set[str]:
+    """The paths of the files in `folders`: one listing each instead of a failed open a file.
+
+    Local folders are listed by os: gfile fails on names that are not valid UTF-8."""
+    found = set()
+    for folder in folders:
+        try:
+            names = os.listdir(folder) if is_local(folder) else tf.io.gfile.listdir(folder)
+        except (OSError, tf.errors.NotFoundError):
+            continue
+        found.update(os.path.join(folder, name) for name in names)
+    return found
+
+
+def _read_cached(candidates: Sequence[str], size: int) -> Optional[np.ndarray]:
+    for path in candidates:
+        values = read_bottleneck(path, size)
+        if values is not None:
+            return values
+        logging.warning('Invalid float found, recreating bottleneck %s', path)  # Classic words.
+    return None
+
+
+def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: str,
+                    extractor: FeatureExtractor,
+                    batch_size: int = RetrainConfig.cache_batch_size,
+                    allow_truncated: bool = False) -> Tuple[Bottlenecks, int]:
+    """Reads every cached bottleneck, computes and caches the missing ones, drops bad images.
+
+    Unreadable images are logged once each and removed from `classes` (in place). Returns the
+    in-memory bottlenecks and the number of images skipped. `allow_truncated`: see image_io.decode.
+    """
+    entries = _entries(image_dir, classes, bottleneck_dir, extractor.cache_suffix)
+    size = extractor.bottleneck_size
+    consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
+    values, stamps = consolidated.lookup([e.cache for e in entries])
+    unread = [i for i, v in enumerate(values) if v is None]
+    candidates = {i: cache_files(bottleneck_dir, classes[entries[i].class_index],
+                                 entries[i].relative, extractor) for i in unread}
+    existing = _existing({os.path.dirname(path) for paths in candidates.values()
+                          for path in paths})
+    with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
+        read = pool.map(lambda i: _read_cached([p for p in candidates[i] if p in existing], size),
+                        unread)
+        for i, value in zip(unread, read):
+            values[i] = value
+    missing = [i for i, v in enumerate(values) if v is None]
+    logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
+                 len(entries) - len(missing), bottleneck_dir, len(entries) - len(unread),
+                 len(missing), extractor.description)
+    nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
+    if missing:
+        progress = Progress('Caching bottlenecks', len(missing))
+        paths = [entries[i].image for i in missing]
+        # Formatting and writing the text files happen on a thread of their own, beside the model.
+        with concurrent.futures.ThreadPoolExecutor(1) as writer:
+            writes: Deque[concurrent.futures.Future] = collections.deque()
+            for indices, features in compute_bottlenecks(extractor, paths, batch_size, progress,
+                                                         allow_truncated):
+                finite = np.isfinite(features).all(axis=1)
+                nonfinite.update(missing[i] for i in indices[~finite])
+                indices, features = indices[finite], features[finite]
+                for index, result in zip(indices, features):
+                    values[missing[index]] = result
+                writes.append(writer.submit(write_bottlenecks,
+                                            [entries[missing[i]].cache for i in indices], features))
+                while writes and writes[0].done():
+                    writes.popleft().result()  # Raises a failed write's error early.
+            for write in writes:
+                write.result()
+        progress.close()
+        for i in missing:
+            stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
+    consolidated.save([e.cache for e in entries], values, stamps)
+    skipped = _drop_unreadable(entries, values, classes, allow_truncated, nonfinite)
+    return _assemble(entries, values, size, consolidated), skipped
+
+
+def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
+                     classes: List[ImageClass], allow_truncated: bool,
+                     nonfinite: Set[int]) -> int:
+    bad = [(i, e) for i, (e, v) in enumerate(zip(entries, values)) if v is None]
+    for i, entry in bad:
+        reason = ('the model gives non-finite values for it' if i in nonfinite else
+                  image_io.describe_decode_error(entry.image, allow_truncated=allow_truncated))
+        logging.warning('Skipping %s: %s', entry.image, reason or 'could not be decoded')
+        classes[entry.class_index].images(entry.category).remove(entry.relative)
+    if bad:
+        logging.warning('Skipped %d unreadable image(s) of %d', len(bad), len(entries))
+    for image_class in classes:
+        if not image_class.count():
+            raise RetrainError(f'class folder {image_class.dir_name!r} has no readable images')
+    return len(bad)
+
+
+def _assemble(entries: List[Entry], values: List[Optional[np.ndarray]], size: int,
+              consolidated: CacheIndex) -> Bottlenecks:
+    """The bottlenecks of each split; a split served whole from the index is a view of its
+    memory-mapped array, so a warm run on a large cache holds it once, not twice."""
+    features, labels, paths = {}, {}, {}
+    for category in CATEGORIES:
+        chosen = [(e, v) for e, v in zip(entries, values) if v is not None and e.category == category]
+        rows = [v for _, v in chosen]
+        mapped = consolidated.rows_as_slice(rows)
+        features[category] = (mapped if mapped is not None else np.stack(rows) if rows
+                              else np.zeros((0, size), np.float32))
+        labels[category] = np.array([e.class_index for e, _ in chosen], np.int64)
+        paths[category] = [e.image for e, _ in chosen]
+    return Bottlenecks(features, labels, paths)

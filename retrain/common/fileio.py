@@ -1,0 +1,130 @@
+"""Files through tf.io.gfile (local paths, gs:// and friends): user text read, outputs written.
+
+Every output of the project is written to a temporary name beside its destination and renamed
+into place, so a reader never sees a half-written file, even after kill -9.
+"""
+import codecs
+import contextlib
+import os
+import re
+import uuid
+from typing import Iterator, Union
+
+import tensorflow as tf
+
+from retrain.common.errors import RetrainError, error_summary
+
+
+def temp_name(path: str, kind: str = 'tmp') -> str:
+    """A new hidden name beside `path` (a file or folder), so that renaming it stays on one disk;
+    it ends like `path`, so readers that go by the extension (.tflite) read it alike."""
+    head, tail = os.path.split(path.rstrip('/\\'))
+    return os.path.join(head, f'.{kind}-{uuid.uuid4().hex[:12]}.{tail}')
+
+
+# A temporary's path as TensorFlow puts it before the reason of an error: not for users' eyes.
+_TEMPORARY_PATH = re.compile(r'\S*\.(tmp|probe|old)-[0-9a-f]{12}\.\S*?; ')
+
+
+def without_temporary_names(message: str) -> str:
+    """`message` without the `<temporary path>; ` that TensorFlow's errors start with."""
+    return _TEMPORARY_PATH.sub('', message)
+
+
+def failure_reason(error: BaseException, path: str = '') -> str:
+    """Why a file operation failed, in one line, without the temporary names it involved nor the
+    `<path>; ` that TensorFlow's message starts with (the caller names `path` itself)."""
+    reason = without_temporary_names(error_summary(error))
+    return reason[len(path) + 2:] if path and reason.startswith(f'{path}; ') else reason
+
+
+def read_text(path: str, what: str) -> str:
+    """The text of a file users write (a labels file, a labels table), decoded: UTF-8, with or
+    without a byte-order mark, or UTF-16 with one (Windows "Unicode" text, PowerShell 5's `>`).
+
+    UTF-16 without a byte-order mark would decode as UTF-8 into text full of NULs, so NULs are
+    refused. Errors are RetrainErrors naming `what` and `path`.
+    """
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            data = f.read()
+    except tf.errors.NotFoundError:
+        raise RetrainError(f'{what} not found: {path}') from None
+    except tf.errors.OpError as e:
+        raise RetrainError(f'cannot read {what} {path}: {failure_reason(e, path)}') from None
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = data.decode('utf-16' if utf16 else 'utf-8-sig')
+    except UnicodeDecodeError:
+        text = '\0' if b'\0' in data else None
+    if text is None or '\0' in text:
+        hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
+                if text else '')
+        raise RetrainError(f'{what} is not UTF-8 text: {path}{hint}')
+    return text
+
+
+def make_parent_dirs(path: str) -> None:
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+
+
+def atomic_write(path: str, data: Union[bytes, str]) -> None:
+    """Writes `data` to `path` so that `path` holds either the old content or all of the new.
+
+    Raises RetrainError naming the path when it cannot be written (no permission, disk full).
+    """
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    temp = temp_name(path)
+    with _removed_on_failure(path, temp):
+        make_parent_dirs(path)
+        with tf.io.gfile.GFile(temp, 'wb') as f:
+            f.write(data)
+        tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str) -> Iterator[str]:
+    """Yields a temporary directory that replaces `path` only when the block succeeds.
+
+    Errors of the block itself propagate unchanged; those of creating and renaming the directory
+    become RetrainErrors naming `path`.
+    """
+    temp = temp_name(path)
+    with _removed_on_failure(path, temp):
+        make_parent_dirs(path.rstrip('/\\'))
+    try:
+        yield temp
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    with _removed_on_failure(path, temp):
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+        tf.io.gfile.rename(temp, path)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
+    """Removes `temp` when the block fails; file-system errors become one-line RetrainErrors."""
+    try:
+        yield
+    except (tf.errors.OpError, OSError) as e:
+        remove_quietly(temp)
+        raise RetrainError(f'cannot write {path}: {failure_reason(e, path)}') from None
+    except BaseException:
+        remove_quietly(temp)
+        raise
+
+
+def remove_quietly(path: str) -> None:
+    """Removes the file or folder `path` if it is there; cleaning up must not hide the error."""
+    try:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        elif tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
+    except tf.errors.OpError:
+        pass

@@ -1,0 +1,37 @@
+"""The node names of the exported frozen graph (built by retrain.export.frozen_graph).
+
+Old clients feed the historical entry points by name and fetch `--final_tensor_name`; every other
+node lives under one of a few scopes. The names are kept here, free of TensorFlow, so that the
+CLI refuses a `--final_tensor_name` the graph could not carry before TensorFlow even loads: a
+taken name would make TensorFlow rename the output silently (`input_1:0`), and a client asking
+for the name it gave would get another tensor.
+"""
+import re
+
+# The entry points, in the order of the chain (export's module doc says what each takes).
+JPEG_INPUT = 'DecodeJpeg/contents'
+UNIT_INPUT = 'Placeholder'
+CENTERED_INPUTS = ('Mul', 'input')
+MODEL_INPUT = 'module_input'
+BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder'
+# Scopes of the other nodes: pixel conversions, the frozen model, the new layer's variables.
+SCOPES = ('decode_and_resize', 'center', 'uncenter', 'module', 'final_training_ops')
+
+# TensorFlow's rule for the name of an op created at the top of a graph.
+_NODE_NAME = re.compile(r'^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$')
+
+
+def final_name_problem(name: str) -> str:
+    """Why `name` cannot name the exported graph's output; '' when it can.
+
+    TensorFlow compares node names without case: `Input` is as taken as `input`.
+    """
+    if not _NODE_NAME.match(name) or name.endswith('/'):
+        return ('it is not a TensorFlow node name (letters, digits and . _ - / \\ >, starting '
+                'with a letter, digit or dot, not ending with /)')
+    taken = [n.lower() for n in (JPEG_INPUT, UNIT_INPUT, *CENTERED_INPUTS, MODEL_INPUT,
+                                 BOTTLENECK_INPUT, *SCOPES)]
+    lowered = name.lower()  # Below an entry point too: TensorFlow names constants `Mul/y`.
+    if lowered in taken or lowered.startswith(tuple(n + '/' for n in taken)):
+        return 'the exported graph has a node or scope of that name already'
+    return ''

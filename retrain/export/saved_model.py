@@ -1,0 +1,95 @@
+"""The SavedModel's serving signatures, built from a frozen classifier graph.
+
+  serving_default  image: the graph's own input (float [N, H, W, 3] in [0, 1] for ours)
+                   -> prediction: float [N, classes]. What clients of earlier versions call.
+  serving_bytes    image_bytes: string [N], encoded images (JPEG, PNG, GIF, BMP)
+                   -> scores: float [N, classes], the same scores in the same order,
+                      classes: string [N, classes], the label of each score (batch-major, so
+                      TF Serving's REST `instances` answers pair them up per image).
+The input key ends in `_bytes`, so TF Serving's REST API decodes {"b64": "..."} values for it.
+Images are decoded and resized by retrain.data.image_io, exactly as the frozen graph's
+`DecodeJpeg/contents` path does, so both give the same scores.
+"""
+import contextlib
+import logging as python_logging
+from typing import Iterator, Optional, Sequence
+
+import tensorflow as tf
+
+from retrain.data import image_io
+
+DEFAULT_SIGNATURE = 'serving_default'
+BYTES_SIGNATURE = 'serving_bytes'
+
+
+class ServingModule(tf.Module):
+    """The frozen graph wrapped as TF2 functions; `signatures` is what tf.saved_model.save takes.
+
+    Graphs whose input is one encoded image (scalar string, Inception era) are called once per
+    image; graphs with a fixed batch size, once per image too.
+    """
+
+    def __init__(self, graph_def: tf.compat.v1.GraphDef, input_tensor: str, output_tensor: str,
+                 labels: Optional[Sequence[str]] = None):
+        super().__init__()
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name='')
+        feed, scores = (graph.get_tensor_by_name(name) for name in (input_tensor, output_tensor))
+
+        def classify(images):
+            return tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: images},
+                                                  return_elements=[output_tensor],
+                                                  name='classifier')[0]
+
+        self._classify = tf.compat.v1.wrap_function(classify, [tf.TensorSpec(feed.shape,
+                                                                              feed.dtype)])
+        self._feed = tf.TensorSpec(feed.shape, feed.dtype)
+        names = labels if labels is not None else [str(i) for i in range(scores.shape[-1])]
+        self._labels = tf.constant(list(names), tf.string)
+        image = tf.TensorSpec(feed.shape, feed.dtype, name='image')
+        self.serve = tf.function(self._serve, input_signature=[image])
+        self.serve_bytes = tf.function(self._serve_bytes, input_signature=[
+            tf.TensorSpec([None], tf.string, name='image_bytes')])
+
+    @property
+    def signatures(self) -> dict:
+        return {DEFAULT_SIGNATURE: self.serve, BYTES_SIGNATURE: self.serve_bytes}
+
+    def _serve(self, image: tf.Tensor) -> dict:
+        return {'prediction': self._classify(image)}
+
+    def _serve_bytes(self, image_bytes: tf.Tensor) -> dict:
+        shape = self._feed.shape
+        if self._feed.dtype == tf.string:
+            scores = tf.map_fn(lambda contents: tf.reshape(self._classify(contents), [-1]),
+                               image_bytes, fn_output_signature=tf.float32)
+        else:
+            size = (shape[1], shape[2])
+            images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size),
+                               image_bytes, fn_output_signature=tf.TensorSpec(
+                                   [size[0], size[1], 3], tf.float32))
+            if shape[0] is None:
+                scores = self._classify(images)
+            else:
+                scores = tf.map_fn(lambda image: self._classify(image[tf.newaxis])[0], images)
+        classes = tf.tile(self._labels[tf.newaxis], [tf.shape(scores)[0], 1])
+        return {'scores': scores, 'classes': classes}
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_logger() -> Iterator[None]:
+    """Without TensorFlow's INFO lines while saving: they name the temporary folder (absl's
+    logger carries those of its saving code, 'tensorflow' those of the rest). A filter, as
+    saving may set the loggers' levels itself."""
+    def warnings_and_worse(record: python_logging.LogRecord) -> bool:
+        return record.levelno >= python_logging.WARNING
+
+    loggers = [python_logging.getLogger(name) for name in ('absl', 'tensorflow')]
+    for logger in loggers:
+        logger.addFilter(warnings_and_worse)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(warnings_and_worse)

@@ -1,0 +1,169 @@
+"""The outputs of a run, all or nothing: checked before any work, staged, moved into place together.
+
+A run's outputs belong together: a new graph beside an older run's labels makes label_image print
+the wrong names with confidence. So every output path is checked before caching starts (one line
+naming the path and the reason), each output is written to a temporary beside its target, and only
+when all are written are they moved into place, with Ctrl-C held off. A failure on the way puts
+back what was there; no temporary is left behind. A tool only ever removes what it wrote: a
+folder is replaced only when it is empty or holds a SavedModel and nothing else.
+"""
+import contextlib
+import os
+from typing import Iterator, List, Optional, Tuple
+
+import tensorflow as tf
+
+from retrain.common import fileio, interrupts
+from retrain.config import RetrainConfig
+from retrain.common.errors import RetrainError
+
+# What a SavedModel folder holds; a folder holding anything else is not ours to replace.
+SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
+                                 'assets.extra'])
+
+
+def _entries(folder: str) -> List[str]:
+    return [name.rstrip('/') for name in tf.io.gfile.listdir(folder)]
+
+
+def _nearest_existing(path: str) -> Optional[str]:
+    """`path` or its closest existing ancestor; None past the root of a remote file system."""
+    if '://' not in path:
+        path = os.path.abspath(path)
+    while not tf.io.gfile.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path or not parent or parent.endswith(':'):
+            return None
+        path = parent
+    return path
+
+
+def _check_creatable(folder: str, path: str) -> None:
+    """`folder` exists and can take new files, or can be created: a probe file is written."""
+    existing = _nearest_existing(folder.rstrip('/\\') or '.')
+    if existing is None:
+        return  # A bucket-like root: makedirs creates what it needs, errors come when writing.
+    if not tf.io.gfile.isdir(existing):
+        raise RetrainError(f'cannot write {path}: {existing} is a file, not a folder')
+    probe = fileio.temp_name(os.path.join(existing, 'probe'), 'probe')
+    try:
+        with tf.io.gfile.GFile(probe, 'wb') as f:
+            f.write(b'')  # GFile opens the file at the first write.
+    except (tf.errors.OpError, OSError) as e:
+        raise RetrainError(f'cannot write {path}: {existing} is not writable '
+                           f'({fileio.failure_reason(e)})') from None
+    fileio.remove_quietly(probe)
+
+
+def check_file(path: str) -> None:
+    """Refuses an output file that could not be written: a folder there, or no writable parent."""
+    if tf.io.gfile.isdir(path):
+        raise RetrainError(f'cannot write {path}: it is a folder, not a file')
+    _check_creatable(os.path.dirname(path), path)
+
+
+def check_folder(path: str) -> None:
+    """Refuses an output folder (written into as the run goes) that is a file or not writable."""
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        raise RetrainError(f'cannot write to {path}: it is a file, not a folder')
+    _check_creatable(path, path)
+
+
+def check_saved_model_dir(path: str) -> None:
+    """Refuses a SavedModel folder that may not be replaced: a file, or a folder holding anything
+    but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
+    if tf.io.gfile.exists(path):
+        if not tf.io.gfile.isdir(path):
+            raise RetrainError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
+        entries = _entries(path)
+        others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
+        if others or (entries and 'saved_model.pb' not in entries):
+            shown = ', '.join(others[:3] or entries[:3])
+            raise RetrainError(f'will not replace {path}: it holds more than a SavedModel '
+                               f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
+                               f'name an empty or new folder')
+    _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
+
+
+def check_run(config: RetrainConfig) -> None:
+    """Every output of the run can be written (one line naming the first that cannot)."""
+    for path in (config.output_graph, config.output_labels, config.tflite_output_file):
+        if path:
+            check_file(path)
+    if config.saved_model_dir:
+        check_saved_model_dir(config.saved_model_dir)
+    if config.summaries_dir:
+        check_folder(config.summaries_dir)
+    if config.intermediate_store_frequency > 0:
+        check_folder(config.intermediate_output_graphs_dir)
+    if config.report_dir:  # Replaced whole, like a SavedModel; report.check_report_dir says when.
+        _check_creatable(os.path.dirname(config.report_dir.rstrip('/\\')), config.report_dir)
+
+
+class Staging:
+    """Outputs written to temporaries beside their targets, waiting to be moved into place."""
+
+    def __init__(self):
+        self._staged: List[Tuple[str, str]] = []  # (temporary, target)
+
+    @contextlib.contextmanager
+    def output(self, target: str) -> Iterator[str]:
+        """Yields the temporary path to write `target` to; errors become one line naming it."""
+        target = target.rstrip('/\\') or target
+        temp = fileio.temp_name(target)
+        self._staged.append((temp, target))
+        try:
+            fileio.make_parent_dirs(temp)
+            yield temp
+        except RetrainError as e:
+            message = fileio.without_temporary_names(str(e).replace(temp, target))
+            raise RetrainError(message) from None
+        except (tf.errors.OpError, OSError) as e:
+            raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}') from None
+
+    def discard(self) -> None:
+        for temp, _ in self._staged:
+            fileio.remove_quietly(temp)
+
+    def commit(self) -> None:
+        """Moves every output into place, or (on an error) puts back everything that was there.
+
+        Each old output is first renamed aside, so that it can be restored, and removed once all
+        new ones are in place.
+        """
+        aside: List[Tuple[str, str]] = []  # (old output's new name, target)
+        moved: List[str] = []
+        with interrupts.deferred():
+            try:
+                for temp, target in self._staged:
+                    if tf.io.gfile.exists(target):
+                        old = fileio.temp_name(target, 'old')
+                        tf.io.gfile.rename(target, old)
+                        aside.append((old, target))
+                    tf.io.gfile.rename(temp, target)
+                    moved.append(target)
+            except (tf.errors.OpError, OSError) as e:
+                for target in moved:
+                    fileio.remove_quietly(target)
+                for old, target in aside:
+                    tf.io.gfile.rename(old, target)
+                self.discard()
+                raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
+                                   f'the earlier outputs were kept') from None
+            for old, _ in aside:
+                fileio.remove_quietly(old)
+
+
+@contextlib.contextmanager
+def staged() -> Iterator[Staging]:
+    """Outputs written in the block are moved into place together when it ends without error;
+    after an error or Ctrl-C, their temporaries are removed and the old outputs stay."""
+    staging = Staging()
+    try:
+        yield staging
+        interrupts.check()  # A Ctrl-C that TensorFlow swallowed: nothing is moved, all is removed.
+    except BaseException:
+        with interrupts.deferred():
+            staging.discard()
+        raise
+    staging.commit()

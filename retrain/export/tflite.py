@@ -1,0 +1,117 @@
+"""The retrained classifier as a TensorFlow Lite model, for phones and small devices.
+
+The model takes a float image [1, H, W, 3] in [0, 1] and returns the softmax scores. It is
+converted from a frozen graph cut at that image: for a run, `classifier_graph` joins the same
+frozen extractor and layer that make up the exported graph, without the historical entry points
+(the (x - 128) / 128 round trip they need costs int8 MobileNet V2 most of its accuracy); any other
+frozen classifier is cut at `Placeholder:0`. Quantization:
+  none     float32 weights and arithmetic;
+  dynamic  int8 weights, float activations (about 4x smaller, no data needed);
+  int8     int8 weights and activations, calibrated on representative training images; the
+           input and output stay float32, so callers feed and read the same tensors as always.
+Every file carries TensorFlow Lite metadata (retrain.export.tflite_metadata), so MediaPipe Tasks run it
+as it is.
+"""
+from typing import Callable, Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from retrain.common import fileio
+from retrain.data import image_io
+from retrain.export import frozen_graph, tflite_metadata
+from retrain.common.errors import RetrainError, error_summary
+from retrain.export.graph_names import UNIT_INPUT
+from retrain.features.extractors import FeatureExtractor
+from retrain.train.training import Head
+
+QUANTIZATIONS = ('none', 'dynamic', 'int8')
+MODEL_NAME = 'image classifier'
+# Calibration images for int8: enough to see every class's typical ranges, few enough to be quick.
+REPRESENTATIVE_IMAGES = 100
+
+
+def classifier_graph(extractor: FeatureExtractor, head: Head,
+                     final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
+    """Image `Placeholder` [N, H, W, 3] in [0, 1] -> frozen extractor -> new layer -> softmax."""
+    frozen = extractor.freeze()  # Eagerly, before building a graph.
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, extractor.input_spec().shape,
+                                         name='Placeholder')
+        frozen_graph.add_final_layer(frozen_graph.import_extractor(frozen, image), head,
+                               final_tensor_name)
+    return graph.as_graph_def()
+
+
+def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+               output_tensor: str, input_tensor: str) -> tf.lite.TFLiteConverter:
+    """A converter for the classifier from image [1, H, W, 3] in [0, 1] to the scores.
+
+    The graph is imported with a fixed-shape input in place of `input_tensor`, so every shape in
+    it is static (as TensorFlow Lite's kernels want); what used to feed that tensor is pruned.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [1, image_size[0], image_size[1], 3],
+                                         name='image')
+        tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: image}, name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            return tf.compat.v1.lite.TFLiteConverter.from_session(
+                session, [image], [graph.get_tensor_by_name(output_tensor)])
+
+
+def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+            output_tensor: str = 'final_result:0', quantize: str = 'none',
+            representative: Optional[Callable[[], Iterable[np.ndarray]]] = None,
+            input_tensor: str = f'{UNIT_INPUT}:0') -> bytes:
+    """The flatbuffer of the classifier; `representative()` yields [1, H, W, 3] images (int8)."""
+    if quantize not in QUANTIZATIONS:
+        raise RetrainError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
+                           f'got {quantize!r}')
+    converter = _converter(graph_def, image_size, output_tensor, input_tensor)
+    if quantize != 'none':
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == 'int8':
+        if representative is None:
+            raise RetrainError('int8 quantization needs representative images')
+        converter.representative_dataset = lambda: ([image] for image in representative())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return converter.convert()
+    except Exception as e:  # The converter raises ConverterError, ValueError, RuntimeError ...
+        raise RetrainError(f'cannot convert the classifier to TensorFlow Lite: '
+                           f'{type(e).__name__}: {error_summary(e)}') from None
+
+
+def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
+                          count: int = REPRESENTATIVE_IMAGES, seed: Optional[int] = None,
+                          allow_truncated: bool = False) -> Callable[[], Iterable[np.ndarray]]:
+    """Up to `count` of `paths`, spread over them at random, decoded as caching decoded them
+    (`allow_truncated`: see image_io.decode); files that no longer decode are left out."""
+    rng = np.random.default_rng(seed)
+    chosen = [paths[i] for i in sorted(rng.choice(len(paths), size=min(count, len(paths)),
+                                                  replace=False))]
+
+    def images():
+        for _, batch in image_io.image_batches(chosen, image_size, 1, allow_truncated,
+                                               ordered=True):
+            yield batch.numpy()
+    return images
+
+
+def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
+                 output_tensor: str = 'final_result:0', quantize: str = 'none',
+                 training_paths: Sequence[str] = (), seed: Optional[int] = None,
+                 allow_truncated: bool = False, labels: Optional[Sequence[str]] = None,
+                 description: str = 'An image classifier retrained with retrain.') -> None:
+    """Converts the classifier, adds its metadata (`labels` name the classes, in order) and
+    writes it atomically to `path` (the caller logs it: `path` may be a temporary).
+    `allow_truncated`: how the training images were decoded."""
+    representative = (representative_images(training_paths, image_size, seed=seed,
+                                            allow_truncated=allow_truncated)
+                      if quantize == 'int8' and len(training_paths) else None)
+    model = tflite_metadata.add_metadata(
+        convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
+        description, labels)
+    fileio.atomic_write(path, model)

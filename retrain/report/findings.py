@@ -1,0 +1,259 @@
+"""What a run's data holds that its accuracy hides: duplicates, split leaks, suspected label errors.
+
+Everything comes from what the run already has, so it costs about a second on thousands of images:
+- exact duplicates: files of the same size (one stat each) whose bytes hash the same; only files
+  that share their size with another are read, so a warm run reads almost nothing;
+- near-duplicates (re-encoded, resized, lightly cropped): bottlenecks whose cosine similarity is
+  at least NEAR_DUPLICATE_COSINE. Up to EXACT_SEARCH_LIMIT images every pair is compared (in
+  blocks of rows, so memory stays linear); beyond it, images are bucketed by random projections
+  split at their median (several tables), and only pairs sharing a bucket are compared: linear
+  in time and memory, approximate (bench/bench_report.py measures its recall);
+- suspected label errors: a linear head is fitted in closed form (ridge regression on one-hot
+  labels, on a random projection of the bottlenecks to PROJECTED_SIZE values) FOLDS times, each
+  time without one fold, and scores the fold it did not see; its scores are calibrated into
+  probabilities by one temperature. An image is suspect when that head puts it in another
+  class with at least that class's typical confidence (the per-class thresholds of confident
+  learning, Northcutt et al. 2021), most suspicious (lowest probability
+  of its given label) first.
+"""
+import concurrent.futures
+import dataclasses
+import hashlib
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.data.image_lists import CATEGORIES
+
+# Tuned on planted copies of flower photos with MobileNet V2: re-encoded and lightly cropped copies
+# score 0.90-0.99, distinct photos of one species at most 0.88 (README, "Reading the report").
+NEAR_DUPLICATE_COSINE = 0.89
+EXACT_SEARCH_LIMIT = 5000
+BUCKET_SIZE = 256
+HASH_TABLES = 8
+FOLDS = 5
+PROJECTED_SIZE = 256
+_ROWS = 1024  # Rows of a similarity block: _ROWS x bucket floats at a time.
+_HASH_THREADS = 8
+
+
+@dataclasses.dataclass
+class DuplicateGroup:
+    """Images showing one photo: indices into the run's images, and whether all bytes match."""
+    members: List[int]
+    exact: bool
+    similarity: float  # The lowest cosine of the pairs that joined the group.
+
+
+@dataclasses.dataclass
+class LabelIssue:
+    index: int
+    given: int
+    suggested: int
+    confidence: float  # Cross-validated probability of the suggested class.
+    given_probability: float
+
+
+@dataclasses.dataclass
+class Findings:
+    paths: List[str]
+    labels: np.ndarray
+    splits: List[str]
+    duplicates: List[DuplicateGroup]
+    label_issues: List[LabelIssue]
+    approximate: bool  # Near-duplicates by buckets (more than EXACT_SEARCH_LIMIT images).
+
+    def spans_splits(self, group: DuplicateGroup) -> bool:
+        """Training and validation/testing share the photo: their accuracy is inflated."""
+        splits = {self.splits[i] for i in group.members}
+        return 'training' in splits and len(splits) > 1
+
+    def spans_classes(self, group: DuplicateGroup) -> bool:
+        return len({int(self.labels[i]) for i in group.members}) > 1
+
+
+def _flatten(data: Bottlenecks) -> Tuple[np.ndarray, np.ndarray, List[str], List[str]]:
+    """All splits as one array of unit-length rows (one copy, normalized in place)."""
+    features = np.concatenate([data.features[c] for c in CATEGORIES]).astype(np.float32)
+    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    labels = np.concatenate([data.labels[c] for c in CATEGORIES])
+    paths = [p for c in CATEGORIES for p in data.paths[c]]
+    splits = [c for c in CATEGORIES for _ in data.paths[c]]
+    return features, labels, paths, splits
+
+
+def _open(path: str):
+    """Local files through the OS (a gfile stat or open costs several times more), others gfile."""
+    return tf.io.gfile.GFile(path, 'rb') if '://' in path else open(path, 'rb')
+
+
+def _size(path: str) -> int:
+    return tf.io.gfile.stat(path).length if '://' in path else os.path.getsize(path)
+
+
+def _digest(path: str) -> bytes:
+    with _open(path) as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
+    """Pairs (first, other) of files with identical bytes; reads only files of a shared size."""
+    with concurrent.futures.ThreadPoolExecutor(_HASH_THREADS) as pool:
+        sizes = list(pool.map(_size, paths))
+        by_size: Dict[int, List[int]] = {}
+        for i, size in enumerate(sizes):
+            by_size.setdefault(size, []).append(i)
+        candidates = [i for same in by_size.values() if len(same) > 1 for i in same]
+        digests = dict(zip(candidates, pool.map(lambda i: _digest(paths[i]), candidates)))
+    first: Dict[bytes, int] = {}
+    pairs = []
+    for i in candidates:
+        j = first.setdefault(digests[i], i)
+        if j != i:
+            pairs.append((j, i))
+    return pairs
+
+
+def _buckets(unit: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
+    """Groups of row indices of about BUCKET_SIZE: each bit is a random projection split at its
+    median, so similar rows mostly share a bucket and buckets stay balanced."""
+    bits = int(np.ceil(np.log2(len(unit) / BUCKET_SIZE)))
+    projected = unit @ rng.standard_normal((unit.shape[1], bits)).astype(np.float32)
+    codes = (projected > np.median(projected, axis=0)) @ (1 << np.arange(bits))
+    order = np.argsort(codes, kind='stable')
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+
+
+def _similar_within(unit: np.ndarray, members: np.ndarray, threshold: float):
+    """(i, j, cosine) of the pairs of `members` at or above `threshold`, i before j."""
+    found = []
+    for start in range(0, len(members), _ROWS):
+        rows = members[start:start + _ROWS]
+        block = unit[rows] @ unit[members[start:]].T
+        block[np.tril_indices(len(rows), m=block.shape[1])] = -1.0  # Self and earlier pairs.
+        r, c = np.nonzero(block >= threshold)
+        found.append((rows[r], members[start + c], block[r, c]))
+    return found
+
+
+def near_duplicate_pairs(unit: np.ndarray, threshold: float = NEAR_DUPLICATE_COSINE,
+                         seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, cosine) arrays of the row pairs of `unit` (unit-length rows) at or above
+    `threshold`: all of them up to EXACT_SEARCH_LIMIT rows, most of them beyond."""
+    n = len(unit)
+    if n <= EXACT_SEARCH_LIMIT:
+        groups = [np.arange(n)]
+    else:
+        rng = np.random.default_rng(seed)
+        groups = [bucket for _ in range(HASH_TABLES) for bucket in _buckets(unit, rng)]
+    found = [part for members in groups for part in _similar_within(unit, members, threshold)]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    i, j, cosine = (np.concatenate(parts) for parts in zip(*found))
+    first, keep = np.unique(np.minimum(i, j) * n + np.maximum(i, j), return_index=True)
+    return first // n, first % n, cosine[keep]
+
+
+def _components(n: int, pairs: Sequence[Tuple[int, int]]) -> List[List[int]]:
+    """Connected components (of two or more) of the graph on 0..n-1 with these edges."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    groups: Dict[int, List[int]] = {}
+    for i in {k for pair in pairs for k in pair}:
+        groups.setdefault(root(i), []).append(i)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
+                     threshold: float = NEAR_DUPLICATE_COSINE) -> List[DuplicateGroup]:
+    """Exact and near-duplicates joined into groups of one photo each."""
+    exact = exact_duplicate_pairs(paths)
+    i, j, cosine = near_duplicate_pairs(unit, threshold)
+    similarity = {(int(a), int(b)): float(c) for a, b, c in zip(i, j, cosine)}
+    similarity.update({pair: 1.0 for pair in exact})
+    same_bytes = {k for pair in exact for k in pair}
+    exact_root = {b: a for a, b in exact}
+    members_of = _components(len(paths), list(similarity))
+    group_of = {k: g for g, members in enumerate(members_of) for k in members}
+    lowest = [1.0] * len(members_of)
+    for (a, _), value in similarity.items():
+        lowest[group_of[a]] = min(lowest[group_of[a]], value)
+    return [DuplicateGroup(members, set(members) <= same_bytes
+                           and len({exact_root.get(k, k) for k in members}) == 1, lowest[g])
+            for g, members in enumerate(members_of)]
+
+
+def out_of_fold_probabilities(unit: np.ndarray, labels: np.ndarray, num_classes: int,
+                              folds: int = FOLDS, ridge: float = 1.0) -> np.ndarray:
+    """float [N, classes]: for each image, the calibrated scores of a linear head fitted without
+    its fold. Rows are first projected on PROJECTED_SIZE random directions (a fold's solve costs
+    size^3: 1281^3 took seconds on a busy CPU; the ranking stays about as good). One Gram matrix
+    for all; each fold subtracts its own rows: N size^2 + folds size^3."""
+    if unit.shape[1] > PROJECTED_SIZE:
+        directions = np.random.default_rng(0).standard_normal((unit.shape[1], PROJECTED_SIZE))
+        unit = unit @ (directions / np.sqrt(PROJECTED_SIZE)).astype(np.float32)
+    n, size = unit.shape
+    x = np.concatenate([unit, np.ones((n, 1), np.float32)], axis=1)
+    targets = np.eye(num_classes, dtype=np.float32)[labels]
+    gram, moment = x.T @ x, x.T @ targets
+    fold = np.random.default_rng(0).permutation(n) % folds
+    scores = np.zeros((n, num_classes), np.float32)
+    regularizer = ridge * np.eye(size + 1, dtype=np.float32)
+    for k in range(folds):
+        held = fold == k
+        if not held.any() or held.all():
+            continue
+        xk = x[held]
+        weights = np.linalg.solve(gram - xk.T @ xk + regularizer,
+                                  moment - xk.T @ targets[held])
+        scores[held] = xk @ weights
+    return _calibrated(scores, labels)
+
+
+def _calibrated(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Softmax of scores times the temperature (of a log-spaced grid) that fits labels best."""
+    best, best_loss = None, np.inf
+    for temperature in np.geomspace(0.5, 100, 40):
+        logits = scores * temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        loss = -log_p[np.arange(len(labels)), labels].mean()
+        if loss < best_loss:
+            best, best_loss = np.exp(log_p), loss
+    return best
+
+
+def label_issues(probabilities: np.ndarray, labels: np.ndarray) -> List[LabelIssue]:
+    """Images whose most probable class is another one, at least as confidently as that class's
+    own images are on average; lowest probability of the given label first."""
+    rows = np.arange(len(labels))
+    num_classes = probabilities.shape[1]
+    thresholds = np.array([probabilities[labels == c, c].mean() if (labels == c).any() else 1.0
+                           for c in range(num_classes)])
+    suggested = probabilities.argmax(axis=1)
+    confident = probabilities[rows, suggested] >= thresholds[suggested]
+    suspect = np.flatnonzero((suggested != labels) & confident)
+    suspect = suspect[np.argsort(probabilities[suspect, labels[suspect]], kind='stable')]
+    return [LabelIssue(int(i), int(labels[i]), int(suggested[i]),
+                       float(probabilities[i, suggested[i]]), float(probabilities[i, labels[i]]))
+            for i in suspect]
+
+
+def find(data: Bottlenecks, num_classes: int) -> Findings:
+    """All findings of a run's bottlenecks and image files."""
+    unit, labels, paths, splits = _flatten(data)
+    groups = duplicate_groups(unit, paths)
+    issues = (label_issues(out_of_fold_probabilities(unit, labels, num_classes), labels)
+              if len(labels) >= 2 * FOLDS else [])
+    return Findings(paths, labels, splits, groups, issues, len(unit) > EXACT_SEARCH_LIMIT)

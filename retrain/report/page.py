@@ -1,0 +1,307 @@
+"""Writes a run report as DIR/report.json and one self-contained DIR/index.html.
+
+The page opens from disk with no server and no network: styles, charts (inline SVG) and image
+thumbnails (small JPEGs made with TensorFlow's image ops, inlined as data: URIs) are all in the
+one file. Only the images the page shows get a thumbnail, and each list is capped, so the page
+stays small (a few MB) whatever the size of the set; report.json holds every entry. The folder is
+written beside its destination and renamed into place: a reader never sees half a report.
+"""
+import base64
+import concurrent.futures
+import html
+import json
+import os
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from retrain.data import image_io
+
+HTML = 'index.html'
+JSON = 'report.json'
+FILES = (HTML, JSON)
+THUMBNAIL_SIZE = 160  # Longest side in pixels; shown at 120.
+SHOWN = 120  # At most this many entries of each list on the page.
+GROUP_SHOWN = 6  # At most this many images of one duplicate group.
+_THREADS = 4
+
+
+def thumbnail(path: str) -> Optional[str]:
+    """A data: URI of a small JPEG of the image at `path`; None if it cannot be read."""
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            image = image_io.decode(tf.constant(f.read()))
+    except (tf.errors.OpError, OSError):
+        return None
+    height, width = int(image.shape[0]), int(image.shape[1])
+    scale = THUMBNAIL_SIZE / max(height, width)
+    if scale < 1:
+        resized = tf.image.resize(image, (max(1, round(height * scale)),
+                                          max(1, round(width * scale))), antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    jpeg = tf.io.encode_jpeg(image, quality=80).numpy()
+    return 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
+
+
+def _thumbnails(paths: Iterable[str]) -> Dict[str, Optional[str]]:
+    unique = sorted(set(paths))
+    with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:
+        return dict(zip(unique, pool.map(thumbnail, unique)))
+
+
+def _shown_paths(report: Dict) -> List[str]:
+    return ([m['path'] for m in report['misclassified'][:SHOWN]]
+            + [i['path'] for i in report['label_issues'][:SHOWN]]
+            + [image['path'] for group in report['duplicate_details'][:SHOWN]
+               for image in group['images'][:GROUP_SHOWN]])
+
+
+def write(report_dir: str, report: Dict) -> None:
+    """Writes report.json and index.html into the new folder `report_dir` (the run stages it
+    beside the target and moves it into place with the other outputs)."""
+    page = render(report, _thumbnails(_shown_paths(report)))
+    tf.io.gfile.makedirs(report_dir)
+    with tf.io.gfile.GFile(os.path.join(report_dir, JSON), 'w') as f:
+        f.write(json.dumps(report, indent=1, ensure_ascii=False))
+    with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
+        f.write(page)
+
+
+_E = html.escape
+
+_STYLE = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --accent:#2563eb;
+        --bad:#c2410c; --good:#15803d; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+       color:var(--ink); background:var(--bg); }
+header { background:#102a43; color:#fff; padding:20px 32px; }
+header h1 { margin:0 0 4px; font-size:22px; font-weight:600; }
+header p { margin:0; color:#bcccdc; word-break:break-all; }
+main { max-width:1200px; margin:0 auto; padding:20px 32px 48px; }
+nav { display:flex; flex-wrap:wrap; gap:8px 18px; margin:0 0 18px; }
+nav a { color:var(--accent); text-decoration:none; }
+section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:16px 20px;
+          margin:0 0 18px; }
+h2 { margin:0 0 12px; font-size:17px; }
+h2 small { color:var(--muted); font-weight:normal; font-size:13px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(125px,1fr)); gap:12px;
+         margin:0 0 18px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+.card b { display:block; font-size:22px; }
+.card span { color:var(--muted); font-size:12px; }
+.card.warn b { color:var(--bad); }
+table { border-collapse:collapse; }
+th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:right; }
+th:first-child, td:first-child { text-align:left; }
+th { color:var(--muted); font-weight:600; font-size:12px; }
+.confusion td { text-align:center; min-width:44px; border:1px solid #fff; }
+.confusion td.diag { outline:2px solid var(--good); outline-offset:-2px; }
+.grid { display:flex; flex-wrap:wrap; gap:10px; }
+figure { margin:0; width:150px; background:var(--bg); border:1px solid var(--line);
+         border-radius:6px; padding:6px; }
+figure img { display:block; width:136px; height:110px; object-fit:contain; background:#fff;
+             border-radius:4px; }
+figure img[data-loaded=no] { outline:2px dashed var(--bad); }
+figcaption { font-size:12px; margin-top:4px; overflow-wrap:anywhere; }
+figcaption .path { color:var(--muted); font-size:11px; }
+.groups { display:flex; flex-wrap:wrap; gap:12px; }
+.group { border:1px solid var(--line); border-radius:8px; padding:8px; }
+.group > div:first-child { margin-bottom:6px; }
+.badge { display:inline-block; border-radius:10px; padding:0 8px; font-size:12px; margin-right:6px;
+         background:#e0e7ff; color:#3730a3; }
+.badge.bad { background:#ffedd5; color:var(--bad); }
+.bad { color:var(--bad); }
+.good { color:var(--good); }
+.muted { color:var(--muted); }
+.charts { display:flex; flex-wrap:wrap; gap:24px; }
+svg text { font-size:11px; fill:var(--muted); }
+details pre { background:var(--bg); padding:10px; border-radius:6px; overflow:auto; }
+"""
+
+# Marks each image as loaded or not once the page has loaded (broken ones get a dashed outline).
+_SCRIPT = ("window.addEventListener('load',function(){for(const i of document.images)"
+           "{i.dataset.loaded=(i.complete&&i.naturalWidth>0)?'yes':'no';}});")
+
+
+def _percent(value: Optional[float]) -> str:
+    return '–' if value is None else f'{value * 100:.1f}%'
+
+
+def _figure(thumbs: Dict[str, Optional[str]], path: str, caption: str) -> str:
+    uri = thumbs.get(path)
+    image = (f'<img src="{uri}" alt="{_E(os.path.basename(path))}">' if uri
+             else '<div class="muted">(unreadable)</div>')
+    return (f'<figure title="{_E(path)}">{image}<figcaption>{caption}'
+            f'<div class="path">{_E(os.path.basename(path))}</div></figcaption></figure>')
+
+
+def _more(total: int) -> str:
+    return (f'<p class="muted">The first {SHOWN} of {total} are shown; report.json lists all.</p>'
+            if total > SHOWN else '')
+
+
+def _cards(report: Dict) -> str:
+    details = report['duplicate_details']
+    leaks = sum(d['spans_splits'] for d in details)
+    conflicts = sum(d['spans_classes'] for d in details)
+    cards = [(_percent(report['metrics']['test_accuracy']),
+              f"final test accuracy (N={report['metrics']['test_images']})", False),
+             (sum(report['splits'].values()), 'images used', False),
+             (len(report['labels']), 'classes', False),
+             (len(details), 'duplicate groups', False),
+             (leaks, 'groups across splits', leaks > 0),
+             (conflicts, 'groups across classes', conflicts > 0),
+             (len(report['label_issues']), 'suspected label errors', bool(report['label_issues'])),
+             (len(report['skipped']), 'unreadable files skipped', bool(report['skipped']))]
+    return '<div class="cards">' + ''.join(
+        f'<div class="card{" warn" if warn else ""}"><b>{_E(str(value))}</b>'
+        f'<span>{label}</span></div>'
+        for value, label, warn in cards) + '</div>'
+
+
+def _classes(report: Dict) -> str:
+    rows = ''.join(
+        f"<tr><td>{_E(c['label'])}</td><td>{c['training']}</td><td>{c['validation']}</td>"
+        f"<td>{c['testing']}</td><td>{_percent(c['test_accuracy'])}</td></tr>"
+        for c in report['per_class'])
+    split = report['splits']
+    return ('<section id="classes"><h2>Classes</h2><table><tr><th>class</th><th>training</th>'
+            '<th>validation</th><th>testing</th><th>test accuracy</th></tr>' + rows
+            + f"<tr><th>all</th><th>{split['training']}</th><th>{split['validation']}</th>"
+            f"<th>{split['testing']}</th><th>{_percent(report['metrics']['test_accuracy'])}</th>"
+            '</tr></table></section>')
+
+
+def _confusion(report: Dict) -> str:
+    labels, matrix = report['labels'], report['confusion_matrix']
+    head = ''.join(f'<th>{_E(label)}</th>' for label in labels)
+    rows = []
+    for i, (label, row) in enumerate(zip(labels, matrix)):
+        total = sum(row) or 1
+        cells = ''.join(
+            f'<td class="{"diag" if i == j else ""}" style="background:rgba(37,99,235,'
+            f'{0.08 + 0.8 * n / total if n else 0:.2f});'
+            f'color:{"#fff" if n / total > 0.5 else "inherit"}">'
+            f'{n}</td>' for j, n in enumerate(row))
+        rows.append(f'<tr><th>{_E(label)}</th>{cells}</tr>')
+    return ('<section id="confusion"><h2>Confusion matrix <small>test images: rows are the '
+            'given class, columns the predicted one</small></h2><table class="confusion">'
+            f'<tr><th></th>{head}</tr>{"".join(rows)}</table></section>')
+
+
+def _chart(title: str, series: Sequence[Tuple[str, str, List[Tuple[int, float]]]]) -> str:
+    """An SVG line chart of (name, colour, [(step, value)]) series."""
+    width, height, pad = 460, 220, 40
+    points = [p for _, _, values in series for p in values]
+    if not points:
+        return ''
+    steps = [s for s, _ in points]
+    values = [v for _, v in points]
+    x0, x1 = min(steps), max(steps) or 1
+    y0, y1 = min(0.0, min(values)), max(values) or 1.0
+    def x(step): return pad + (step - x0) / ((x1 - x0) or 1) * (width - pad - 10)
+    def y(value): return height - pad + 10 - (value - y0) / ((y1 - y0) or 1) * (height - pad - 10)
+    lines = ''.join(
+        f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="'
+        + ' '.join(f'{x(s):.1f},{y(v):.1f}' for s, v in values) + '"/>'
+        for _, colour, values in series)
+    legend = ''.join(f'<text x="{pad + 110 * k}" y="14" style="fill:{colour}">&#9632; {name}</text>'
+                     for k, (name, colour, _) in enumerate(series))
+    axes = (f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{width - 10}" y2="{y(y0):.1f}" '
+            'stroke="#cbd2d9"/>'
+            f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{pad}" y2="20" stroke="#cbd2d9"/>'
+            f'<text x="{pad - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.2g}</text>'
+            f'<text x="{pad - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.2g}</text>'
+            f'<text x="{pad}" y="{height - 8}">step {x0}</text>'
+            f'<text x="{width - 10}" y="{height - 8}" text-anchor="end">{x1}</text>')
+    return (f'<div><div><b>{_E(title)}</b></div><svg width="{width}" height="{height}" '
+            f'role="img" aria-label="{_E(title)}">{axes}{lines}{legend}</svg></div>')
+
+
+def _curves(report: Dict) -> str:
+    curves = report['curves']
+    charts = ''.join(
+        _chart(title, [(run, colour, curves.get(run, {}).get(tag, []))
+                       for run, colour in (('train', '#2563eb'), ('validation', '#ea580c'))])
+        for tag, title in (('accuracy', 'Accuracy'), ('cross_entropy', 'Cross entropy')))
+    body = (f'<div class="charts">{charts}</div>' if charts else
+            '<p class="muted">No curves: this run wrote no summaries (--summaries_dir).</p>')
+    return f'<section id="curves"><h2>Training curves</h2>{body}</section>'
+
+
+def _relabelled_images(section_id: str, title: str, items: List[Dict], to_key: str,
+                       to_class: str, empty: str, thumbs: Dict[str, Optional[str]]) -> str:
+    """Thumbnails captioned `given -> items[to_key]` and a score (misclassified, label issues)."""
+    figures = ''.join(_figure(thumbs, i['path'],
+                              f"{_E(i['given'])} → <span class=\"{to_class}\">{_E(i[to_key])}"
+                              f"</span> {i['confidence']:.2f}")
+                      for i in items[:SHOWN])
+    body = f'<div class="grid">{figures}</div>{_more(len(items))}' if items else empty
+    return f'<section id="{section_id}"><h2>{title}</h2>{body}</section>'
+
+
+def _misclassified(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    items = report['misclassified']
+    return _relabelled_images(
+        'misclassified', f'Misclassified test images <small>{len(items)}: given → predicted, '
+        'score; most confident first</small>', items, 'predicted', 'bad',
+        '<p class="good">None: every test image was classified correctly.</p>', thumbs)
+
+
+def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    groups = report['duplicate_details']
+    blocks = []
+    for group in groups[:SHOWN]:
+        badges = ('<span class="badge">same bytes</span>' if group['exact']
+                  else f'<span class="badge">near, cosine ≥ {group["similarity"]:.3f}</span>')
+        if group['spans_splits']:
+            badges += '<span class="badge bad">training and validation/testing</span>'
+        if group['spans_classes']:
+            badges += '<span class="badge bad">different classes</span>'
+        figures = ''.join(_figure(thumbs, i['path'], f"{_E(i['label'])} · {i['split']}")
+                          for i in group['images'][:GROUP_SHOWN])
+        blocks.append(f'<div class="group"><div>{badges}</div><div class="grid">{figures}</div>'
+                      '</div>')
+    body = (f'<div class="groups">{"".join(blocks)}</div>{_more(len(groups))}' if groups
+            else '<p class="good">None found.</p>')
+    return (f'<section id="duplicates"><h2>Duplicates <small>{len(groups)} group(s) of the same '
+            'photo</small></h2>' + body + '</section>')
+
+
+def _label_issues(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    return _relabelled_images(
+        'label-issues', 'Suspected label errors <small>given → suggested, cross-validated '
+        'confidence; most suspicious first</small>', report['label_issues'], 'suggested', 'good',
+        '<p class="good">None suspected.</p>', thumbs)
+
+
+def _skipped(report: Dict) -> str:
+    rows = ''.join(f"<tr><td>{_E(s['path'])}</td><td style=\"text-align:left\">{_E(s['reason'])}"
+                   '</td></tr>' for s in report['skipped'])
+    body = (f'<table><tr><th>file</th><th style="text-align:left">reason</th></tr>{rows}</table>'
+            if rows else '<p class="good">None.</p>')
+    return f'<section id="skipped"><h2>Unreadable files skipped</h2>{body}</section>'
+
+
+def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    """The page of `report`, with the thumbnails (data: URIs by path) it shows."""
+    settings = report['settings']
+    model = settings['architecture'] if settings['use_legacy_model'] else settings['tfhub_module']
+    nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name in (
+        ('classes', 'Classes'), ('confusion', 'Confusion matrix'), ('curves', 'Training curves'),
+        ('misclassified', 'Misclassified'), ('duplicates', 'Duplicates'),
+        ('label-issues', 'Suspected label errors'), ('skipped', 'Skipped files'),
+        ('settings', 'Settings')))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>retrain report: {_E(settings["image_dir"])}</title><style>{_STYLE}</style></head>'
+        f'<body><header><h1>Retrain report</h1><p>{_E(settings["image_dir"])} · '
+        f'{_E(model)}</p></header><main><nav>{nav}</nav>'
+        + _cards(report) + _classes(report) + _confusion(report) + _curves(report)
+        + _misclassified(report, thumbs) + _duplicates(report, thumbs)
+        + _label_issues(report, thumbs) + _skipped(report)
+        + '<section id="settings"><details><summary><b>Settings of this run</b></summary><pre>'
+        + _E(json.dumps(settings, indent=1, ensure_ascii=False)) + '</pre></details></section>'
+        + f'</main><script>{_SCRIPT}</script></body></html>')

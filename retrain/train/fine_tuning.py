@@ -1,0 +1,121 @@
+"""Fine-tuning: training the module's own variables together with the new layer.
+
+Beyond the classic tools (like make_image_classifier's `--do_fine_tuning`). Once the new layer
+has been trained on cached bottlenecks, the module's trainable variables and the layer train
+together for a few more steps at a small learning rate, with plain gradient descent as before,
+on decoded training images (distorted when the distortion flags ask for it), drawn as the layer's
+training drew them (a class, or for a multi-label layer a label, then an image), with the layer's
+loss. The cached bottlenecks describe the untuned module, so they are neither used
+nor changed; validation and test bottlenecks are recomputed in memory afterwards. The variables
+are updated in place, so every output frozen afterwards carries the tuned weights.
+"""
+import datetime
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from retrain.cache import bottleneck_files
+from retrain.common import interrupts
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.config import RetrainConfig
+from retrain.train.distortions import ImageBatches
+from retrain.common.errors import RetrainError
+from retrain.features.extractors import FeatureExtractor
+from retrain.train.training import Head
+
+
+class _FineTuner:
+    """The layer's variables plus the module's, and the compiled joint step."""
+
+    def __init__(self, batches: ImageBatches, head: Head, extractor: FeatureExtractor,
+                 learning_rate: float):
+        self.batches = batches
+        self.extractor = extractor
+        self.head_type = type(head)
+        self.weights = tf.Variable(head.weights, name='final_weights')
+        self.biases = tf.Variable(head.biases, name='final_biases')
+        self.variables = [self.weights, self.biases] + list(tunable_variables(extractor))
+        self.learning_rate = learning_rate
+
+    @tf.function
+    def step(self, indices):
+        images = self.batches.distorted(indices)
+        labels = tf.gather(self.batches.labels, indices)
+        with tf.GradientTape() as tape:
+            logits = tf.matmul(self.extractor(images), self.weights) + self.biases
+            loss, accuracy = self.head_type.tf_metrics(logits, labels)
+        gradients = tape.gradient(loss, self.variables)
+        if all(g is None for g in gradients[2:]):  # Known while tracing: fail before any step.
+            raise RetrainError(f'{self.extractor.description} cannot be fine-tuned: none of its '
+                               'variables is reachable by gradients through its function')
+        for variable, gradient in zip(self.variables, gradients):
+            if gradient is not None:
+                variable.assign_sub(self.learning_rate * gradient)
+        return loss, accuracy
+
+    def head(self) -> Head:
+        return self.head_type(self.weights.numpy(), self.biases.numpy())
+
+
+def tunable_variables(extractor: FeatureExtractor) -> Sequence[tf.Variable]:
+    """The module's trainable variables: as it lists them, else those its function reads."""
+    return (tuple(extractor.trainable_variables)
+            or tuple(extractor.concrete_function().trainable_variables))
+
+
+def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: int,
+               allow_truncated: bool) -> np.ndarray:
+    features = np.zeros((len(paths), extractor.bottleneck_size), np.float32)
+    found = np.zeros(len(paths), bool)
+    if not paths:
+        return features
+    for indices, batch in bottleneck_files.compute_bottlenecks(
+            extractor, paths, batch_size, allow_truncated=allow_truncated):
+        features[indices], found[indices] = batch, True
+    if not found.all():
+        raise RetrainError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '
+                           'not be decoded again after fine-tuning')
+    return features
+
+
+def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
+              data: Bottlenecks, config: RetrainConfig) -> Head:
+    """Tunes the module's variables (in place) and the layer; returns the tuned layer.
+
+    `data`'s validation and test bottlenecks are replaced by ones of the tuned module, and
+    `Fine-tuned validation accuracy` is logged. A module without trainable variables (a legacy
+    frozen graph) is left as it is, with a warning.
+    """
+    config.check()
+    variables = tunable_variables(extractor)
+    if not variables:
+        logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
+                        extractor.description)
+        return head
+    tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate)
+    sampler = type(head).sampler(data.labels['training'], head.weights.shape[1],
+                                 np.random.default_rng(config.random_seed))
+    logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
+                 len(variables), extractor.description, config.fine_tune_steps)
+    for i in range(config.fine_tune_steps):
+        interrupts.check()  # A step can take seconds; a swallowed Ctrl-C stops the loop here.
+        loss, accuracy = tuner.step(tf.constant(sampler.sample(config.train_batch_size),
+                                                tf.int32))
+        if i % config.eval_step_interval == 0 or i + 1 == config.fine_tune_steps:
+            now = datetime.datetime.now()
+            logging.info('%s: Fine-tune step %d: Train accuracy = %.1f%%', now, i,
+                         float(accuracy) * 100)
+            logging.info('%s: Fine-tune step %d: Cross entropy = %f', now, i, float(loss))
+    tuned = tuner.head()
+    extractor.frozen = None  # Its variables changed: caching and export must freeze it anew.
+    for category in ('validation', 'testing'):
+        data.features[category] = _recompute(extractor, data.paths[category],
+                                             config.cache_batch_size,
+                                             config.allow_truncated_images)
+    if len(data.labels['validation']):
+        _, accuracy = tuned.metrics(data.features['validation'], data.labels['validation'])
+        logging.info('Fine-tuned validation accuracy = %.1f%% (N=%d)', accuracy * 100,
+                     len(data.labels['validation']))
+    return tuned
