@@ -31,12 +31,13 @@ from absl import logging  # pylint: disable=wrong-import-position
 
 # pylint: disable=wrong-import-position
 from retrain.cache import bottleneck_files
+from retrain.tasks.single_label import examples_of
 from retrain.common import fileio
 from retrain.data import image_io, image_lists
 from retrain.train import training
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
-from retrain.pipeline import load_extractor
+from retrain.features.loading import load_extractor
 # pylint: enable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +124,8 @@ def measure_caching(image_dir: str, bottleneck_dir: str, extractor: FeatureExtra
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     count = sum(c.count() for c in classes)
     started = time.perf_counter()
-    data, _ = bottleneck_files.load_or_compute(image_dir, classes, bottleneck_dir, extractor,
+    data, _ = bottleneck_files.load_or_compute(image_dir, examples_of(classes), bottleneck_dir,
+                                               extractor,
                                                batch_size)
     return count / (time.perf_counter() - started), data, len(classes)
 

@@ -20,8 +20,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from retrain.cache import beam_fill, bottleneck_files  # pylint: disable=wrong-import-position
+from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists  # pylint: disable=wrong-import-position
-from retrain.features.extractors import load_hub_module  # pylint: disable=wrong-import-position
+from retrain.features.hub_module import load_hub_module  # pylint: disable=wrong-import-position
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')
@@ -46,7 +47,7 @@ def main() -> None:
                                          extractor)
         local_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        jobs = beam_fill.cache_jobs(args.image_dir, classes, beam_dir, extractor)
+        jobs = beam_fill.cache_jobs(args.image_dir, examples_of(classes), beam_dir, extractor)
         computed = beam_fill.fill_cache(jobs, beam_dir, extractor,
                                          functools.partial(load_hub_module, args.module),
                                          args.runner, options)

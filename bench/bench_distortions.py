@@ -17,9 +17,10 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from retrain.config import RetrainConfig
 from retrain.data import image_io  # pylint: disable=wrong-import-position
 from retrain.train import distortions  # pylint: disable=wrong-import-position
-from retrain.features.extractors import load_hub_module  # pylint: disable=wrong-import-position
+from retrain.features.hub_module import load_hub_module  # pylint: disable=wrong-import-position
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')
@@ -49,9 +50,9 @@ def main() -> None:
 
     paths = sorted(glob.glob(os.path.join(args.image_dir, '*', '*.jpg')))
     extractor = load_hub_module(args.module)
-    config = distortions.DistortionConfig(flip_left_right=True, random_crop=10, random_scale=10,
+    config = RetrainConfig(flip_left_right=True, random_crop=10, random_scale=10,
                                           random_brightness=10)
-    size = distortions.working_size(extractor.image_size, config.max_zoom(), len(paths))
+    size = distortions.working_size(extractor.image_size, distortions.max_zoom(config), len(paths))
 
     started = time.perf_counter()
     images = distortions.load_images(paths, size)

@@ -30,10 +30,11 @@ def _timed(function: Callable, *args):
 def real_rows(image_dir: str, module: str, bottleneck_dir: str) -> List[Tuple]:
     """(images, stat+hash s, near-duplicates s, label check s, find s) on a real folder."""
     from retrain.cache import bottleneck_files  # pylint: disable=import-outside-toplevel
+    from retrain.tasks.single_label import examples_of  # pylint: disable=import-outside-toplevel
     from retrain.data import image_lists  # pylint: disable=import-outside-toplevel
-    from retrain.features.extractors import load_hub_module  # pylint: disable=import-outside-toplevel
+    from retrain.features.hub_module import load_hub_module  # pylint: disable=import-outside-toplevel
     classes = image_lists.create_image_lists(image_dir, 10, 10)
-    data, _ = bottleneck_files.load_or_compute(image_dir, classes, bottleneck_dir,
+    data, _ = bottleneck_files.load_or_compute(image_dir, examples_of(classes), bottleneck_dir,
                                                load_hub_module(module, 0))
     unit, labels, paths, _ = findings._flatten(data)  # pylint: disable=protected-access
     _, hashing = _timed(findings.exact_duplicate_pairs, paths)

@@ -30,7 +30,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 
 from retrain.cache import bottleneck_files  # pylint: disable=wrong-import-position
 from retrain.common import fileio  # pylint: disable=wrong-import-position
-from retrain.features.extractors import hub_cache_suffix  # pylint: disable=wrong-import-position
+from retrain.features.hub_module import hub_cache_suffix  # pylint: disable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(REPO_ROOT, 'bench', 'results', 'warm_scale.json')

@@ -18,7 +18,7 @@ import tensorflow as tf
 from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
 from retrain.common import fileio, places
-from retrain.export import frozen_graph, saved_model, staging, tflite, tflite_metadata
+from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
 from retrain.common.errors import RetrainError, error_summary
 
 _TOLERANCE = 1e-3
@@ -49,9 +49,9 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         graph_io.load_graph_def(graph_path), original.spec, original.output)
     with staging.staged() as stage:  # Errors in stage.output name the target, not a temporary.
         with stage.output(saved_model_dir) as staged_dir:
-            frozen_graph.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
+            saved_model.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
                                      labels=labels)
-            frozen_graph.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
+            labels_file.write_labels(os.path.join(staged_dir, 'assets', 'labels.txt'), labels)
             converted = models.load(staged_dir, allow_unsafe_ops=allow_unsafe_ops)
             _check_same(original, converted, saved_model_dir)
         if tflite_output_file:

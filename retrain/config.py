@@ -1,73 +1,150 @@
 """The settings of one retrain run: every classic flag, as a plain dataclass.
 
-The CLI fills it from flags once; library code receives it (or the parts it needs) and never
-reads global flags, so the pipeline can be driven from Python and tests alike. Each setting and
-its default is defined here and nowhere else: training, fine-tuning and the Beam cache take this
-config (or its class defaults) rather than repeating fields that could drift apart.
+Each setting is declared once, here: its default, the help text of its flag, its allowed values
+and, for paths, what the run does with the place (field metadata, see `setting`). retrain.cli
+builds the flags from these fields; library code receives the config (or the parts it needs) and
+never reads global flags, so the pipeline can be driven from Python and tests alike.
+
+A RetrainConfig is checked when it is made (ConfigError names the first nonsense setting), so a
+config that exists is one a run can use; change one with `dataclasses.replace`, which checks the
+new one. Free of TensorFlow: the CLI checks the flags before the slow import.
 """
 import dataclasses
 import itertools
 import math
-from typing import List, Optional, Sequence, Tuple
+import os
+from typing import Any, List, Optional, Sequence, Tuple
 
 from retrain.common import places
-from retrain.export import graph_names
 from retrain.common.errors import RetrainError
+from retrain.export import graph_names
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
+
+# What a run does with a path setting (the `place` of its metadata). Two paths may name one place
+# or lie one inside the other only where neither is lost: see RetrainConfig._check_paths_apart.
+FILE = 'file'          # an output file, written whole
+REPLACED = 'replaced'  # an output folder, replaced whole
+FOLDER = 'folder'      # a folder written into as the run goes (it may hold other files)
+INPUT = 'input'        # read by the run
+_PLACES = (FILE, REPLACED, FOLDER, INPUT)
+
+
+def setting(default: Any, help_text: str, **metadata: Any) -> Any:
+    """A config field: its default and its flag's help, plus `choices` (an enum flag) or
+    `place` (one of the kinds above, for paths). Fields without help are not flags."""
+    return dataclasses.field(default=default, metadata={'help': help_text, **metadata})
 
 
 @dataclasses.dataclass
 class RetrainConfig:
-    image_dir: str = ''
-    output_graph: str = '/tmp/output_graph.pb'
-    intermediate_output_graphs_dir: str = '/tmp/intermediate_graph/'
-    intermediate_store_frequency: int = 0
-    output_labels: str = '/tmp/output_labels.txt'
-    summaries_dir: str = '/tmp/retrain_logs'
-    how_many_training_steps: int = 4000
-    learning_rate: float = 0.01
-    testing_percentage: int = 10
-    validation_percentage: int = 10
-    eval_step_interval: int = 10
-    train_batch_size: int = 100
-    test_batch_size: int = -1
-    validation_batch_size: int = 100
-    print_misclassified_test_images: bool = False
-    bottleneck_dir: str = '/tmp/bottleneck'
-    final_tensor_name: str = 'final_result'
-    flip_left_right: bool = False
-    random_crop: int = 0
-    random_scale: int = 0
-    random_brightness: int = 0
-    tfhub_module: str = DEFAULT_TFHUB_MODULE
-    saved_model_dir: str = ''
-    checkpoint_path: str = '/tmp/_retrain_checkpoint'
+    """The run's settings; the fields are the flags of `retrain` (see their help)."""
+    image_dir: str = setting(
+        '', 'Path to folders of labeled images; each sub-folder is a class. If empty, '
+        'TensorFlow\'s flower_photos is downloaded and used.', place=INPUT)
+    output_graph: str = setting('/tmp/output_graph.pb', 'Where to save the trained graph.',
+                                place=FILE)
+    intermediate_output_graphs_dir: str = setting(
+        '/tmp/intermediate_graph/', 'Where to save the intermediate graphs.', place=FOLDER)
+    intermediate_store_frequency: int = setting(
+        0, 'How many steps to store intermediate graph. If 0, none are stored.')
+    output_labels: str = setting('/tmp/output_labels.txt',
+                                 'Where to save the trained graph\'s labels.', place=FILE)
+    summaries_dir: str = setting('/tmp/retrain_logs', 'Where to save summary logs for '
+                                 'TensorBoard (cleared at the start of a run).', place=FOLDER)
+    how_many_training_steps: int = setting(
+        4000, 'How many training steps to run before ending. 0: only fill the bottleneck cache; '
+        'no model or other output is written.')
+    learning_rate: float = setting(0.01, 'How large a learning rate to use.')
+    testing_percentage: int = setting(10, 'What percentage of images to use as a test set.')
+    validation_percentage: int = setting(
+        10, 'What percentage of images to use as a validation set.')
+    eval_step_interval: int = setting(10, 'How often to evaluate the training results.')
+    train_batch_size: int = setting(100, 'How many images to train on at a time.')
+    test_batch_size: int = setting(-1, 'How many images to test on. -1 means the entire test '
+                                   'set.')
+    validation_batch_size: int = setting(
+        100, 'How many images to use in an evaluation batch. -1 means the entire validation set.')
+    print_misclassified_test_images: bool = setting(
+        False, 'Whether to print out a list of all misclassified test images.')
+    bottleneck_dir: str = setting('/tmp/bottleneck', 'Path to cache bottleneck layer values as '
+                                  'files.', place=FOLDER)
+    final_tensor_name: str = setting(
+        'final_result', 'The name of the output classification layer in the retrained graph.')
+    flip_left_right: bool = setting(
+        False, 'Whether to randomly flip half of the training images horizontally.')
+    random_crop: int = setting(0, 'A percentage determining how much of a margin to randomly '
+                               'crop off the training images.')
+    random_scale: int = setting(0, 'A percentage determining how much to randomly scale up the '
+                                'size of the training images by.')
+    random_brightness: int = setting(0, 'A percentage determining how much to randomly multiply '
+                                     'the training image input pixels up or down by.')
+    tfhub_module: str = setting(
+        DEFAULT_TFHUB_MODULE, 'Which TensorFlow Hub image feature vector module to use: a URL, a '
+        'local folder or a local .tar.gz.', place=INPUT)
+    saved_model_dir: str = setting(
+        '', 'Where to save the exported SavedModel for TF Serving (none if empty).',
+        place=REPLACED)
+    checkpoint_path: str = setting('/tmp/_retrain_checkpoint', 'Accepted for compatibility; '
+                                   'training runs in memory and writes no checkpoint.')
     # Older generations: a legacy frozen graph instead of a hub module.
-    model_dir: str = '/tmp/imagenet'
-    architecture: str = 'inception_v3'
+    model_dir: str = setting('/tmp/imagenet', 'Legacy mode: folder holding (or receiving) the '
+                             'classic frozen-graph archive of --architecture.', place=INPUT)
+    architecture: str = setting(
+        'inception_v3', 'Legacy mode: inception_v3 or '
+        'mobilenet_<1.0|0.75|0.50|0.25>_<224|192|160|128>[_quantized].')
+    # Not a flag: the CLI sets it when --model_dir or --architecture come without --tfhub_module.
     use_legacy_model: bool = False
     # Beyond the classic flags.
-    random_seed: Optional[int] = None
-    image_size: int = 0
+    random_seed: Optional[int] = setting(None, 'Seed for all randomness; set it for identical '
+                                         'runs.')
+    image_size: int = setting(0, 'Input size for modules whose input size is not fixed '
+                              '(default 224).')
     # Fastest per image on CPU, MobileNet V1 and V2 alike (bench/bench.py).
-    cache_batch_size: int = 32
-    allow_truncated_images: bool = False
+    cache_batch_size: int = setting(32, 'How many images to run through the model at once while '
+                                    'caching (32 suits CPUs; on a GPU, 64 or more).')
+    allow_truncated_images: bool = setting(
+        False, 'Use what a truncated JPEG holds (at least 10% of its rows, the rest gray) instead '
+        'of skipping it.')
     # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
-    tflite_output_file: str = ''
-    tflite_quantize: str = 'none'
-    fine_tune_steps: int = 0
-    fine_tune_learning_rate: float = 0.0001
+    tflite_output_file: str = setting(
+        '', 'Also write the classifier as TensorFlow Lite here: float image [1, H, W, 3] in '
+        '[0, 1] in, softmax out.', place=FILE)
+    tflite_quantize: str = setting(
+        'none', 'Quantization of --tflite_output_file: dynamic (int8 weights) or int8 (weights '
+        'and activations, calibrated on training images).', choices=('none', 'dynamic', 'int8'))
+    fine_tune_steps: int = setting(0, 'After training the new layer, train it together with the '
+                                   'module\'s own variables for this many steps.')
+    fine_tune_learning_rate: float = setting(0.0001,
+                                             'Learning rate of the --fine_tune_steps steps.')
     # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
-    beam_runner: str = ''
-    beam_pipeline_options: Sequence[str] = ()
+    beam_runner: str = setting(
+        '', 'Compute the bottleneck cache with an Apache Beam pipeline on this runner '
+        '(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner ...); needs the beam extra. '
+        'Empty: compute in this process.')
+    beam_pipeline_options: Sequence[str] = setting(
+        (), 'Comma-separated Beam pipeline options for --beam_runner, e.g. '
+        '--beam_pipeline_options=--project=p,--region=r,--temp_location=gs://b/tmp')
     # The run report: findings logged in every run (report), a page and a file in report_dir.
-    report: bool = True
-    report_dir: str = ''
+    report: bool = setting(True, 'Log duplicates, split leaks and suspected label errors found '
+                           'in the bottlenecks (about a second); --noreport skips it.')
+    report_dir: str = setting(
+        '', 'Also write the run report here: index.html (opens from disk) and report.json. A new '
+        'or empty folder, or an old report.', place=REPLACED)
     # Multi-label: a sigmoid per label; labels from folders, per-image label files or a table.
-    multi_label: bool = False
-    image_labels_dir: str = ''
-    image_labels_file: str = ''
+    multi_label: bool = setting(
+        False, 'Train a sigmoid per label (an image may have several labels): an image file in '
+        'several class folders has all their labels, or see --image_labels_dir and '
+        '--image_labels_file.')
+    image_labels_dir: str = setting(
+        '', 'With --multi_label: folder of <image file name>.txt files, one label a line (the '
+        'Multi-label-Inception-net fork\'s layout); folders then only hold images.', place=INPUT)
+    image_labels_file: str = setting(
+        '', 'With --multi_label: a UTF-8 CSV of rows path/relative/to/image_dir.jpg,label1;label2 '
+        '(header optional).', place=INPUT)
+
+    def __post_init__(self) -> None:
+        self.check()
 
     def check(self) -> None:
         """Raises ConfigError naming the first nonsense setting: a number out of range, flags
@@ -101,47 +178,80 @@ class RetrainConfig:
                  '-1 (all images) or at least 1')
         need(self.random_seed is None or 0 <= self.random_seed < 2 ** 63, 'random_seed',
              'from 0 to 2**63 - 1')
+        for field in dataclasses.fields(self):
+            choices = field.metadata.get('choices')
+            need(not choices or getattr(self, field.name) in choices, field.name,
+                 f'one of {", ".join(choices or ())}')
         if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
             raise ConfigError('--image_labels_dir and --image_labels_file need --multi_label')
-        if self.multi_label:
-            if self.report_dir:
-                raise ConfigError('--report_dir cannot be used with --multi_label yet')
+        if self.multi_label and self.report_dir:
+            raise ConfigError('--report_dir cannot be used with --multi_label yet')
         problem = graph_names.final_name_problem(self.final_tensor_name)
         if problem:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '
                               f'output: {problem}')
         self._check_paths_apart()
 
-    def _paths(self) -> List[Tuple[str, str, str]]:
-        """(flag, path, kind) of every place the run reads or writes. Kinds: 'file' (written
-        whole), 'replaced' (a folder replaced whole), 'folder' (written into), 'input'."""
-        named = [('output_graph', 'file'), ('output_labels', 'file'),
-                 ('tflite_output_file', 'file'), ('saved_model_dir', 'replaced'),
-                 ('report_dir', 'replaced'), ('summaries_dir', 'folder'),
-                 ('bottleneck_dir', 'folder'), ('image_dir', 'input'),
-                 ('image_labels_dir', 'input'), ('image_labels_file', 'input'),
-                 ('model_dir' if self.use_legacy_model else 'tfhub_module', 'input')]
-        if self.intermediate_store_frequency > 0:
-            named.append(('intermediate_output_graphs_dir', 'folder'))
-        return [(flag, getattr(self, flag), kind) for flag, kind in named if getattr(self, flag)]
+    @property
+    def distortions_enabled(self) -> bool:
+        return bool(self.flip_left_right or self.random_crop or self.random_scale
+                    or self.random_brightness)
+
+    def paths(self) -> List[Tuple[str, str, str]]:
+        """(flag, path, place) of every place the run reads or writes (module doc's kinds):
+        outputs first, then folders written into, then inputs (the order messages name them)."""
+        unused = {'intermediate_output_graphs_dir': self.intermediate_store_frequency == 0,
+                  'model_dir': not self.use_legacy_model, 'tfhub_module': self.use_legacy_model}
+        found = [(field.name, getattr(self, field.name), field.metadata.get('place'))
+                 for field in dataclasses.fields(self)]
+        return sorted(((flag, path, kind) for flag, path, kind in found
+                       if kind and path and not unused.get(flag)),
+                      key=lambda found: _PLACES.index(found[2]))
 
     def _check_paths_apart(self) -> None:
         """Raises ConfigError where one path would overwrite or remove another: two outputs, or
-        an output and an input, on one path, or anything inside a file or a folder replaced whole
-        (the run would lose a graph, the user's labels, a cache or a module)."""
-        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in self._paths()]
+        an output and an input, on one path; anything inside a file or a folder replaced whole
+        (the run would lose a graph, the user's labels, a cache or a module); an output inside
+        what the run reads (an image, a label file, the module)."""
+        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in self.paths()]
         for (flag, path, kind, key), (other, _, other_kind, other_key) in (
                 itertools.combinations(paths, 2)):
-            if key == other_key and {kind, other_kind} - {'folder', 'input'}:
+            if key == other_key and {kind, other_kind} - {FOLDER, INPUT}:
                 raise ConfigError(f'--{flag} and --{other} are the same path ({path}): '
                                   'the run would overwrite one with the other')
-        for (outer, outer_path, kind, outer_key), (inner, inner_path, _, inner_key) in (
+        for (outer, outer_path, kind, outer_key), (inner, inner_path, inner_kind, inner_key) in (
                 itertools.permutations(paths, 2)):
-            if kind in ('file', 'replaced') and places.is_inside(inner_key, outer_key):
-                what = 'a file' if kind == 'file' else 'a folder the run replaces whole'
+            if not places.is_inside(inner_key, outer_key):
+                continue
+            if kind in (FILE, REPLACED):
+                what = 'a file' if kind == FILE else 'a folder the run replaces whole'
                 raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
                                   f'{what}: put it elsewhere')
+            if kind == INPUT and inner_kind in (FILE, REPLACED) and self._reads(
+                    outer, outer_key, inner_key):
+                raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
+                                  'which the run reads: the output would replace or join its '
+                                  'inputs; put it elsewhere')
+
+    @staticmethod
+    def _reads(flag: str, folder: str, inner: str) -> bool:
+        """Whether the run reads what lies at place `inner` below the input `folder` of `flag`.
+
+        Anything below the module, the label files' folder or the table; below the image folder,
+        what is in its sub-folders (the class folders) and image files at its top (the layouts
+        of tables and label files), while other outputs may sit at its top (`--image_dir .`);
+        below the legacy model folder, which receives downloads, only its existing files.
+        """
+        if flag == 'image_dir':
+            relative = os.path.relpath(inner, folder)
+            # pylint: disable-next=import-outside-toplevel  # TensorFlow: only for this case.
+            from retrain.data.image_lists import EXTENSIONS
+            return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS
+        if flag == 'model_dir':
+            return os.path.isfile(inner)
+        return True
 
 
 class ConfigError(RetrainError):
     """A setting no run can use: a usage error (exit code 2), found before any work starts."""
+

@@ -1,33 +1,25 @@
 """One retrain run from start to finish: find images, cache bottlenecks, train, test, export."""
 import contextlib
 import functools
-import os
 import time
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 # Public TensorFlow can switch op determinism on, but not off nor tell whether it is on.
 from tensorflow.python.framework import config as tf_framework_config
 
+from retrain import tasks
 from retrain.cache import bottleneck_files
+from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common import interrupts
-from retrain.data import image_lists
-from retrain.export import frozen_graph, staging, tflite
-from retrain.report import page, run_report
-from retrain.tasks import multi_label
-from retrain.train import distortions, fine_tuning, multilabel_training, tensorboard_final, training
 from retrain.config import RetrainConfig
-from retrain.features.extractors import FeatureExtractor, load_hub_module
-
-
-def load_extractor(config: RetrainConfig) -> FeatureExtractor:
-    """The hub module, or the legacy frozen graph when the classic legacy flags ask for it."""
-    if config.use_legacy_model:
-        from retrain.features import legacy_models  # pylint: disable=import-outside-toplevel
-        return legacy_models.load_architecture(config.architecture, config.model_dir)
-    return load_hub_module(config.tfhub_module, config.image_size)
+from retrain.export import frozen_graph, outputs, staging
+from retrain.features import loading
+from retrain.features.extractors import FeatureExtractor
+from retrain.tasks.base import Gathered
+from retrain.train import distortions, fine_tuning, loop, tensorboard_final
+from retrain.train.heads import Head
 
 
 @contextlib.contextmanager
@@ -49,113 +41,81 @@ def run(config: RetrainConfig) -> float:
     there is none: no test images, or 0 training steps, which only fill the bottleneck cache).
 
     Process-wide TensorFlow state is as it was when it returns."""
-    config.check()
     with _op_determinism(config.random_seed is not None):
         return _run(config)
 
 
 def _run(config: RetrainConfig) -> float:
     started = time.monotonic()
-    distortion = distortions.DistortionConfig(config.flip_left_right, config.random_crop,
-                                              config.random_scale, config.random_brightness)
-    run_report.check_report_dir(config.report_dir)
-    if config.multi_label:
-        found, classes = multi_label.gather(config)
-        labels = found.labels
-    else:
-        classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
-                                                 config.validation_percentage)
-        labels = [c.label for c in classes]
-        train_count, validation_count, test_count = image_lists.split_counts(classes)
-        logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
-                     len(classes), config.image_dir, train_count, validation_count, test_count)
+    task = tasks.task_for(config)
+    gathered = task.gather()
     staging.check_run(config)  # Before any work: a run must not fail at its end.
-    extractor = load_extractor(config)
+    extractor = loading.load_extractor(config)
     frozen_graph.check_exportable(extractor)
-    if config.beam_runner:
-        from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
-        beam_fill.fill_run_cache(config, classes, extractor,
-                                  functools.partial(load_extractor, config))
-    data, _ = bottleneck_files.load_or_compute(config.image_dir, classes, config.bottleneck_dir,
-                                               extractor, config.cache_batch_size,
-                                               config.allow_truncated_images)
-    if config.multi_label:
-        data = multi_label.with_label_sets(data, found, config.image_dir)
+    data, skipped = _cache(config, gathered, extractor)
+    task.check_usable(gathered, data)
     if not config.how_many_training_steps:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')
         return float('nan')
+    head = _train(config, task.head_type, len(gathered.labels), data, extractor)
+    accuracy = task.test(data, head, gathered.labels)
+    report = task.report(gathered, data, head, accuracy, skipped)
+    tensorboard_final.write_final(config.summaries_dir, gathered.labels,
+                                  *task.confusion(data, head), head, config.final_tensor_name,
+                                  config.how_many_training_steps)
+    _write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
+                                   data.paths['training'], report))
+    logging.info('Done in %.1f s', time.monotonic() - started)
+    return accuracy
+
+
+def _cache(config: RetrainConfig, gathered: Gathered,
+           extractor: FeatureExtractor) -> Tuple[Bottlenecks, List[Skipped]]:
+    """Every image's bottleneck, from the cache or computed into it (on Beam if asked)."""
+    if config.beam_runner:
+        from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+        beam_fill.fill_run_cache(config, gathered.examples, extractor,
+                                 functools.partial(loading.load_extractor, config))
+    return bottleneck_files.load_or_compute(config.image_dir, gathered.examples,
+                                            config.bottleneck_dir, extractor,
+                                            config.cache_batch_size, config.allow_truncated_images)
+
+
+def _train(config: RetrainConfig, head_type: type, num_labels: int, data: Bottlenecks,
+           extractor: FeatureExtractor) -> Head:
+    """The new layer, trained on the bottlenecks (or on distorted images), then fine-tuned
+    together with the module when asked."""
     tensorboard_final.clear_earlier_runs(config.summaries_dir)
     tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
-                                            extractor, distortion, config.random_seed,
+                                            extractor, config, config.random_seed,
                                             allow_truncated=config.allow_truncated_images)
-               if distortion.enabled or tuning else None)
+               if config.distortions_enabled or tuning else None)
 
-    def store_intermediate(step: int, head: training.Head) -> None:
+    def store_intermediate(step: int, head: Head) -> None:
         path = frozen_graph.intermediate_graph_path(config.intermediate_output_graphs_dir, step)
         logging.info('Save intermediate result to : %s', path)
-        frozen_graph.write_graph(path, frozen_graph.build_graph(extractor, head, config.final_tensor_name))
+        frozen_graph.write_graph(path, frozen_graph.build_graph(extractor, head,
+                                                                config.final_tensor_name))
 
-    head = training.train(
-        data, len(labels), config, on_checkpoint=store_intermediate,
-        checkpoint_every=config.intermediate_store_frequency,
-        training_batches=batches if distortion.enabled else None,
-        head_type=multilabel_training.SigmoidHead if config.multi_label else training.Head)
+    head = loop.train(data, num_labels, config, on_checkpoint=store_intermediate,
+                      checkpoint_every=config.intermediate_store_frequency,
+                      training_batches=batches if config.distortions_enabled else None,
+                      head_type=head_type)
     if config.fine_tune_steps:
         head = fine_tuning.fine_tune(batches, head, extractor, data, config)
         interrupts.check()  # Before anything is written to the output paths.
-    if config.multi_label:
-        accuracy = multilabel_training.test(
-            data, head, labels, config.test_batch_size, config.print_misclassified_test_images,
-            config.random_seed).get('accuracy', float('nan'))
-        findings_page = None  # The findings are those of single-label classes (not yet for sets).
-        # The new layer's graph; a confusion matrix of classes has no meaning here.
-        truth = predictions = np.zeros(0, np.int64)
-    else:
-        accuracy = training.test(data, head, labels, config.test_batch_size,
-                                 config.print_misclassified_test_images, config.random_seed)
-        findings_page = (run_report.report_run(config, classes, data, head, accuracy)
-                      if config.report or config.report_dir else None)
-        truth = data.labels['testing']
-        predictions = head.predict(data.features['testing']).argmax(axis=1)
-    tensorboard_final.write_final(config.summaries_dir, labels, truth, predictions, head,
-                          config.final_tensor_name, config.how_many_training_steps)
+    return head
+
+
+def _write_outputs(trained: outputs.Trained) -> None:
+    """Every output of the run (retrain.export.outputs), all or nothing, then its log line."""
+    written = [(output, path) for output, path, _ in outputs.wanted(trained.config)
+               if output.writer]
     with staging.staged() as stage:  # All outputs are this run's, or all are as they were.
-        graph_def = frozen_graph.build_graph(extractor, head, config.final_tensor_name)
-        with stage.output(config.output_graph) as path:
-            frozen_graph.write_graph(path, graph_def)
-        if config.tflite_output_file:
-            tflite_graph = tflite.classifier_graph(extractor, head, config.final_tensor_name)
-            with stage.output(config.tflite_output_file) as path:
-                tflite.write_tflite(path, tflite_graph, extractor.image_size,
-                                           config.final_tensor_name + ':0', config.tflite_quantize,
-                                           data.paths['training'], config.random_seed,
-                                           allow_truncated=config.allow_truncated_images,
-                                           labels=labels,
-                                           description=f'A classifier of {len(labels)} classes '
-                                           f'retrained on {extractor.description}.')
-        with stage.output(config.output_labels) as path:
-            frozen_graph.write_labels(path, labels)
-        if config.saved_model_dir:
-            with stage.output(config.saved_model_dir) as path:
-                frozen_graph.write_saved_model(path, graph_def,
-                                         output_tensor=config.final_tensor_name + ':0',
-                                         labels=labels)
-        if findings_page:
-            with stage.output(config.report_dir) as path:
-                page.write(path, findings_page)
-    logging.info('Wrote graph to %s', config.output_graph)
-    if config.tflite_output_file:
-        quantization = {'none': 'float'}.get(config.tflite_quantize,
-                                              f'{config.tflite_quantize} quantization')
-        logging.info('Wrote TensorFlow Lite model (%s, %d bytes) to %s', quantization,
-                     tf.io.gfile.stat(config.tflite_output_file).length,
-                     config.tflite_output_file)
-    logging.info('Wrote labels to %s', config.output_labels)
-    if config.saved_model_dir:
-        logging.info('Wrote SavedModel to %s', config.saved_model_dir)
-    if findings_page:
-        logging.info('Wrote report to %s', os.path.join(config.report_dir, page.HTML))
-    logging.info('Done in %.1f s', time.monotonic() - started)
-    return accuracy
+        for output, path in written:
+            with stage.output(path) as temporary:
+                output.module().write_output(temporary, trained)
+    for output, path in written:
+        logging.info('%s', output.module().wrote_line(path, trained))

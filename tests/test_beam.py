@@ -17,8 +17,9 @@ import pytest
 
 from conftest import REPO_ROOT, make_image_folder, run_module
 from retrain.cache import bottleneck_files
+from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists
-from retrain.features.extractors import load_hub_module
+from retrain.features.hub_module import load_hub_module
 
 HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
@@ -48,7 +49,7 @@ def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
     local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
     bottleneck_files.load_or_compute(image_dir, copy.deepcopy(classes), local_dir, extractor,
                                      batch_size)
-    jobs = beam_fill.cache_jobs(image_dir, classes, beam_dir, extractor)
+    jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), beam_dir, extractor)
     computed = beam_fill.fill_cache(jobs, beam_dir, extractor,
                                      functools.partial(load_hub_module, module), 'DirectRunner',
                                      batch_size=batch_size)
@@ -86,7 +87,7 @@ def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(tiny_module)
     cache_dir = str(tmp_path / 'cache')
-    jobs = beam_fill.cache_jobs(image_dir, classes, cache_dir, extractor)
+    jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), cache_dir, extractor)
     fill = functools.partial(beam_fill.fill_cache, jobs, cache_dir, extractor,
                              functools.partial(load_hub_module, tiny_module), 'DirectRunner')
     assert fill() == 90
@@ -111,7 +112,7 @@ def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tm
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = dataclasses.replace(load_hub_module(tiny_module), legacy_cache_suffixes=('',))
     cache_dir = str(tmp_path / 'cache')
-    jobs = beam_fill.cache_jobs(image_dir, classes, cache_dir, extractor)
+    jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), cache_dir, extractor)
     image, current, older = jobs[0]
     assert older == current.replace(extractor.cache_suffix + '.txt', '.txt')
     os.makedirs(os.path.dirname(older))

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import make_image_folder, retrain_args, run_module, write_image
 from retrain.cache import bottleneck_files
+from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists
 from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
@@ -95,8 +96,8 @@ def test_images_the_model_gives_non_finite_values_for_are_skipped(tmp_path, capl
                                  cache_suffix='_m', description='colour or nan')
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     cache = str(tmp_path / 'bn')
-    data, skipped = bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)
-    assert skipped == 2
+    data, skipped = bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache, extractor)
+    assert len(skipped) == 2
     for category in image_lists.CATEGORIES:
         assert np.isfinite(data.features[category]).all()
         assert not set(white) & set(data.paths[category])
@@ -117,7 +118,7 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
     blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
     os.makedirs(blocked)
     with pytest.raises(RetrainError) as error:
-        bottleneck_files.load_or_compute(image_dir, classes, str(tmp_path / 'bn'), extractor)
+        bottleneck_files.load_or_compute(image_dir, examples_of(classes), str(tmp_path / 'bn'), extractor)
     assert str(error.value) == f'cannot read the cached bottleneck {blocked}: Is a directory'
     assert os.listdir(blocked) == []
 
@@ -125,23 +126,24 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
 def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_path):
     """Names past the limit are cached as `<start>~<hash><suffix>.txt`; a classic script's file
     of up to 255 bytes, too long to be written with a temporary name, is still read as it is."""
-    red = image_lists.ImageClass('red', 'red')
+    def red(name: str) -> str:
+        return os.path.join('red', name)
     suffix = '_https~tfhub.dev~google~imagenet~mobilenet_v2_100_224~feature_vector~4'
     short = 'a' * (bottleneck_files.MAX_NAME_BYTES - len(suffix) - len('.jpg.txt')) + '.jpg'
-    assert bottleneck_files.bottleneck_path('bn', red, short, suffix) == os.path.join(
+    assert bottleneck_files.bottleneck_path('bn', red(short), suffix) == os.path.join(
         'bn', 'red', short + suffix + '.txt')
     for name in (short[:-4] + 'b.jpg', 'é' * 120 + '.jpg', os.fsdecode(b'caf\xe9.jpg')):
-        path = bottleneck_files.bottleneck_path('bn', red, name, suffix)
+        path = bottleneck_files.bottleneck_path('bn', red(name), suffix)
         base = os.path.basename(path)
         assert re.fullmatch(r'.+~[0-9a-f]{16}' + re.escape(suffix) + r'\.txt', base), base
         assert len(base.encode('utf-8')) <= bottleneck_files.MAX_NAME_BYTES
-        assert path == bottleneck_files.bottleneck_path('bn', red, name, suffix)  # Deterministic.
+        assert path == bottleneck_files.bottleneck_path('bn', red(name), suffix)  # Deterministic.
     assert os.path.basename(bottleneck_files.bottleneck_path(
-        'bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')).startswith('caf_.jpg~')
-    other = bottleneck_files.bottleneck_path('bn', red, os.fsdecode(b'caf\xe8.jpg'), '_m')
-    assert other != bottleneck_files.bottleneck_path('bn', red, os.fsdecode(b'caf\xe9.jpg'), '_m')
+        'bn', red(os.fsdecode(b'caf\xe9.jpg')), '_m')).startswith('caf_.jpg~')
+    other = bottleneck_files.bottleneck_path('bn', red(os.fsdecode(b'caf\xe8.jpg')), '_m')
+    assert other != bottleneck_files.bottleneck_path('bn', red(os.fsdecode(b'caf\xe9.jpg')), '_m')
     assert os.path.dirname(bottleneck_files.bottleneck_path(
-        'bn', image_lists.ImageClass('x', os.fsdecode(b'r\xf6d')), 'a.jpg', '_m')) == os.path.join(
+        'bn', os.path.join(os.fsdecode(b'r\xf6d'), 'a.jpg'), '_m')) == os.path.join(
         'bn', 'r_d~' + hashlib.sha1(b'r\xf6d').hexdigest()[:16])
 
     image_dir = make_image_folder(str(tmp_path / 'images'), per_class=3)
@@ -155,7 +157,7 @@ def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_p
     extractor = FeatureExtractor(function=_colour_or_nan, image_size=(8, 8), bottleneck_size=3,
                                  cache_suffix=suffix, description='colour')
     classes = image_lists.create_image_lists(image_dir, 10, 10)
-    data, _ = bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)
+    data, _ = bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache, extractor)
     image = os.path.join(image_dir, 'red', long)
     category = next(c for c in image_lists.CATEGORIES if image in data.paths[c])
     row = data.features[category][data.paths[category].index(image)]

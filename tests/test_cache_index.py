@@ -12,9 +12,11 @@ import tensorflow as tf
 
 from conftest import retrain_args, run_module
 from retrain.cache import bottleneck_files
+from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists
 from retrain.cache.binary_index import CacheIndex, checksum
-from retrain.features.extractors import FeatureExtractor, hub_cache_suffix
+from retrain.features.extractors import FeatureExtractor
+from retrain.features.hub_module import hub_cache_suffix
 
 SUFFIX = '_https~tfhub.dev~test~1'
 SIZE = 3
@@ -132,7 +134,7 @@ def _loader(image_dir: str, cache: str):
 
     def load():
         classes = image_lists.create_image_lists(image_dir, 10, 10)
-        return bottleneck_files.load_or_compute(image_dir, classes, cache, extractor)[0]
+        return bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache, extractor)[0]
     return load
 
 

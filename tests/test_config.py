@@ -36,15 +36,14 @@ def _config(**changes) -> RetrainConfig:
 ])
 def test_paths_that_would_overwrite_one_another_are_refused(changes, message):
     with pytest.raises(ConfigError) as error:
-        _config(**changes).check()
+        _config(**changes)
     assert message in str(error.value)
 
 
 def test_a_symbolic_link_to_an_output_is_that_output(tmp_path):
     os.symlink(tmp_path / 'graph.pb', tmp_path / 'link.pb')
-    config = _config(output_graph=str(tmp_path / 'graph.pb'), output_labels=str(tmp_path / 'link.pb'))
     with pytest.raises(ConfigError, match='are the same path'):
-        config.check()
+        _config(output_graph=str(tmp_path / 'graph.pb'), output_labels=str(tmp_path / 'link.pb'))
 
 
 @pytest.mark.parametrize('changes', [
@@ -59,7 +58,44 @@ def test_a_symbolic_link_to_an_output_is_that_output(tmp_path):
     {'saved_model_dir': 'module_out', 'tfhub_module': 'https://tfhub.dev/google/x/1'},
 ])
 def test_paths_that_go_together_are_accepted(changes):
-    _config(**changes).check()
+    _config(**changes)
+
+
+_PHOTO = os.path.join('images', 'daisy', 'photo.jpg')
+
+
+@pytest.mark.parametrize('changes, flag, inside', [
+    ({'output_labels': _PHOTO}, 'output_labels', 'image_dir'),  # Would replace a photo.
+    ({'output_graph': os.path.join('images', 'daisy', 'new.pb')}, 'output_graph', 'image_dir'),
+    ({'tflite_output_file': os.path.join('images', 'top.png')}, 'tflite_output_file',
+     'image_dir'),  # Read as an image by the table and label-file layouts.
+    ({'saved_model_dir': os.path.join('images', 'daisy', 'sm')}, 'saved_model_dir', 'image_dir'),
+    ({'multi_label': True, 'image_labels_dir': 'lab',
+      'output_labels': os.path.join('lab', 'photo.jpg.txt')}, 'output_labels', 'image_labels_dir'),
+    ({'output_graph': os.path.join('module', 'graph.pb')}, 'output_graph', 'tfhub_module'),
+])
+def test_an_output_inside_what_the_run_reads_is_refused(changes, flag, inside):
+    with pytest.raises(ConfigError) as error:
+        _config(**changes)
+    assert str(error.value).startswith(f'--{flag} (')
+    assert f'is inside --{inside} (' in str(error.value)
+    assert 'which the run reads' in str(error.value)
+
+
+@pytest.mark.parametrize('changes', [
+    {'output_graph': os.path.join('images', 'graph.pb')},  # `--image_dir .`: outputs at its top.
+    {'use_legacy_model': True, 'model_dir': 'm', 'output_graph': os.path.join('m', 'graph.pb')},
+])
+def test_outputs_beside_the_images_or_in_the_model_folder_are_accepted(changes):
+    _config(**changes)
+
+
+def test_an_existing_file_of_the_legacy_model_folder_is_not_an_output(tmp_path):
+    archive = tmp_path / 'm' / 'frozen_graph.pb'
+    archive.parent.mkdir()
+    archive.write_bytes(b'graph')
+    with pytest.raises(ConfigError, match='which the run reads'):
+        _config(use_legacy_model=True, model_dir=str(archive.parent), output_graph=str(archive))
 
 
 @pytest.mark.parametrize('name, problem', [
@@ -77,7 +113,7 @@ def test_paths_that_go_together_are_accepted(changes):
 ])
 def test_a_final_tensor_name_the_graph_cannot_carry_is_refused(name, problem):
     with pytest.raises(ConfigError) as error:
-        _config(final_tensor_name=name).check()
+        _config(final_tensor_name=name)
     assert str(error.value).startswith(f'--final_tensor_name {name!r} cannot name the output: ')
     assert problem in str(error.value)
 
@@ -85,7 +121,7 @@ def test_a_final_tensor_name_the_graph_cannot_carry_is_refused(name, problem):
 @pytest.mark.parametrize('name', ['final_result', 'flower_scores', 'final/result', 'Softmax',
                                   'input_2', 'module.v2', 'modules'])
 def test_final_tensor_names_the_graph_can_carry_are_accepted(name):
-    _config(final_tensor_name=name).check()
+    _config(final_tensor_name=name)
 
 
 def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_module):
@@ -93,9 +129,9 @@ def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_
     the check can never be renamed by TensorFlow on a clash (`input` -> `input_1`)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     from retrain.export import frozen_graph, graph_names  # pylint: disable=import-outside-toplevel
-    from retrain.features import extractors  # pylint: disable=import-outside-toplevel
-    from retrain.train.training import Head  # pylint: disable=import-outside-toplevel
-    extractor = extractors.load_hub_module(tiny_module)
+    from retrain.features import hub_module  # pylint: disable=import-outside-toplevel
+    from retrain.train.heads import Head  # pylint: disable=import-outside-toplevel
+    extractor = hub_module.load_hub_module(tiny_module)
     head = Head(np.zeros((extractor.bottleneck_size, 3), np.float32), np.zeros(3, np.float32))
     graph_def = frozen_graph.build_graph(extractor, head, 'flower_scores')
     names = [node.name for node in graph_def.node]

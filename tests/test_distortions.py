@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import fixed_split, retrain_args, run_module
+from retrain.config import RetrainConfig
 from retrain.train import distortions
-from retrain.train.distortions import DistortionConfig, ImageBatches
+from retrain.train.distortions import ImageBatches
 from retrain.common.errors import RetrainError
-from retrain.features.extractors import load_hub_module
+from retrain.features.hub_module import load_hub_module
 
 SIZE = 32
 
@@ -28,14 +29,14 @@ def _ramp_images(count: int, size: int = SIZE) -> np.ndarray:
     return np.repeat(image.round().astype(np.uint8)[None], count, axis=0)
 
 
-def _distort(extractor, config: DistortionConfig, images: np.ndarray, seed=0) -> np.ndarray:
+def _distort(extractor, config: RetrainConfig, images: np.ndarray, seed=0) -> np.ndarray:
     batches = ImageBatches(images, np.zeros(len(images), np.int64), extractor, config, seed)
     return batches.distorted(tf.range(len(images))).numpy()
 
 
 def test_flip_only_mirrors_about_half_and_changes_nothing_else(extractor):
     images = _ramp_images(64)
-    out = _distort(extractor, DistortionConfig(flip_left_right=True), images)
+    out = _distort(extractor, RetrainConfig(flip_left_right=True), images)
     plain = images[0] / 255.0
     mirrored = [np.allclose(o, plain[:, ::-1], atol=1e-5) for o in out]
     unchanged = [np.allclose(o, plain, atol=1e-5) for o in out]
@@ -45,7 +46,7 @@ def test_flip_only_mirrors_about_half_and_changes_nothing_else(extractor):
 
 def test_brightness_multiplies_each_image_by_one_factor_in_range(extractor):
     images = _ramp_images(32)
-    out = _distort(extractor, DistortionConfig(random_brightness=20), images)
+    out = _distort(extractor, RetrainConfig(random_brightness=20), images)
     plain = images[0] / 255.0
     unclipped = (plain > 0.1) & (plain < 0.8)
     factors = [o[unclipped] / plain[unclipped] for o in out]
@@ -59,8 +60,8 @@ def test_brightness_multiplies_each_image_by_one_factor_in_range(extractor):
 
 def test_crop_and_scale_cut_windows_of_the_classic_size(extractor):
     """A window of 1 / (margin * scale) of each side, as the classic precrop-then-crop gave."""
-    config = DistortionConfig(random_crop=50, random_scale=20)
-    size = distortions.working_size((SIZE, SIZE), config.max_zoom(), 16)
+    config = RetrainConfig(random_crop=50, random_scale=20)
+    size = distortions.working_size((SIZE, SIZE), distortions.max_zoom(config), 16)
     assert size == (58, 58)  # ceil(32 * 1.5 * 1.2): the largest pre-crop image.
     out = _distort(extractor, config, _ramp_images(16, size[0]))
     spans_x = out[:, 0, -1, 0] - out[:, 0, 0, 0]
@@ -74,7 +75,8 @@ def test_crop_and_scale_cut_windows_of_the_classic_size(extractor):
 
 
 def test_same_seed_same_distortions_other_seed_others(extractor):
-    config = DistortionConfig(True, 10, 10, 10)
+    config = RetrainConfig(flip_left_right=True, random_crop=10, random_scale=10,
+                           random_brightness=10)
     images = _ramp_images(8, 36)
     first, again = _distort(extractor, config, images, 5), _distort(extractor, config, images, 5)
     assert np.array_equal(first, again)
@@ -83,7 +85,8 @@ def test_same_seed_same_distortions_other_seed_others(extractor):
 
 def test_batches_feed_the_extractor_with_labels(extractor):
     labels = np.array([2, 0, 1, 1])
-    batches = ImageBatches(_ramp_images(4), labels, extractor, DistortionConfig(True), 1)
+    batches = ImageBatches(_ramp_images(4), labels, extractor,
+                           RetrainConfig(flip_left_right=True), 1)
     features, batch_labels = batches(np.array([3, 0, 0]))
     assert batch_labels.numpy().tolist() == [1, 2, 2]
     plain = _ramp_images(1)[0] / 255.0  # Every image is this one, so each row is its bottleneck
@@ -101,12 +104,12 @@ def test_working_size_shrinks_to_the_memory_budget():
 
 
 @pytest.mark.parametrize('flags, message', [
-    ({'random_crop': -5}, '--random_crop must be a percentage >= 0'),
+    ({'random_crop': -5}, '--random_crop must be at least 0'),
     ({'random_brightness': 100}, '--random_brightness must be below 100'),
 ])
 def test_bad_percentages_are_one_line_errors(flags, message):
     with pytest.raises(RetrainError, match=message):
-        DistortionConfig(**flags).validate()
+        RetrainConfig(**flags)
 
 
 def test_unreadable_image_is_named(tmp_path):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import TinyFeatureVector, save_tiny_module
 from retrain.common.errors import RetrainError
-from retrain.features.extractors import hub_cache_suffix, load_hub_module
+from retrain.features.hub_module import hub_cache_suffix, load_hub_module
 
 
 @pytest.mark.parametrize('handle,suffix', [

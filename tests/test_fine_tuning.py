@@ -12,12 +12,13 @@ from retrain.cache import bottleneck_files
 from retrain.common import interrupts
 from retrain.data import image_io
 from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.train.distortions import DistortionConfig, ImageBatches
-from retrain.features.extractors import FeatureExtractor, load_hub_module
+from retrain.train.distortions import ImageBatches
+from retrain.features.extractors import FeatureExtractor
+from retrain.features.hub_module import load_hub_module
 from retrain.config import RetrainConfig
 from retrain.train.fine_tuning import fine_tune, tunable_variables
-from retrain.train.multilabel_training import SigmoidHead
-from retrain.train.training import Head
+from retrain.train.heads import SigmoidHead
+from retrain.train.heads import Head
 
 
 @pytest.fixture(scope='module')
@@ -107,7 +108,7 @@ def _bright_and_dark(head_type):
     labels = (bright if head_type is Head else
               np.stack([bright, 1 - bright, np.ones(40)], axis=1).astype(np.float32))
     num_labels = 2 if head_type is Head else 3
-    batches = ImageBatches(images, labels, extractor, DistortionConfig(), seed=0)
+    batches = ImageBatches(images, labels, extractor, RetrainConfig(), seed=0)
     head = head_type(np.zeros((19, num_labels), np.float32), np.zeros(num_labels, np.float32))
     none = np.zeros((0, 19), np.float32)
     data = Bottlenecks({'training': none, 'validation': none, 'testing': none},

@@ -18,11 +18,12 @@ import tensorflow as tf
 
 from compat import graph_io
 from conftest import closed_port_url, fixed_split, run_module
+from retrain.config import RetrainConfig
 from retrain.cache import bottleneck_files
 from retrain.data import image_io
 from retrain.features import legacy_models
 from retrain.train import distortions
-from retrain.train.distortions import DistortionConfig, ImageBatches
+from retrain.train.distortions import ImageBatches
 from retrain.common.errors import RetrainError
 
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
@@ -399,9 +400,9 @@ def _legacy_model_dir(architecture: str, inception_dir: str, mobilenet_dir: str)
     return inception_dir if architecture == 'inception_v3' else mobilenet_dir
 
 
-def assert_distorted_batches_match_single_images(extractor, config: DistortionConfig) -> None:
+def assert_distorted_batches_match_single_images(extractor, config: RetrainConfig) -> None:
     """A batch of distorted images gives, row by row, what each image gives on its own."""
-    size = distortions.working_size(extractor.image_size, config.max_zoom(), 3)
+    size = distortions.working_size(extractor.image_size, distortions.max_zoom(config), 3)
     images = tf.random.stateless_uniform([3, *size, 3], seed=[3, 4], maxval=256,
                                          dtype=tf.int32).numpy().astype(np.uint8)
     labels = np.array([1, 0, 1])
@@ -423,7 +424,7 @@ def test_distorted_batches_run_through_fixed_batch_graphs(architecture, flag, in
     (MobileNet's softmax head), "... 8192 elements to shape [1,2048]" (Inception's pool_3)."""
     extractor = legacy_models.load_architecture(
         architecture, _legacy_model_dir(architecture, inception_dir, mobilenet_dir))
-    assert_distorted_batches_match_single_images(extractor, DistortionConfig(**DISTORTIONS[flag]))
+    assert_distorted_batches_match_single_images(extractor, RetrainConfig(**DISTORTIONS[flag]))
 
 
 @pytest.mark.parametrize('architecture, flag', list(zip(LEGACY_FAMILIES, DISTORTIONS)))
@@ -453,7 +454,8 @@ def test_real_mobilenet_archive_with_every_distortion(tmp_path, shared_dir):
     for architecture in ('mobilenet_0.25_224', 'mobilenet_0.25_224_quantized'):
         extractor = legacy_models.load_architecture(architecture, model_dir)
         assert_distorted_batches_match_single_images(
-            extractor, DistortionConfig(True, 10, 10, 10))
+            extractor, RetrainConfig(flip_left_right=True, random_crop=10, random_scale=10,
+                           random_brightness=10))
     photos = os.path.join(shared_dir, 'data', 'flower_photos_small')
     for flower in ('daisy', 'roses'):
         os.makedirs(tmp_path / 'flowers' / flower)

@@ -1,12 +1,13 @@
-"""retrain.train.multilabel_training and multilabel_metrics: the sigmoid layer, sampler and metrics."""
+"""The sigmoid head, the sampler on label sets and the multi-label metrics."""
 import numpy as np
 import tensorflow as tf
 
 from retrain.train import multilabel_metrics as metrics
-from retrain.train import training
+from retrain.train import loop
 from retrain.config import RetrainConfig
 from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.train.multilabel_training import LabelSampler, SigmoidHead
+from retrain.train.heads import SigmoidHead
+from retrain.train.sampler import Sampler
 
 
 def _head(rng, size=7, labels=4) -> SigmoidHead:
@@ -42,7 +43,7 @@ def test_sampler_draws_a_label_uniformly_then_an_image_having_it():
     labels = np.zeros((95, 3), np.float32)
     labels[:90, 0] = 1
     labels[85:, 1] = 1
-    sampler = LabelSampler(labels, 3, np.random.default_rng(0))
+    sampler = Sampler(labels, 3, np.random.default_rng(0))
     chosen = sampler.sample(20000)
     only_label_1 = np.mean(chosen >= 90)
     # Half the draws pick label 1, and 5 of its 10 images have only it: about 1/4.
@@ -60,7 +61,7 @@ def test_training_separates_overlapping_labels_with_the_classic_loop(caplog):
     data = {c: split(n) for c, n in (('training', 200), ('validation', 40), ('testing', 60))}
     bottlenecks = Bottlenecks({c: d[0] for c, d in data.items()}, {c: d[1] for c, d in data.items()},
                               {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))] for c, d in data.items()})
-    head = training.train(bottlenecks, 3, RetrainConfig(
+    head = loop.train(bottlenecks, 3, RetrainConfig(
         how_many_training_steps=300, learning_rate=2.0, random_seed=0, summaries_dir=''),
         head_type=SigmoidHead)
     assert isinstance(head, SigmoidHead)

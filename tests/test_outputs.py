@@ -1,4 +1,4 @@
-"""All-or-nothing outputs (retrain/staging.py), through the real CLIs: every output path checked
+"""All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path checked
 before any work, nothing removed that the tools did not write, and after a failure, a full disk
 or Ctrl-C either every output is the new run's or every output is as it was."""
 import os
@@ -145,6 +145,28 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(flag, case,
     assert path in error and reason in error, error
     assert not os.path.exists(os.path.join(out, 'bn'))  # Nothing was cached.
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
+
+
+def test_an_output_on_a_photo_or_a_label_file_is_refused_and_both_are_kept(tiny_module,
+                                                                           tmp_path):
+    """The photo or the image's label file an output path names stays as it was: exit 2."""
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=3)
+    photo = os.path.join(image_dir, 'red', sorted(os.listdir(os.path.join(image_dir, 'red')))[0])
+    labels_dir = tmp_path / 'lab'
+    labels_dir.mkdir()
+    label_file = labels_dir / (os.path.basename(photo) + '.txt')
+    label_file.write_text('red\n', encoding='utf-8')
+    before = _tree(str(tmp_path))
+    for target, extra in ((photo, ()), (str(label_file), ('--multi_label', '--image_labels_dir',
+                                                           str(labels_dir)))):
+        for flag in ('--output_labels', '--output_graph', '--tflite_output_file'):
+            result = run_module('retrain', *_output_args(image_dir, tiny_module,
+                                                         str(tmp_path / 'out'), *extra),
+                                flag, target)
+            assert result.returncode == 2, result.stderr[-3000:]
+            assert 'Traceback' not in result.stderr
+            assert 'which the run reads' in result.stderr
+    assert _tree(str(tmp_path)) == before
 
 
 @pytest.mark.parametrize('where', ['given by its path', 'the current folder'])

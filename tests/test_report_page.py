@@ -1,4 +1,4 @@
-"""The run report as users meet it: the log lines, --report_dir's run_report.json and index.html (opened
+"""The run report as users meet it: the log lines, --report_dir's report.json and index.html (opened
 in a real browser), --noreport, and report folders that must not be replaced."""
 import base64
 import json
@@ -34,7 +34,7 @@ def reported(tmp_path_factory, image_dir, tiny_module):
 
 
 def _load(out):
-    with open(os.path.join(out, 'report', 'run_report.json'), encoding='utf-8') as f:
+    with open(os.path.join(out, 'report', 'report.json'), encoding='utf-8') as f:
         return json.load(f)
 
 
@@ -131,14 +131,14 @@ def test_a_folder_of_other_files_is_refused_before_any_work(image_dir, tiny_modu
 
 def test_only_a_new_or_empty_folder_or_an_earlier_report_is_replaced(reported, tmp_path):
     _, out, _ = reported
-    run_report.check_report_dir(os.path.join(out, 'report'))  # An earlier report: fine.
-    run_report.check_report_dir(str(tmp_path / 'new'))
-    run_report.check_report_dir(str(tmp_path))  # Empty.
+    page.check_output(os.path.join(out, 'report'))  # An earlier report: fine.
+    page.check_output(str(tmp_path / 'new'))
+    page.check_output(str(tmp_path))  # Empty.
     (tmp_path / 'file').write_text('x', encoding='utf-8')
     with pytest.raises(RetrainError, match='is a file'):
-        run_report.check_report_dir(str(tmp_path / 'file'))
+        page.check_output(str(tmp_path / 'file'))
     fake = tmp_path / 'fake'
     fake.mkdir()
-    (fake / 'run_report.json').write_text('{"format": "something else"}', encoding='utf-8')
+    (fake / 'report.json').write_text('{"format": "something else"}', encoding='utf-8')
     with pytest.raises(RetrainError, match='holds other files'):
-        run_report.check_report_dir(str(fake))
+        page.check_output(str(fake))

@@ -13,7 +13,7 @@ from retrain import pipeline
 from retrain.data import image_io
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
-from retrain.train.training import train
+from retrain.train.loop import train
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')

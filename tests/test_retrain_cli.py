@@ -17,7 +17,7 @@ import graph_builders as gb
 from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module, \
     start_module, tflite_interpreter, write_image
 from retrain.data import image_io, image_lists
-from retrain.features.extractors import hub_cache_suffix
+from retrain.features.hub_module import hub_cache_suffix
 
 
 def _final_accuracy(stderr: str) -> float:
@@ -214,21 +214,24 @@ def test_second_run_recomputes_and_rewrites_nothing(trained, tmp_path):
 def test_old_classic_cache_file_is_reused(tmp_path, tiny_module, image_dir):
     """A cache file written the classic way is used as-is: its values reach the training data."""
     from retrain.cache import bottleneck_files
-    from retrain.features.extractors import load_hub_module
+    from retrain.tasks.single_label import examples_of
+    from retrain.features.hub_module import load_hub_module
 
     extractor = load_hub_module(tiny_module)
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     target = next(c for c in classes if c.dir_name == 'blue')
     relative = target.training[0]
     cache_dir = str(tmp_path / 'bn')
-    path = bottleneck_files.bottleneck_path(cache_dir, target, relative, extractor.cache_suffix)
+    path = bottleneck_files.bottleneck_path(cache_dir, os.path.join(target.dir_name, relative),
+                                            extractor.cache_suffix)
     os.makedirs(os.path.dirname(path))
     classic_values = [0.25 * i for i in range(extractor.bottleneck_size)]
     with open(path, 'w') as f:  # As the classic script wrote it: str() of each float, ','-joined.
         f.write(','.join(str(v) for v in classic_values))
     mtime = os.stat(path).st_mtime_ns
-    data, skipped = bottleneck_files.load_or_compute(image_dir, classes, cache_dir, extractor)
-    assert skipped == 0
+    data, skipped = bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache_dir,
+                                                     extractor)
+    assert skipped == []
     row = data.paths['training'].index(os.path.join(image_dir, 'blue', relative))
     np.testing.assert_array_equal(data.features['training'][row], np.float32(classic_values))
     assert os.stat(path).st_mtime_ns == mtime
@@ -236,17 +239,18 @@ def test_old_classic_cache_file_is_reused(tmp_path, tiny_module, image_dir):
 
 def test_unparsable_cache_file_is_recreated(tmp_path, tiny_module, image_dir):
     from retrain.cache import bottleneck_files
-    from retrain.features.extractors import load_hub_module
+    from retrain.tasks.single_label import examples_of
+    from retrain.features.hub_module import load_hub_module
 
     extractor = load_hub_module(tiny_module)
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     target = classes[0]
-    path = bottleneck_files.bottleneck_path(str(tmp_path), target, target.training[0],
-                                            extractor.cache_suffix)
+    path = bottleneck_files.bottleneck_path(
+        str(tmp_path), os.path.join(target.dir_name, target.training[0]), extractor.cache_suffix)
     os.makedirs(os.path.dirname(path))
     with open(path, 'w') as f:
         f.write('0.1,0.2,not-a-number')
-    bottleneck_files.load_or_compute(image_dir, classes, str(tmp_path), extractor)
+    bottleneck_files.load_or_compute(image_dir, examples_of(classes), str(tmp_path), extractor)
     image = image_io.load_image(os.path.join(image_dir, target.dir_name, target.training[0]),
                                 extractor.image_size)
     np.testing.assert_allclose(bottleneck_files.read_bottleneck(path, extractor.bottleneck_size),

@@ -14,7 +14,7 @@ from conftest import TINY_SIZE, TinyFeatureVector, closed_port_url, make_image_f
     retrain_args, run_module, start_module
 from messy_images import SYSTEM_FILES, messy_files
 from retrain.cache import bottleneck_files
-from retrain.features.extractors import hub_cache_suffix
+from retrain.features.hub_module import hub_cache_suffix
 
 
 def _assert_one_line_error(result, *fragments):

@@ -15,10 +15,10 @@ from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
 from retrain.common.errors import RetrainError
-from retrain.features.extractors import load_hub_module
+from retrain.features.hub_module import load_hub_module
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
-from retrain.train.training import train
+from retrain.train.loop import train
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,9 @@ import tensorflow as tf
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.train.tensorboard_steps import StepWriter, histogram_buckets, plugin_metadata
 from retrain.config import RetrainConfig
-from retrain.train.training import ClassSampler, Head, train
+from retrain.train.heads import Head
+from retrain.train.loop import train
+from retrain.train.sampler import Sampler
 
 
 def _batch(rng, size=32, dim=7, classes=4):
@@ -68,7 +70,7 @@ def test_initial_layer_is_a_truncated_normal_of_stddev_0_001():
 
 def test_sampler_draws_a_class_then_an_image():
     labels = np.array([0] * 90 + [2] * 10)  # Class 1 has no image in this split.
-    draws = ClassSampler(labels, 3, np.random.default_rng(3)).sample(20000)
+    draws = Sampler(labels, 3, np.random.default_rng(3)).sample(20000)
     drawn = labels[draws]
     assert set(drawn) == {0, 2}
     assert np.mean(drawn == 2) == pytest.approx(0.5, abs=0.02)

@@ -22,7 +22,7 @@ from retrain.data import image_io
 from retrain.config import RetrainConfig
 from retrain.common.errors import RetrainError, error_cause, error_summary
 from retrain.features.extractors import FeatureExtractor
-from retrain.data.image_lists import CATEGORIES, ImageClass, image_path
+from retrain.data.examples import Example
 
 try:
     import apache_beam as beam
@@ -36,12 +36,12 @@ COMPUTED = 'bottlenecks_computed'
 UNREADABLE = 'images_unreadable'
 
 
-def cache_jobs(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
+def cache_jobs(image_dir: str, examples: Sequence[Example], bottleneck_dir: str,
                extractor: FeatureExtractor) -> List[Job]:
     """Every image of the run with the cache files the in-process path reads and writes."""
-    return [(image_path(image_dir, c, relative),) +
-            tuple(bottleneck_files.cache_files(bottleneck_dir, c, relative, extractor))
-            for c in classes for category in CATEGORIES for relative in c.images(category)]
+    return [(e.image(image_dir),) +
+            tuple(bottleneck_files.cache_files(bottleneck_dir, e.location, extractor))
+            for e in examples]
 
 
 if beam is not None:
@@ -147,13 +147,13 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     return computed
 
 
-def fill_run_cache(config: RetrainConfig, classes: Sequence[ImageClass],
+def fill_run_cache(config: RetrainConfig, examples: Sequence[Example],
                    extractor: FeatureExtractor,
                    load_extractor: Callable[[], FeatureExtractor]) -> int:
     """The cache of a whole retrain run, on `config.beam_runner`; pipeline.run's entry point.
 
     `load_extractor` is as for `fill_cache` (pipeline passes its own loader: this module never
     imports the pipeline, which imports it)."""
-    jobs = cache_jobs(config.image_dir, classes, config.bottleneck_dir, extractor)
+    jobs = cache_jobs(config.image_dir, examples, config.bottleneck_dir, extractor)
     return fill_cache(jobs, config.bottleneck_dir, extractor, load_extractor, config.beam_runner,
                       config.beam_pipeline_options, config.cache_batch_size)

@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import os
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +30,8 @@ from retrain.cache.binary_index import CacheIndex, is_local, stamp
 from retrain.config import RetrainConfig
 from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
-from retrain.data.image_lists import CATEGORIES, ImageClass, image_path, path_bytes
+from retrain.data.examples import Example
+from retrain.data.image_lists import CATEGORIES, path_bytes
 from retrain.common.progress import Progress
 
 READ_THREADS = 16
@@ -69,12 +70,11 @@ def _fit(name: str, tail: str, limit: int) -> str:
     return readable.encode('utf-8')[:room].decode('utf-8', 'ignore') + tail
 
 
-def bottleneck_path(bottleneck_dir: str, image_class: ImageClass, relative: str,
-                    suffix: str) -> str:
-    """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt`, with names no file system takes
-    shortened (see the module docstring)."""
-    *folders, name = relative.split(os.sep)
-    folders = [_fit_folder(folder) for folder in [image_class.dir_name] + folders]
+def bottleneck_path(bottleneck_dir: str, location: str, suffix: str) -> str:
+    """`<bottleneck_dir>/<class dir>/<image name><suffix>.txt` for the image at `location` below
+    the image folder, with names no file system takes shortened (see the module docstring)."""
+    *folders, name = location.split(os.sep)
+    folders = [_fit_folder(folder) for folder in folders]
     return os.path.join(bottleneck_dir, *folders, _fit(name, suffix + '.txt', MAX_NAME_BYTES))
 
 
@@ -83,14 +83,13 @@ def _fit_folder(name: str) -> str:
     return _fit(name, '', _NAME_LIMIT)
 
 
-def cache_files(bottleneck_dir: str, image_class: ImageClass, relative: str,
-                extractor: FeatureExtractor) -> List[str]:
+def cache_files(bottleneck_dir: str, location: str, extractor: FeatureExtractor) -> List[str]:
     """Where an image's values may be: its own file, then older caches of the model (read as they
     are): other generations' suffixes, and classic names that are now shortened but fit."""
     found = []
     for suffix in (extractor.cache_suffix, *extractor.legacy_cache_suffixes):
-        path = bottleneck_path(bottleneck_dir, image_class, relative, suffix)
-        classic = os.path.join(bottleneck_dir, image_class.dir_name, relative) + suffix + '.txt'
+        path = bottleneck_path(bottleneck_dir, location, suffix)
+        classic = os.path.join(bottleneck_dir, location) + suffix + '.txt'
         usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), _NAME_LIMIT)
         found += [path] + ([classic] if classic != path and usable else [])
     return found
@@ -154,18 +153,16 @@ def write_bottleneck(path: str, values: np.ndarray) -> None:
 
 
 @dataclasses.dataclass
-class Entry:
-    """One image: where it is, where its bottleneck lives, and its class and split."""
-    image: str
-    cache: str
-    class_index: int
-    category: str
-    relative: str
+class Skipped:
+    """An image the run could not use, and why (logged, and listed in the run report)."""
+    path: str
+    reason: str
 
 
 @dataclasses.dataclass
 class Bottlenecks:
-    """All bottlenecks of a run, in memory, per split: features [n, D], labels [n], image paths."""
+    """All bottlenecks of a run, in memory, per split: features [n, D], labels (class indices
+    [n], or label rows [n, labels]) and image paths."""
     features: Dict[str, np.ndarray]
     labels: Dict[str, np.ndarray]
     paths: Dict[str, List[str]]
@@ -193,16 +190,6 @@ def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
             progress.update(len(features))
 
 
-def _entries(image_dir: str, classes: Sequence[ImageClass], bottleneck_dir: str,
-             suffix: str) -> List[Entry]:
-    """Split by split, then class by class: the order of the arrays in memory and in the index,
-    so that a split read from the index is one slice of it (CacheIndex.rows_as_slice)."""
-    return [Entry(image_path(image_dir, c, rel), bottleneck_path(bottleneck_dir, c, rel, suffix),
-                  index, category, rel)
-            for category in CATEGORIES for index, c in enumerate(classes)
-            for rel in c.images(category)]
-
-
 def _existing(folders: Set[str]) -> Set[str]:
     """The paths of the files in `folders`: one listing each instead of a failed open a file.
 
@@ -226,22 +213,24 @@ def _read_cached(candidates: Sequence[str], size: int) -> Optional[np.ndarray]:
     return None
 
 
-def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: str,
+def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str,
                     extractor: FeatureExtractor,
                     batch_size: int = RetrainConfig.cache_batch_size,
-                    allow_truncated: bool = False) -> Tuple[Bottlenecks, int]:
+                    allow_truncated: bool = False) -> Tuple[Bottlenecks, List[Skipped]]:
     """Reads every cached bottleneck, computes and caches the missing ones, drops bad images.
 
-    Unreadable images are logged once each and removed from `classes` (in place). Returns the
-    in-memory bottlenecks and the number of images skipped. `allow_truncated`: see image_io.decode.
+    `examples` come split by split (data.examples.in_cache_order). Returns the in-memory
+    bottlenecks of the usable ones and the images skipped, each logged once with its reason.
+    `allow_truncated`: see image_io.decode.
     """
-    entries = _entries(image_dir, classes, bottleneck_dir, extractor.cache_suffix)
+    images = [e.image(image_dir) for e in examples]
+    caches = [bottleneck_path(bottleneck_dir, e.location, extractor.cache_suffix)
+              for e in examples]
     size = extractor.bottleneck_size
     consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
-    values, stamps = consolidated.lookup([e.cache for e in entries])
+    values, stamps = consolidated.lookup(caches)
     unread = [i for i, v in enumerate(values) if v is None]
-    candidates = {i: cache_files(bottleneck_dir, classes[entries[i].class_index],
-                                 entries[i].relative, extractor) for i in unread}
+    candidates = {i: cache_files(bottleneck_dir, examples[i].location, extractor) for i in unread}
     existing = _existing({os.path.dirname(path) for paths in candidates.values()
                           for path in paths})
     with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
@@ -251,64 +240,70 @@ def load_or_compute(image_dir: str, classes: List[ImageClass], bottleneck_dir: s
             values[i] = value
     missing = [i for i, v in enumerate(values) if v is None]
     logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
-                 len(entries) - len(missing), bottleneck_dir, len(entries) - len(unread),
+                 len(examples) - len(missing), bottleneck_dir, len(examples) - len(unread),
                  len(missing), extractor.description)
     nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
     if missing:
         progress = Progress('Caching bottlenecks', len(missing))
-        paths = [entries[i].image for i in missing]
         # Formatting and writing the text files happen on a thread of their own, beside the model.
         with concurrent.futures.ThreadPoolExecutor(1) as writer:
             writes: Deque[concurrent.futures.Future] = collections.deque()
-            for indices, features in compute_bottlenecks(extractor, paths, batch_size, progress,
-                                                         allow_truncated):
+            for indices, features in compute_bottlenecks(extractor, [images[i] for i in missing],
+                                                         batch_size, progress, allow_truncated):
                 finite = np.isfinite(features).all(axis=1)
                 nonfinite.update(missing[i] for i in indices[~finite])
                 indices, features = indices[finite], features[finite]
                 for index, result in zip(indices, features):
                     values[missing[index]] = result
                 writes.append(writer.submit(write_bottlenecks,
-                                            [entries[missing[i]].cache for i in indices], features))
+                                            [caches[missing[i]] for i in indices], features))
                 while writes and writes[0].done():
                     writes.popleft().result()  # Raises a failed write's error early.
             for write in writes:
                 write.result()
         progress.close()
         for i in missing:
-            stamps[i] = stamp(entries[i].cache) if values[i] is not None else None
-    consolidated.save([e.cache for e in entries], values, stamps)
-    skipped = _drop_unreadable(entries, values, classes, allow_truncated, nonfinite)
-    return _assemble(entries, values, size, consolidated), skipped
+            stamps[i] = stamp(caches[i]) if values[i] is not None else None
+    consolidated.save(caches, values, stamps)
+    skipped = _skipped(images, values, allow_truncated, nonfinite)
+    return _assemble(examples, images, values, size, consolidated), skipped
 
 
-def _drop_unreadable(entries: List[Entry], values: List[Optional[np.ndarray]],
-                     classes: List[ImageClass], allow_truncated: bool,
-                     nonfinite: Set[int]) -> int:
-    bad = [(i, e) for i, (e, v) in enumerate(zip(entries, values)) if v is None]
-    for i, entry in bad:
-        reason = ('the model gives non-finite values for it' if i in nonfinite else
-                  image_io.describe_decode_error(entry.image, allow_truncated=allow_truncated))
-        logging.warning('Skipping %s: %s', entry.image, reason or 'could not be decoded')
-        classes[entry.class_index].images(entry.category).remove(entry.relative)
-    if bad:
-        logging.warning('Skipped %d unreadable image(s) of %d', len(bad), len(entries))
-    for image_class in classes:
-        if not image_class.count():
-            raise RetrainError(f'class folder {image_class.dir_name!r} has no readable images')
-    return len(bad)
+def _skipped(images: List[str], values: List[Optional[np.ndarray]], allow_truncated: bool,
+             nonfinite: Set[int]) -> List[Skipped]:
+    """The images without values, each logged with the reason, and their count."""
+    skipped = []
+    for i, (image, value) in enumerate(zip(images, values)):
+        if value is None:
+            reason = ('the model gives non-finite values for it' if i in nonfinite else
+                      image_io.describe_decode_error(image, allow_truncated=allow_truncated))
+            skipped.append(Skipped(image, reason or 'could not be decoded'))
+            logging.warning('Skipping %s: %s', image, skipped[-1].reason)
+    if skipped:
+        logging.warning('Skipped %d unreadable image(s) of %d', len(skipped), len(images))
+    return skipped
 
 
-def _assemble(entries: List[Entry], values: List[Optional[np.ndarray]], size: int,
-              consolidated: CacheIndex) -> Bottlenecks:
+def _assemble(examples: List[Example], images: List[str], values: List[Optional[np.ndarray]],
+              size: int, consolidated: CacheIndex) -> Bottlenecks:
     """The bottlenecks of each split; a split served whole from the index is a view of its
     memory-mapped array, so a warm run on a large cache holds it once, not twice."""
     features, labels, paths = {}, {}, {}
     for category in CATEGORIES:
-        chosen = [(e, v) for e, v in zip(entries, values) if v is not None and e.category == category]
-        rows = [v for _, v in chosen]
+        chosen = [i for i, (e, v) in enumerate(zip(examples, values))
+                  if v is not None and e.split == category]
+        rows = [values[i] for i in chosen]
         mapped = consolidated.rows_as_slice(rows)
         features[category] = (mapped if mapped is not None else np.stack(rows) if rows
                               else np.zeros((0, size), np.float32))
-        labels[category] = np.array([e.class_index for e, _ in chosen], np.int64)
-        paths[category] = [e.image for e, _ in chosen]
+        labels[category] = _labels([examples[i].label for i in chosen], examples)
+        paths[category] = [images[i] for i in chosen]
     return Bottlenecks(features, labels, paths)
+
+
+def _labels(chosen: List[Union[int, np.ndarray]], examples: List[Example]) -> np.ndarray:
+    """Class indices [n] int64, or label rows [n, labels] float32, as the examples hold them."""
+    if examples and isinstance(examples[0].label, np.ndarray):
+        return (np.stack(chosen) if chosen
+                else np.zeros((0, len(examples[0].label)), np.float32))
+    return np.array(chosen, np.int64)

@@ -1,4 +1,4 @@
-"""Writing the results: labels file, frozen graph, SavedModel.
+"""The retrained frozen graph: what old client code loads.
 
 The frozen graph is what old client code loads, so it answers every historical entry point
 (COMPATIBILITY.md section 5) and ends in `final_result:0`:
@@ -15,22 +15,17 @@ The feature extractor is frozen into constants and imported under `module/`; the
 are created first so that they get their exact names (graph names are unique case-insensitively).
 """
 import os
-from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.data import image_io
-from retrain.export import saved_model
+from retrain.export.outputs import Trained
 from retrain.common.errors import RetrainError, error_summary
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 from retrain.export.graph_names import (BOTTLENECK_INPUT, CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT,
                                   UNIT_INPUT)
-from retrain.train.training import Head
-
-
-def write_labels(path: str, labels: List[str]) -> None:
-    fileio.atomic_write(path, ''.join(label + '\n' for label in labels))
+from retrain.train.heads import Head
 
 
 def check_exportable(extractor: FeatureExtractor) -> None:
@@ -108,20 +103,12 @@ def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
     fileio.atomic_write(path, graph_def.SerializeToString(deterministic=True))
 
 
-def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
-                      input_tensor: str = f'{UNIT_INPUT}:0',
-                      output_tensor: str = 'final_result:0',
-                      labels: Optional[Sequence[str]] = None) -> None:
-    """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output
-    `prediction`) and `serving_bytes` (encoded images in, `scores` and `classes` out; see
-    retrain.export.saved_model). `labels` name the classes (default: their indices).
+def write_output(path: str, trained: Trained) -> None:
+    write_graph(path, trained.graph_def)
 
-    Built from the frozen graph itself, so the SavedModel and the graph cannot disagree; any
-    frozen classifier graph (old ones too) goes through here.
-    """
-    module = saved_model.ServingModule(graph_def, input_tensor, output_tensor, labels)
-    with fileio.atomic_directory(directory) as temp, saved_model.quiet_tensorflow_logger():
-        tf.saved_model.save(module, temp, signatures=module.signatures)
+
+def wrote_line(path: str, trained: Trained) -> str:
+    return f'Wrote graph to {path}'
 
 
 def intermediate_graph_path(directory: str, step: int) -> str:

@@ -1,4 +1,4 @@
-"""The SavedModel's serving signatures, built from a frozen classifier graph.
+"""The SavedModel (--saved_model_dir), for TF Serving and Keras, built from the frozen graph.
 
   serving_default  image: the graph's own input (float [N, H, W, 3] in [0, 1] for ours)
                    -> prediction: float [N, classes]. What clients of earlier versions call.
@@ -16,10 +16,17 @@ from typing import Iterator, Optional, Sequence
 
 import tensorflow as tf
 
+from retrain.common import fileio
+from retrain.common.errors import RetrainError
 from retrain.data import image_io
+from retrain.export.graph_names import UNIT_INPUT
+from retrain.export.outputs import Trained
 
 DEFAULT_SIGNATURE = 'serving_default'
 BYTES_SIGNATURE = 'serving_bytes'
+# What a SavedModel folder holds; a folder holding anything else is not ours to replace.
+SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
+                                 'assets.extra'])
 
 
 class ServingModule(tf.Module):
@@ -93,3 +100,44 @@ def quiet_tensorflow_logger() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(warnings_and_worse)
+
+
+def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
+                      input_tensor: str = f'{UNIT_INPUT}:0',
+                      output_tensor: str = 'final_result:0',
+                      labels: Optional[Sequence[str]] = None) -> None:
+    """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output
+    `prediction`) and `serving_bytes` (encoded images in, `scores` and `classes` out; see
+    the module doc). `labels` name the classes (default: their indices).
+
+    Built from the frozen graph itself, so the SavedModel and the graph cannot disagree; any
+    frozen classifier graph (old ones too) goes through here.
+    """
+    module = ServingModule(graph_def, input_tensor, output_tensor, labels)
+    with fileio.atomic_directory(directory) as temp, quiet_tensorflow_logger():
+        tf.saved_model.save(module, temp, signatures=module.signatures)
+
+
+def check_output(path: str) -> None:
+    """Refuses a SavedModel folder that may not be replaced: a file, or a folder holding anything
+    but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
+    if tf.io.gfile.exists(path):
+        if not tf.io.gfile.isdir(path):
+            raise RetrainError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
+        entries = [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
+        others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
+        if others or (entries and 'saved_model.pb' not in entries):
+            shown = ', '.join(others[:3] or entries[:3])
+            raise RetrainError(f'will not replace {path}: it holds more than a SavedModel '
+                               f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
+                               f'name an empty or new folder')
+
+
+def write_output(path: str, trained: Trained) -> None:
+    write_saved_model(path, trained.graph_def,
+                      output_tensor=trained.config.final_tensor_name + ':0',
+                      labels=trained.labels)
+
+
+def wrote_line(path: str, trained: Trained) -> str:
+    return f'Wrote SavedModel to {path}'

@@ -14,17 +14,9 @@ from typing import Iterator, List, Optional, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio, interrupts
-from retrain.config import RetrainConfig
+from retrain.config import FILE, FOLDER, RetrainConfig
+from retrain.export import outputs, saved_model
 from retrain.common.errors import RetrainError
-
-# What a SavedModel folder holds; a folder holding anything else is not ours to replace.
-SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
-                                 'assets.extra'])
-
-
-def _entries(folder: str) -> List[str]:
-    return [name.rstrip('/') for name in tf.io.gfile.listdir(folder)]
-
 
 def _nearest_existing(path: str) -> Optional[str]:
     """`path` or its closest existing ancestor; None past the root of a remote file system."""
@@ -70,34 +62,23 @@ def check_folder(path: str) -> None:
 
 
 def check_saved_model_dir(path: str) -> None:
-    """Refuses a SavedModel folder that may not be replaced: a file, or a folder holding anything
-    but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
-    if tf.io.gfile.exists(path):
-        if not tf.io.gfile.isdir(path):
-            raise RetrainError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
-        entries = _entries(path)
-        others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
-        if others or (entries and 'saved_model.pb' not in entries):
-            shown = ', '.join(others[:3] or entries[:3])
-            raise RetrainError(f'will not replace {path}: it holds more than a SavedModel '
-                               f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
-                               f'name an empty or new folder')
+    """Refuses a SavedModel folder that may not be replaced (saved_model.check_output) or whose
+    parent cannot take it."""
+    saved_model.check_output(path)
     _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
 
 
 def check_run(config: RetrainConfig) -> None:
-    """Every output of the run can be written (one line naming the first that cannot)."""
-    for path in (config.output_graph, config.output_labels, config.tflite_output_file):
-        if path:
+    """Every output of the run can be written (one line naming the first that cannot): each
+    as its place asks, then as its writer asks (retrain.export.outputs)."""
+    for output, path, place in outputs.wanted(config):
+        if place == FILE:
             check_file(path)
-    if config.saved_model_dir:
-        check_saved_model_dir(config.saved_model_dir)
-    if config.summaries_dir:
-        check_folder(config.summaries_dir)
-    if config.intermediate_store_frequency > 0:
-        check_folder(config.intermediate_output_graphs_dir)
-    if config.report_dir:  # Replaced whole, like a SavedModel; report.check_report_dir says when.
-        _check_creatable(os.path.dirname(config.report_dir.rstrip('/\\')), config.report_dir)
+        elif place == FOLDER:
+            check_folder(path)
+        else:  # Replaced whole: the writer says what it may replace.
+            output.module().check_output(path)
+            _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
 
 
 class Staging:

@@ -23,7 +23,8 @@ from retrain.export import frozen_graph, tflite_metadata
 from retrain.common.errors import RetrainError, error_summary
 from retrain.export.graph_names import UNIT_INPUT
 from retrain.features.extractors import FeatureExtractor
-from retrain.train.training import Head
+from retrain.export.outputs import Trained
+from retrain.train.heads import Head
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8')
 MODEL_NAME = 'image classifier'
@@ -115,3 +116,20 @@ def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[
         convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
         description, labels)
     fileio.atomic_write(path, model)
+
+
+def write_output(path: str, trained: Trained) -> None:
+    config = trained.config
+    graph = classifier_graph(trained.extractor, trained.head, config.final_tensor_name)
+    write_tflite(path, graph, trained.extractor.image_size, config.final_tensor_name + ':0',
+                 config.tflite_quantize, trained.training_paths, config.random_seed,
+                 allow_truncated=config.allow_truncated_images, labels=trained.labels,
+                 description=f'A classifier of {len(trained.labels)} classes retrained on '
+                 f'{trained.extractor.description}.')
+
+
+def wrote_line(path: str, trained: Trained) -> str:
+    quantize = trained.config.tflite_quantize
+    quantization = 'float' if quantize == 'none' else f'{quantize} quantization'
+    return (f'Wrote TensorFlow Lite model ({quantization}, {tf.io.gfile.stat(path).length} '
+            f'bytes) to {path}')

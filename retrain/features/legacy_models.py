@@ -23,6 +23,7 @@ from absl import logging
 from retrain.common import downloads
 from retrain.features import graph_files
 from retrain.common.errors import RetrainError, error_cause, error_summary
+from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 
 INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
@@ -155,6 +156,11 @@ def adaptor_function(graph_def: tf.compat.v1.GraphDef,
 
     return tf.compat.v1.wrap_function(
         imported, [tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
+
+
+def load(config: RetrainConfig) -> FeatureExtractor:
+    """The model of `--architecture` in `--model_dir` (retrain.features.loading's entry point)."""
+    return load_architecture(config.architecture, config.model_dir)
 
 
 def load_architecture(architecture: str, model_dir: str) -> FeatureExtractor:

@@ -15,11 +15,14 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from retrain.common.errors import RetrainError
 from retrain.data import image_io
+from retrain.export.outputs import Trained
 
 HTML = 'index.html'
 JSON = 'report.json'
 FILES = (HTML, JSON)
+FORMAT = 'retrain-report/1'  # report.json's `format`: how a later run knows an old report.
 THUMBNAIL_SIZE = 160  # Longest side in pixels; shown at 120.
 SHOWN = 120  # At most this many entries of each list on the page.
 GROUP_SHOWN = 6  # At most this many images of one duplicate group.
@@ -65,6 +68,35 @@ def write(report_dir: str, report: Dict) -> None:
         f.write(json.dumps(report, indent=1, ensure_ascii=False))
     with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
         f.write(page)
+
+
+def write_output(path: str, trained: Trained) -> None:
+    write(path, trained.report)
+
+
+def wrote_line(path: str, trained: Trained) -> str:
+    return f'Wrote report to {os.path.join(path, HTML)}'
+
+
+def check_output(report_dir: str) -> None:
+    """Refuses, before any work, a --report_dir that this tool must not replace: a file, or a
+    folder holding anything but an earlier report."""
+    if not report_dir or not tf.io.gfile.exists(report_dir):
+        return
+    if not tf.io.gfile.isdir(report_dir):
+        raise RetrainError(f'--report_dir {report_dir} is a file, not a folder')
+    entries = set(tf.io.gfile.listdir(report_dir))
+    if entries and not (entries <= set(FILES) and _is_report(report_dir)):
+        raise RetrainError(f'--report_dir {report_dir} holds other files than a report; '
+                           'choose a new or empty folder')
+
+
+def _is_report(report_dir: str) -> bool:
+    try:
+        with tf.io.gfile.GFile(os.path.join(report_dir, JSON), 'r') as f:
+            return json.load(f).get('format') == FORMAT
+    except (tf.errors.OpError, ValueError, AttributeError):
+        return False
 
 
 _E = html.escape

@@ -1,12 +1,11 @@
 """The run report: what the data and the model look like, in the log of every run and, with
 --report_dir, as a page (index.html) and a file for scripts (report.json).
 
-The findings (report_findings) come from what the run already holds; this module logs them,
+The findings (retrain.report.findings) come from what the run already holds; this module logs them,
 gathers the rest of the picture (per-class accuracy, confusion matrix, misclassified test images,
-training curves, skipped files) and hands it to report_page to write.
+training curves, skipped files) and hands it to retrain.report.page to write.
 """
 import dataclasses
-import json
 import os
 import time
 from typing import Dict, List, Optional, Tuple
@@ -15,37 +14,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain.data import image_io, image_lists
 from retrain.report import findings, page
-from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError
-from retrain.data.image_lists import CATEGORIES, ImageClass
-from retrain.train.training import Head
-
-FORMAT = 'retrain-report/1'
-
-
-def check_report_dir(report_dir: str) -> None:
-    """Refuses, before any work, a --report_dir that this tool must not replace: a file, or a
-    folder holding anything but an earlier report."""
-    if not report_dir or not tf.io.gfile.exists(report_dir):
-        return
-    if not tf.io.gfile.isdir(report_dir):
-        raise RetrainError(f'--report_dir {report_dir} is a file, not a folder')
-    entries = set(tf.io.gfile.listdir(report_dir))
-    if entries and not (entries <= set(page.FILES) and _is_report(report_dir)):
-        raise RetrainError(f'--report_dir {report_dir} holds other files than a report; '
-                           'choose a new or empty folder')
-
-
-def _is_report(report_dir: str) -> bool:
-    try:
-        with tf.io.gfile.GFile(os.path.join(report_dir, page.JSON), 'r') as f:
-            return json.load(f).get('format') == FORMAT
-    except (tf.errors.OpError, ValueError, AttributeError):
-        return False
-
+from retrain.data.image_lists import CATEGORIES
+from retrain.train.heads import Head
 
 def _log(findings: findings.Findings) -> None:
     """The lines every run prints (unless --noreport)."""
@@ -66,20 +39,6 @@ def _log(findings: findings.Findings) -> None:
                         conflicts)
     logging.info('Report: %d suspected label error(s): a cross-validated head confidently puts '
                  'them in another class', len(findings.label_issues))
-
-
-def _skipped(image_dir: str, classes: List[ImageClass], allow_truncated: bool) -> List[Dict]:
-    """The image files of the class folders that the run could not use, and why."""
-    skipped = []
-    for image_class in classes:
-        used = {rel for c in CATEGORIES for rel in image_class.images(c)}
-        folder = os.path.join(image_dir, image_class.dir_name)
-        for rel in image_lists.find_class_files(folder):
-            if rel not in used:
-                path = os.path.join(folder, rel)
-                reason = image_io.describe_decode_error(path, allow_truncated=allow_truncated)
-                skipped.append({'path': path, 'reason': reason or 'could not be decoded'})
-    return skipped
 
 
 def read_curves(summaries_dir: str) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
@@ -121,15 +80,14 @@ def _test_results(data: Bottlenecks, head: Head, labels: List[str]) -> Dict:
             'misclassified': misclassified}
 
 
-def build(config: RetrainConfig, classes: List[ImageClass], data: Bottlenecks, head: Head,
-          accuracy: float, findings: findings.Findings) -> Dict:
+def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
+          accuracy: float, findings: findings.Findings, skipped: List[Skipped]) -> Dict:
     """The report as JSON-ready data (its schema: README, "Reading the report")."""
-    labels = [c.label for c in classes]
     paths, splits = findings.paths, findings.splits
     duplicates = findings.duplicates
     curves = read_curves(config.summaries_dir)
     return {
-        'format': FORMAT,
+        'format': page.FORMAT,
         'settings': dataclasses.asdict(config),
         'labels': labels,
         'splits': {split: len(data.paths[split]) for split in CATEGORIES},
@@ -151,22 +109,22 @@ def build(config: RetrainConfig, classes: List[ImageClass], data: Bottlenecks, h
                           'given_probability': round(issue.given_probability, 4),
                           'split': splits[issue.index]}
                          for issue in findings.label_issues],
-        'skipped': _skipped(config.image_dir, classes, config.allow_truncated_images),
+        'skipped': [{'path': s.path, 'reason': s.reason} for s in skipped],
         'curves': curves,
     }
 
 
-def report_run(config: RetrainConfig, classes: List[ImageClass], data: Bottlenecks, head: Head,
-               accuracy: float) -> Optional[Dict]:
+def report_run(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
+               accuracy: float, skipped: List[Skipped]) -> Optional[Dict]:
     """Logs the findings; with config.report_dir, returns the report for the page (written with
     the run's other outputs, all or nothing: page.write)."""
     started = time.monotonic()
-    found = findings.find(data, len(classes))
+    found = findings.find(data, len(labels))
     _log(found)
     if not config.report_dir:
         logging.info('Report: took %.2f s; --report_dir DIR shows the images',
                      time.monotonic() - started)
         return None
-    report = build(config, classes, data, head, accuracy, found)
+    report = build(config, labels, data, head, accuracy, found, skipped)
     logging.info('Report: took %.2f s', time.monotonic() - started)
     return report

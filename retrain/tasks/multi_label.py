@@ -1,44 +1,71 @@
-"""The data of a --multi_label run: labelled images gathered, their bottlenecks labelled.
+"""--multi_label: an image may have several labels, from one of the layouts of
+retrain.data.multilabel_lists (class folders, label files, a table).
 
-retrain.pipeline runs it like any other: what differs is where labels come from (here and
-retrain.data.multilabel_lists), the layer and sampler (retrain.train.multilabel_training) and the test
-metrics. The exported graph keeps every entry point; `final_result` is a sigmoid per label.
+A sigmoid per label (retrain.train.heads.SigmoidHead); the exported graph keeps every entry point
+and `final_result` gives the sigmoids. Tested by the share of (image, label) pairs right
+(`Final test accuracy`), mAP, macro F1 and exact match. No run report yet.
 """
 import os
-from typing import List, Tuple
+from typing import List
 
 import numpy as np
 from absl import logging
 
-from retrain.cache import bottleneck_files
-from retrain.data import image_lists, multilabel_lists
-from retrain.config import RetrainConfig
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.data import multilabel_lists
+from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
+from retrain.tasks.base import Gathered, Task, test_split
+from retrain.train import multilabel_metrics
+from retrain.train.heads import Head, SigmoidHead
 
 
-def gather(config: RetrainConfig) -> Tuple[multilabel_lists.MultiLabelImages,
-                                            List[image_lists.ImageClass]]:
-    """The labelled images (split once per image) and the class folders that cache them."""
-    found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
-                                    config.validation_percentage, config.image_labels_dir,
-                                    config.image_labels_file)
-    logging.info('Found %d labels in %s: %d training, %d validation, %d testing images',
-                 len(found.labels), config.image_dir,
-                 *(len(found.images[category]) for category in CATEGORIES))
-    return found, found.cache_classes()
+class MultiLabel(Task):
+    """A set of labels per image."""
+    head_type = SigmoidHead
+
+    def gather(self) -> Gathered:
+        config = self.config
+        found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
+                                        config.validation_percentage, config.image_labels_dir,
+                                        config.image_labels_file)
+        logging.info('Found %d labels in %s: %d training, %d validation, %d testing images',
+                     len(found.labels), config.image_dir,
+                     *(len(found.images[category]) for category in CATEGORIES))
+        index = {label: i for i, label in enumerate(found.labels)}
+        examples = []
+        for split in CATEGORIES:  # Cache order: split by split, folder by folder.
+            for image in sorted(found.images[split], key=lambda image: image.folder):
+                row = np.zeros(len(found.labels), np.float32)
+                row[[index[label] for label in image.labels]] = 1.0
+                examples.append(Example(os.path.join(image.folder, image.relative), split, row))
+        return Gathered(found.labels, examples)
+
+    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
+        """Logs `Final test accuracy` (per label), mAP, macro F1 and exact match."""
+        config = self.config
+        tested = test_split(data, len(labels), config.test_batch_size, config.random_seed)
+        if tested is None:
+            return float('nan')
+        x, y, paths = tested
+        scores = head.predict(x)
+        predictions = multilabel_metrics.predicted(scores)
+        accuracy = multilabel_metrics.label_agreement(y, predictions)
+        logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
+        logging.info('Final test mAP = %.3f (N=%d)',
+                     multilabel_metrics.mean_average_precision(y, scores), len(y))
+        logging.info('Final test macro F1 = %.3f (N=%d)',
+                     multilabel_metrics.macro_f1(y, predictions), len(y))
+        logging.info('Final test exact match = %.1f%% (N=%d)',
+                     multilabel_metrics.exact_match(y, predictions) * 100, len(y))
+        if config.print_misclassified_test_images:
+            logging.info('=== MISCLASSIFIED TEST IMAGES ===')
+            for path, guess, truth in zip(paths, predictions, y.astype(bool)):
+                if (guess != truth).any():
+                    logging.info('%70s  predicted: %s  true: %s', path, _names(guess, labels),
+                                 _names(truth, labels))
+        return accuracy
 
 
-def with_label_sets(data: bottleneck_files.Bottlenecks, found: multilabel_lists.MultiLabelImages,
-                    image_dir: str) -> bottleneck_files.Bottlenecks:
-    """The same bottlenecks with 0/1 label rows [n, labels] in place of folder indices."""
-    index = {label: i for i, label in enumerate(found.labels)}
-    rows = {}
-    for category in CATEGORIES:
-        for image in found.images[category]:
-            row = np.zeros(len(found.labels), np.float32)
-            row[[index[label] for label in image.labels]] = 1.0
-            rows[os.path.join(image_dir, image.folder, image.relative)] = row
-    labels = {category: (np.stack([rows[path] for path in data.paths[category]])
-                         if data.paths[category] else np.zeros((0, len(found.labels)), np.float32))
-              for category in CATEGORIES}
-    return bottleneck_files.Bottlenecks(data.features, labels, data.paths)
+def _names(chosen: np.ndarray, labels: List[str]) -> str:
+    return ', '.join(label for label, on in zip(labels, chosen) if on) or '(none)'

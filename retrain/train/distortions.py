@@ -12,7 +12,6 @@ crop window can ask for; each step gathers its batch from it, distorts the whole
 batched ops (one `crop_and_resize` does scale, crop and resize) and runs the extractor once on the
 batch. The cache is bypassed for these batches: a distorted image's bottleneck is never reused.
 """
-import dataclasses
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
@@ -30,31 +30,9 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 _DECODE_BATCH = 32
 
 
-@dataclasses.dataclass
-class DistortionConfig:
-    """The classic distortion flags; all percentages are integers as on the command line."""
-    flip_left_right: bool = False
-    random_crop: int = 0
-    random_scale: int = 0
-    random_brightness: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flip_left_right or self.random_crop or self.random_scale
-                    or self.random_brightness)
-
-    def validate(self) -> None:
-        for name in ('random_crop', 'random_scale', 'random_brightness'):
-            value = getattr(self, name)
-            if value < 0:
-                raise RetrainError(f'--{name} must be a percentage >= 0, got {value}')
-        if self.random_brightness >= 100:
-            raise RetrainError('--random_brightness must be below 100 (a factor 1 -/+ that '
-                               f'percentage), got {self.random_brightness}')
-
-    def max_zoom(self) -> float:
-        """How much larger than the model input the largest pre-crop image is."""
-        return (1 + self.random_crop / 100) * (1 + self.random_scale / 100)
+def max_zoom(config: RetrainConfig) -> float:
+    """How much larger than the model input the largest pre-crop image is."""
+    return (1 + config.random_crop / 100) * (1 + config.random_scale / 100)
 
 
 def working_size(image_size: Tuple[int, int], zoom: float, count: int,
@@ -105,8 +83,7 @@ class ImageBatches:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, extractor: FeatureExtractor,
-                 distortions: DistortionConfig, seed: Optional[int] = None):
-        distortions.validate()
+                 distortions: RetrainConfig, seed: Optional[int] = None):
         self.images = tf.constant(images)
         self.labels = tf.constant(labels)  # Class indices, or 0/1 rows of label sets.
         self.extractor = extractor
@@ -151,11 +128,11 @@ class ImageBatches:
 
 
 def training_batches(paths: Sequence[str], labels: np.ndarray, extractor: FeatureExtractor,
-                     distortions: DistortionConfig, seed: Optional[int] = None,
+                     distortions: RetrainConfig, seed: Optional[int] = None,
                      memory_budget: int = DEFAULT_MEMORY_BUDGET,
                      allow_truncated: bool = False) -> ImageBatches:
     """Decodes the training images once and returns the batch source for training."""
-    size = working_size(extractor.image_size, distortions.max_zoom(), len(paths), memory_budget)
+    size = working_size(extractor.image_size, max_zoom(distortions), len(paths), memory_budget)
     logging.info('Training on decoded images kept at %dx%d; distortions: flip_left_right=%s, '
                  'random_crop=%d%%, random_scale=%d%%, random_brightness=%d%%', size[0], size[1],
                  distortions.flip_left_right, distortions.random_crop, distortions.random_scale,

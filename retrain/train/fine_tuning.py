@@ -23,7 +23,8 @@ from retrain.config import RetrainConfig
 from retrain.train.distortions import ImageBatches
 from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
-from retrain.train.training import Head
+from retrain.train.heads import Head
+from retrain.train.sampler import Sampler
 
 
 class _FineTuner:
@@ -88,15 +89,14 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
     `Fine-tuned validation accuracy` is logged. A module without trainable variables (a legacy
     frozen graph) is left as it is, with a warning.
     """
-    config.check()
     variables = tunable_variables(extractor)
     if not variables:
         logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
                         extractor.description)
         return head
     tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate)
-    sampler = type(head).sampler(data.labels['training'], head.weights.shape[1],
-                                 np.random.default_rng(config.random_seed))
+    sampler = Sampler(data.labels['training'], head.weights.shape[1],
+                      np.random.default_rng(config.random_seed))
     logging.info('Fine-tuning %d variables of %s and the new layer for %d steps',
                  len(variables), extractor.description, config.fine_tune_steps)
     for i in range(config.fine_tune_steps):

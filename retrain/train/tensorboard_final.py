@@ -15,7 +15,7 @@ import tensorflow as tf
 from retrain.export import frozen_graph
 from retrain.common.errors import RetrainError, error_summary
 from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX
-from retrain.train.training import Head
+from retrain.train.heads import Head
 
 # Pixels per confusion-matrix cell side; large matrices get smaller cells, never below 4.
 _CELL = 32

@@ -1,0 +1,82 @@
+"""What kind of run this is: the one place where single-label and multi-label runs differ.
+
+The pipeline runs every task through the same stages; a task answers the questions in between:
+where the images and their labels come from (`gather`, over a label source of retrain.data), the
+layer trained on top (`head_type`, retrain.train.heads), how the model is tested and what the run
+report says. A new kind of run is one module here and one entry in retrain.tasks.TASKS.
+"""
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from absl import logging
+
+from retrain.cache.bottleneck_files import Bottlenecks, Skipped
+from retrain.common.errors import RetrainError
+from retrain.config import RetrainConfig
+from retrain.data.examples import Example
+from retrain.train.heads import Head
+from retrain.train.sampler import Sampler
+
+
+@dataclasses.dataclass
+class Gathered:
+    """The labels in output order and every image of the run, in cache order."""
+    labels: List[str]
+    examples: List[Example]
+
+
+class Task:
+    """The questions a kind of run answers; subclasses answer them (module doc)."""
+    head_type = Head
+
+    def __init__(self, config: RetrainConfig):
+        self.config = config
+
+    def gather(self) -> Gathered:
+        raise NotImplementedError
+
+    def check_usable(self, gathered: Gathered, data: Bottlenecks) -> None:
+        """Raises RetrainError when a label lost every image (all of them unreadable)."""
+        counts = sum(_label_counts(data.labels[split], len(gathered.labels))
+                     for split in data.labels)
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            raise RetrainError(self.no_readable_images(gathered, int(empty[0])))
+
+    def no_readable_images(self, gathered: Gathered, index: int) -> str:
+        return f'label {gathered.labels[index]!r} has no readable images'
+
+    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
+        """Logs `Final test accuracy` and the task's other measures; returns the accuracy."""
+        raise NotImplementedError
+
+    def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
+        """(true, predicted) class of each test image, for TensorBoard's confusion matrix; empty
+        where classes do not apply."""
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
+               skipped: List[Skipped]) -> Optional[Dict]:
+        """The run report's data for --report_dir (None without it), its findings logged."""
+        return None
+
+
+def _label_counts(labels: np.ndarray, num_labels: int) -> np.ndarray:
+    if labels.ndim == 1:
+        return np.bincount(labels, minlength=num_labels)
+    return labels.sum(axis=0).astype(np.int64)
+
+
+def test_split(data: Bottlenecks, num_labels: int, batch_size: int,
+               random_seed: Optional[int]) -> Optional[Tuple[np.ndarray, np.ndarray, List[str]]]:
+    """(bottlenecks, labels, paths) of the test images, all of them or, for a batch size of 0 or
+    more, a batch drawn as training draws; None, with a warning, when there are none."""
+    x, y, paths = data.features['testing'], data.labels['testing'], data.paths['testing']
+    if not len(y):
+        logging.warning('No test images: Final test accuracy is not available')
+        return None
+    if batch_size >= 0:
+        chosen = Sampler(y, num_labels, np.random.default_rng(random_seed)).sample(batch_size)
+        x, y, paths = x[chosen], y[chosen], [paths[i] for i in chosen]
+    return x, y, paths

@@ -1,0 +1,66 @@
+"""The classic run: each sub-folder of the image folder is a class, each image has one.
+
+A softmax over the classes (COMPATIBILITY.md section 5); tested by `Final test accuracy`; the run
+report (retrain.report) looks for duplicates, split leaks and suspected label errors.
+"""
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from absl import logging
+
+from retrain.cache.bottleneck_files import Bottlenecks, Skipped
+from retrain.data import image_lists
+from retrain.data.examples import Example
+from retrain.data.image_lists import CATEGORIES, ImageClass
+from retrain.report import run_report
+from retrain.tasks.base import Gathered, Task, test_split
+from retrain.train.heads import Head
+
+
+def examples_of(classes: List[ImageClass]) -> List[Example]:
+    """The images of the class folders, split by split, then class by class (cache order)."""
+    return [Example(os.path.join(c.dir_name, relative), split, index)
+            for split in CATEGORIES for index, c in enumerate(classes)
+            for relative in c.images(split)]
+
+
+class SingleLabel(Task):
+    """A class per image, from its folder."""
+
+    def gather(self) -> Gathered:
+        config = self.config
+        classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
+                                                 config.validation_percentage)
+        logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
+                     len(classes), config.image_dir, *image_lists.split_counts(classes))
+        self._folders = [c.dir_name for c in classes]
+        return Gathered([c.label for c in classes], examples_of(classes))
+
+    def no_readable_images(self, gathered: Gathered, index: int) -> str:
+        return f'class folder {self._folders[index]!r} has no readable images'
+
+    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
+        config = self.config
+        tested = test_split(data, len(labels), config.test_batch_size, config.random_seed)
+        if tested is None:
+            return float('nan')
+        x, y, paths = tested
+        predictions = head.predict(x).argmax(axis=1)
+        accuracy = float(np.mean(predictions == y))
+        logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
+        if config.print_misclassified_test_images:
+            logging.info('=== MISCLASSIFIED TEST IMAGES ===')
+            for path, predicted, truth in zip(paths, predictions, y):
+                if predicted != truth:
+                    logging.info('%70s  %s', path, labels[predicted])
+        return accuracy
+
+    def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
+        return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
+
+    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
+               skipped: List[Skipped]) -> Optional[Dict]:
+        if not (self.config.report or self.config.report_dir):
+            return None
+        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)

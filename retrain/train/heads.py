@@ -1,0 +1,106 @@
+"""The new layer trained on top of the bottlenecks: logits = x @ weights + biases, then a
+softmax (a class per image, COMPATIBILITY.md section 5) or a sigmoid per label (--multi_label).
+
+Each head brings its own loss, gradient step and metrics in NumPy (training runs outside
+TensorFlow: retrain.train.loop says why) and the same in TensorFlow for fine-tuning through the
+module. For the sigmoid head, the loss is the sigmoid cross-entropy averaged over images and
+labels (as tf.reduce_mean of tf.nn.sigmoid_cross_entropy_with_logits) and accuracy is the share
+of (image, label) pairs right at a 0.5 threshold; its labels are 0/1 float32 rows.
+"""
+import dataclasses
+from typing import Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from retrain.train import multilabel_metrics
+
+_INITIAL_STDDEV = 0.001
+
+
+@dataclasses.dataclass
+class Head:
+    """The trained layer: logits = x @ weights + biases, then softmax."""
+    weights: np.ndarray
+    biases: np.ndarray
+    activation = 'softmax'  # Of the exported graph's final_result (retrain.export.frozen_graph).
+
+    @classmethod
+    def initial(cls, size: int, num_classes: int, rng: np.random.Generator) -> 'Head':
+        """Truncated normal weights (redrawn beyond two standard deviations), zero biases."""
+        values = rng.standard_normal((size, num_classes))
+        while (outside := np.abs(values) > 2).any():
+            values[outside] = rng.standard_normal(int(outside.sum()))
+        return cls((values * _INITIAL_STDDEV).astype(np.float32),
+                   np.zeros(num_classes, np.float32))
+
+    def copy(self) -> 'Head':
+        return type(self)(self.weights.copy(), self.biases.copy())
+
+    def _shifted_logits(self, features: np.ndarray) -> np.ndarray:
+        logits = features @ self.weights + self.biases
+        return logits - logits.max(axis=1, keepdims=True)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        exp = np.exp(self._shifted_logits(features))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def metrics(self, features: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
+        """(mean softmax cross-entropy, accuracy) on a batch."""
+        shifted = self._shifted_logits(features)
+        rows = np.arange(len(labels))
+        log_sums = np.log(np.exp(shifted).sum(axis=1))
+        loss = float(np.mean(log_sums - shifted[rows, labels]))
+        return loss, float(np.mean(shifted.argmax(axis=1) == labels))
+
+    @staticmethod
+    def tf_metrics(logits: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(mean cross-entropy, accuracy) in TensorFlow, for training through the module."""
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
+
+    def step(self, features: np.ndarray, labels: np.ndarray, learning_rate: float) -> None:
+        """One plain gradient-descent step on the mean cross-entropy of the batch, in place.
+
+        The gradient of the mean softmax cross-entropy by the logits is (softmax - one_hot) / B.
+        """
+        gradient = self.predict(features)
+        gradient[np.arange(len(labels)), labels] -= 1.0
+        gradient /= len(labels)
+        self.weights -= learning_rate * (features.T @ gradient)
+        self.biases -= learning_rate * gradient.sum(axis=0)
+
+
+class SigmoidHead(Head):
+    """The trained layer of a multi-label run: a sigmoid per label."""
+    activation = 'sigmoid'
+
+    @staticmethod
+    def tf_metrics(logits: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(mean sigmoid cross-entropy, per-label accuracy) in TensorFlow."""
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                                      logits=logits))
+        agree = tf.equal(logits >= 0, labels > 0.5)
+        return loss, tf.reduce_mean(tf.cast(agree, tf.float32))
+
+    def _logits(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.weights + self.biases
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        # 1 / (1 + exp(-z)) without overflow for large |z|.
+        return 0.5 * (1.0 + np.tanh(0.5 * self._logits(features)))
+
+    def metrics(self, features: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
+        """(mean sigmoid cross-entropy, per-label accuracy) on a batch."""
+        logits = self._logits(features)
+        loss = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+        return float(np.mean(loss)), multilabel_metrics.label_agreement(labels, logits >= 0)
+
+    def step(self, features: np.ndarray, labels: np.ndarray, learning_rate: float) -> None:
+        """One gradient-descent step on the mean cross-entropy, in place: its gradient by the
+        logits is (sigmoid - labels) / (images x labels)."""
+        gradient = self.predict(features) - labels
+        gradient /= labels.size
+        self.weights -= learning_rate * (features.T @ gradient)
+        self.biases -= learning_rate * gradient.sum(axis=0)
