@@ -46,16 +46,18 @@ class SigmoidHead(Head):
         agree = tf.equal(logits >= 0, labels > 0.5)
         return loss, tf.reduce_mean(tf.cast(agree, tf.float32))
 
-    def _logits(self, features: np.ndarray) -> np.ndarray:
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The layer before its sigmoids, in the precision of `features` (float64 keeps the
+        order of images that float32 scores would tie)."""
         return features @ self.weights + self.biases
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         # 1 / (1 + exp(-z)) without overflow for large |z|.
-        return 0.5 * (1.0 + np.tanh(0.5 * self._logits(features)))
+        return 0.5 * (1.0 + np.tanh(0.5 * self.logits(features)))
 
     def metrics(self, features: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
         """(mean sigmoid cross-entropy, per-label accuracy) on a batch."""
-        logits = self._logits(features)
+        logits = self.logits(features)
         loss = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
         return float(np.mean(loss)), multilabel_metrics.label_agreement(labels, logits >= 0)
 
@@ -80,10 +82,11 @@ def test(data: Bottlenecks, head: SigmoidHead, labels: List[str], batch_size: in
     if batch_size >= 0:
         chosen = LabelSampler(y, len(labels), np.random.default_rng(random_seed)).sample(batch_size)
         x, y, paths = x[chosen], y[chosen], [paths[i] for i in chosen]
-    scores = head.predict(x)
-    predictions = multilabel_metrics.predicted(scores)
+    predictions = multilabel_metrics.predicted(head.predict(x))
+    # Ranked by float64 logits: the float32 sigmoids of a confident layer tie at 0 and 1.
+    logits = head.logits(x.astype(np.float64))
     results = {'accuracy': multilabel_metrics.label_agreement(y, predictions),
-               'mAP': multilabel_metrics.mean_average_precision(y, scores),
+               'mAP': multilabel_metrics.mean_average_precision(y, logits),
                'macro F1': multilabel_metrics.macro_f1(y, predictions),
                'exact match': multilabel_metrics.exact_match(y, predictions)}
     logging.info('Final test accuracy = %.1f%% (N=%d)', results['accuracy'] * 100, len(y))
