@@ -1,5 +1,5 @@
-"""The run report as users meet it: the log lines, --report_dir's run_report.json and index.html (opened
-in a real browser), --noreport, and report folders that must not be replaced."""
+"""The run report as users meet it: the log lines, --report_dir's report.json and index.html (opened in
+a real browser), --noreport, and report folders that must not be replaced."""
 import base64
 import json
 import os
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from conftest import retrain_args, run_module
 from retrain.report import page, run_report
-from retrain.common.errors import RetrainError
+from retrain.config import ConfigError
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +34,7 @@ def reported(tmp_path_factory, image_dir, tiny_module):
 
 
 def _load(out):
-    with open(os.path.join(out, 'report', 'run_report.json'), encoding='utf-8') as f:
+    with open(os.path.join(out, 'report', page.JSON), encoding='utf-8') as f:
         return json.load(f)
 
 
@@ -115,17 +115,28 @@ def test_noreport_skips_the_findings(image_dir, tiny_module, tmp_path):
     assert 'Report:' not in process.stderr
 
 
-def test_a_folder_of_other_files_is_refused_before_any_work(image_dir, tiny_module, tmp_path):
+@pytest.mark.parametrize('kind', ['folder of other files', 'file'])
+def test_a_folder_of_other_files_or_a_file_is_a_usage_error(image_dir, tiny_module, tmp_path, kind):
     occupied = tmp_path / 'photos'
-    occupied.mkdir()
-    (occupied / 'holiday.jpg').write_bytes(b'mine')
+    if kind == 'file':
+        occupied.write_bytes(b'mine')
+        reason = 'is a file, not a folder'
+    else:
+        occupied.mkdir()
+        (occupied / 'holiday.jpg').write_bytes(b'mine')
+        reason = 'holds other files than a report; choose a new or empty folder'
     process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
                                                   '--report_dir', str(occupied)))
-    assert process.returncode == 1
+    assert process.returncode == 2
+    assert 'Traceback' not in process.stderr
     assert process.stderr.strip().splitlines()[-1] == (
-        f'retrain: error: --report_dir {occupied} holds other files than a report; choose a new '
-        'or empty folder')
-    assert os.listdir(occupied) == ['holiday.jpg']
+        f'retrain: error: --report_dir {occupied} {reason}')
+    assert process.stderr.count('retrain: error:') == 1
+    if kind == 'file':
+        assert occupied.read_bytes() == b'mine'
+    else:
+        assert os.listdir(occupied) == ['holiday.jpg']
+        assert (occupied / 'holiday.jpg').read_bytes() == b'mine'
     assert not os.path.exists(tmp_path / 'bn') and not os.path.exists(tmp_path / 'graph.pb')
 
 
@@ -135,10 +146,10 @@ def test_only_a_new_or_empty_folder_or_an_earlier_report_is_replaced(reported, t
     run_report.check_report_dir(str(tmp_path / 'new'))
     run_report.check_report_dir(str(tmp_path))  # Empty.
     (tmp_path / 'file').write_text('x', encoding='utf-8')
-    with pytest.raises(RetrainError, match='is a file'):
+    with pytest.raises(ConfigError, match='is a file'):
         run_report.check_report_dir(str(tmp_path / 'file'))
     fake = tmp_path / 'fake'
     fake.mkdir()
-    (fake / 'run_report.json').write_text('{"format": "something else"}', encoding='utf-8')
-    with pytest.raises(RetrainError, match='holds other files'):
+    (fake / page.JSON).write_text('{"format": "something else"}', encoding='utf-8')
+    with pytest.raises(ConfigError, match='holds other files'):
         run_report.check_report_dir(str(fake))

@@ -18,8 +18,7 @@ from absl import logging
 from retrain.data import image_io, image_lists
 from retrain.report import findings, page
 from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError
+from retrain.config import ConfigError, RetrainConfig
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.train.training import Head
 
@@ -28,14 +27,15 @@ FORMAT = 'retrain-report/1'
 
 def check_report_dir(report_dir: str) -> None:
     """Refuses, before any work, a --report_dir that this tool must not replace: a file, or a
-    folder holding anything but an earlier report."""
+    folder holding anything but an earlier report. The flag names the wrong place, whatever the
+    run: a usage error (exit code 2), like other settings no run can use."""
     if not report_dir or not tf.io.gfile.exists(report_dir):
         return
     if not tf.io.gfile.isdir(report_dir):
-        raise RetrainError(f'--report_dir {report_dir} is a file, not a folder')
+        raise ConfigError(f'--report_dir {report_dir} is a file, not a folder')
     entries = set(tf.io.gfile.listdir(report_dir))
     if entries and not (entries <= set(page.FILES) and _is_report(report_dir)):
-        raise RetrainError(f'--report_dir {report_dir} holds other files than a report; '
+        raise ConfigError(f'--report_dir {report_dir} holds other files than a report; '
                            'choose a new or empty folder')
 
 
