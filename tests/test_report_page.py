@@ -204,3 +204,14 @@ def test_a_report_that_cannot_be_written_is_one_line_naming_the_folder(reported,
                                            r"KeyError: 'per_class'$"):
         page.write(folder, report)
 
+
+def test_a_report_dir_whose_name_is_not_utf8_is_a_usage_error(image_dir, tiny_module, tmp_path):
+    report_dir = os.path.join(str(tmp_path), os.fsdecode(b'report\xff'))
+    process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
+                                                  '--report_dir', report_dir))
+    assert process.returncode == 2
+    assert 'Traceback' not in process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        f'retrain: error: --report_dir {tmp_path}/report\\xff is not a UTF-8 name, which '
+        'TensorFlow cannot write to; choose another')
+    assert os.listdir(tmp_path) == []

@@ -18,6 +18,7 @@ from absl import logging
 from retrain.data import image_io, image_lists
 from retrain.report import findings, page
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.logs import readable
 from retrain.config import ConfigError, RetrainConfig
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.train.training import Head
@@ -29,14 +30,21 @@ def check_report_dir(report_dir: str) -> None:
     """Refuses, before any work, a --report_dir that this tool must not replace: a file, or a
     folder holding anything but an earlier report. The flag names the wrong place, whatever the
     run: a usage error (exit code 2), like other settings no run can use."""
-    if not report_dir or not tf.io.gfile.exists(report_dir):
+    if not report_dir:
+        return
+    try:
+        report_dir.encode('utf-8')
+    except UnicodeEncodeError:  # Bytes that are not UTF-8: TensorFlow's file functions refuse them.
+        raise ConfigError(f'--report_dir {readable(report_dir)} is not a UTF-8 name, which '
+                          'TensorFlow cannot write to; choose another') from None
+    if not tf.io.gfile.exists(report_dir):
         return
     if not tf.io.gfile.isdir(report_dir):
         raise ConfigError(f'--report_dir {report_dir} is a file, not a folder')
     entries = set(tf.io.gfile.listdir(report_dir))
     if entries and not (entries <= set(page.FILES) and _is_report(report_dir)):
         raise ConfigError(f'--report_dir {report_dir} holds other files than a report; '
-                           'choose a new or empty folder')
+                          'choose a new or empty folder')
 
 
 def _is_report(report_dir: str) -> bool:
