@@ -17,6 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from retrain.common import places
 from retrain.common.errors import RetrainError
+from retrain.common.logs import readable
 from retrain.export import graph_names
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
@@ -213,6 +214,10 @@ class RetrainConfig:
         an output and an input, on one path; anything inside a file or a folder replaced whole
         (the run would lose a graph, the user's labels, a cache or a module); an output inside
         what the run reads (an image, a label file, the module)."""
+        for flag, path, kind in self.paths():
+            if kind != INPUT and not _is_utf8(path):  # Inputs are read by os where gfile fails.
+                raise ConfigError(f'--{flag} {readable(path)} is not a UTF-8 name, which '
+                                  'TensorFlow cannot write to; choose another')
         paths = [(flag, path, kind, places.place(path)) for flag, path, kind in self.paths()]
         for (flag, path, kind, key), (other, _, other_kind, other_key) in (
                 itertools.combinations(paths, 2)):
@@ -250,6 +255,15 @@ class RetrainConfig:
         if flag == 'model_dir':
             return os.path.isfile(inner)
         return True
+
+
+def _is_utf8(path: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (which Python holds as surrogates)."""
+    try:
+        path.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ConfigError(RetrainError):

@@ -6,6 +6,7 @@ from retrain.train import multilabel_metrics as metrics
 from retrain.train import loop
 from retrain.config import RetrainConfig
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.tasks.multi_label import MultiLabel
 from retrain.train.heads import SigmoidHead
 from retrain.train.sampler import Sampler
 
@@ -82,5 +83,47 @@ def test_metrics_on_small_cases_worked_by_hand():
     assert abs(metrics.macro_f1(truth, predictions) - (4 / 5 + 2 / 3) / 2) < 1e-9
     assert metrics.exact_match(truth, predictions) == 0.5
     assert metrics.label_agreement(truth, predictions) == 6 / 8
-    # Ties earn nothing: a constant score ranks the negatives first.
+    # A constant score is one threshold: precision 1/4 at recall 1.
     assert metrics.average_precision(np.array([1, 0, 0, 0]), np.zeros(4)) == 0.25
+
+
+def _reference_average_precision(truth, scores) -> float:
+    """AP as a plain threshold sweep: at each distinct score, highest first, precision and recall
+    of 'score >= threshold'; AP = sum (R_n - R_n-1) P_n (scikit-learn's definition)."""
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, np.float64)
+    total, previous_recall, ap = truth.sum(), 0.0, 0.0
+    for threshold in sorted(set(scores.tolist()), reverse=True):
+        chosen = scores >= threshold
+        precision = (chosen & truth).sum() / chosen.sum()
+        recall = (chosen & truth).sum() / total
+        ap += (recall - previous_recall) * precision
+        previous_recall = recall
+    return ap
+
+
+def test_average_precision_counts_tied_scores_as_one_threshold():
+    rng = np.random.default_rng(5)
+    cases = [([1, 1, 0], [1.0, 1.0, 1.0]), ([0, 1, 1, 0, 1], [0.9, 0.9, 0.5, 0.5, 0.1]),
+             ([1, 0, 0, 0], [0.0] * 4)]
+    cases += [(rng.random(40) < 0.3, rng.integers(0, 5, 40) / 4.0) for _ in range(20)]
+    for truth, scores in cases:
+        truth = np.asarray(truth, np.float32)
+        if truth.any():
+            np.testing.assert_allclose(metrics.average_precision(truth, np.asarray(scores)),
+                                       _reference_average_precision(truth, scores), rtol=1e-12)
+
+
+def test_final_test_map_ranks_by_logits_that_float32_sigmoids_tie(caplog):
+    # Logits 20 to 50: every float32 sigmoid is exactly 1.0, yet the positives rank first.
+    features = np.array([[50.0], [20.0], [40.0], [25.0], [30.0], [-30.0]], np.float32)
+    truth = np.array([[1], [0], [1], [0], [1], [0]], np.float32)
+    head = SigmoidHead(np.ones((1, 1), np.float32), np.zeros(1, np.float32))
+    assert (head.predict(features)[:5] == 1.0).all()
+    data = Bottlenecks({c: features for c in ('training', 'validation', 'testing')},
+                       {c: truth for c in ('training', 'validation', 'testing')},
+                       {c: [f'{i}.jpg' for i in range(6)] for c in ('training', 'validation',
+                                                                     'testing')})
+    with caplog.at_level('INFO'):
+        MultiLabel(RetrainConfig(multi_label=True)).test(data, head, ['cat'])
+    assert _reference_average_precision(truth[:, 0], features[:, 0]) == 1.0
+    assert 'Final test mAP = 1.000 (N=6)' in caplog.text

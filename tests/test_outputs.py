@@ -169,6 +169,21 @@ def test_an_output_on_a_photo_or_a_label_file_is_refused_and_both_are_kept(tiny_
     assert _tree(str(tmp_path)) == before
 
 
+@pytest.mark.parametrize('flag', ['--report_dir', '--output_graph', '--output_labels',
+                                  '--summaries_dir', '--bottleneck_dir', '--saved_model_dir'])
+def test_an_output_whose_name_is_not_utf8_is_a_usage_error(flag, image_dir, tiny_module,
+                                                            tmp_path):
+    target = os.path.join(str(tmp_path), os.fsdecode(b'out\xff'))
+    process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
+                                                  flag, target))
+    assert process.returncode == 2
+    assert 'Traceback' not in process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        f'retrain: error: {flag} {tmp_path}{os.sep}out\\xff is not a UTF-8 name, which '
+        'TensorFlow cannot write to; choose another')
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize('where', ['given by its path', 'the current folder'])
 def test_saved_model_dir_holding_other_files_is_refused_and_kept(where, image_dir, tiny_module,
                                                                  tmp_path):

@@ -7,12 +7,14 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
-from retrain.report import page, run_report
+from conftest import make_image_folder, retrain_args, run_module
+from retrain.report import page
 from retrain.common.errors import RetrainError
+from retrain.config import ConfigError
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +36,7 @@ def reported(tmp_path_factory, image_dir, tiny_module):
 
 
 def _load(out):
-    with open(os.path.join(out, 'report', 'report.json'), encoding='utf-8') as f:
+    with open(os.path.join(out, 'report', page.JSON), encoding='utf-8') as f:
         return json.load(f)
 
 
@@ -52,7 +54,7 @@ def test_every_run_logs_the_findings(reported):
 def test_report_json_follows_the_documented_schema(reported):
     _, out, images = reported
     data = _load(out)
-    assert data['format'] == run_report.FORMAT
+    assert data['format'] == page.FORMAT
     assert data['labels'] == ['blue', 'green', 'red']
     assert sum(data['splits'].values()) == 91  # 90 images and the copy; not the broken file.
     assert data['settings']['report_dir'] == os.path.join(out, 'report')
@@ -115,17 +117,28 @@ def test_noreport_skips_the_findings(image_dir, tiny_module, tmp_path):
     assert 'Report:' not in process.stderr
 
 
-def test_a_folder_of_other_files_is_refused_before_any_work(image_dir, tiny_module, tmp_path):
+@pytest.mark.parametrize('kind', ['folder of other files', 'file'])
+def test_a_folder_of_other_files_or_a_file_is_a_usage_error(image_dir, tiny_module, tmp_path, kind):
     occupied = tmp_path / 'photos'
-    occupied.mkdir()
-    (occupied / 'holiday.jpg').write_bytes(b'mine')
+    if kind == 'file':
+        occupied.write_bytes(b'mine')
+        reason = 'is a file, not a folder'
+    else:
+        occupied.mkdir()
+        (occupied / 'holiday.jpg').write_bytes(b'mine')
+        reason = 'holds other files than a report; choose a new or empty folder'
     process = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5,
                                                   '--report_dir', str(occupied)))
-    assert process.returncode == 1
+    assert process.returncode == 2
+    assert 'Traceback' not in process.stderr
     assert process.stderr.strip().splitlines()[-1] == (
-        f'retrain: error: --report_dir {occupied} holds other files than a report; choose a new '
-        'or empty folder')
-    assert os.listdir(occupied) == ['holiday.jpg']
+        f'retrain: error: --report_dir {occupied} {reason}')
+    assert process.stderr.count('retrain: error:') == 1
+    if kind == 'file':
+        assert occupied.read_bytes() == b'mine'
+    else:
+        assert os.listdir(occupied) == ['holiday.jpg']
+        assert (occupied / 'holiday.jpg').read_bytes() == b'mine'
     assert not os.path.exists(tmp_path / 'bn') and not os.path.exists(tmp_path / 'graph.pb')
 
 
@@ -135,10 +148,58 @@ def test_only_a_new_or_empty_folder_or_an_earlier_report_is_replaced(reported, t
     page.check_output(str(tmp_path / 'new'))
     page.check_output(str(tmp_path))  # Empty.
     (tmp_path / 'file').write_text('x', encoding='utf-8')
-    with pytest.raises(RetrainError, match='is a file'):
+    with pytest.raises(ConfigError, match='is a file'):
         page.check_output(str(tmp_path / 'file'))
     fake = tmp_path / 'fake'
     fake.mkdir()
-    (fake / 'report.json').write_text('{"format": "something else"}', encoding='utf-8')
-    with pytest.raises(RetrainError, match='holds other files'):
+    (fake / page.JSON).write_text('{"format": "something else"}', encoding='utf-8')
+    with pytest.raises(ConfigError, match='holds other files'):
         page.check_output(str(fake))
+
+
+def test_names_that_are_not_utf8_are_shown_as_the_log_shows_them(tiny_module, tmp_path):
+    """A damaged image and a duplicate whose names hold the byte 0xff: the run ends well and the
+    report shows them as `bad\\xff.jpg` (as the log and `ls -b` do), the copy with its thumbnail."""
+    images = make_image_folder(str(tmp_path / 'images'), per_class=12)
+    # Pure noise, unlike the single-colour images: the copy's group is the pair alone.
+    noise = np.random.default_rng(0).integers(0, 256, (40, 48, 3), np.uint8)
+    tf.io.write_file(os.path.join(images, 'red', 'noise.jpg'), tf.io.encode_jpeg(noise))
+    red, green = os.fsencode(os.path.join(images, 'red')), os.fsencode(os.path.join(images, 'green'))
+    try:
+        with open(os.path.join(green, b'bad\xff.jpg'), 'wb') as f:
+            f.write(b'not an image')
+        shutil.copy(os.path.join(red, b'noise.jpg'), os.path.join(red, b'copy\xff.jpg'))
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+    out = str(tmp_path / 'out')
+    process = run_module('retrain', *retrain_args(images, tiny_module, out, 10,
+                                                  '--report_dir', os.path.join(out, 'report')))
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert 'Traceback' not in process.stderr
+    assert os.path.isfile(os.path.join(out, 'graph.pb'))
+    assert os.path.isfile(os.path.join(out, 'labels.txt'))
+    damaged = os.path.join(images, 'green', 'bad\\xff.jpg')
+    copy = os.path.join(images, 'red', 'copy\\xff.jpg')
+    data = _load(out)
+    assert [s['path'] for s in data['skipped']] == [damaged]
+    assert {copy, os.path.join(images, 'red', 'noise.jpg')} in map(set, data['duplicates'])
+    with open(os.path.join(out, 'report', page.HTML), encoding='utf-8') as f:
+        html = f.read()
+    assert f'<td>{damaged}</td>' in html
+    figure = re.search(rf'<figure title="{re.escape(copy)}">(.*?)</figure>', html).group(1)
+    assert '<img src="data:image/jpeg;base64,' in figure and 'copy\\xff.jpg' in figure
+
+
+def test_a_report_that_cannot_be_written_is_one_line_naming_the_folder(reported, tmp_path):
+    _, out, _ = reported
+    report = _load(out)
+    (tmp_path / 'file').write_text('x', encoding='utf-8')
+    blocked = str(tmp_path / 'file' / 'report')  # Below a file: no folder can be made there.
+    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(blocked)}: '
+                                           r'[^\n]+$'):
+        page.write(blocked, report)
+    del report['per_class']  # Not the writer's own I/O: the message still names the folder.
+    folder = str(tmp_path / 'report')
+    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(folder)}: '
+                                           r"KeyError: 'per_class'$"):
+        page.write(folder, report)

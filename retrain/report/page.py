@@ -5,18 +5,26 @@ thumbnails (small JPEGs made with TensorFlow's image ops, inlined as data: URIs)
 one file. Only the images the page shows get a thumbnail, and each list is capped, so the page
 stays small (a few MB) whatever the size of the set; report.json holds every entry. The folder is
 written beside its destination and renamed into place: a reader never sees half a report.
+
+File names that are not UTF-8 (Python holds their bytes as lone surrogates, which no UTF-8 file
+can carry) are shown as the log shows them, `bad\\xff.jpg`, in both files; thumbnails are read
+from the real bytes.
 """
 import base64
 import concurrent.futures
 import html
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from retrain.common.errors import RetrainError
+from retrain.common import fileio
+from retrain.common.errors import RetrainError, error_summary
+from retrain.common.logs import readable
+from retrain.config import ConfigError
 from retrain.data import image_io
+from retrain.data.image_lists import path_bytes
 from retrain.export.outputs import Trained
 
 HTML = 'index.html'
@@ -32,7 +40,7 @@ _THREADS = 4
 def thumbnail(path: str) -> Optional[str]:
     """A data: URI of a small JPEG of the image at `path`; None if it cannot be read."""
     try:
-        with tf.io.gfile.GFile(path, 'rb') as f:
+        with tf.io.gfile.GFile(path_bytes(path), 'rb') as f:
             image = image_io.decode(tf.constant(f.read()))
     except (tf.errors.OpError, OSError):
         return None
@@ -61,13 +69,19 @@ def _shown_paths(report: Dict) -> List[str]:
 
 def write(report_dir: str, report: Dict) -> None:
     """Writes report.json and index.html into the new folder `report_dir` (the run stages it
-    beside the target and moves it into place with the other outputs)."""
-    page = render(report, _thumbnails(_shown_paths(report)))
-    tf.io.gfile.makedirs(report_dir)
-    with tf.io.gfile.GFile(os.path.join(report_dir, JSON), 'w') as f:
-        f.write(json.dumps(report, indent=1, ensure_ascii=False))
-    with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
-        f.write(page)
+    beside the target and moves it into place with the other outputs). Any failure is one line
+    naming the folder: the report must not end a finished run in a traceback."""
+    try:
+        page = render(report, _thumbnails(_shown_paths(report)))
+        tf.io.gfile.makedirs(report_dir)
+        with tf.io.gfile.GFile(os.path.join(report_dir, JSON), 'w') as f:
+            f.write(json.dumps(_as_logged(report), indent=1, ensure_ascii=False))
+        with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
+            f.write(page)
+    except Exception as e:  # pylint: disable=broad-except
+        reason = (fileio.failure_reason(e) if isinstance(e, (tf.errors.OpError, OSError))
+                  else f'{type(e).__name__}: {error_summary(e)}')
+        raise RetrainError(readable(f'cannot write the report {report_dir}: {reason}')) from None
 
 
 def write_output(path: str, trained: Trained) -> None:
@@ -80,15 +94,16 @@ def wrote_line(path: str, trained: Trained) -> str:
 
 def check_output(report_dir: str) -> None:
     """Refuses, before any work, a --report_dir that this tool must not replace: a file, or a
-    folder holding anything but an earlier report."""
-    if not report_dir or not tf.io.gfile.exists(report_dir):
+    folder holding anything but an earlier report. The flag names the wrong place, whatever the
+    run: a usage error (exit code 2), like other settings no run can use."""
+    if not tf.io.gfile.exists(report_dir):
         return
     if not tf.io.gfile.isdir(report_dir):
-        raise RetrainError(f'--report_dir {report_dir} is a file, not a folder')
+        raise ConfigError(f'--report_dir {report_dir} is a file, not a folder')
     entries = set(tf.io.gfile.listdir(report_dir))
     if entries and not (entries <= set(FILES) and _is_report(report_dir)):
-        raise RetrainError(f'--report_dir {report_dir} holds other files than a report; '
-                           'choose a new or empty folder')
+        raise ConfigError(f'--report_dir {report_dir} holds other files than a report; '
+                          'choose a new or empty folder')
 
 
 def _is_report(report_dir: str) -> bool:
@@ -99,7 +114,21 @@ def _is_report(report_dir: str) -> bool:
         return False
 
 
-_E = html.escape
+def _as_logged(value: Any) -> Any:
+    """`value` (the report, or a part) with every string, keys too, as the log shows it."""
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {_as_logged(k): _as_logged(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_logged(v) for v in value]
+    return value
+
+
+def _E(text: str) -> str:  # pylint: disable=invalid-name
+    """`text` for the page: escaped, and readable where it names a file that is not UTF-8."""
+    return html.escape(readable(text))
+
 
 _STYLE = """
 :root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --accent:#2563eb;
@@ -335,5 +364,6 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
         + _misclassified(report, thumbs) + _duplicates(report, thumbs)
         + _label_issues(report, thumbs) + _skipped(report)
         + '<section id="settings"><details><summary><b>Settings of this run</b></summary><pre>'
-        + _E(json.dumps(settings, indent=1, ensure_ascii=False)) + '</pre></details></section>'
+        + _E(json.dumps(_as_logged(settings), indent=1, ensure_ascii=False))
+        + '</pre></details></section>'
         + f'</main><script>{_SCRIPT}</script></body></html>')

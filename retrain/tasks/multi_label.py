@@ -48,12 +48,13 @@ class MultiLabel(Task):
         if tested is None:
             return float('nan')
         x, y, paths = tested
-        scores = head.predict(x)
-        predictions = multilabel_metrics.predicted(scores)
+        predictions = multilabel_metrics.predicted(head.predict(x))
+        # Ranked by float64 logits: the float32 sigmoids of a confident layer tie at 0 and 1.
+        logits = head.logits(x.astype(np.float64))
         accuracy = multilabel_metrics.label_agreement(y, predictions)
         logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
         logging.info('Final test mAP = %.3f (N=%d)',
-                     multilabel_metrics.mean_average_precision(y, scores), len(y))
+                     multilabel_metrics.mean_average_precision(y, logits), len(y))
         logging.info('Final test macro F1 = %.3f (N=%d)',
                      multilabel_metrics.macro_f1(y, predictions), len(y))
         logging.info('Final test exact match = %.1f%% (N=%d)',

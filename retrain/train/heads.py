@@ -84,16 +84,18 @@ class SigmoidHead(Head):
         agree = tf.equal(logits >= 0, labels > 0.5)
         return loss, tf.reduce_mean(tf.cast(agree, tf.float32))
 
-    def _logits(self, features: np.ndarray) -> np.ndarray:
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The layer before its sigmoids, in the precision of `features` (float64 keeps the
+        order of images that float32 scores would tie)."""
         return features @ self.weights + self.biases
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         # 1 / (1 + exp(-z)) without overflow for large |z|.
-        return 0.5 * (1.0 + np.tanh(0.5 * self._logits(features)))
+        return 0.5 * (1.0 + np.tanh(0.5 * self.logits(features)))
 
     def metrics(self, features: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
         """(mean sigmoid cross-entropy, per-label accuracy) on a batch."""
-        logits = self._logits(features)
+        logits = self.logits(features)
         loss = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
         return float(np.mean(loss)), multilabel_metrics.label_agreement(labels, logits >= 0)
 

@@ -1,7 +1,9 @@
 """How good independent per-label scores are: mAP, macro F1, exact match.
 
 `truth` is a 0/1 matrix [images, labels]; `scores` are sigmoid outputs of the same shape; a label
-is predicted where its score is at least THRESHOLD (label_image's --threshold default).
+is predicted where its score is at least THRESHOLD (label_image's --threshold default). Average
+precision only needs the order of the images, so it takes any increasing function of the scores:
+the logits, which float32 sigmoids flatten to exactly 0 or 1 once a layer is confident.
 """
 import numpy as np
 
@@ -13,19 +15,25 @@ def predicted(scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
 
 
 def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
-    """Mean precision at each positive's rank, images ranked by score (ties: worst order first,
-    so a constant score earns nothing); nan for a label no image has."""
+    """The sum over distinct scores, highest first, of precision times the recall gained there
+    (scikit-learn's average_precision_score): tied images form one step, counted together, so
+    their order does not matter; nan for a label no image has."""
     positives = truth.sum()
     if not positives:
         return float('nan')
-    order = np.lexsort((truth, -scores))  # Highest score first; among ties negatives first.
-    hits = truth[order].astype(np.float64)
-    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision_at * hits).sum() / positives)
+    scores = np.asarray(scores, np.float64)
+    order = np.argsort(-scores, kind='stable')
+    ranked, hits = scores[order], truth[order].astype(np.float64)
+    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)  # Where each threshold step ends.
+    true_positives = np.cumsum(hits)[last_of_tie]
+    precision = true_positives / (np.flatnonzero(last_of_tie) + 1)
+    recall_gained = np.diff(true_positives, prepend=0.0) / positives
+    return float((precision * recall_gained).sum())
 
 
 def mean_average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
-    """The mean of the labels' average precisions, over labels that some image has."""
+    """The mean of the labels' average precisions, over labels that some image has; `scores`
+    may be logits (see the module's docstring)."""
     values = [average_precision(truth[:, i], scores[:, i]) for i in range(truth.shape[1])]
     values = [v for v in values if not np.isnan(v)]
     return float(np.mean(values)) if values else float('nan')
