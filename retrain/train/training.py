@@ -1,6 +1,6 @@
 """Training the new softmax layer on bottlenecks held in memory.
 
-The semantics are the classic ones (COMPATIBILITY.md section 5): weights from a truncated normal
+The semantics are the classic ones (docs/COMPATIBILITY.md section 6): weights from a truncated normal
 with stddev 0.001, zero biases, sparse softmax cross-entropy, plain gradient descent; each step
 draws a class uniformly and then an image of it uniformly, with replacement; every
 `eval_step_interval` steps the train accuracy and cross entropy of the step's batch (after its
