@@ -121,7 +121,8 @@ def retrain_args(image_dir: str, module: str, out: str, steps: int = 30, *extra:
             '--how_many_training_steps', str(steps), '--learning_rate', '0.5', *extra]
 
 
-# retrain's output flags whose classic defaults are absolute /tmp paths (COMPATIBILITY.md).
+# retrain's output flags whose classic defaults are absolute /tmp paths
+# (docs/COMPATIBILITY.md section 1).
 CLASSIC_TMP_OUTPUTS = ('output_graph', 'output_labels', 'summaries_dir', 'bottleneck_dir',
                        'intermediate_output_graphs_dir')
 _SCRATCH = {}

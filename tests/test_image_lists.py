@@ -1,4 +1,4 @@
-"""Finding images, labels and the stable split (COMPATIBILITY.md section 3)."""
+"""Finding images, labels and the stable split (docs/COMPATIBILITY.md section 3)."""
 import hashlib
 import os
 
@@ -7,7 +7,7 @@ import pytest
 from retrain.data import image_lists
 from retrain.common.errors import RetrainError
 
-# (path, expected set, expected percentage) from the compatibility contract, at 10/10.
+# (path, expected set, expected percentage) from docs/COMPATIBILITY.md section 3, at 10/10.
 SPLIT_VECTORS = [
     ('flower_photos/daisy/100080576_f52e8ee070_n.jpg', 'training', 64.6538),
     ('flower_photos/daisy/10172567486_2748826a8b.jpg', 'validation', 2.6526),

@@ -471,7 +471,7 @@ def test_without_image_dir_the_flower_photos_archive_in_the_cache_is_used(tmp_pa
 
 def test_log_is_readable(trained):
     """One timestamp per line, no absl thread id or source location, no TensorFlow notices
-    or temporary names; the classic lines' text as COMPATIBILITY.md section 5 gives it.
+    or temporary names; the classic lines' text as docs/COMPATIBILITY.md section 6 gives it.
     (TensorFlow's own modules log through absl too: the TFLite converter's INFO line.)"""
     stderr = trained['result'].stderr
     for noise in ('Instructions for updating', 'deprecat', '.tmp', 'tmp-', '.py:',

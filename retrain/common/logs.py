@@ -2,8 +2,8 @@
 
 absl's default prefix (`I1202 11:09:31.184790 140208148282240 training.py:174] `) adds a thread
 id and a source location nobody running the tool needs, and a second timestamp to the classic
-lines, which carry their own (`<datetime>: Step <i>: Train accuracy = <x.x>%`, COMPATIBILITY.md
-section 5; people grep them, so their text is kept exactly). Here every line is the level's
+lines, which carry their own (`<datetime>: Step <i>: Train accuracy = <x.x>%`, docs/COMPATIBILITY.md
+section 6; people grep them, so their text is kept exactly). Here every line is the level's
 letter, then one timestamp in the classic format, then the message; a message that already
 starts with such a timestamp keeps its own instead of getting a second one.
 """

@@ -3,7 +3,7 @@
 Every immediate sub-folder of the image directory is a class; sorted folder names define the
 class indices. Each file goes to a split by a hash of its path alone, so adding images later never
 moves an existing image from training into testing (which would make old results meaningless).
-The rules are those of the classic retrain.py (COMPATIBILITY.md section 3), byte for byte.
+The rules are those of the classic retrain.py (docs/COMPATIBILITY.md section 3), byte for byte.
 """
 import dataclasses
 import hashlib

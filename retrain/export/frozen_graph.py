@@ -1,7 +1,7 @@
 """The retrained frozen graph: what old client code loads.
 
 The frozen graph is what old client code loads, so it answers every historical entry point
-(COMPATIBILITY.md section 5) and ends in `final_result:0`:
+(docs/COMPATIBILITY.md section 5) and ends in `final_result:0`:
 
   DecodeJpeg/contents:0  encoded image bytes (JPEG, PNG, GIF, BMP), scalar string
   Placeholder:0          float [N, H, W, 3] in [0, 1]                 (TF Hub era clients)

@@ -1,9 +1,9 @@
 """TF Hub image feature-vector modules (--tfhub_module) as feature extractors.
 
-A handle is a URL, a hub handle, a local SavedModel folder or a local .tar.gz. TF2 SavedModels
-are called through their `__call__`; modules in the TF1 Hub format through their
-`image_feature_vector` (or `default`) signature. Their bottlenecks are cached under a suffix made
-from the handle as typed, as the classic Hub-era script named them (COMPATIBILITY.md section 4).
+A handle is a URL, a hub handle, a local SavedModel folder or a local .tar.gz. TF2 SavedModels are
+called through their `__call__`; modules in the TF1 Hub format through their `image_feature_vector`
+(or `default`) signature. Their bottlenecks are cached under a suffix made from the handle as
+typed, as the classic Hub-era script named them (docs/COMPATIBILITY.md section 4).
 """
 import hashlib
 import os

@@ -41,7 +41,7 @@ _BOTTLENECK = 'bottleneck'
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """Where a classic model lives and how to feed and read it (COMPATIBILITY.md section 6)."""
+    """Where a classic model lives and how to feed and read it (docs/COMPATIBILITY.md section 10)."""
     name: str
     url: str
     graph_file: str  # Path of the graph inside the archive, '/'-separated as tar stores it.

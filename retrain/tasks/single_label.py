@@ -1,7 +1,7 @@
 """The classic run: each sub-folder of the image folder is a class, each image has one.
 
-A softmax over the classes (COMPATIBILITY.md section 5); tested by `Final test accuracy`; the run
-report (retrain.report) looks for duplicates, split leaks and suspected label errors.
+A softmax over the classes (docs/COMPATIBILITY.md section 6); tested by `Final test accuracy`; the
+run report (retrain.report) looks for duplicates, split leaks and suspected label errors.
 """
 import os
 from typing import Dict, List, Optional, Tuple

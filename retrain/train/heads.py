@@ -1,5 +1,6 @@
 """The new layer trained on top of the bottlenecks: logits = x @ weights + biases, then a
-softmax (a class per image, COMPATIBILITY.md section 5) or a sigmoid per label (--multi_label).
+softmax (a class per image, docs/COMPATIBILITY.md section 6) or a sigmoid per label
+(--multi_label).
 
 Each head brings its own loss, gradient step and metrics in NumPy (training runs outside
 TensorFlow: retrain.train.loop says why) and the same in TensorFlow for fine-tuning through the

@@ -1,12 +1,12 @@
 """Training the new layer (retrain.train.heads) on bottlenecks held in memory.
 
-The semantics are the classic ones (COMPATIBILITY.md section 5): weights from a truncated normal
-with stddev 0.001, zero biases, sparse softmax cross-entropy, plain gradient descent; each step
-draws a class uniformly and then an image of it uniformly, with replacement; every
+The semantics are the classic ones (docs/COMPATIBILITY.md section 6): weights from a truncated
+normal with stddev 0.001, zero biases, sparse softmax cross-entropy, plain gradient descent; each
+step draws a class uniformly and then an image of it uniformly, with replacement; every
 `eval_step_interval` steps the train accuracy and cross entropy of the step's batch (after its
 update) and those of a validation batch are logged. What changed is the speed: bottlenecks are one
-array in memory, no file is touched per step, and the layer trains in NumPy. A step is a gather
-and two [B, D] x [D, classes] products, a few hundred microseconds of arithmetic; any call into
+array in memory, no file is touched per step, and the layer trains in NumPy. A step is a gather and
+two [B, D] x [D, classes] products, a few hundred microseconds of arithmetic; any call into
 TensorFlow per step (or per iteration of a compiled loop) would add more than that
 (bench/bench_multilabel.py measures it: 4000 steps of 1001 x 5 take 1.8 s on 2 AMD EPYC cores).
 """
