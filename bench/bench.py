@@ -34,7 +34,7 @@ from retrain.cache import bottleneck_files
 from retrain.tasks.single_label import examples_of
 from retrain.common import fileio
 from retrain.data import image_io, image_lists
-from retrain.train import training
+from retrain.train import loop
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
 from retrain.features.loading import load_extractor
@@ -136,7 +136,7 @@ def measure_training(data: bottleneck_files.Bottlenecks, num_classes: int, steps
     logging.set_verbosity(logging.WARNING)  # 1,200 log lines would time the terminal.
     try:
         started = time.perf_counter()
-        training.train(data, num_classes, config)
+        loop.train(data, num_classes, config)
         return steps / (time.perf_counter() - started)
     finally:
         logging.set_verbosity(verbosity)

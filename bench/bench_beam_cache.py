@@ -8,7 +8,6 @@ flower_photos_small). Fills one cache each way into a temporary folder and print
 largest difference between the two caches' values and how many files are byte-identical.
 """
 import argparse
-import copy
 import functools
 import os
 import sys
@@ -43,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         local_dir, beam_dir = os.path.join(temp, 'local'), os.path.join(temp, 'beam')
         started = time.perf_counter()
-        bottleneck_files.load_or_compute(args.image_dir, copy.deepcopy(classes), local_dir,
+        bottleneck_files.load_or_compute(args.image_dir, examples_of(classes), local_dir,
                                          extractor)
         local_seconds = time.perf_counter() - started
         started = time.perf_counter()

@@ -17,7 +17,8 @@ import numpy as np  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 
 # pylint: disable=wrong-import-position
-from retrain.train import multilabel_training, training
+from retrain.train import loop
+from retrain.train.heads import SigmoidHead
 from retrain.config import RetrainConfig
 from retrain.cache.bottleneck_files import Bottlenecks
 # pylint: enable=wrong-import-position
@@ -33,9 +34,9 @@ def _data(images: int, features: int, labels: int, multi_label: bool) -> Bottlen
 
 
 def _time(data: Bottlenecks, labels: int, steps: int, multi_label: bool) -> float:
-    types = {'head_type': multilabel_training.SigmoidHead} if multi_label else {}
+    types = {'head_type': SigmoidHead} if multi_label else {}
     started = time.perf_counter()
-    training.train(data, labels, RetrainConfig(how_many_training_steps=steps, random_seed=0,
+    loop.train(data, labels, RetrainConfig(how_many_training_steps=steps, random_seed=0,
                                                 summaries_dir=''), **types)
     return time.perf_counter() - started
 

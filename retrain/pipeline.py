@@ -6,13 +6,12 @@ from typing import Iterator, List, Tuple
 
 import tensorflow as tf
 from absl import logging
-# Public TensorFlow can switch op determinism on, but not off nor tell whether it is on.
-from tensorflow.python.framework import config as tf_framework_config
 
 from retrain import tasks
 from retrain.cache import bottleneck_files
 from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common import interrupts
+from retrain.common.tf_internals import framework_config
 from retrain.config import RetrainConfig
 from retrain.export import frozen_graph, outputs, staging
 from retrain.features import loading
@@ -26,14 +25,14 @@ from retrain.train.heads import Head
 def _op_determinism(wanted: bool) -> Iterator[None]:
     """Deterministic kernels for the duration of a seeded run (otherwise some GPU kernels vary
     from run to run); then as before, since unseeded random ops fail while it is on."""
-    if not wanted or tf_framework_config.is_op_determinism_enabled():
+    if not wanted or framework_config.is_op_determinism_enabled():
         yield
         return
     tf.config.experimental.enable_op_determinism()
     try:
         yield
     finally:
-        tf_framework_config.disable_op_determinism()
+        framework_config.disable_op_determinism()
 
 
 def run(config: RetrainConfig) -> float:

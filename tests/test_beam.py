@@ -5,7 +5,6 @@ values within 1e-3 (as the README says), so a run can switch between them (or to
 runner) and reuse the files. Tests that need Beam skip when the optional `beam` extra is not
 installed; one test checks, always, the clear error a user without it gets.
 """
-import copy
 import dataclasses
 import functools
 import importlib.util
@@ -47,7 +46,7 @@ def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(module)
     local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
-    bottleneck_files.load_or_compute(image_dir, copy.deepcopy(classes), local_dir, extractor,
+    bottleneck_files.load_or_compute(image_dir, examples_of(classes), local_dir, extractor,
                                      batch_size)
     jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), beam_dir, extractor)
     computed = beam_fill.fill_cache(jobs, beam_dir, extractor,

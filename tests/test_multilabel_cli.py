@@ -171,7 +171,7 @@ def test_label_files_and_a_labels_table_train_from_the_command_line(tmp_path, ti
     (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
     for form, value in (('--image_labels_dir', str(labels_dir)),
                         ('--image_labels_file', str(tmp_path / 'labels.csv'))):
-        out = str(tmp_path / form.strip('-'))
+        out = str(tmp_path / 'out' / form.strip('-'))  # Not the label files' folder.
         result = run_module('retrain', *retrain_args(str(images), tiny_module, out, 20,
                                                      '--multi_label', form, value))
         assert result.returncode == 0, result.stderr[-3000:]

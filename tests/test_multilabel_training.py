@@ -123,7 +123,7 @@ def test_final_test_map_ranks_by_logits_that_float32_sigmoids_tie(caplog):
                        {c: truth for c in ('training', 'validation', 'testing')},
                        {c: [f'{i}.jpg' for i in range(6)] for c in ('training', 'validation',
                                                                      'testing')})
-    with caplog.at_level('INFO'):
+    with caplog.at_level('INFO', logger='absl'):
         MultiLabel(RetrainConfig(multi_label=True)).test(data, head, ['cat'])
     assert _reference_average_precision(truth[:, 0], features[:, 0]) == 1.0
     assert 'Final test mAP = 1.000 (N=6)' in caplog.text

@@ -21,7 +21,8 @@ from typing import List, Optional, Sequence, Tuple
 import flatbuffers
 import numpy as np
 from flatbuffers import table
-from tensorflow.lite.python import schema_py_generated as schema
+
+from retrain.common.tf_internals import tflite_schema as schema
 
 METADATA_NAME = 'TFLITE_METADATA'
 LABELS_FILE = 'labels.txt'

@@ -9,7 +9,8 @@ import dataclasses
 from typing import Callable, Optional, Sequence, Tuple
 
 import tensorflow as tf
-from tensorflow.python.framework import convert_to_constants
+
+from retrain.common.tf_internals import convert_to_constants
 
 
 @dataclasses.dataclass
