@@ -133,3 +133,58 @@ def test_bad_tables_and_flag_mixes_are_one_line_errors(tmp_path):
     with pytest.raises(RetrainError) as error:
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path))
     assert str(error.value) == f'cannot read labels file {tmp_path}: Is a directory'
+
+
+def _write(path, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_different_photos_sharing_a_name_in_class_folders_stay_apart(tmp_path, caplog):
+    """Cameras name files 001.jpg in every folder: the fork merged daisy/001.jpg, roses/001.jpg
+    and tulips/001.jpg into one image labelled with all three and dropped two photos."""
+    root = str(tmp_path / 'images')
+    for folder, data in (('daisy', b'a' * 50), ('roses', b'b' * 50), ('tulips', b'c' * 60)):
+        _write(os.path.join(root, folder, '001.jpg'), data)  # Two of one size: read to tell.
+    for folder in ('daisy', 'roses', 'tulips'):  # Copies: one image, two labels.
+        _write(os.path.join(root, folder, '002.jpg'), b'same' if folder != 'tulips' else b'else')
+    _write(os.path.join(root, 'roses', 'own.jpg'), b'x')
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(root, 30, 30)
+    images = {key: image for key, (_, image) in _by_key(found).items()}
+    assert {key: (image.folder, image.relative, image.labels) for key, image in images.items()} == {
+        '001.jpg': ('daisy', '001.jpg', {'daisy'}),
+        'roses/001.jpg': ('roses', '001.jpg', {'roses'}),
+        'tulips/001.jpg': ('tulips', '001.jpg', {'tulips'}),
+        '002.jpg': ('daisy', '002.jpg', {'daisy', 'roses'}),
+        'tulips/002.jpg': ('tulips', '002.jpg', {'tulips'}),
+        'own.jpg': ('roses', 'own.jpg', {'roses'})}
+    for key, (category, _) in _by_key(found).items():  # Unclashed names keep their split.
+        assert category == image_lists.which_set(key, 30, 30)
+    assert [w for w in _warnings(caplog) if 'different photos' in w] == [
+        '2 file name(s) name different photos in different class folders (001.jpg, 002.jpg): '
+        'each photo is an image of its own, labelled by the folders that hold it']
+
+
+def test_label_files_label_each_different_photo_of_their_name(tmp_path, caplog):
+    """Two different photos named x.jpg in two sub-folders: the fork used one, silently."""
+    root, labels_dir = tmp_path / 'images', tmp_path / 'labels'
+    for folder, data in (('a', b'first'), ('b', b'other'), ('c', b'first'), ('d', b'y')):
+        _write(str(root / folder / ('x.jpg' if folder != 'd' else 'y.jpg')), data)
+    labels_dir.mkdir()
+    (labels_dir / 'x.jpg.txt').write_text('car\n', encoding='utf-8')
+    (labels_dir / 'y.jpg.txt').write_text('bus\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(root), 10, 10, str(labels_dir))
+    images = {key: image for key, (_, image) in _by_key(found).items()}
+    assert {key: (image.folder, image.relative, image.labels) for key, image in images.items()} == {
+        'x.jpg': ('a', 'x.jpg', {'car'}), 'b/x.jpg': ('b', 'x.jpg', {'car'}),
+        'y.jpg': ('d', 'y.jpg', {'bus'})}
+    assert _warnings(caplog) == [
+        f'Labels file {labels_dir / "x.jpg.txt"} applies to 2 different images named x.jpg: '
+        f'{root / "a" / "x.jpg"} = {root / "c" / "x.jpg"}; {root / "b" / "x.jpg"}']
