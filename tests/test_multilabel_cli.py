@@ -240,3 +240,22 @@ def test_photos_sharing_a_name_in_class_folders_are_all_trained_on(tmp_path, tin
     cached = [name for _, _, names in os.walk(os.path.join(out, 'bn')) for name in names
               if name.endswith('.txt')]
     assert len(cached) == 18
+
+
+def test_a_label_holding_a_line_break_is_a_usage_error_before_any_work(tmp_path, tiny_module,
+                                                                      pair_folders):
+    """A quoted label with a line break once wrote a labels file of 5 lines for 4 labels (exit 0),
+    which label_image then refused."""
+    table = tmp_path / 'labels.csv'
+    table.write_text('red/red_green_000.jpg,red;green\nred/red_blue_000.jpg,"red\nblue"\n',
+                     encoding='utf-8')
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, out, 5,
+                                                 '--multi_label', '--image_labels_file',
+                                                 str(table)))
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"retrain: error: {table} line 2: the label 'red\\nblue' holds a line break; a label "
+        'must be one line of the labels file')
+    assert not os.path.exists(os.path.join(out, 'labels.txt'))
+    assert not os.path.exists(os.path.join(out, 'bn'))

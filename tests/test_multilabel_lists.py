@@ -1,6 +1,7 @@
 """retrain.data.multilabel_lists: the three ways to give labels, one example per image, one split."""
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 from conftest import write_image
 from retrain.data import image_lists, multilabel_lists
 from retrain.common.errors import RetrainError
+from retrain.config import ConfigError
 from retrain.data.image_lists import CATEGORIES
 
 COLOURS = {'red': (200, 40, 40), 'green': (40, 190, 60), 'blue': (50, 60, 210)}
@@ -188,3 +190,54 @@ def test_label_files_label_each_different_photo_of_their_name(tmp_path, caplog):
     assert _warnings(caplog) == [
         f'Labels file {labels_dir / "x.jpg.txt"} applies to 2 different images named x.jpg: '
         f'{root / "a" / "x.jpg"} = {root / "c" / "x.jpg"}; {root / "b" / "x.jpg"}']
+
+
+def _labelled(tmp_path, table: str, caplog, newline: str = '\n'):
+    root = tmp_path / 'images'
+    for rel in ('daisy/x.jpg', 'daisy/y.jpg', 'daisy/z.jpg', 'roses/w.jpg'):
+        _write(str(root / rel), rel.encode())
+    with open(tmp_path / 'labels.csv', 'w', encoding='utf-8', newline='') as f:
+        f.write(table.replace('\n', newline))
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(root), 0, 0,
+                                        image_labels_file=str(tmp_path / 'labels.csv'))
+    return {key: image.labels for key, (_, image) in _by_key(found).items()}, _warnings(caplog)
+
+
+@pytest.mark.parametrize('newline', ['\n', '\r\n', '\r'])
+def test_table_paths_are_normalized_and_paths_outside_are_refused(tmp_path, caplog, newline):
+    """`find .` prints ./daisy/x.jpg; Windows tables use backslashes: all were 'not an image'.
+    Old Mac line ends (\\r) made the whole table one row."""
+    labels, warnings = _labelled(tmp_path, (
+        './daisy/x.jpg,a\nroses/../daisy/y.jpg,b\ndaisy\\z.jpg,c\n../images/roses/w.jpg,d\n'
+        '/roses/w.jpg,d\nC:\\images\\roses\\w.jpg,d\n'), caplog, newline)
+    assert labels == {'daisy/x.jpg': {'a'}, 'daisy/y.jpg': {'b'}, 'daisy/z.jpg': {'c'}}
+    for line, path in ((4, '../images/roses/w.jpg'), (5, '/roses/w.jpg'),
+                       (6, 'C:\\images\\roses\\w.jpg')):
+        assert sum(w.startswith(f'{tmp_path / "labels.csv"} line {line} names {path}, which '
+                                'lies outside the image directory') for w in warnings) == 1
+
+
+def test_rows_giving_one_image_different_labels_are_merged_with_a_warning(tmp_path, caplog):
+    labels, warnings = _labelled(tmp_path, (
+        'path,labels\ndaisy/x.jpg,a;b\n"daisy/y.jpg",c\n./daisy/x.jpg,a\ndaisy/y.jpg,c\n'
+        'daisy/x.jpg,a;b\n'), caplog)
+    assert labels == {'daisy/x.jpg': {'a', 'b'}, 'daisy/y.jpg': {'c'}}
+    conflicts = [w for w in warnings if 'different labels' in w]
+    assert conflicts == [f'{tmp_path / "labels.csv"} gives daisy/x.jpg different labels on '
+                         'lines 2, 4, 6: it gets all of them']
+
+
+@pytest.mark.parametrize('table,line,message', [
+    ('daisy/x.jpg,a\ndaisy/y.jpg,"b\nc"\n', 2, r"the label 'b\\nc' holds a line break"),
+    ('"daisy/\nx.jpg",a\ndaisy/y.jpg,"b;c\u2028d"\n', 3, r"the label 'c\\u2028d' holds a line"),
+    ('"daisy/\n\nx.jpg",a\ndaisy/y.jpg,a,b\n', 4, 'expected path,label1;label2 but got 3'),
+    ('daisy/x.jpg,"' + 'a' * 200000 + '"\n', 1, r'not CSV \(field larger than field limit'),
+])
+def test_tables_a_labels_file_cannot_hold_are_refused_naming_the_line(tmp_path, caplog, table,
+                                                                      line, message):
+    """A quoted label with a line break once wrote a labels file of more lines than labels."""
+    with pytest.raises(ConfigError, match=rf'^{re.escape(str(tmp_path))}.labels.csv line {line}: '
+                                          rf'{message}') as error:
+        _labelled(tmp_path, table, caplog)
+    assert '\n' not in str(error.value)

@@ -24,13 +24,19 @@ order) keeps that key and each other is keyed by its path relative to image_dir
 had, and so does the first of those that clash. (A key only places an image in a split: two
 images sharing one would share their split.) Each image's bottleneck is cached once, at its
 first location in sorted folder order.
+
+Table paths are normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes); a path that leaves
+image_dir (`..`, absolute) names no image of it and is skipped with a warning. Rows giving one
+image different label sets are merged (it gets every label given) with a warning naming them.
 """
 import csv
 import dataclasses
 import hashlib
 import io
 import os
-from typing import Callable, Dict, Hashable, Iterable, List, Sequence, Set, Tuple
+import posixpath
+import re
+from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -38,10 +44,13 @@ from absl import logging
 from retrain.common import fileio
 from retrain.common.errors import RetrainError
 from retrain.common.places import is_local
+from retrain.config import ConfigError
 from retrain.data import image_files, image_lists
 from retrain.data.image_lists import CATEGORIES, ImageClass
 
 _READ_CHUNK = 1 << 20
+# A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
+_DRIVE = re.compile(r'^[A-Za-z]:/')
 
 
 @dataclasses.dataclass
@@ -73,7 +82,7 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
            image_labels_dir: str = '', image_labels_file: str = '') -> MultiLabelImages:
     """Every labelled image of `image_dir` once, by the form the flags choose (module doc)."""
     if image_labels_dir and image_labels_file:
-        raise RetrainError('give --image_labels_dir or --image_labels_file, not both')
+        raise ConfigError('give --image_labels_dir or --image_labels_file, not both')
     if image_labels_dir:
         found = _from_label_files(image_dir, image_labels_dir)
     elif image_labels_file:
@@ -176,22 +185,68 @@ def _from_table(image_dir: str, table: str) -> List[LabelledImage]:
 
 
 def _read_table(path: str) -> Dict[str, Set[str]]:
-    """{image path with '/': labels} from the rows of the CSV; a header row is recognized by its
-    first cell not being an image file name."""
-    rows: Dict[str, Set[str]] = {}
-    text = fileio.read_text(path, 'labels file')
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    """{image key: labels} from the rows of the CSV. A header row is recognized by its first cell
+    not being an image file name; rows naming paths outside image_dir are skipped with a
+    warning; rows giving one image different labels are merged with one (module doc)."""
+    given: Dict[str, List[Tuple[int, Set[str]]]] = {}
+    for line, row in _rows(path):
         if not row or not row[0].strip():
             continue
         if len(row) != 2:
-            raise RetrainError(f'{path} line {number}: expected path,label1;label2 '
-                               f'but got {len(row)} fields')
-        image, labels = row[0].strip(), row[1]
-        if number == 1 and not image_files.has_image_extension(image):
+            raise ConfigError(f'{path} line {line}: expected path,label1;label2 '
+                              f'but got {len(row)} fields')
+        image = row[0].strip()
+        if line == 1 and not image_files.has_image_extension(image):
             continue
-        rows.setdefault(_key(image), set()).update(
-            label.strip() for label in labels.split(';') if label.strip())
-    return rows
+        labels, key = _row_labels(row[1], path, line), _table_key(image)
+        if key is None:
+            logging.warning('%s line %d names %s, which lies outside the image directory: rows '
+                            'name images by their path relative to it', path, line, image)
+            continue
+        given.setdefault(key, []).append((line, labels))
+    for key, rows in given.items():
+        if len({frozenset(labels) for _, labels in rows}) > 1:
+            logging.warning('%s gives %s different labels on lines %s: it gets all of them', path,
+                            key, ', '.join(str(line) for line, _ in rows))
+    return {key: set().union(*(labels for _, labels in rows)) for key, rows in given.items()}
+
+
+def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
+    """(number of the line it starts on, cells) for each row of the CSV file at `path`.
+
+    Lines end as the csv module reads them (newline=''): CR LF, LF or CR (old Macs), and a
+    quoted cell may run over several lines, so rows and lines are counted apart."""
+    reader = csv.reader(io.StringIO(fileio.read_text(path, 'labels file'), newline=''))
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise ConfigError(f'{path} line {line}: not CSV ({e})') from None
+        yield line, row
+        line = reader.line_num + 1
+
+
+def _row_labels(cell: str, path: str, line: int) -> Set[str]:
+    """The labels of a `label1;label2` cell. The labels file holds one label a line, so a label
+    with a line break in it (a quoted cell spanning lines) is refused."""
+    labels = {label.strip() for label in cell.split(';') if label.strip()}
+    for label in sorted(labels):
+        if label.splitlines() != [label]:
+            raise ConfigError(f'{path} line {line}: the label {label!r} holds a line break; a '
+                              'label must be one line of the labels file')
+    return labels
+
+
+def _table_key(path: str) -> Optional[str]:
+    """The key of the image a table row names (`./a/b.jpg`, `a\\b.jpg` and `a/x/../b.jpg` are
+    `a/b.jpg`), or None when the path leaves image_dir (`../b.jpg`, `/photos/b.jpg`, `C:\\b.jpg`)."""
+    normal = posixpath.normpath(path.replace('\\', '/'))
+    if normal in ('.', '..') or normal.startswith(('../', '/')) or _DRIVE.match(normal):
+        return None
+    return normal
 
 
 def _has_labels(labels: Set[str], image: str, source: str) -> bool:
