@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 
 import numpy as np
 import pytest
@@ -241,3 +242,19 @@ def test_tables_a_labels_file_cannot_hold_are_refused_naming_the_line(tmp_path, 
                                           rf'{message}') as error:
         _labelled(tmp_path, table, caplog)
     assert '\n' not in str(error.value)
+
+
+def test_a_table_names_images_whatever_the_composition_of_their_accents(tmp_path, caplog):
+    """macOS writes café decomposed (e + U+0301), tables hold it composed: no row matched."""
+    root = tmp_path / 'images'
+    decomposed = unicodedata.normalize('NFD', 'café/crème.jpg')
+    _write(str(root / decomposed), b'1')
+    _write(str(root / 'tea.jpg'), b'2')
+    (tmp_path / 'labels.csv').write_text('café/crème.jpg,hot;sweet\ntea.jpg,hot\n',
+                                         encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(root), 0, 0,
+                                        image_labels_file=str(tmp_path / 'labels.csv'))
+    assert {key: image.labels for key, (_, image) in _by_key(found).items()} == {
+        decomposed: {'hot', 'sweet'}, 'tea.jpg': {'hot'}}  # The split key is the file's name.
+    assert not _warnings(caplog)

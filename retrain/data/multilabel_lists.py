@@ -25,9 +25,10 @@ had, and so does the first of those that clash. (A key only places an image in a
 images sharing one would share their split.) Each image's bottleneck is cached once, at its
 first location in sorted folder order.
 
-Table paths are normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes); a path that leaves
-image_dir (`..`, absolute) names no image of it and is skipped with a warning. Rows giving one
-image different label sets are merged (it gets every label given) with a warning naming them.
+Table paths are normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes, accents composed or
+decomposed as macOS writes them); a path that leaves image_dir (`..`, absolute) names no image
+of it and is skipped with a warning. Rows giving one image different label sets are merged (it
+gets every label given) with a warning naming them.
 """
 import csv
 import dataclasses
@@ -36,6 +37,7 @@ import io
 import os
 import posixpath
 import re
+import unicodedata
 from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import tensorflow as tf
@@ -169,18 +171,20 @@ def _labelled_photos(image_dir: str, name: str, locations: List[str], labels: Se
 def _from_table(image_dir: str, table: str) -> List[LabelledImage]:
     rows = _read_table(table)
     found: List[LabelledImage] = []
+    used = set()
     for location in _all_images(image_dir):
         key = _key(location)
-        if key not in rows:
+        row = unicodedata.normalize('NFC', key)
+        if row not in rows:
             logging.warning('No labels for %s: it is not in %s', os.path.join(image_dir, location),
                             table)
             continue
-        labels = rows.pop(key)
-        if _has_labels(labels, os.path.join(image_dir, location), table):
+        used.add(row)
+        if _has_labels(rows[row], os.path.join(image_dir, location), table):
             found.append(LabelledImage(key, os.path.dirname(location),
-                                       os.path.basename(location), labels))
-    for key in sorted(rows):
-        logging.warning('%s labels %s, which is not an image in %s', table, key, image_dir)
+                                       os.path.basename(location), rows[row]))
+    for row in sorted(set(rows) - used):
+        logging.warning('%s labels %s, which is not an image in %s', table, row, image_dir)
     return found
 
 
@@ -242,11 +246,14 @@ def _row_labels(cell: str, path: str, line: int) -> Set[str]:
 
 def _table_key(path: str) -> Optional[str]:
     """The key of the image a table row names (`./a/b.jpg`, `a\\b.jpg` and `a/x/../b.jpg` are
-    `a/b.jpg`), or None when the path leaves image_dir (`../b.jpg`, `/photos/b.jpg`, `C:\\b.jpg`)."""
+    `a/b.jpg`), or None when the path leaves image_dir (`../b.jpg`, `/photos/b.jpg`, `C:\\b.jpg`).
+
+    Accents are compared composed (NFC): macOS writes names decomposed, tables and other systems
+    mostly composed. The image keeps its own name as its split key."""
     normal = posixpath.normpath(path.replace('\\', '/'))
     if normal in ('.', '..') or normal.startswith(('../', '/')) or _DRIVE.match(normal):
         return None
-    return normal
+    return unicodedata.normalize('NFC', normal)
 
 
 def _has_labels(labels: Set[str], image: str, source: str) -> bool:
