@@ -250,7 +250,7 @@ class RetrainConfig:
         if flag == 'image_dir':
             relative = os.path.relpath(inner, folder)
             # pylint: disable-next=import-outside-toplevel  # TensorFlow: only for this case.
-            from retrain.data.image_lists import EXTENSIONS
+            from retrain.data.image_files import EXTENSIONS
             return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS
         if flag == 'model_dir':
             return os.path.isfile(inner)

@@ -29,6 +29,7 @@ from absl import logging
 
 from retrain.common import fileio
 from retrain.common.errors import RetrainError
+from retrain.common.places import is_local
 
 _VERSION = 2
 _PREFIX = '_bottlenecks'
@@ -55,10 +56,6 @@ def checksum(files: list, values: np.ndarray) -> str:
         for digest in pool.map(lambda chunk: hashlib.sha256(chunk).digest(), chunks):
             total.update(digest)
     return total.hexdigest()
-
-
-def is_local(path: str) -> bool:
-    return '://' not in path
 
 
 class CacheIndex:

@@ -26,7 +26,8 @@ from absl import logging
 
 from retrain.common import fileio
 from retrain.data import image_io
-from retrain.cache.binary_index import CacheIndex, is_local, stamp
+from retrain.cache.binary_index import CacheIndex, stamp
+from retrain.common.places import is_local
 from retrain.config import RetrainConfig
 from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor

@@ -17,10 +17,11 @@ from retrain.common import fileio, interrupts
 from retrain.config import FILE, FOLDER, RetrainConfig
 from retrain.export import outputs, saved_model
 from retrain.common.errors import RetrainError
+from retrain.common.places import is_local
 
 def _nearest_existing(path: str) -> Optional[str]:
     """`path` or its closest existing ancestor; None past the root of a remote file system."""
-    if '://' not in path:
+    if is_local(path):
         path = os.path.abspath(path)
     while not tf.io.gfile.exists(path):
         parent = os.path.dirname(path)
