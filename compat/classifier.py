@@ -5,6 +5,7 @@
 preprocessing (compat.signature) and returns a Classifier: `classify` takes decoded [0, 1]
 images or encoded bytes, in batches, and returns class probabilities.
 """
+import argparse
 import dataclasses
 import os
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -34,6 +35,12 @@ class Overrides:
     size: Optional[Tuple[int, int]] = None
     mean: Optional[float] = None
     std: Optional[float] = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace,
+                  size: Optional[Tuple[int, int]] = None) -> 'Overrides':
+        """The flags of retrain.common.cli_args.add_override_arguments (and the size flags)."""
+        return cls(args.input_layer, args.output_layer, size, args.input_mean, args.input_std)
 
 
 @dataclasses.dataclass

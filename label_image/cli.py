@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from compat.cli import add_override_arguments, error, number, overrides_from, run_main
+from retrain.common.cli_args import add_override_arguments, error, number, run_main
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -81,7 +81,8 @@ def main(argv: Sequence[str]) -> int:
     from retrain.common.errors import error_summary  # pylint: disable=import-outside-toplevel
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
-        model = models.load(args.graph, overrides_from(args, size), args.allow_unsafe_ops)
+        model = models.load(args.graph, models.Overrides.from_args(args, size),
+                            args.allow_unsafe_ops)
         labels_path = args.labels or _default_labels(args.graph)
         labels = read_labels(labels_path)
         check_count(labels, labels_path, model.num_classes, args.graph)
