@@ -51,18 +51,19 @@ def error(program: str, message: object) -> int:
 
 def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
     """Console-script entry point: UTF-8 output (labels and paths), even when redirected; exit
-    with main's code, 130 on Ctrl-C, 1 when the reader of the output went away (`| head`).
+    with main's code, 130 on Ctrl-C (within a second or two, even inside a TensorFlow call that
+    never returns: interrupts' watchdog), 1 when the reader of the output went away (`| head`).
 
     A file name that is not valid UTF-8 is printed as its own bytes (as ls does), and escaped
     in messages."""
     for stream, errors in ((sys.stdout, 'surrogateescape'), (sys.stderr, 'backslashreplace')):
         if hasattr(stream, 'reconfigure'):
             stream.reconfigure(encoding='utf-8', errors=errors)
-    interrupts.install()  # Ctrl-C ends it with one line, as it does retrain.
+    interrupts.install(f'{program}: interrupted')  # One line, as retrain.
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:
-        print(f'{program}: interrupted', file=sys.stderr)
+        interrupts.report()
         sys.exit(130)
     except BrokenPipeError:  # The reader has seen enough.
         exit_as_the_reader_left()
