@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -337,3 +338,18 @@ def test_ctrl_c_ends_a_model_that_loops_forever(tmp_path, command, interrupted):
     assert child.returncode == 130 and stderr == interrupted + '\n', stderr[-3000:]
     assert not os.path.exists(tmp_path / 'saved')
 
+
+@pytest.mark.parametrize('level', [None, '0', '1', '2', '3'])
+def test_no_tensorflow_notices_whatever_tf_cpp_min_log_level(retrained, image_dir, level):
+    """TF_CPP_MIN_LOG_LEVEL=2 (the usual advice) once brought the start-up notices back."""
+    env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
+    if level is not None:
+        env['TF_CPP_MIN_LOG_LEVEL'] = level
+    graph, labels = retrained
+    image = os.path.join(image_dir, 'red', 'red_001.jpg')
+    result = subprocess.run([sys.executable, '-m', 'label_image', '--graph', graph, '--labels',
+                             labels, image], capture_output=True, text=True, encoding='utf-8',
+                            env=dict(env, PYTHONPATH=REPO_ROOT), cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == image and lines[1].startswith('red (score = ')
