@@ -108,9 +108,9 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
                        f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
-def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
-    """Whether `output` is a sigmoid (through Identity): independent scores per label, as
-    retrain --multi_label and the Multi-label-Inception-net fork made final_result.
+def output_op(graph_def: tf.compat.v1.GraphDef, output: str) -> str:
+    """The type of the op that computes `output`, past Identity and the like ('' if unknown):
+    Softmax or Sigmoid where the scores are probabilities, anything else where they are not.
 
     A SavedModel's signature output is a function call (PartitionedCall): the walk goes on
     from the returned tensor inside the called function (graph_def.library), however nested.
@@ -121,19 +121,19 @@ def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
     for _ in range(len(graph_def.node) + sum(len(f.node_def) for f in functions.values())):
         node = nodes.get(graph_walk.node_name(tensor))
         if node is None:
-            return False
+            return ''
         if node.op in _PASS_THROUGH and node.input:
             tensor = node.input[0]
         elif node.op in _CALLS and node.attr['f'].func.name in functions:
             function = functions[node.attr['f'].func.name]
             index = _output_index(tensor)
             if index >= len(function.signature.output_arg):
-                return False
+                return ''
             tensor = function.ret[function.signature.output_arg[index].name]
             nodes = {inner.name: inner for inner in function.node_def}
         else:
-            return node.op == 'Sigmoid'
-    return False  # Calls in a cycle: not a model that any tool this reads made.
+            return node.op
+    return ''  # Calls in a cycle: not a model that any tool this reads made.
 
 
 def _output_index(tensor: str) -> int:

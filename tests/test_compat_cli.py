@@ -165,3 +165,12 @@ def test_inspect_does_not_run_a_model_that_loops_forever(tmp_path):
     result = run_module('compat', 'inspect', graph, timeout=300)
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
     assert 'output: final_result:0 (float32 [N, 4])' in result.stdout.splitlines()
+
+
+def test_inspect_says_when_scores_are_not_probabilities(tmp_path):
+    relu = inspection.inspect(gb.save(gb.inception_like(activation=tf.nn.relu),
+                                      str(tmp_path / 'relu.pb')))
+    softmax = inspection.inspect(gb.save(gb.inception_like(), str(tmp_path / 'softmax.pb')))
+    assert ('output: final_result:0 (float32 [N, 4]), scores are not probabilities: the output '
+            'is a Relu op, not Softmax or Sigmoid') in relu.splitlines()
+    assert 'output: final_result:0 (float32 [N, 4])' in softmax.splitlines()

@@ -353,3 +353,24 @@ def test_no_tensorflow_notices_whatever_tf_cpp_min_log_level(retrained, image_di
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == image and lines[1].startswith('red (score = ')
+
+
+def test_scores_that_are_not_probabilities_are_said_to_be_so_once(tmp_path):
+    """A Relu final layer: its scores once printed as if they were confidences."""
+    graph = gb.save(gb.inception_like(activation=tf.nn.relu), str(tmp_path / 'relu.pb'))
+    softmax = gb.save(gb.inception_like(), str(tmp_path / 'softmax.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    image = str(tmp_path / 'photo.jpg')
+    write_image(image, (90, 120, 200), np.random.default_rng(0))
+    note = (f'label_image: note: final_result:0 of {graph}: scores are not probabilities: the '
+            'output is a Relu op, not Softmax or Sigmoid\n')
+    text = run_module('label_image', '--graph', graph, '--labels', labels, image, image)
+    assert text.returncode == 0 and text.stderr == note, text.stderr[-3000:]
+    assert text.stdout.startswith(image + '\nclass ')
+    as_json = run_module('label_image', '--graph', graph, '--labels', labels, '--json', image)
+    assert as_json.returncode == 0 and as_json.stderr == note, as_json.stderr[-3000:]
+    (result,) = json.loads(as_json.stdout)
+    assert result['note'] == note.split(': ', 3)[3].strip()
+    plain = run_module('label_image', '--graph', softmax, '--labels', labels, '--json', image)
+    assert plain.returncode == 0 and plain.stderr == '', plain.stderr[-3000:]
+    assert sorted(json.loads(plain.stdout)[0]) == ['image', 'predictions']
