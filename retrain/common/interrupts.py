@@ -37,6 +37,9 @@ def install(line: Optional[str] = None) -> None:
     an object the interrupt cut short in its constructor (TensorFlow's import options: no
     attribute 'options'). The tool ends with its one line. Before that, such reports show as ever.
     """
+    global _line  # pylint: disable=global-statement
+    _line = line  # Printed by report() even where SIGINT is ignored and no watchdog runs.
+
     def handler(signum, frame):  # pylint: disable=unused-argument
         _requested.set()
         if not _deferring.is_set():
@@ -51,7 +54,7 @@ def install(line: Optional[str] = None) -> None:
         default_hook = sys.unraisablehook
         sys.unraisablehook = report_unraisable
         if line is not None:
-            _start_watchdog(line)
+            _start_watchdog()
 
 
 def report() -> None:
@@ -63,9 +66,7 @@ def report() -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _start_watchdog(line: str) -> None:
-    global _line  # pylint: disable=global-statement
-    _line = line
+def _start_watchdog() -> None:
     receiving, sending = socket.socketpair()
     sending.setblocking(False)  # The C handler must never block on it.
     signal.set_wakeup_fd(sending.fileno(), warn_on_full_buffer=False)
