@@ -29,7 +29,7 @@ def _import_tensorflow_quietly() -> None:
     level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
     import_tensorflow()
     if level is None:
-        del os.environ['TF_CPP_MIN_LOG_LEVEL']
+        os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)  # Not set where TensorFlow was loaded.
     else:
         os.environ['TF_CPP_MIN_LOG_LEVEL'] = level
 
