@@ -5,6 +5,7 @@
 preprocessing (compat.signature) and returns a Classifier: `classify` takes decoded [0, 1]
 images or encoded bytes, in batches, and returns class probabilities.
 """
+import argparse
 import dataclasses
 import os
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -24,6 +25,15 @@ Images = Union[Batch, Sequence[bytes]]
 
 # The formats a model comes in (Classifier.format), as reports name them.
 FROZEN_GRAPH, SAVED_MODEL, TFLITE = 'frozen GraphDef', 'SavedModel', 'TensorFlow Lite'
+# Output ops whose scores are probabilities (TensorFlow's and TFLite's names).
+PROBABILITY_OPS = frozenset(['Softmax', 'Sigmoid', 'SOFTMAX', 'LOGISTIC'])
+
+
+def not_probabilities(output_op: str) -> str:
+    """Says that scores from `output_op` are not probabilities; '' if they are or it is unknown."""
+    if not output_op or output_op in PROBABILITY_OPS:
+        return ''
+    return f'scores are not probabilities: the output is a {output_op} op, not Softmax or Sigmoid'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +44,12 @@ class Overrides:
     size: Optional[Tuple[int, int]] = None
     mean: Optional[float] = None
     std: Optional[float] = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace,
+                  size: Optional[Tuple[int, int]] = None) -> 'Overrides':
+        """The flags of retrain.common.cli_args.add_override_arguments (and the size flags)."""
+        return cls(args.input_layer, args.output_layer, size, args.input_mean, args.input_std)
 
 
 @dataclasses.dataclass
@@ -47,6 +63,7 @@ class Classifier:
     num_classes: Optional[int]
     run: Callable[[Batch], np.ndarray]
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
+    output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
 
     @property
     def takes_encoded(self) -> bool:
@@ -80,6 +97,8 @@ class Classifier:
         classes = f'{self.num_classes} classes' if self.num_classes else 'classes unknown'
         if self.multi_label:
             classes += ', multi-label: a sigmoid score per label'
+        if not_probabilities(self.output_op):
+            classes += ', ' + not_probabilities(self.output_op)
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
                 f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
 
@@ -141,9 +160,10 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
     num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
                                output, path)
     function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    output_op = signature.output_op(graph_def, output)
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
-                      signature.is_multi_label(graph_def, output))
+                      output_op == 'Sigmoid', output_op)
 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -167,10 +187,10 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
 
     def run(batch: Batch) -> np.ndarray:
         return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
+    output_op = signature.output_op(meta_graph.graph_def, signature_def.outputs[output].name)
     return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
                       _num_classes(outputs[output].shape, output, path), run,
-                      signature.is_multi_label(meta_graph.graph_def,
-                                               signature_def.outputs[output].name))
+                      output_op == 'Sigmoid', output_op)
 
 
 def _serving_signature(path: str):
@@ -220,7 +240,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
-                      model.output_op == 'LOGISTIC')
+                      model.output_op == 'LOGISTIC', model.output_op)
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:

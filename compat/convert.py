@@ -19,7 +19,7 @@ from compat import classifier as models
 from compat import graph_io, labels as labels_io, signature
 from retrain.common import fileio, places
 from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import RetrainError
 
 _TOLERANCE = 1e-3
 
@@ -56,9 +56,9 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
             with stage.output(tflite_output_file) as staged_file:
-                write_tflite(staged_dir, staged_file, labels,
-                             f'{os.path.basename(graph_path)} ({original.kind}) converted by '
-                             'python -m compat.')
+                write_tflite((graph_def, input_tensor, output_tensor), original.spec,
+                             staged_file, labels, f'{os.path.basename(graph_path)} '
+                             f'({original.kind}) converted by python -m compat.')
                 _check_same(original, models.load(staged_file), tflite_output_file)
     return converted
 
@@ -79,14 +79,16 @@ def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec
     return graph.as_graph_def(), 'image:0', prediction.name
 
 
-def write_tflite(saved_model_dir: str, path: str, labels: Sequence[str], description: str) -> None:
-    """The `image` -> `prediction` signature as a .tflite file with its metadata."""
-    try:
-        model = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_dir, signature_keys=[saved_model.DEFAULT_SIGNATURE]).convert()
-    except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
-        raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
-                           f'{error_summary(e)}') from None
+def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[str],
+                 description: str) -> None:
+    """`graph` (graph_def, input, output: unit_input_graph's) as a .tflite file of one image
+    [1, H, W, 3] in [0, 1] -> scores, with its metadata; as retrain writes them, from the frozen
+    graph (the SavedModel's serving_default guards against empty batches with control flow)."""
+    graph_def, input_tensor, output_tensor = graph
+    if spec.encoded:
+        raise RetrainError('cannot convert a graph that takes encoded images to TFLite: '
+                           'TensorFlow Lite has no image decoders')
+    model = tflite.convert(graph_def, spec.size, output_tensor, input_tensor=input_tensor)
     fileio.atomic_write(path, tflite_metadata.add_metadata(
         model, tflite.MODEL_NAME, description, labels))
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 # The parser lives in retrain (its classic architectures are frozen graphs too); compat's
 # modules and client code read graphs through this module as before.
-from retrain.features.graph_files import load_graph_def  # pylint: disable=unused-import
+from retrain.features.graph_files import load_graph_def  # noqa: F401  # pylint: disable=unused-import
 
 
 def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],

@@ -42,9 +42,13 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
         _tensor(graph, name + ':0') for name in ENTRY_POINTS if name in names) or 'none known'))
     try:
         output = signature.find_output(graph_def, path, overrides.output_layer)
-        lines.append(f'output: {_tensor(graph, output)}' + (
-            ', multi-label (a sigmoid score per label)'
-            if signature.is_multi_label(graph_def, output) else ''))
+        output_op = signature.output_op(graph_def, output)
+        described = [f'output: {_tensor(graph, output)}']
+        if output_op == 'Sigmoid':
+            described.append('multi-label (a sigmoid score per label)')
+        if models.not_probabilities(output_op):
+            described.append(models.not_probabilities(output_op))
+        lines.append(', '.join(described))
         spec = signature.detect_input(graph_def, graph, output, path, overrides.input_layer,
                                       overrides.mean, overrides.std, overrides.size)
         lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')

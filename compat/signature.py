@@ -28,8 +28,11 @@ CLASSIC_CENTERED = (128.0, 128.0)
 SLIM_CENTERED = (127.5, 127.5)
 _SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 'InceptionV3/',
                 'InceptionV4/', 'InceptionResnetV2/')
-_PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
-_CALLS = ('PartitionedCall', 'StatefulPartitionedCall')  # The call's function is its attr 'f'.
+_PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot', 'EnsureShape')
+# Function calls, by the attr naming the function that computes the scores: a call's 'f'; an
+# If's 'then_branch' (a SavedModel's guard against empty batches, retrain.export.saved_model).
+_CALLS = {'PartitionedCall': 'f', 'StatefulPartitionedCall': 'f', 'If': 'then_branch',
+          'StatelessIf': 'then_branch'}
 _PROJECT_ENTRY_POINTS = (JPEG_INPUT, UNIT_INPUT, *CENTERED_INPUTS)
 # Normalizations closer than this (max difference over pixel values 0..255) are the same thing:
 # 128/128 and 127.5/127.5 differ by 0.008 and move scores far less than the 0.02 we promise.
@@ -108,11 +111,11 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
                        f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
-def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
-    """Whether `output` is a sigmoid (through Identity): independent scores per label, as
-    retrain --multi_label and the Multi-label-Inception-net fork made final_result.
+def output_op(graph_def: tf.compat.v1.GraphDef, output: str) -> str:
+    """The type of the op that computes `output`, past Identity and the like ('' if unknown):
+    Softmax or Sigmoid where the scores are probabilities, anything else where they are not.
 
-    A SavedModel's signature output is a function call (PartitionedCall): the walk goes on
+    A SavedModel's signature output is a function call (PartitionedCall, If): the walk goes on
     from the returned tensor inside the called function (graph_def.library), however nested.
     """
     functions = {function.signature.name: function for function in graph_def.library.function}
@@ -121,19 +124,19 @@ def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
     for _ in range(len(graph_def.node) + sum(len(f.node_def) for f in functions.values())):
         node = nodes.get(graph_walk.node_name(tensor))
         if node is None:
-            return False
+            return ''
         if node.op in _PASS_THROUGH and node.input:
             tensor = node.input[0]
-        elif node.op in _CALLS and node.attr['f'].func.name in functions:
-            function = functions[node.attr['f'].func.name]
+        elif node.op in _CALLS and node.attr[_CALLS[node.op]].func.name in functions:
+            function = functions[node.attr[_CALLS[node.op]].func.name]
             index = _output_index(tensor)
             if index >= len(function.signature.output_arg):
-                return False
+                return ''
             tensor = function.ret[function.signature.output_arg[index].name]
             nodes = {inner.name: inner for inner in function.node_def}
         else:
-            return node.op == 'Sigmoid'
-    return False  # Calls in a cycle: not a model that any tool this reads made.
+            return node.op
+    return ''  # Calls in a cycle: not a model that any tool this reads made.
 
 
 def _output_index(tensor: str) -> int:

@@ -23,12 +23,15 @@ from retrain.common.quiet_tensorflow import import_tensorflow
 
 def _import_tensorflow_quietly() -> None:
     """TensorFlow's C++ start-up notices (CUDA probing, oneDNN) are not the suite's output. The
-    quiet import sets TF_CPP_MIN_LOG_LEVEL; it is unset again, or every CLI the tests start would
-    inherit it and the tests that check the tools print no such notices would check nothing."""
+    quiet import sets TF_CPP_MIN_LOG_LEVEL; it is set back as the user had it (or unset), or every
+    CLI the tests start would inherit the import's level, and the tests that check the tools
+    print no such notices would check that level only, not the user's."""
     level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
     import_tensorflow()
     if level is None:
-        del os.environ['TF_CPP_MIN_LOG_LEVEL']
+        os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)  # Not set where TensorFlow was loaded.
+    else:
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = level
 
 
 _import_tensorflow_quietly()

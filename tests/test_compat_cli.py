@@ -156,3 +156,21 @@ def test_layers_have_one_direction_retrain_never_imports_compat():
                             timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == '[]'
+
+
+def test_inspect_does_not_run_a_model_that_loops_forever(tmp_path):
+    """Inspect only imports the graph: a model that never ends is reported like any other."""
+    from test_label_image_cli import _looping_graph  # pylint: disable=import-outside-toplevel
+    graph = gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
+    result = run_module('compat', 'inspect', graph, timeout=300)
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
+    assert 'output: final_result:0 (float32 [N, 4])' in result.stdout.splitlines()
+
+
+def test_inspect_says_when_scores_are_not_probabilities(tmp_path):
+    relu = inspection.inspect(gb.save(gb.inception_like(activation=tf.nn.relu),
+                                      str(tmp_path / 'relu.pb')))
+    softmax = inspection.inspect(gb.save(gb.inception_like(), str(tmp_path / 'softmax.pb')))
+    assert ('output: final_result:0 (float32 [N, 4]), scores are not probabilities: the output '
+            'is a Relu op, not Softmax or Sigmoid') in relu.splitlines()
+    assert 'output: final_result:0 (float32 [N, 4])' in softmax.splitlines()

@@ -28,3 +28,13 @@ def test_an_unreadable_labels_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(RetrainError) as error:
         read_labels(str(path))
     assert str(error.value) == f'cannot read labels file {path}: Permission denied'
+
+
+@pytest.mark.parametrize('lines', [['a', 'b', ''], ['a', '', 'b'], ['a', 'b', '', ''], ['a', 'b']])
+def test_crlf_files_give_the_labels_lf_files_give(tmp_path, lines):
+    """A blank line is a label (classic names of non-ASCII folders, which sort last), at the end
+    too, whatever the line ends; only the final line end ends no label."""
+    for end in ('\n', '\r\n'):
+        path = tmp_path / 'labels.txt'
+        path.write_bytes(''.join(line + end for line in lines).encode('utf-8'))
+        assert read_labels(str(path)) == lines, repr(end)
