@@ -13,12 +13,13 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 from google.protobuf import message
-from tensorflow.core.protobuf import saved_model_pb2
 
-from compat import graph_io, safety, signature, tflite
+from compat import graph_runner, safety, signature, tflite
 from compat.signature import InputSpec
+from retrain.common.tf_internals import saved_model_pb2
+from retrain.features import graph_files
 from retrain.data import image_io
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 
 Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]
@@ -85,7 +86,7 @@ class Classifier:
         decoded = isinstance(images, (np.ndarray, tf.Tensor))
         if self.spec.encoded:
             if decoded:
-                raise RetrainError(f'{self.spec.tensor} of {self.path} takes encoded images only')
+                raise ToolError(f'{self.spec.tensor} of {self.path} takes encoded images only')
             batch = np.array(list(images), dtype=object)
         else:
             if not decoded:
@@ -119,19 +120,19 @@ class Classifier:
 
 
 def model_format(path: str) -> str:
-    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; RetrainError when it is none."""
+    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; ToolError when it is none."""
     if not tf.io.gfile.exists(path):
-        raise RetrainError(f'graph file not found: {path}')
+        raise ToolError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
             return SAVED_MODEL
-        raise RetrainError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
+        raise ToolError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
     return TFLITE if path.lower().endswith('.tflite') or tflite.is_tflite(path) else FROZEN_GRAPH
 
 
 def load(path: str, overrides: Overrides = Overrides(),
          allow_unsafe_ops: bool = False) -> Classifier:
-    """Any model file or folder -> Classifier; RetrainError (one line) when it cannot be used."""
+    """Any model file or folder -> Classifier; ToolError (one line) when it cannot be used."""
     loader = {SAVED_MODEL: _load_saved_model, TFLITE: _load_tflite,
               FROZEN_GRAPH: _load_frozen_graph}[model_format(path)]
     return loader(path, overrides, allow_unsafe_ops)
@@ -144,22 +145,22 @@ def unsafe_ops(path: str) -> List[str]:
         return safety.saved_model_unsafe_ops(_serving_signature(path)[0])
     if found == TFLITE:
         return safety.tflite_unsafe_ops(tflite.read(path).op_names)
-    return safety.unsafe_ops(graph_io.load_graph_def(path))
+    return safety.unsafe_ops(graph_files.load_graph_def(path))
 
 
 def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
-    graph_def = graph_io.load_graph_def(path)
+    graph_def = graph_files.load_graph_def(path)
     safety.refuse(path, safety.unsafe_ops(graph_def), allow_unsafe_ops)
     output = signature.find_output(graph_def, path, overrides.output_layer)
     try:
-        wrapped = graph_io.imported_graph(graph_def)
+        wrapped = graph_runner.imported_graph(graph_def)
     except (ValueError, tf.errors.OpError) as e:
-        raise RetrainError(f'cannot load graph {path}: {error_summary(e)}') from None
+        raise ToolError(f'cannot load graph {path}: {error_summary(e)}') from None
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
                                output, path)
-    function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    function = graph_runner.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
     output_op = signature.output_op(graph_def, output)
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
@@ -173,14 +174,14 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     serving = tf.saved_model.load(path).signatures['serving_default']
     _, inputs = serving.structured_input_signature
     if len(inputs) != 1:
-        raise RetrainError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
+        raise ToolError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
     (input_key, input_spec), = inputs.items()
     outputs = serving.structured_outputs
     output = overrides.output_layer or ('prediction' if 'prediction' in outputs else None)
     if output is None and len(outputs) == 1:
         output, = outputs
     if output not in outputs:
-        raise RetrainError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
+        raise ToolError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
                            ' name it with --output_layer')
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert)')
@@ -199,11 +200,11 @@ def _serving_signature(path: str):
         with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
             saved_model.ParseFromString(f.read())
     except (message.DecodeError, RuntimeWarning, ValueError):
-        raise RetrainError(f'not a SavedModel: {path}') from None
+        raise ToolError(f'not a SavedModel: {path}') from None
     for meta_graph in saved_model.meta_graphs:
         if 'serving_default' in meta_graph.signature_def:
             return meta_graph, meta_graph.signature_def['serving_default']
-    raise RetrainError(f'SavedModel {path} has no serving_default signature')
+    raise ToolError(f'SavedModel {path} has no serving_default signature')
 
 
 def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -212,11 +213,11 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     try:
         interpreter = tflite.interpreter(model)
     except (ValueError, RuntimeError) as e:
-        raise RetrainError(f'not a TensorFlow Lite model: {path} '
+        raise ToolError(f'not a TensorFlow Lite model: {path} '
                            f'({error_summary(e)})') from None
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
-        raise RetrainError(f'{path} takes {len(inputs)} inputs, not one image')
+        raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry = inputs[0]
     result = interpreter.get_output_details()[0]
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
@@ -236,7 +237,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     try:
         tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
-        raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
+        raise ToolError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
@@ -244,14 +245,14 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:
-    """The class count of an output of shape [N, classes] (None where unknown); RetrainError for
+    """The class count of an output of shape [N, classes] (None where unknown); ToolError for
     any other rank (an --output_layer naming an image or a scalar gives no scores to rank)."""
     shape = tf.TensorShape(shape)
     if shape.rank is None:
         return None
     if shape.rank != 2:
         shown = str(shape.as_list()).replace('None', 'N')
-        raise RetrainError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
+        raise ToolError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
                            'name the scores with --output_layer')
     return shape[1]
 
@@ -271,10 +272,10 @@ def _spec_from_shape(name: str, dtype: tf.DType, shape, path: str, overrides: Ov
         return InputSpec(name, encoded=True, scalar=not dims, batch=dims[0] if dims else None,
                          reason='decoded by the model itself')
     if len(dims) != 4:
-        raise RetrainError(f'input {name} of {path} is not an image input (shape {dims})')
+        raise ToolError(f'input {name} of {path} is not an image input (shape {dims})')
     size = (dims[1], dims[2]) if dims[1] and dims[2] else overrides.size
     if not size:
-        raise RetrainError(f'input {name} of {path} takes images of any size: give '
+        raise ToolError(f'input {name} of {path} takes images of any size: give '
                            '--input_height and --input_width')
     if dtype == tf.uint8:
         return InputSpec(name, size=size, batch=dims[0], dtype='uint8',

@@ -36,7 +36,7 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
     from compat import classifier, convert, inspection  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    from retrain.common.errors import ToolError  # pylint: disable=import-outside-toplevel
     overrides = classifier.Overrides.from_args(args)
     try:
         if args.command == 'inspect':
@@ -47,7 +47,7 @@ def main(argv: Sequence[str]) -> int:
             print(f'wrote {args.saved_model_dir}: {model.spec.describe()} -> prediction')
             if args.tflite_output_file:
                 print(f'wrote {args.tflite_output_file}')
-    except RetrainError as e:
+    except ToolError as e:
         return error(f'{_PROGRAM} {args.command}', e)
     return 0
 

@@ -16,10 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_io, labels as labels_io, signature
+from compat import labels as labels_io, signature
+from retrain.features import graph_files
 from retrain.common import fileio, places
 from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 
 _TOLERANCE = 1e-3
 
@@ -38,15 +39,15 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         staging.check_file(tflite_output_file)
         for source in (graph_path, labels_path):
             if places.place(tflite_output_file) == places.place(source):
-                raise RetrainError(f'--tflite_output_file {tflite_output_file} is an input of '
+                raise ToolError(f'--tflite_output_file {tflite_output_file} is an input of '
                                    'the conversion: name a new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
-        raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
+        raise ToolError(f'{graph_path} is not a frozen graph; only those need converting')
     labels = labels_io.read_labels(labels_path)
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
     graph_def, input_tensor, output_tensor = unit_input_graph(
-        graph_io.load_graph_def(graph_path), original.spec, original.output)
+        graph_files.load_graph_def(graph_path), original.spec, original.output)
     with staging.staged() as stage:  # Errors in stage.output name the target, not a temporary.
         with stage.output(saved_model_dir) as staged_dir:
             saved_model.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
@@ -86,7 +87,7 @@ def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[s
     graph (the SavedModel's serving_default guards against empty batches with control flow)."""
     graph_def, input_tensor, output_tensor = graph
     if spec.encoded:
-        raise RetrainError('cannot convert a graph that takes encoded images to TFLite: '
+        raise ToolError('cannot convert a graph that takes encoded images to TFLite: '
                            'TensorFlow Lite has no image decoders')
     model = tflite.convert(graph_def, spec.size, output_tensor, input_tensor=input_tensor)
     fileio.atomic_write(path, tflite_metadata.add_metadata(
@@ -101,5 +102,5 @@ def _check_same(original: models.Classifier, converted: models.Classifier, where
     expected, actual = original.classify([contents]), converted.classify([contents])
     difference = float(np.max(np.abs(expected - actual)))
     if difference > _TOLERANCE:
-        raise RetrainError(f'the conversion in {where} gives different scores from the original '
+        raise ToolError(f'the conversion in {where} gives different scores from the original '
                            f'graph (max difference {difference:.6f})')

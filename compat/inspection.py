@@ -5,9 +5,10 @@ from typing import List
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_io, safety, signature
+from compat import graph_runner, safety, signature
+from retrain.features import graph_files
 from retrain.export import tflite_metadata
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
@@ -27,16 +28,16 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
         if found == models.TFLITE:
             described += '\n' + tflite_metadata_report(path)
         return described
-    graph_def = graph_io.load_graph_def(path)
+    graph_def = graph_files.load_graph_def(path)
     lines = [f'graph: {path}',
              f'format: frozen GraphDef, {len(graph_def.node)} nodes, '
              f'{len(graph_def.library.function)} library functions',
              f'made by: {signature.generation(graph_def)}']
     unsafe = safety.unsafe_ops(graph_def)
     try:
-        graph = graph_io.imported_graph(graph_def).graph
+        graph = graph_runner.imported_graph(graph_def).graph
     except (ValueError, tf.errors.OpError) as e:
-        raise RetrainError(f'cannot load graph {path}: {e}') from None
+        raise ToolError(f'cannot load graph {path}: {e}') from None
     names = {node.name for node in graph_def.node}
     lines.append('entry points: ' + (', '.join(
         _tensor(graph, name + ':0') for name in ENTRY_POINTS if name in names) or 'none known'))
@@ -53,7 +54,7 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
                                       overrides.mean, overrides.std, overrides.size)
         lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')
         lines.append(f'preprocessing: {spec.describe()}')
-    except RetrainError as e:
+    except ToolError as e:
         lines.append(f'cannot classify with it as it is: {e}')
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')
     lines.append('op counts: ' + ', '.join(f'{op} {count}' for op, count in _op_counts(graph_def)))

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Set, Tuple
 import tensorflow as tf
 
 from compat import graph_walk
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.export.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
 UNIT = (0.0, 255.0)
@@ -100,14 +100,14 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
     names = {node.name for node in graph_def.node}
     if output_layer:
         if output_layer.split(':')[0] not in names:
-            raise RetrainError(f'no tensor {output_layer} in {path}')
+            raise ToolError(f'no tensor {output_layer} in {path}')
         return tensor_name(output_layer)
     if 'final_result' in names:
         return 'final_result:0'
     softmaxes = [node.name for node in graph_def.node if node.op == 'Softmax']
     if len(softmaxes) == 1:
         return tensor_name(softmaxes[0])
-    raise RetrainError(f'cannot tell the output of {path}: no final_result and '
+    raise ToolError(f'cannot tell the output of {path}: no final_result and '
                        f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
@@ -175,7 +175,7 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
     if input_layer:
         name = tensor_name(input_layer)
         if name.split(':')[0] not in nodes:
-            raise RetrainError(f'no tensor {input_layer} in {path}')
+            raise ToolError(f'no tensor {input_layer} in {path}')
     else:
         name = _default_entry(nodes, graph_walk.ancestors(nodes, [output]), graph, path)
     tensor = get_tensor(graph, name, path)
@@ -183,10 +183,10 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
         return InputSpec(name, encoded=True, scalar=tensor.shape.rank == 0,
                          reason='decoded by the graph itself')
     if tensor.shape.rank != 4:
-        raise RetrainError(f'{name} in {path} is not an image input (shape {tensor.shape})')
+        raise ToolError(f'{name} in {path} is not an image input (shape {tensor.shape})')
     detected = _normalization(nodes, name.split(':')[0])
     if detected is None and (mean is None or std is None):
-        raise RetrainError(f'cannot tell how {name} in {path} expects pixel values: give '
+        raise ToolError(f'cannot tell how {name} in {path} expects pixel values: give '
                            '--input_mean and --input_std')
     chosen, reason = detected or ((mean, std), '')
     expected = None
@@ -203,7 +203,7 @@ def get_tensor(graph: tf.Graph, name: str, path: str) -> tf.Tensor:
     try:
         return graph.get_tensor_by_name(name)
     except (KeyError, ValueError):
-        raise RetrainError(f'no tensor {name} in {path}') from None
+        raise ToolError(f'no tensor {name} in {path}') from None
 
 
 def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
@@ -222,7 +222,7 @@ def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str)
               and graph.get_tensor_by_name(name + ':0').shape.rank == 4]
     if len(images) == 1:
         return images[0] + ':0'
-    raise RetrainError(f'cannot tell the image input of {path}: name it with --input_layer')
+    raise ToolError(f'cannot tell the image input of {path}: name it with --input_layer')
 
 
 def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float], str]]:
@@ -274,6 +274,6 @@ def _image_size(tensor: tf.Tensor, name: str, path: str,
         return int(height), int(width)
     if size:
         return tuple(size)
-    raise RetrainError(f'{name} in {path} takes images of any size: give --input_height and '
+    raise ToolError(f'{name} in {path} takes images of any size: give --input_height and '
                        '--input_width')
 

@@ -19,9 +19,9 @@ import warnings
 from typing import Iterable, List
 
 import tensorflow as tf
-from tensorflow.lite.python import schema_py_generated as schema
 
-from retrain.common.errors import RetrainError
+from retrain.common.tf_internals import tflite_schema as schema
+from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
 
 _IDENTIFIER = b'TFL3'
@@ -51,12 +51,12 @@ def is_tflite(path: str) -> bool:
 
 
 def read(path: str) -> TFLiteFile:
-    """The checked model; one-line RetrainError naming the file and what is wrong with it."""
+    """The checked model; one-line ToolError naming the file and what is wrong with it."""
     try:
         with tf.io.gfile.GFile(path, 'rb') as f:
             content = f.read()
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot read {path}: {failure_reason(e, path)}') from None
+        raise ToolError(f'cannot read {path}: {failure_reason(e, path)}') from None
     if len(content) < 8 or content[4:8] != _IDENTIFIER:
         _invalid(path, 'no TFL3 identifier')
     try:
@@ -99,7 +99,7 @@ def allocate(interpreter) -> None:
 
 
 def _invalid(path: str, reason: str) -> None:
-    raise RetrainError(f'not a TensorFlow Lite model: {path} ({reason})')
+    raise ToolError(f'not a TensorFlow Lite model: {path} ({reason})')
 
 
 def _structure_problem(model, size: int) -> str:

@@ -77,7 +77,7 @@ def main(argv: Sequence[str]) -> int:
     from compat import classifier as models  # pylint: disable=import-outside-toplevel
     from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
     from label_image import images  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import RetrainError  # pylint: disable=import-outside-toplevel
+    from retrain.common.errors import ToolError  # pylint: disable=import-outside-toplevel
     from retrain.common.errors import error_summary  # pylint: disable=import-outside-toplevel
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
         labels_path = args.labels or _default_labels(args.graph)
         labels = read_labels(labels_path)
         check_count(labels, labels_path, model.num_classes, args.graph)
-    except RetrainError as e:
+    except ToolError as e:
         return error(_PROGRAM, e)
     _explain(model, size, args.verbose)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

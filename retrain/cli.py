@@ -14,7 +14,7 @@ from absl import app, flags, logging
 
 from retrain.config import ConfigError, RetrainConfig
 from retrain.common import interrupts, logs
-from retrain.common.errors import RetrainError, exit_as_the_reader_left
+from retrain.common.errors import ToolError, exit_as_the_reader_left
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 FLAGS = flags.FLAGS
@@ -70,7 +70,7 @@ def main(argv) -> int:
             config = dataclasses.replace(config, image_dir=downloads.flower_photos())
             logging.info('No --image_dir given: using the flower photos in %s', config.image_dir)
         pipeline.run(config)
-    except RetrainError as e:
+    except ToolError as e:
         print(f'retrain: error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:

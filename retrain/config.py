@@ -16,7 +16,7 @@ import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 from retrain.common import places
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.logs import readable
 from retrain.export import graph_names
 
@@ -266,6 +266,6 @@ def _is_utf8(path: str) -> bool:
     return True
 
 
-class ConfigError(RetrainError):
+class ConfigError(ToolError):
     """A setting no run can use: a usage error (exit code 2), found before any work starts."""
 

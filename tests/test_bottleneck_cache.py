@@ -12,7 +12,7 @@ from conftest import make_image_folder, retrain_args, run_module, write_image
 from retrain.cache import bottleneck_files
 from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.features.extractors import FeatureExtractor
 
 
@@ -117,7 +117,7 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
     name = sorted(os.listdir(os.path.join(image_dir, 'red')))[0]
     blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
     os.makedirs(blocked)
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         bottleneck_files.load_or_compute(image_dir, examples_of(classes), str(tmp_path / 'bn'), extractor)
     assert str(error.value) == f'cannot read the cached bottleneck {blocked}: Is a directory'
     assert os.listdir(blocked) == []

@@ -12,7 +12,7 @@ import graph_builders as gb
 import mediapipe_client
 from compat import inspection
 from conftest import REPO_ROOT, make_image_folder, run_module
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 
 
 def _convert_poets_graph(tmp_path):
@@ -61,7 +61,7 @@ def test_inspect_of_what_is_no_model_is_one_line(tmp_path, name, make, message):
     """A folder without saved_model.pb once gave a traceback: inspect read it before checking."""
     path = str(tmp_path / name)
     make(path)
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         inspection.inspect(path)
     assert str(error.value) == message.format(path)
 

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from compat.labels import read_labels
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 
 
 def test_labels_are_read_one_a_line_blank_ones_kept(tmp_path):
@@ -14,7 +14,7 @@ def test_labels_are_read_one_a_line_blank_ones_kept(tmp_path):
 
 
 def test_a_folder_given_as_labels_file_is_one_line_naming_it(tmp_path):
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         read_labels(str(tmp_path))
     assert str(error.value) == f'cannot read labels file {tmp_path}: Is a directory'
 
@@ -25,7 +25,7 @@ def test_an_unreadable_labels_file_is_one_line_naming_it(tmp_path):
     path = tmp_path / 'labels.txt'
     path.write_text('daisy\n', encoding='utf-8')
     path.chmod(0)
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         read_labels(str(path))
     assert str(error.value) == f'cannot read labels file {path}: Permission denied'
 

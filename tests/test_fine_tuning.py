@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat.graph_io import graph_function, load_graph_def
+from compat.graph_runner import graph_function
+from retrain.features.graph_files import load_graph_def
 from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
 from retrain.cache import bottleneck_files
 from retrain.common import interrupts

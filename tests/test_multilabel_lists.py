@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import write_image
 from retrain.data import image_lists, multilabel_lists
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.config import ConfigError
 from retrain.data.image_lists import CATEGORIES
 
@@ -127,13 +127,13 @@ def test_bad_tables_and_flag_mixes_are_one_line_errors(tmp_path):
     root = make_pair_folders(str(tmp_path / 'images'), per_pair=2)
     table = tmp_path / 'labels.csv'
     table.write_text('red/red_green_000.jpg,red,green\n', encoding='utf-8')
-    with pytest.raises(RetrainError, match=r'labels.csv line 1: expected path,label1;label2'):
+    with pytest.raises(ToolError, match=r'labels.csv line 1: expected path,label1;label2'):
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(table))
-    with pytest.raises(RetrainError, match='not both'):
+    with pytest.raises(ToolError, match='not both'):
         multilabel_lists.gather(root, 10, 10, str(tmp_path), str(table))
-    with pytest.raises(RetrainError, match='labels file not found'):
+    with pytest.raises(ToolError, match='labels file not found'):
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path / 'nope.csv'))
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(tmp_path))
     assert str(error.value) == f'cannot read labels file {tmp_path}: Is a directory'
 

@@ -18,7 +18,7 @@ from messy_images import messy_files
 from retrain.common import interrupts
 from retrain.export import staging
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.data.image_lists import which_set
 
 v1 = tf.compat.v1
@@ -125,7 +125,7 @@ def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path
         'summaries_dir': os.path.join(out, 'summaries'),
         'intermediate_output_graphs_dir': os.path.join(out, 'intermediate'),
         'intermediate_store_frequency': 5, flag.lstrip('-'): path})
-    with pytest.raises(RetrainError) as refused:
+    with pytest.raises(ToolError) as refused:
         staging.check_run(config)
     assert path in str(refused.value) and reason in str(refused.value), refused.value
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.

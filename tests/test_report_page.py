@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from conftest import make_image_folder, retrain_args, run_module
 from retrain.report import page
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.config import ConfigError
 
 
@@ -195,11 +195,11 @@ def test_a_report_that_cannot_be_written_is_one_line_naming_the_folder(reported,
     report = _load(out)
     (tmp_path / 'file').write_text('x', encoding='utf-8')
     blocked = str(tmp_path / 'file' / 'report')  # Below a file: no folder can be made there.
-    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(blocked)}: '
+    with pytest.raises(ToolError, match=rf'^cannot write the report {re.escape(blocked)}: '
                                            r'[^\n]+$'):
         page.write(blocked, report)
     del report['per_class']  # Not the writer's own I/O: the message still names the folder.
     folder = str(tmp_path / 'report')
-    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(folder)}: '
+    with pytest.raises(ToolError, match=rf'^cannot write the report {re.escape(folder)}: '
                                            r"KeyError: 'per_class'$"):
         page.write(folder, report)

@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config
 
-from compat.graph_io import graph_function, load_graph_def
+from compat.graph_runner import graph_function
+from retrain.features.graph_files import load_graph_def
 from conftest import retrain_args, run_module
 from retrain import pipeline
 from retrain.data import image_io

@@ -9,12 +9,13 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 import mediapipe_client
 from compat import tflite as compat_tflite
-from compat.graph_io import graph_function, load_graph_def
+from compat.graph_runner import graph_function
+from retrain.features.graph_files import load_graph_def
 from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
     tflite_interpreter, write_image
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.features.hub_module import load_hub_module
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
@@ -90,7 +91,7 @@ def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path
 
 def test_bad_quantization_is_a_one_line_error(retrained):
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
-    with pytest.raises(RetrainError, match='--tflite_quantize must be one of none, dynamic, int8'):
+    with pytest.raises(ToolError, match='--tflite_quantize must be one of none, dynamic, int8'):
         tflite.convert(graph_def, (32, 32), quantize='float16')
 
 
@@ -218,12 +219,12 @@ def test_damaged_files_are_refused_before_any_interpreter(small_tflite, tmp_path
     assert compat_tflite.read(model).op_names == ['MEAN', 'MUL', 'SOFTMAX']
     for length in (0, 7, 8, 12, 64, size // 3, size // 2, size - 8, size - 1):
         path = _damaged(model, tmp_path, f'cut{length}.tflite', length=length)
-        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*cut\d+\.tflite '
+        with pytest.raises(ToolError, match=r'^not a TensorFlow Lite model: .*cut\d+\.tflite '
                            r'\((no TFL3 identifier|damaged or truncated)\)$'):
             compat_tflite.read(path)
     for seed in range(20):
         path = _damaged(model, tmp_path, f'garbage{seed}.tflite', seed=seed)
-        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*garbage'):
+        with pytest.raises(ToolError, match=r'^not a TensorFlow Lite model: .*garbage'):
             compat_tflite.read(path)
 
 

@@ -20,7 +20,7 @@ from retrain.cache import bottleneck_files
 from retrain.common import fileio
 from retrain.data import image_io
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError, error_cause, error_summary
+from retrain.common.errors import ToolError, error_cause, error_summary
 from retrain.features.extractors import FeatureExtractor
 from retrain.data.examples import Example
 
@@ -69,7 +69,7 @@ if beam is not None:
                 try:
                     images.append(image_io.load_image(image, self._extractor.image_size))
                     caches.append(cache)
-                except RetrainError:  # Named by the in-process reader, which skips it too.
+                except ToolError:  # Named by the in-process reader, which skips it too.
                     self._unreadable.inc()
             if not images:
                 return
@@ -111,21 +111,21 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     how many bottlenecks the workers wrote.
     """
     if beam is None:
-        raise RetrainError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
+        raise ToolError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
                            '(or pip install apache-beam)')
     size = extractor.bottleneck_size
     try:
         pipeline = beam.Pipeline(options=PipelineOptions(flags=list(pipeline_options),
                                                          runner=runner))
     except (ValueError, TypeError) as e:
-        raise RetrainError(f'cannot start a Beam pipeline with runner {runner!r}: '
+        raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
                            f'{error_summary(e)}') from None
     logging.info('Caching bottlenecks of %d images in %s with Beam runner %s (%s)', len(jobs),
                  bottleneck_dir, runner, extractor.description)
     try:
         job_list = _write_job_list(jobs, bottleneck_dir)
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot write to bottleneck directory {bottleneck_dir}: '
+        raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
                            f'{error_summary(e)}') from None
     try:
         _ = (pipeline
@@ -138,7 +138,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
         result = pipeline.run()
         result.wait_until_finish()
     except Exception as e:  # pylint: disable=broad-except  # Runners wrap worker errors their way.
-        raise RetrainError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
+        raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
         tf.io.gfile.remove(job_list)
     computed = _counter(result, COMPUTED)

@@ -13,7 +13,7 @@ from typing import Dict, List, Tuple
 
 from absl import logging
 
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.data import image_files
 from retrain.data.image_files import EXTENSIONS as EXTENSIONS  # Public: what retrain takes.
 
@@ -87,13 +87,13 @@ def create_image_lists(image_dir: str, testing_percentage: float,
                        validation_percentage: float) -> List[ImageClass]:
     """Lists the classes of `image_dir` in class-index order with each image's split.
 
-    Raises RetrainError when the folder is missing or holds fewer than two usable classes.
+    Raises ToolError when the folder is missing or holds fewer than two usable classes.
     """
     if not image_dir or not image_files.isdir(image_dir):
         if image_dir and image_files.exists(image_dir):
-            raise RetrainError(f'image directory {image_dir!r} is a file: give the folder that '
+            raise ToolError(f'image directory {image_dir!r} is a file: give the folder that '
                                'holds one sub-folder of images per class')
-        raise RetrainError(f'image directory not found: {image_dir!r}')
+        raise ToolError(f'image directory not found: {image_dir!r}')
     classes: List[ImageClass] = []
     labels_seen: Dict[str, str] = {}
     for dir_name in image_files.listdir(image_dir):
@@ -112,9 +112,9 @@ def create_image_lists(image_dir: str, testing_percentage: float,
                             'be selected.', class_dir, MAX_NUM_IMAGES_PER_CLASS)
         label = label_for_dir(dir_name)
         if not label.strip():
-            raise RetrainError(f'class folder {class_dir!r} gives an empty label; rename it')
+            raise ToolError(f'class folder {class_dir!r} gives an empty label; rename it')
         if label in labels_seen:
-            raise RetrainError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
+            raise ToolError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
                                f'the label {label!r}; rename one of them')
         labels_seen[label] = dir_name
         image_class = ImageClass(label=label, dir_name=dir_name)
@@ -124,9 +124,9 @@ def create_image_lists(image_dir: str, testing_percentage: float,
                 relative)
         classes.append(image_class)
     if not classes:
-        raise RetrainError(f'no class folders with images found in {image_dir!r}')
+        raise ToolError(f'no class folders with images found in {image_dir!r}')
     if len(classes) == 1:
-        raise RetrainError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
+        raise ToolError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
                            'multiple classes are needed for classification')
     return classes
 

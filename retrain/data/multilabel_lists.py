@@ -44,7 +44,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.places import is_local
 from retrain.config import ConfigError
 from retrain.data import image_files, image_lists
@@ -93,7 +93,7 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
         found = _from_class_folders(image_dir, testing_percentage, validation_percentage)
     labels = sorted(set().union(*(image.labels for image in found)))
     if len(labels) < 2:
-        raise RetrainError(f'{len(labels)} label(s) found for the images of {image_dir!r}; '
+        raise ToolError(f'{len(labels)} label(s) found for the images of {image_dir!r}; '
                            'multi-label training needs at least two')
     images: Dict[str, List[LabelledImage]] = {category: [] for category in CATEGORIES}
     for image in sorted(found, key=lambda i: i.key):
@@ -132,7 +132,7 @@ def _some(names: List[str], shown: int = 3) -> str:
 
 def _from_label_files(image_dir: str, labels_dir: str) -> List[LabelledImage]:
     if not image_files.isdir(labels_dir):
-        raise RetrainError(f'--image_labels_dir not found: {labels_dir!r}')
+        raise ToolError(f'--image_labels_dir not found: {labels_dir!r}')
     label_files = {name for name in image_files.listdir(labels_dir) if name.endswith('.txt')}
     by_name: Dict[str, List[str]] = {}
     for location in _all_images(image_dir):
@@ -265,7 +265,7 @@ def _has_labels(labels: Set[str], image: str, source: str) -> bool:
 def _all_images(image_dir: str) -> Iterable[str]:
     """The image files below image_dir, relative to it, in sorted folder order."""
     if not image_dir or not image_files.isdir(image_dir):
-        raise RetrainError(f'image directory not found: {image_dir!r}')
+        raise ToolError(f'image directory not found: {image_dir!r}')
     return image_files.find(image_dir)
 
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from retrain.common import fileio
 from retrain.data import image_io
 from retrain.export.outputs import Trained
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 from retrain.export.graph_names import (BOTTLENECK_INPUT, CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT,
                                   UNIT_INPUT)
@@ -34,7 +34,7 @@ def check_exportable(extractor: FeatureExtractor) -> None:
     try:
         extractor.freeze()
     except Exception as e:  # pylint: disable=broad-except  # Conversion raises many kinds.
-        raise RetrainError(f'cannot use {extractor.description}: it cannot be frozen into the '
+        raise ToolError(f'cannot use {extractor.description}: it cannot be frozen into the '
                            f'exported graph ({type(e).__name__}: {error_summary(e)})') from None
 
 

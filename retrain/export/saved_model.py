@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.data import image_io
 from retrain.export.graph_names import UNIT_INPUT
 from retrain.export.outputs import Trained
@@ -137,12 +137,12 @@ def check_output(path: str) -> None:
     but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
     if tf.io.gfile.exists(path):
         if not tf.io.gfile.isdir(path):
-            raise RetrainError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
+            raise ToolError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
         entries = [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
         others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
         if others or (entries and 'saved_model.pb' not in entries):
             shown = ', '.join(others[:3] or entries[:3])
-            raise RetrainError(f'will not replace {path}: it holds more than a SavedModel '
+            raise ToolError(f'will not replace {path}: it holds more than a SavedModel '
                                f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
                                f'name an empty or new folder')
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import downloads
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
 
@@ -53,10 +53,10 @@ def _load(handle: str):
     import tensorflow_hub as hub  # Imported lazily: legacy mode and label_image never need it.
     try:
         return hub.load(_resolve_handle(handle))
-    except RetrainError:
+    except ToolError:
         raise
     except Exception as e:  # hub raises many types: OSError, ValueError, URLError, OpError ...
-        raise RetrainError(f'cannot load module {handle}: {error_summary(e)}') from None
+        raise ToolError(f'cannot load module {handle}: {error_summary(e)}') from None
 
 
 def _tf2_call(module) -> Optional[Tuple[Callable, tf.TensorShape]]:
@@ -97,12 +97,12 @@ def load_hub_module(handle: str, image_size: int = 0) -> FeatureExtractor:
     module = _load(handle)
     found = _tf2_call(module) or _tf1_signature(module)
     if found is None:
-        raise RetrainError(f'module {handle} is not an image feature vector: it has neither a '
+        raise ToolError(f'module {handle} is not an image feature vector: it has neither a '
                            'callable nor an image_feature_vector/default signature taking images')
     call, shape = found
     dims = shape.as_list() if shape.rank is not None else [None, None, None, 3]
     if len(dims) != 4 or dims[3] not in (3, None):
-        raise RetrainError(f'module {handle} is not an image feature vector: it takes input of '
+        raise ToolError(f'module {handle} is not an image feature vector: it takes input of '
                            f'shape {dims}, not [batch, height, width, 3]')
     height, width = dims[1], dims[2]
     if image_size and height and (height, width) != (image_size, image_size):
@@ -112,11 +112,11 @@ def load_hub_module(handle: str, image_size: int = 0) -> FeatureExtractor:
     try:
         probe = call(tf.zeros([1, size[0], size[1], 3]))
     except Exception as e:  # pylint: disable=broad-except
-        raise RetrainError(f'module {handle} is not an image feature vector: calling it on a '
+        raise ToolError(f'module {handle} is not an image feature vector: calling it on a '
                            f'{size[0]}x{size[1]} image failed ({type(e).__name__})') from None
     if not isinstance(probe, tf.Tensor) or probe.shape.rank != 2:
         shape_text = getattr(probe, 'shape', type(probe).__name__)
-        raise RetrainError(f'module {handle} is not an image feature vector: its output is '
+        raise ToolError(f'module {handle} is not an image feature vector: its output is '
                            f'{shape_text}, not [batch, features]')
     extractor = FeatureExtractor(
         function=call, image_size=size, bottleneck_size=int(probe.shape[1]),

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.common.logs import readable
 from retrain.config import ConfigError
 from retrain.data import image_io
@@ -81,7 +81,7 @@ def write(report_dir: str, report: Dict) -> None:
     except Exception as e:  # pylint: disable=broad-except
         reason = (fileio.failure_reason(e) if isinstance(e, (tf.errors.OpError, OSError))
                   else f'{type(e).__name__}: {error_summary(e)}')
-        raise RetrainError(readable(f'cannot write the report {report_dir}: {reason}')) from None
+        raise ToolError(readable(f'cannot write the report {report_dir}: {reason}')) from None
 
 
 def write_output(path: str, trained: Trained) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from retrain.export import frozen_graph
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX
 from retrain.train.heads import Head
 
@@ -75,7 +75,7 @@ def clear_earlier_runs(summaries_dir: str) -> None:
                 tf.io.gfile.rmtree(folder)
         tf.io.gfile.makedirs(summaries_dir)
     except (tf.errors.OpError, OSError) as e:
-        raise RetrainError(f'cannot clear the earlier summaries in {summaries_dir}: '
+        raise ToolError(f'cannot clear the earlier summaries in {summaries_dir}: '
                            f'{error_summary(e)}') from None
 
 
