@@ -16,10 +16,10 @@ from google.protobuf import message
 
 from compat import graph_runner, safety, signature, tflite
 from compat.signature import InputSpec
-from retrain.common.tf_internals import saved_model_pb2
-from retrain.features import graph_files
-from retrain.data import image_io
 from retrain.common.errors import ToolError, error_summary
+from retrain.common.tf_internals import saved_model_pb2
+from retrain.data import image_io
+from retrain.features import graph_files
 
 Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]
@@ -182,7 +182,7 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
         output, = outputs
     if output not in outputs:
         raise ToolError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
-                           ' name it with --output_layer')
+                        ' name it with --output_layer')
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert)')
 
@@ -214,7 +214,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
         interpreter = tflite.interpreter(model)
     except (ValueError, RuntimeError) as e:
         raise ToolError(f'not a TensorFlow Lite model: {path} '
-                           f'({error_summary(e)})') from None
+                        f'({error_summary(e)})') from None
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
@@ -253,7 +253,7 @@ def _num_classes(shape, output: str, path: str) -> Optional[int]:
     if shape.rank != 2:
         shown = str(shape.as_list()).replace('None', 'N')
         raise ToolError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
-                           'name the scores with --output_layer')
+                        'name the scores with --output_layer')
     return shape[1]
 
 
@@ -276,7 +276,7 @@ def _spec_from_shape(name: str, dtype: tf.DType, shape, path: str, overrides: Ov
     size = (dims[1], dims[2]) if dims[1] and dims[2] else overrides.size
     if not size:
         raise ToolError(f'input {name} of {path} takes images of any size: give '
-                           '--input_height and --input_width')
+                        '--input_height and --input_width')
     if dtype == tf.uint8:
         return InputSpec(name, size=size, batch=dims[0], dtype='uint8',
                          reason='quantized input: raw pixels')

@@ -35,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
-    from compat import classifier, convert, inspection  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import ToolError  # pylint: disable=import-outside-toplevel
+    from compat import classifier, convert, inspection
+    from retrain.common.errors import ToolError
     overrides = classifier.Overrides.from_args(args)
     try:
         if args.command == 'inspect':

@@ -6,8 +6,8 @@ returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 12
 Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
 that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
 `assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
-The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the .tflite
-file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
+The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the
+.tflite file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
 """
 import os
 from typing import Optional, Sequence
@@ -16,18 +16,19 @@ import numpy as np
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import labels as labels_io, signature
-from retrain.features import graph_files
+from compat import labels as labels_io
+from compat import signature
 from retrain.common import fileio, places
-from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
 from retrain.common.errors import ToolError
+from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
+from retrain.features import graph_files
 
 _TOLERANCE = 1e-3
 
 
 def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             tflite_output_file: Optional[str] = None,
-            overrides: models.Overrides = models.Overrides(),
+            overrides: models.Overrides = models.Overrides(),  # noqa: B008  Frozen: shareable.
             allow_unsafe_ops: bool = False) -> models.Classifier:
     """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked.
 
@@ -40,7 +41,7 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         for source in (graph_path, labels_path):
             if places.place(tflite_output_file) == places.place(source):
                 raise ToolError(f'--tflite_output_file {tflite_output_file} is an input of '
-                                   'the conversion: name a new file')
+                                'the conversion: name a new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
         raise ToolError(f'{graph_path} is not a frozen graph; only those need converting')
@@ -88,7 +89,7 @@ def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[s
     graph_def, input_tensor, output_tensor = graph
     if spec.encoded:
         raise ToolError('cannot convert a graph that takes encoded images to TFLite: '
-                           'TensorFlow Lite has no image decoders')
+                        'TensorFlow Lite has no image decoders')
     model = tflite.convert(graph_def, spec.size, output_tensor, input_tensor=input_tensor)
     fileio.atomic_write(path, tflite_metadata.add_metadata(
         model, tflite.MODEL_NAME, description, labels))
@@ -103,4 +104,4 @@ def _check_same(original: models.Classifier, converted: models.Classifier, where
     difference = float(np.max(np.abs(expected - actual)))
     if difference > _TOLERANCE:
         raise ToolError(f'the conversion in {where} gives different scores from the original '
-                           f'graph (max difference {difference:.6f})')
+                        f'graph (max difference {difference:.6f})')

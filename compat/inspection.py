@@ -6,15 +6,16 @@ import tensorflow as tf
 
 from compat import classifier as models
 from compat import graph_runner, safety, signature
-from retrain.features import graph_files
-from retrain.export import tflite_metadata
 from retrain.common.errors import ToolError
+from retrain.export import tflite_metadata
+from retrain.features import graph_files
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
 
 
-def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
+def inspect(path: str,
+            overrides: models.Overrides = models.Overrides()) -> str:  # noqa: B008  Frozen.
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
     graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded only when
     their ops (read from the file) are safe, as loading a SavedModel runs some."""

@@ -17,4 +17,4 @@ def read_labels(path: str) -> List[str]:
 def check_count(labels: List[str], labels_path: str, num_classes, model_path: str) -> None:
     if num_classes and num_classes != len(labels):
         raise ToolError(f'{labels_path} has {len(labels)} labels but {model_path} outputs '
-                           f'{num_classes} classes')
+                        f'{num_classes} classes')

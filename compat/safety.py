@@ -11,9 +11,9 @@ from typing import FrozenSet, Iterable, List, Set
 
 import tensorflow as tf
 
-from retrain.common.tf_internals import meta_graph_pb2, variable_pb2
 from compat import graph_walk
 from retrain.common.errors import ToolError
+from retrain.common.tf_internals import meta_graph_pb2, variable_pb2
 
 _PLUMBING = """Const Identity IdentityN NoOp Placeholder PlaceholderWithDefault StopGradient
     PreventGradient Snapshot Switch Merge Enter Exit NextIteration LoopCond If StatelessIf

@@ -108,7 +108,7 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
     if len(softmaxes) == 1:
         return tensor_name(softmaxes[0])
     raise ToolError(f'cannot tell the output of {path}: no final_result and '
-                       f'{len(softmaxes)} Softmax ops; name it with --output_layer')
+                    f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
 def output_op(graph_def: tf.compat.v1.GraphDef, output: str) -> str:
@@ -162,7 +162,8 @@ def generation(graph_def: tf.compat.v1.GraphDef) -> str:
 
 
 def _made_here(names) -> bool:
-    """Whether a graph with these node names was exported by this project (retrain.export.frozen_graph)."""
+    """Whether a graph with these node names was exported by this project
+    (retrain.export.frozen_graph)."""
     return all(name in names for name in _PROJECT_ENTRY_POINTS)
 
 
@@ -187,7 +188,7 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
     detected = _normalization(nodes, name.split(':')[0])
     if detected is None and (mean is None or std is None):
         raise ToolError(f'cannot tell how {name} in {path} expects pixel values: give '
-                           '--input_mean and --input_std')
+                        '--input_mean and --input_std')
     chosen, reason = detected or ((mean, std), '')
     expected = None
     if mean is not None or std is not None:
@@ -211,8 +212,8 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
-    if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the
-        return MODEL_INPUT + ':0'  # entry points (retrain.export.frozen_graph): saves them on every batch.
+    if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the entry
+        return MODEL_INPUT + ':0'  # points (retrain.export.frozen_graph): saves them every batch.
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
             return name + ':0'
@@ -275,5 +276,5 @@ def _image_size(tensor: tf.Tensor, name: str, path: str,
     if size:
         return tuple(size)
     raise ToolError(f'{name} in {path} takes images of any size: give --input_height and '
-                       '--input_width')
+                    '--input_width')
 

@@ -20,9 +20,9 @@ from typing import Iterable, List
 
 import tensorflow as tf
 
-from retrain.common.tf_internals import tflite_schema as schema
 from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
+from retrain.common.tf_internals import tflite_schema as schema
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3
@@ -61,7 +61,7 @@ def read(path: str) -> TFLiteFile:
         _invalid(path, 'no TFL3 identifier')
     try:
         model = schema.ModelT.InitFromPackedBuf(content, 0)
-    except Exception:  # pylint: disable=broad-except  # The generated reader raises many kinds.
+    except Exception:  # noqa: BLE001  The generated reader raises many kinds.
         _invalid(path, 'damaged or truncated')
     problem = _structure_problem(model, len(content))
     if problem:
@@ -76,7 +76,7 @@ def interpreter(model: TFLiteFile):
     Raises ValueError or RuntimeError as the interpreters do.
     """
     try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         with warnings.catch_warnings():  # Its deprecation notice is not the user's concern.
             warnings.simplefilter('ignore')

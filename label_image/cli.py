@@ -74,11 +74,10 @@ def main(argv: Sequence[str]) -> int:
         parser.error('give both --input_height and --input_width, or neither')
     # TensorFlow is imported only now, so that --help and usage errors are instant.
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
-    from compat import classifier as models  # pylint: disable=import-outside-toplevel
-    from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
-    from label_image import images  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import ToolError  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import error_summary  # pylint: disable=import-outside-toplevel
+    from compat import classifier as models
+    from compat.labels import check_count, read_labels
+    from label_image import images
+    from retrain.common.errors import ToolError, error_summary
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
         model = models.load(args.graph, models.Overrides.from_args(args, size),
@@ -89,7 +88,7 @@ def main(argv: Sequence[str]) -> int:
     except ToolError as e:
         return error(_PROGRAM, e)
     _explain(model, size, args.verbose)
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     try:
         results = images.classify_all(model, list(images.find_images(arguments)),
                                       args.batch_size)
@@ -137,7 +136,7 @@ def _default_labels(graph: str) -> str:
 def _explain(model, size: Optional[tuple], verbose: bool) -> None:
     """-v: what was detected; always: overrides that contradict the model, and scores that are
     not probabilities (raw logits read as confidences mislead; -v's description says it too)."""
-    from compat import classifier, signature  # pylint: disable=import-outside-toplevel
+    from compat import classifier, signature
     spec = model.spec
     note = classifier.not_probabilities(model.output_op)
     if note and not verbose:
@@ -145,7 +144,7 @@ def _explain(model, size: Optional[tuple], verbose: bool) -> None:
     if verbose:
         print(model.describe(), file=sys.stderr)
         if model.format == classifier.TFLITE:
-            from compat import inspection  # pylint: disable=import-outside-toplevel
+            from compat import inspection
             print(inspection.tflite_metadata_report(model.path), file=sys.stderr)
     if spec.expected:
         print(f'{_PROGRAM}: warning: --input_mean/--input_std give '

@@ -249,7 +249,7 @@ class RetrainConfig:
         """
         if flag == 'image_dir':
             relative = os.path.relpath(inner, folder)
-            # pylint: disable-next=import-outside-toplevel  # TensorFlow: only for this case.
+            # Loads TensorFlow: only imported for an output among the images.
             from retrain.data.image_files import EXTENSIONS
             return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS
         if flag == 'model_dir':

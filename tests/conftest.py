@@ -35,7 +35,7 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
-import tensorflow as tf  # pylint: disable=wrong-import-position,wrong-import-order
+import tensorflow as tf  # noqa: E402  After the quiet import, which must come first.
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DIR = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
@@ -181,7 +181,7 @@ def start_module(module: str, *args: str, env_extra=None, cwd: str = REPO_ROOT,
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+def pytest_runtest_makereport(item, call):
     """Reports that any stream carries: tests of names that are not UTF-8 log and fail with them,
     and pytest-xdist's workers send reports as strict UTF-8 (a lone surrogate crashes them)."""
     report = (yield).get_result()
@@ -227,7 +227,7 @@ def tflite_interpreter(**model):
     TensorFlow's own where LiteRT is not installed, its deprecation notice silenced.
     `model`: model_path= or model_content=, as both take them."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_builders as gb
 from compat import classifier, graph_runner, signature
-from conftest import make_image_folder
 from retrain.common.errors import ToolError
+
+import graph_builders as gb
+from conftest import make_image_folder
 
 
 @pytest.fixture(scope='module')
@@ -101,7 +102,7 @@ def test_legacy_poets_graph_matches_a_direct_tf1_run(shared_dir):
 
 def test_saved_model_and_converted_models_classify_alike(tmp_path, photos):
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     saved = convert.convert(path, labels, str(tmp_path / 'saved'),
                             str(tmp_path / 'model.tflite'))
@@ -137,7 +138,8 @@ def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('output, shown', [('Mul', '[1, 24, 24, 3]'), ('DecodeJpeg/contents', '[]')])
+@pytest.mark.parametrize('output, shown', [('Mul', '[1, 24, 24, 3]'),
+                                           ('DecodeJpeg/contents', '[]')])
 def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, shown):
     """--output_layer naming an image or the JPEG bytes once died ranking the 'scores'."""
     path = gb.save(gb.inception_like(), str(tmp_path / 'graph.pb'))
@@ -150,7 +152,7 @@ def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, 
 def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, photos):
     """`compat convert --tflite_output_file model.lite` failed its own check (the staged file was
     read as a frozen graph), and label_image called such a file 'not a TensorFlow graph'."""
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     convert.convert(path, labels, str(tmp_path / 'saved'), str(tmp_path / 'model.lite'))
@@ -162,7 +164,7 @@ def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, phot
 
 @pytest.mark.parametrize('over', ['graph.pb', 'labels.txt'])
 def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, over):
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     before = {name: (tmp_path / name).read_bytes() for name in ('graph.pb', 'labels.txt')}

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from compat import inspection
+from retrain.common.errors import ToolError
+
 import graph_builders as gb
 import mediapipe_client
-from compat import inspection
 from conftest import REPO_ROOT, make_image_folder, run_module
-from retrain.common.errors import ToolError
 
 
 def _convert_poets_graph(tmp_path):
@@ -136,7 +137,7 @@ def test_converted_outputs_are_deployment_ready(tmp_path):
 
 
 def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     fork = inspection.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
     lines = dict(line.split(': ', 1) for line in fork.splitlines())
     assert lines['output'] == ('final_result:0 (float32 [N, 4]), multi-label '
@@ -160,7 +161,7 @@ def test_layers_have_one_direction_retrain_never_imports_compat():
 
 def test_inspect_does_not_run_a_model_that_loops_forever(tmp_path):
     """Inspect only imports the graph: a model that never ends is reported like any other."""
-    from test_label_image_cli import _looping_graph  # pylint: disable=import-outside-toplevel
+    from test_label_image_cli import _looping_graph
     graph = gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
     result = run_module('compat', 'inspect', graph, timeout=300)
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]

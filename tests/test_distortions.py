@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fixed_split, retrain_args, run_module
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
+from retrain.features.hub_module import load_hub_module
 from retrain.train import distortions
 from retrain.train.distortions import ImageBatches
-from retrain.common.errors import ToolError
-from retrain.features.hub_module import load_hub_module
+
+from conftest import fixed_split, retrain_args, run_module
 
 SIZE = 32
 

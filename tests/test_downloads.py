@@ -56,7 +56,7 @@ def test_a_good_archive_is_unpacked(tmp_path, checked):
         if checked:
             downloads.extract_checked(tar, str(target))
         else:
-            downloads._extract_all(tar, str(target))  # pylint: disable=protected-access
+            downloads._extract_all(tar, str(target))
     assert (target / 'photos' / 'roses' / 'a.jpg').read_bytes() == b'jpeg'
     assert (target / 'photos' / 'latest.jpg').read_bytes() == b'jpeg'
     assert (target / 'photos' / 'copy.jpg').read_bytes() == b'jpeg'

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TinyFeatureVector, save_tiny_module
 from retrain.common.errors import ToolError
 from retrain.features.hub_module import hub_cache_suffix, load_hub_module
+
+from conftest import TinyFeatureVector, save_tiny_module
 
 
 @pytest.mark.parametrize('handle,suffix', [

@@ -1,4 +1,5 @@
-"""retrain.data.image_files: one rule for the images retrain trains on and label_image classifies."""
+"""retrain.data.image_files: one rule for the images retrain trains on and label_image
+classifies."""
 import io
 import os
 
@@ -7,9 +8,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import label_image_blocks, make_image_folder, retrain_args, run_module
 from retrain.common.places import is_local
 from retrain.data import image_files
+
+from conftest import label_image_blocks, make_image_folder, retrain_args, run_module
 
 
 def _touch(path: str) -> None:

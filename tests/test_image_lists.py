@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from retrain.data import image_lists
 from retrain.common.errors import ToolError
+from retrain.data import image_lists
 
 # (path, expected set, expected percentage) from docs/COMPATIBILITY.md section 3, at 10/10.
 SPLIT_VECTORS = [

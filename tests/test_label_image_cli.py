@@ -16,7 +16,6 @@ import graph_builders as gb
 from conftest import REPO_ROOT, label_image_blocks, run_module, start_module, write_image
 
 
-
 @pytest.fixture(scope='module')
 def retrained(tmp_path_factory, tiny_module, image_dir):
     return gb.retrained(tmp_path_factory, tiny_module, image_dir)
@@ -192,7 +191,7 @@ def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
 def test_a_fork_multilabel_graph_prints_the_labels_at_or_above_the_threshold(tmp_path,
                                                                              image_dir):
     """Multi-label-Inception-net graphs: DecodeJpeg/contents -> ... -> sigmoid final_result."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     graph = gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     names = [f'class {i}' for i in range(gb.CLASSES)]

@@ -17,15 +17,15 @@ import pytest
 import tensorflow as tf
 
 from compat import graph_runner
-from conftest import closed_port_url, fixed_split, run_module
-from retrain.features import graph_files
-from retrain.config import RetrainConfig
 from retrain.cache import bottleneck_files
+from retrain.common.errors import ToolError
+from retrain.config import RetrainConfig
 from retrain.data import image_io
-from retrain.features import legacy_models
+from retrain.features import graph_files, legacy_models
 from retrain.train import distortions
 from retrain.train.distortions import ImageBatches
-from retrain.common.errors import ToolError
+
+from conftest import closed_port_url, fixed_split, run_module
 
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
 MOBILENET = 'mobilenet_0.50_128'
@@ -381,8 +381,8 @@ def test_real_mobilenet_archive_on_flower_photos(tmp_path, shared_dir):
     assert_entry_points_agree(graph, photo, 224)
     # Daisies come out as daisies (training ones among them: a check of the graph, not the split).
     labels = read(str(tmp_path / 'output_labels.txt')).decode('utf-8').split()
-    classify = graph_runner.graph_function(graph_files.load_graph_def(graph), ['DecodeJpeg/contents:0'],
-                                       ['final_result:0'])
+    classify = graph_runner.graph_function(graph_files.load_graph_def(graph),
+                                           ['DecodeJpeg/contents:0'], ['final_result:0'])
     daisy_photos = [os.path.join(daisies, name) for name in sorted(os.listdir(daisies))[:9]]
     predicted = [labels[int(np.argmax(classify(tf.constant(read(path)))[0]))]
                  for path in daisy_photos]

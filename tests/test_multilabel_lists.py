@@ -1,4 +1,5 @@
-"""retrain.data.multilabel_lists: the three ways to give labels, one example per image, one split."""
+"""retrain.data.multilabel_lists: the three ways to give labels, one example per image, one
+split."""
 import logging
 import os
 import re
@@ -9,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_image
-from retrain.data import image_lists, multilabel_lists
 from retrain.common.errors import ToolError
 from retrain.config import ConfigError
+from retrain.data import image_lists, multilabel_lists
 from retrain.data.image_lists import CATEGORIES
+
+from conftest import write_image
 
 COLOURS = {'red': (200, 40, 40), 'green': (40, 190, 60), 'blue': (50, 60, 210)}
 PAIRS = (('red', 'green'), ('red', 'blue'), ('green', 'blue'))

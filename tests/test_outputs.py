@@ -1,6 +1,6 @@
-"""All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path checked
-before any work, nothing removed that the tools did not write, and after a failure, a full disk
-or Ctrl-C either every output is the new run's or every output is as it was."""
+"""All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path
+checked before any work, nothing removed that the tools did not write, and after a failure, a full
+disk or Ctrl-C either every output is the new run's or every output is as it was."""
 import os
 import re
 import signal
@@ -11,15 +11,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_builders as gb
-from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_module, \
-    start_module, tflite_interpreter
-from messy_images import messy_files
 from retrain.common import interrupts
-from retrain.export import staging
-from retrain.config import RetrainConfig
 from retrain.common.errors import ToolError
+from retrain.config import RetrainConfig
 from retrain.data.image_lists import which_set
+from retrain.export import staging
+
+import graph_builders as gb
+from conftest import (
+    TinyFeatureVector,
+    make_image_folder,
+    retrain_args,
+    run_module,
+    start_module,
+    tflite_interpreter,
+)
+from messy_images import messy_files
 
 v1 = tf.compat.v1
 OLD = {'graph.pb': b'old graph', 'model.tflite': b'old tflite', 'labels.txt': b'old\n',
@@ -343,7 +350,7 @@ def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing
                         pass  # Swallowed, as a finalizer would.
     finally:
         signal.signal(signal.SIGINT, earlier)
-        interrupts._requested.clear()  # pylint: disable=protected-access
+        interrupts._requested.clear()
     assert os.listdir(tmp_path) == []
 
 

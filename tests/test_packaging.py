@@ -54,7 +54,7 @@ def _dockerfile_instructions():
 
 
 def _retrain_flags():
-    from absl import flags  # pylint: disable=import-outside-toplevel
+    from absl import flags
     importlib.import_module('retrain.cli')  # Defines the flags.
     return {f.name: f for f in flags.FLAGS.get_flags_for_module('retrain.cli')}
 
@@ -280,8 +280,8 @@ def test_docker_runs_as_a_user_in_a_work_volume():
     assert [a for i, a in instructions if i == 'WORKDIR'][-1] == '/work'
     docker = _readme_section('Docker')
     for program in ('retrain', 'label_image'):
-        assert re.search(rf'docker run --rm (--gpus all )?-v "\$PWD":/work retrain(:gpu)? {program} ',
-                         docker), program
+        assert re.search(rf'docker run --rm (--gpus all )?-v "\$PWD":/work retrain(:gpu)? '
+                         rf'{program} ', docker), program
 
 
 def test_docker_context_keeps_what_pip_install_needs():

@@ -8,13 +8,14 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config
 
 from compat.graph_runner import graph_function
-from retrain.features.graph_files import load_graph_def
-from conftest import retrain_args, run_module
 from retrain import pipeline
-from retrain.data import image_io
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
+from retrain.data import image_io
+from retrain.features.graph_files import load_graph_def
 from retrain.train.loop import train
+
+from conftest import retrain_args, run_module
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')

@@ -7,19 +7,26 @@ import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-import mediapipe_client
 from compat import tflite as compat_tflite
 from compat.graph_runner import graph_function
-from retrain.features.graph_files import load_graph_def
-from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
-    tflite_interpreter, write_image
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.errors import ToolError
+from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
-from retrain.common.errors import ToolError
+from retrain.features.graph_files import load_graph_def
 from retrain.features.hub_module import load_hub_module
-from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.config import RetrainConfig
 from retrain.train.loop import train
+
+import mediapipe_client
+from conftest import (
+    CLASS_COLOURS,
+    REPO_ROOT,
+    retrain_args,
+    run_module,
+    tflite_interpreter,
+    write_image,
+)
 
 
 @pytest.fixture(scope='module')
@@ -166,8 +173,8 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
     names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
     assert names.count(b'TFLITE_METADATA') == 1
     assert parsed.BuffersLength() == schema.Model.GetRootAs(model, 0).BuffersLength()
-    for model in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
-        parsed = schema.Model.GetRootAs(model, 0)
+    for written in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
+        parsed = schema.Model.GetRootAs(written, 0)
         buffers = [parsed.Buffers(i) for i in range(parsed.BuffersLength())]
         starts = [b._tab.Vector(b._tab.Offset(4)) for b in buffers if b.DataLength()]
         assert len(starts) > 3 and all(start % 16 == 0 for start in starts)

@@ -18,11 +18,11 @@ from absl import logging
 
 from retrain.cache import bottleneck_files
 from retrain.common import fileio
-from retrain.data import image_io
-from retrain.config import RetrainConfig
 from retrain.common.errors import ToolError, error_cause, error_summary
-from retrain.features.extractors import FeatureExtractor
+from retrain.config import RetrainConfig
+from retrain.data import image_io
 from retrain.data.examples import Example
+from retrain.features.extractors import FeatureExtractor
 
 try:
     import apache_beam as beam
@@ -112,21 +112,21 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     """
     if beam is None:
         raise ToolError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
-                           '(or pip install apache-beam)')
+                        '(or pip install apache-beam)')
     size = extractor.bottleneck_size
     try:
         pipeline = beam.Pipeline(options=PipelineOptions(flags=list(pipeline_options),
                                                          runner=runner))
     except (ValueError, TypeError) as e:
         raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
-                           f'{error_summary(e)}') from None
+                        f'{error_summary(e)}') from None
     logging.info('Caching bottlenecks of %d images in %s with Beam runner %s (%s)', len(jobs),
                  bottleneck_dir, runner, extractor.description)
     try:
         job_list = _write_job_list(jobs, bottleneck_dir)
     except tf.errors.OpError as e:
         raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
-                           f'{error_summary(e)}') from None
+                        f'{error_summary(e)}') from None
     try:
         _ = (pipeline
              | 'Jobs' >> beam.io.ReadFromText(job_list)
@@ -137,7 +137,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
              | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor)))
         result = pipeline.run()
         result.wait_until_finish()
-    except Exception as e:  # pylint: disable=broad-except  # Runners wrap worker errors their way.
+    except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
         raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
         tf.io.gfile.remove(job_list)

@@ -24,16 +24,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain.common import fileio
-from retrain.data import image_io
 from retrain.cache.binary_index import CacheIndex, stamp
-from retrain.common.places import is_local
-from retrain.config import RetrainConfig
+from retrain.common import fileio
 from retrain.common.errors import ToolError
-from retrain.features.extractors import FeatureExtractor
+from retrain.common.places import is_local
+from retrain.common.progress import Progress
+from retrain.config import RetrainConfig
+from retrain.data import image_io
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, path_bytes
-from retrain.common.progress import Progress
+from retrain.features.extractors import FeatureExtractor
 
 READ_THREADS = 16
 _NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
@@ -66,7 +66,7 @@ def _fit(name: str, tail: str, limit: int) -> str:
     room = limit - len(tail.encode('utf-8'))
     if room < 0:
         raise ToolError(f'cache file names ending in {tail[17:]!r} would be longer than '
-                           f'{limit} bytes: use a shorter module path or handle')
+                        f'{limit} bytes: use a shorter module path or handle')
     readable = ''.join('_' if '\ud800' <= c <= '\udfff' else c for c in name)
     return readable.encode('utf-8')[:room].decode('utf-8', 'ignore') + tail
 
@@ -140,7 +140,7 @@ def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
         return None
     except tf.errors.OpError as e:
         raise ToolError(f'cannot read the cached bottleneck {path}: '
-                           f'{fileio.failure_reason(e, path)}') from None
+                        f'{fileio.failure_reason(e, path)}') from None
 
 
 def write_bottlenecks(paths: Sequence[str], features: np.ndarray) -> None:

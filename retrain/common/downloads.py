@@ -50,7 +50,7 @@ def download(url: str, path: str) -> str:
             os.remove(temp)
         reason = getattr(e, 'reason', None) or e
         raise ToolError(f'cannot download {url} ({reason}); place {os.path.basename(path)} '
-                           f'at {path} and run again') from None
+                        f'at {path} and run again') from None
     return path
 
 

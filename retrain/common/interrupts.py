@@ -37,10 +37,10 @@ def install(line: Optional[str] = None) -> None:
     an object the interrupt cut short in its constructor (TensorFlow's import options: no
     attribute 'options'). The tool ends with its one line. Before that, such reports show as ever.
     """
-    global _line  # pylint: disable=global-statement
+    global _line
     _line = line  # Printed by report() even where SIGINT is ignored and no watchdog runs.
 
-    def handler(signum, frame):  # pylint: disable=unused-argument
+    def handler(signum, frame):
         _requested.set()
         if not _deferring.is_set():
             raise KeyboardInterrupt
@@ -59,7 +59,7 @@ def install(line: Optional[str] = None) -> None:
 
 def report() -> None:
     """Prints the interrupted line given to `install` on stderr, once, whoever calls first."""
-    global _line  # pylint: disable=global-statement
+    global _line
     with _reporting:
         line, _line = _line, None
     if line is not None:
@@ -74,7 +74,7 @@ def _start_watchdog() -> None:
                      daemon=True).start()
 
 
-def _watch(receiving: socket.socket, sending: socket.socket) -> None:  # pylint: disable=unused-argument
+def _watch(receiving: socket.socket, sending: socket.socket) -> None:
     """Waits for SIGINT, gives the main thread _GRACE_S (and any deferred step), then ends it.
 
     `sending` is kept referenced here: closing it would stop the wake-ups."""
@@ -85,7 +85,7 @@ def _watch(receiving: socket.socket, sending: socket.socket) -> None:  # pylint:
         time.sleep(0.05)
     _flush(sys.stdout)
     report()
-    os._exit(130)  # pylint: disable=protected-access  # The main thread cannot be unwound.
+    os._exit(130)  # The main thread cannot be unwound.
 
 
 def _flush(stream) -> None:

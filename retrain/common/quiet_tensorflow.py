@@ -81,7 +81,7 @@ def _import_quietly() -> None:
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            import tensorflow as tf
             tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.
         except Exception:  # Not on Ctrl-C: the chatter is shown only to explain a failure.
             os.dup2(saved, 2)

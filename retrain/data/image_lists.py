@@ -92,7 +92,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
     if not image_dir or not image_files.isdir(image_dir):
         if image_dir and image_files.exists(image_dir):
             raise ToolError(f'image directory {image_dir!r} is a file: give the folder that '
-                               'holds one sub-folder of images per class')
+                            'holds one sub-folder of images per class')
         raise ToolError(f'image directory not found: {image_dir!r}')
     classes: List[ImageClass] = []
     labels_seen: Dict[str, str] = {}
@@ -115,7 +115,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
             raise ToolError(f'class folder {class_dir!r} gives an empty label; rename it')
         if label in labels_seen:
             raise ToolError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
-                               f'the label {label!r}; rename one of them')
+                            f'the label {label!r}; rename one of them')
         labels_seen[label] = dir_name
         image_class = ImageClass(label=label, dir_name=dir_name)
         for relative in files:
@@ -127,7 +127,7 @@ def create_image_lists(image_dir: str, testing_percentage: float,
         raise ToolError(f'no class folders with images found in {image_dir!r}')
     if len(classes) == 1:
         raise ToolError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
-                           'multiple classes are needed for classification')
+                        'multiple classes are needed for classification')
     return classes
 
 

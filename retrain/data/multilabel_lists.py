@@ -94,7 +94,7 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
     labels = sorted(set().union(*(image.labels for image in found)))
     if len(labels) < 2:
         raise ToolError(f'{len(labels)} label(s) found for the images of {image_dir!r}; '
-                           'multi-label training needs at least two')
+                        'multi-label training needs at least two')
     images: Dict[str, List[LabelledImage]] = {category: [] for category in CATEGORIES}
     for image in sorted(found, key=lambda i: i.key):
         images[image_lists.which_set(image.key, validation_percentage,

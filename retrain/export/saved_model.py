@@ -143,8 +143,8 @@ def check_output(path: str) -> None:
         if others or (entries and 'saved_model.pb' not in entries):
             shown = ', '.join(others[:3] or entries[:3])
             raise ToolError(f'will not replace {path}: it holds more than a SavedModel '
-                               f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
-                               f'name an empty or new folder')
+                            f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
+                            f'name an empty or new folder')
 
 
 def write_output(path: str, trained: Trained) -> None:

@@ -14,10 +14,11 @@ from typing import Iterator, List, Optional, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio, interrupts
-from retrain.config import FILE, FOLDER, RetrainConfig
-from retrain.export import outputs, saved_model
 from retrain.common.errors import ToolError
 from retrain.common.places import is_local
+from retrain.config import FILE, FOLDER, RetrainConfig
+from retrain.export import outputs, saved_model
+
 
 def _nearest_existing(path: str) -> Optional[str]:
     """`path` or its closest existing ancestor; None past the root of a remote file system."""
@@ -44,7 +45,7 @@ def _check_creatable(folder: str, path: str) -> None:
             f.write(b'')  # GFile opens the file at the first write.
     except (tf.errors.OpError, OSError) as e:
         raise ToolError(f'cannot write {path}: {existing} is not writable '
-                           f'({fileio.failure_reason(e)})') from None
+                        f'({fileio.failure_reason(e)})') from None
     fileio.remove_quietly(probe)
 
 
@@ -131,7 +132,7 @@ class Staging:
                     tf.io.gfile.rename(old, target)
                 self.discard()
                 raise ToolError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
-                                   f'the earlier outputs were kept') from None
+                                f'the earlier outputs were kept') from None
             for old, _ in aside:
                 fileio.remove_quietly(old)
 

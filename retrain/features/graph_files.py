@@ -1,7 +1,8 @@
 """Reading frozen GraphDef files of any generation.
 
 Here in `retrain`, not in `compat`, because both need it (the classic architectures of
-retrain.features.legacy_models are frozen graphs too) and `compat` builds on `retrain`, never the reverse.
+retrain.features.legacy_models are frozen graphs too) and `compat` builds on `retrain`, never the
+reverse.
 """
 import tensorflow as tf
 from google.protobuf import message

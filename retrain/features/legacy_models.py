@@ -21,9 +21,9 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import downloads
-from retrain.features import graph_files
 from retrain.common.errors import ToolError, error_cause, error_summary
 from retrain.config import RetrainConfig
+from retrain.features import graph_files
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 
 INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
@@ -41,7 +41,8 @@ _BOTTLENECK = 'bottleneck'
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """Where a classic model lives and how to feed and read it (docs/COMPATIBILITY.md section 10)."""
+    """Where a classic model lives and how to feed and read it (docs/COMPATIBILITY.md
+    section 10)."""
     name: str
     url: str
     graph_file: str  # Path of the graph inside the archive, '/'-separated as tar stores it.
@@ -88,7 +89,7 @@ def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDe
                 member = None
             if member is None:
                 raise ToolError(f'model archive {archive} does not contain {arch.graph_file}; '
-                                   f'{damaged}')
+                                f'{damaged}')
             data = member.read()
     except (tarfile.TarError, EOFError, OSError, tf.errors.OpError) as e:
         # ReadError's own message is a multi-line list of the formats tried.
@@ -120,7 +121,7 @@ def _bottleneck_source(graph_def: tf.compat.v1.GraphDef, arch: Architecture, sou
     node = next((n for n in graph_def.node if n.name == name), None)
     if node is None:
         raise ToolError(f'{source} is not a {arch.name} graph: it has no tensor '
-                           f'{arch.bottleneck_tensor}')
+                        f'{arch.bottleneck_tensor}')
     return node.input[0] + ':0' if node.op == 'Reshape' else arch.bottleneck_tensor
 
 

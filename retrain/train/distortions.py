@@ -19,11 +19,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from retrain.common.errors import ToolError
+from retrain.common.progress import Progress
 from retrain.config import RetrainConfig
 from retrain.data import image_io
-from retrain.common.errors import ToolError
 from retrain.features.extractors import FeatureExtractor
-from retrain.common.progress import Progress
 
 # Decoded training images may take this much memory before the working size is lowered.
 DEFAULT_MEMORY_BUDGET = 1 << 30
