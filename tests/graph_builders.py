@@ -188,3 +188,16 @@ def retrained(tmp_path_factory, tiny_module: str, image_dir: str) -> Tuple[str, 
 def image_paths(folder: str) -> Sequence[str]:
     return sorted(os.path.join(root, name) for root, _, names in os.walk(folder)
                   for name in names if name.endswith('.jpg'))
+
+
+def looping_graph() -> tf.compat.v1.GraphDef:
+    """A Hub-like graph of allowed ops only whose final_result waits on a loop that never ends."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, SIZE, SIZE, 3],
+                                          name='Placeholder')
+        forever = tf.compat.v1.while_loop(lambda x: x >= 0.0, lambda x: [x + 1.0],
+                                          [tf.reduce_mean(images)], return_same_structure=True)[0]
+        means = tf.reduce_mean(images, [1, 2]) + 0.0 * forever
+        tf.nn.softmax(tf.concat([means, means[:, :1]], 1), name='final_result')
+    return graph.as_graph_def()

@@ -6,7 +6,6 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_multilabel_lists import PAIRS, make_pair_folders, write_two_colour_image
 
 from compat import classifier
 from retrain.data import multilabel_lists
@@ -14,6 +13,7 @@ from retrain.data.image_lists import CATEGORIES
 
 import graph_builders as gb
 from conftest import CLASS_COLOURS, label_image_blocks, retrain_args, run_module, write_image
+from multilabel_images import PAIRS, make_pair_folders, write_two_colour_image
 
 
 @pytest.fixture(scope='module')

@@ -161,8 +161,7 @@ def test_layers_have_one_direction_retrain_never_imports_compat():
 
 def test_inspect_does_not_run_a_model_that_loops_forever(tmp_path):
     """Inspect only imports the graph: a model that never ends is reported like any other."""
-    from test_label_image_cli import _looping_graph
-    graph = gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
+    graph = gb.save(gb.looping_graph(), str(tmp_path / 'loop.pb'))
     result = run_module('compat', 'inspect', graph, timeout=300)
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
     assert 'output: final_result:0 (float32 [N, 4])' in result.stdout.splitlines()

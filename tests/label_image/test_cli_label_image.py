@@ -271,19 +271,6 @@ def test_folder_links_and_names_that_are_not_utf8(retrained, folder_with_a_fake_
             expected, expected)
 
 
-def _looping_graph() -> tf.compat.v1.GraphDef:
-    """A Hub-like graph of allowed ops only whose final_result waits on a loop that never ends."""
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [None, gb.SIZE, gb.SIZE, 3],
-                                          name='Placeholder')
-        forever = tf.compat.v1.while_loop(lambda x: x >= 0.0, lambda x: [x + 1.0],
-                                          [tf.reduce_mean(images)], return_same_structure=True)[0]
-        means = tf.reduce_mean(images, [1, 2]) + 0.0 * forever
-        tf.nn.softmax(tf.concat([means, means[:, :1]], 1), name='final_result')
-    return graph.as_graph_def()
-
-
 # Creates $MARKER when the tool first calls Classifier.classify: the model is about to run.
 _CLASSIFY_HOOK = '''import importlib.abc, importlib.util, os, sys
 class _Hook(importlib.abc.MetaPathFinder):
@@ -314,7 +301,7 @@ sys.meta_path.insert(0, _Hook())
 ])
 def test_ctrl_c_ends_a_model_that_loops_forever(tmp_path, command, interrupted):
     """The loop runs inside one TensorFlow call: once only kill -9 ended the tool."""
-    gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
+    gb.save(gb.looping_graph(), str(tmp_path / 'loop.pb'))
     gb.write_labels(str(tmp_path / 'labels.txt'))
     write_image(str(tmp_path / 'photo.jpg'), (90, 120, 200), np.random.default_rng(0))
     hook_dir, marker = tmp_path / 'hook', tmp_path / 'classifying'
