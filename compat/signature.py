@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from compat import graph_walk
 from retrain.common.errors import ToolError
-from retrain.export.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
+from retrain.common.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
 UNIT = (0.0, 255.0)
 CLASSIC_CENTERED = (128.0, 128.0)

@@ -13,9 +13,9 @@ from typing import Optional, Sequence
 from absl import app, flags, logging
 
 from retrain.common import interrupts, logs
-from retrain.common.errors import ToolError, exit_as_the_reader_left
+from retrain.common.errors import ConfigError, ToolError, exit_as_the_reader_left
 from retrain.common.quiet_tensorflow import import_tensorflow
-from retrain.config import ConfigError, RetrainConfig
+from retrain.config import RetrainConfig
 
 FLAGS = flags.FLAGS
 # The first lines of --help (absl shows the main module's docstring there).

@@ -15,10 +15,9 @@ import math
 import os
 from typing import Any, List, Optional, Sequence, Tuple
 
-from retrain.common import places
-from retrain.common.errors import ToolError
+from retrain.common import graph_names, places
+from retrain.common.errors import ConfigError
 from retrain.common.logs import readable
-from retrain.export import graph_names
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 
@@ -264,8 +263,3 @@ def _is_utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-class ConfigError(ToolError):
-    """A setting no run can use: a usage error (exit code 2), found before any work starts."""
-

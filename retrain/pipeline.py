@@ -13,11 +13,11 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common import interrupts
 from retrain.common.tf_internals import framework_config
 from retrain.config import RetrainConfig
-from retrain.export import frozen_graph, outputs, staging
+from retrain.export import frozen_graph, outputs, staging, tensorboard_final
 from retrain.features import loading
 from retrain.features.extractors import FeatureExtractor
 from retrain.tasks.base import Gathered
-from retrain.train import distortions, fine_tuning, loop, tensorboard_final
+from retrain.train import distortions, fine_tuning, loop
 from retrain.train.heads import Head
 
 

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from retrain.config import ConfigError, RetrainConfig
+from retrain.common.errors import ConfigError
+from retrain.config import RetrainConfig
 
 _OUT = {'image_dir': 'images', 'output_graph': os.path.join('out', 'graph.pb'),
         'output_labels': os.path.join('out', 'labels.txt'),
@@ -129,7 +130,8 @@ def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_
     the check can never be renamed by TensorFlow on a clash (`input` -> `input_1`)."""
     import numpy as np
 
-    from retrain.export import frozen_graph, graph_names
+    from retrain.common import graph_names
+    from retrain.export import frozen_graph
     from retrain.features import hub_module
     from retrain.train.heads import Head
     extractor = hub_module.load_hub_module(tiny_module)

@@ -27,8 +27,8 @@ from absl import logging
 from retrain.cache.binary_index import CacheIndex, stamp
 from retrain.common import fileio
 from retrain.common.errors import ToolError
+from retrain.common.logs import Progress
 from retrain.common.places import is_local
-from retrain.common.progress import Progress
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.data.examples import Example

@@ -13,7 +13,7 @@ from absl import logging
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError
-from retrain.common.progress import Progress
+from retrain.common.logs import Progress
 
 FLOWER_PHOTOS_URL = ('https://storage.googleapis.com/download.tensorflow.org/example_images/'
                      'flower_photos.tgz')

@@ -13,6 +13,10 @@ class ToolError(Exception):
     """
 
 
+class ConfigError(ToolError):
+    """A setting no run can use: a usage error (exit code 2), found before any work starts."""
+
+
 def error_summary(error: BaseException) -> str:
     """The first line of a TensorFlow (or OS) error, without TF's op and function decorations."""
     message = (getattr(error, 'message', None) or getattr(error, 'strerror', None)

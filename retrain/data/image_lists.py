@@ -15,7 +15,6 @@ from absl import logging
 
 from retrain.common.errors import ToolError
 from retrain.data import image_files
-from retrain.data.image_files import EXTENSIONS as EXTENSIONS  # Public: what retrain takes.
 
 # The hash is reduced modulo this + 1; the classic scripts also warned above this many per class.
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1

@@ -44,9 +44,8 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import fileio
-from retrain.common.errors import ToolError
+from retrain.common.errors import ConfigError, ToolError
 from retrain.common.places import is_local
-from retrain.config import ConfigError
 from retrain.data import image_files, image_lists
 from retrain.data.image_lists import CATEGORIES, ImageClass
 

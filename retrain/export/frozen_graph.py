@@ -20,14 +20,14 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
-from retrain.data import image_io
-from retrain.export.graph_names import (
+from retrain.common.graph_names import (
     BOTTLENECK_INPUT,
     CENTERED_INPUTS,
     JPEG_INPUT,
     MODEL_INPUT,
     UNIT_INPUT,
 )
+from retrain.data import image_io
 from retrain.export.outputs import Trained
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 from retrain.train.heads import Head
@@ -108,8 +108,16 @@ def write_graph(path: str, graph_def: tf.compat.v1.GraphDef) -> None:
     fileio.atomic_write(path, graph_def.SerializeToString(deterministic=True))
 
 
+def graph_of(trained: Trained) -> tf.compat.v1.GraphDef:
+    """The run's classifier graph, built once: the graph file and the SavedModel share it."""
+    if trained.graph_def is None:
+        trained.graph_def = build_graph(trained.extractor, trained.head,
+                                        trained.config.final_tensor_name)
+    return trained.graph_def
+
+
 def write_output(path: str, trained: Trained) -> None:
-    write_graph(path, trained.graph_def)
+    write_graph(path, graph_of(trained))
 
 
 def wrote_line(path: str, trained: Trained) -> str:

@@ -15,7 +15,6 @@ help come from it) and a README row. Free of TensorFlow, like the config that re
 modules are imported when the run writes.
 """
 import dataclasses
-import functools
 import importlib
 from types import ModuleType
 from typing import Any, Dict, Iterator, List, Optional
@@ -63,9 +62,4 @@ class Trained:
     labels: List[str]
     training_paths: List[str]  # The int8 TFLite model calibrates on them.
     report: Optional[Dict] = None  # The run report's data, for --report_dir.
-
-    @functools.cached_property
-    def graph_def(self):
-        """The frozen classifier graph, built once: the graph and the SavedModel share it."""
-        from retrain.export import frozen_graph
-        return frozen_graph.build_graph(self.extractor, self.head, self.config.final_tensor_name)
+    graph_def: Any = None  # Built once by the first writer that needs it (frozen_graph.graph_of).

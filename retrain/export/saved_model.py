@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError
+from retrain.common.graph_names import UNIT_INPUT
 from retrain.data import image_io
-from retrain.export.graph_names import UNIT_INPUT
+from retrain.export import frozen_graph
 from retrain.export.outputs import Trained
 
 DEFAULT_SIGNATURE = 'serving_default'
@@ -148,7 +149,7 @@ def check_output(path: str) -> None:
 
 
 def write_output(path: str, trained: Trained) -> None:
-    write_saved_model(path, trained.graph_def,
+    write_saved_model(path, frozen_graph.graph_of(trained),
                       output_tensor=trained.config.final_tensor_name + ':0',
                       labels=trained.labels)
 

@@ -19,9 +19,9 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
+from retrain.common.graph_names import UNIT_INPUT
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite_metadata
-from retrain.export.graph_names import UNIT_INPUT
 from retrain.export.outputs import Trained
 from retrain.features.extractors import FeatureExtractor
 from retrain.train.heads import Head

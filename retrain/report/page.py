@@ -20,9 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import ToolError, error_summary
+from retrain.common.errors import ConfigError, ToolError, error_summary
 from retrain.common.logs import readable
-from retrain.config import ConfigError
 from retrain.data import image_io
 from retrain.data.image_lists import path_bytes
 from retrain.export.outputs import Trained

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common.errors import ToolError
-from retrain.common.progress import Progress
+from retrain.common.logs import Progress
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.features.extractors import FeatureExtractor

@@ -9,8 +9,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from retrain.common.errors import ToolError
-from retrain.config import ConfigError
+from retrain.common.errors import ConfigError, ToolError
 from retrain.data import image_lists, multilabel_lists
 from retrain.data.image_lists import CATEGORIES
 

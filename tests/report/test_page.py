@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from retrain.common.errors import ToolError
-from retrain.config import ConfigError
+from retrain.common.errors import ConfigError, ToolError
 from retrain.report import page
 
 from conftest import make_image_folder, retrain_args, run_module

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from retrain.train import tensorboard_final
+from retrain.export import tensorboard_final
 
 from conftest import fixed_split, retrain_args, run_module
 
