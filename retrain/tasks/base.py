@@ -48,7 +48,15 @@ class Task:
         return f'label {gathered.labels[index]!r} has no readable images'
 
     def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
-        """Logs `Final test accuracy` and the task's other measures; returns the accuracy."""
+        """Logs `Final test accuracy` and the task's other measures on the test images (all, or
+        --test_batch_size drawn as training draws); returns the accuracy, NaN without any."""
+        tested = _test_split(data, len(labels), self.config.test_batch_size,
+                             self.config.random_seed)
+        return float('nan') if tested is None else self.measure(head, labels, *tested)
+
+    def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
+                paths: List[str]) -> float:
+        """test() on the chosen test images: bottlenecks `x`, labels `y`, image `paths`."""
         raise NotImplementedError
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,8 +76,8 @@ def _label_counts(labels: np.ndarray, num_labels: int) -> np.ndarray:
     return labels.sum(axis=0).astype(np.int64)
 
 
-def test_split(data: Bottlenecks, num_labels: int, batch_size: int,
-               random_seed: Optional[int]) -> Optional[Tuple[np.ndarray, np.ndarray, List[str]]]:
+def _test_split(data: Bottlenecks, num_labels: int, batch_size: int,
+                random_seed: Optional[int]) -> Optional[Tuple[np.ndarray, np.ndarray, List[str]]]:
     """(bottlenecks, labels, paths) of the test images, all of them or, for a batch size of 0 or
     more, a batch drawn as training draws; None, with a warning, when there are none."""
     x, y, paths = data.features['testing'], data.labels['testing'], data.paths['testing']

@@ -11,11 +11,10 @@ from typing import List
 import numpy as np
 from absl import logging
 
-from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import multilabel_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
-from retrain.tasks.base import Gathered, Task, test_split
+from retrain.tasks.base import Gathered, Task
 from retrain.train import multilabel_metrics
 from retrain.train.heads import Head, SigmoidHead
 
@@ -41,13 +40,9 @@ class MultiLabel(Task):
                 examples.append(Example(os.path.join(image.folder, image.relative), split, row))
         return Gathered(found.labels, examples)
 
-    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
+    def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
+                paths: List[str]) -> float:
         """Logs `Final test accuracy` (per label), mAP, macro F1 and exact match."""
-        config = self.config
-        tested = test_split(data, len(labels), config.test_batch_size, config.random_seed)
-        if tested is None:
-            return float('nan')
-        x, y, paths = tested
         predictions = multilabel_metrics.predicted(head.predict(x))
         # Ranked by float64 logits: the float32 sigmoids of a confident layer tie at 0 and 1.
         logits = head.logits(x.astype(np.float64))
@@ -59,7 +54,7 @@ class MultiLabel(Task):
                      multilabel_metrics.macro_f1(y, predictions), len(y))
         logging.info('Final test exact match = %.1f%% (N=%d)',
                      multilabel_metrics.exact_match(y, predictions) * 100, len(y))
-        if config.print_misclassified_test_images:
+        if self.config.print_misclassified_test_images:
             logging.info('=== MISCLASSIFIED TEST IMAGES ===')
             for path, guess, truth in zip(paths, predictions, y.astype(bool)):
                 if (guess != truth).any():

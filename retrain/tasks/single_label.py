@@ -14,7 +14,7 @@ from retrain.data import image_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.report import run_report
-from retrain.tasks.base import Gathered, Task, test_split
+from retrain.tasks.base import Gathered, Task
 from retrain.train.heads import Head
 
 
@@ -40,16 +40,12 @@ class SingleLabel(Task):
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'class folder {self._folders[index]!r} has no readable images'
 
-    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
-        config = self.config
-        tested = test_split(data, len(labels), config.test_batch_size, config.random_seed)
-        if tested is None:
-            return float('nan')
-        x, y, paths = tested
+    def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
+                paths: List[str]) -> float:
         predictions = head.predict(x).argmax(axis=1)
         accuracy = float(np.mean(predictions == y))
         logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
-        if config.print_misclassified_test_images:
+        if self.config.print_misclassified_test_images:
             logging.info('=== MISCLASSIFIED TEST IMAGES ===')
             for path, predicted, truth in zip(paths, predictions, y):
                 if predicted != truth:
