@@ -232,22 +232,26 @@ class RetrainConfig:
                 raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
                                   f'{what}: put it elsewhere')
             if kind == INPUT and inner_kind in (FILE, REPLACED) and self._reads(
-                    outer, outer_key, inner_key):
+                    outer, outer_key, inner_key, inner_kind):
                 raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
                                   'which the run reads: the output would replace or join its '
                                   'inputs; put it elsewhere')
 
     @staticmethod
-    def _reads(flag: str, folder: str, inner: str) -> bool:
-        """Whether the run reads what lies at place `inner` below the input `folder` of `flag`.
+    def _reads(flag: str, folder: str, inner: str, kind: str) -> bool:
+        """Whether the run reads what lies at place `inner` (an output of `kind`) below the input
+        `folder` of `flag`.
 
         Anything below the module, the label files' folder or the table; below the image folder,
-        what is in its sub-folders (the class folders) and image files at its top (the layouts
-        of tables and label files), while other outputs may sit at its top (`--image_dir .`);
-        below the legacy model folder, which receives downloads, only its existing files.
+        what is in its sub-folders (the class folders), image files at its top (the layouts of
+        tables and label files) and folders (a new one at its top would be taken for a class),
+        while output files may sit at its top (`--image_dir .`); below the legacy model folder,
+        which receives downloads, only its existing files.
         """
         if flag == 'image_dir':
             relative = os.path.relpath(inner, folder)
+            if kind == REPLACED:
+                return True
             # Loads TensorFlow: only imported for an output among the images.
             from retrain.data.image_files import EXTENSIONS
             return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS

@@ -71,6 +71,7 @@ _PHOTO = os.path.join('images', 'daisy', 'photo.jpg')
     ({'tflite_output_file': os.path.join('images', 'top.png')}, 'tflite_output_file',
      'image_dir'),  # Read as an image by the table and label-file layouts.
     ({'saved_model_dir': os.path.join('images', 'daisy', 'sm')}, 'saved_model_dir', 'image_dir'),
+    ({'report_dir': os.path.join('images', 'report')}, 'report_dir', 'image_dir'),  # A "class".
     ({'multi_label': True, 'image_labels_dir': 'lab',
       'output_labels': os.path.join('lab', 'photo.jpg.txt')}, 'output_labels', 'image_labels_dir'),
     ({'output_graph': os.path.join('module', 'graph.pb')}, 'output_graph', 'tfhub_module'),
