@@ -28,7 +28,7 @@ class MultiLabel(Task):
         config = self.config
         found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
                                         config.validation_percentage, config.image_labels_dir,
-                                        config.image_labels_file)
+                                        config.image_labels_file, config.split_folders)
         logging.info('Found %d labels in %s: %d training, %d validation, %d testing images',
                      len(found.labels), config.image_dir,
                      *(len(found.images[category]) for category in CATEGORIES))
