@@ -1,5 +1,6 @@
 """--multi_label: an image may have several labels, from one of the layouts of
-retrain.data.multilabel_lists (class folders, label files, a table).
+retrain.data.multilabel_lists (class folders, label files, a table; class folders inside
+split folders).
 
 A sigmoid per label (retrain.train.heads.SigmoidHead); the exported graph keeps every entry point
 and `final_result` gives the sigmoids. Tested by the share of (image, label) pairs right
