@@ -73,3 +73,11 @@ def test_multi_label_class_folders_in_split_folders(tmp_path):
         assert len(images) == 9  # Each image once, with the labels of both its folders.
         assert all(image.folder.split(os.sep)[0] == folder and len(image.labels) == 2
                    for image in images)
+
+
+def test_without_test_folder_there_are_no_test_images(tmp_path):
+    root = _tree(tmp_path / 'images', ['train/a/1.jpg', 'train/b/1.jpg', 'validation/a/2.jpg'])
+    assert split_folders.find(root) == {'training': 'train', 'validation': 'validation'}
+    classes = split_folders.image_classes(root)
+    assert [len(c.testing) for c in classes] == [0, 0]
+    assert classes[0].validation == [os.path.join('validation', 'a', '2.jpg')]
