@@ -47,12 +47,14 @@ _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 
 
 def config_from_flags() -> RetrainConfig:
-    """The run's settings from the parsed flags; legacy mode as the classic scripts chose it."""
+    """The run's settings from the parsed flags; legacy mode as the classic scripts chose it, and
+    whether split percentages were given (which --split_folders refuses, even at their default)."""
     values = {field: FLAGS[field].value for field in RetrainConfig.__dataclass_fields__
               if field in FLAGS}
     legacy = ((FLAGS['model_dir'].present or FLAGS['architecture'].present)
               and not FLAGS['tfhub_module'].present)
-    return RetrainConfig(**values, use_legacy_model=legacy)
+    percentages = FLAGS['testing_percentage'].present or FLAGS['validation_percentage'].present
+    return RetrainConfig(**values, use_legacy_model=legacy, percentages_given=bool(percentages))
 
 
 def main(argv) -> int:

@@ -140,8 +140,16 @@ class RetrainConfig:
         '', 'With --multi_label: folder of <image file name>.txt files, one label a line (the '
         'Multi-label-Inception-net fork\'s layout); folders then only hold images.', place=INPUT)
     image_labels_file: str = setting(
-        '', 'With --multi_label: a UTF-8 CSV of rows path/relative/to/image_dir.jpg,label1;label2 '
-        '(header optional).', place=INPUT)
+        '', 'A UTF-8 CSV of rows path/relative/to/image_dir.jpg,label (header optional): one label '
+        'per image, or with --multi_label label1;label2. Images may lie anywhere below '
+        '--image_dir.', place=INPUT)
+    # The user's own split: train/, validation/ (or val/) and test/ folders instead of the hash.
+    split_folders: bool = setting(
+        False, '--image_dir holds train/, validation/ (or val/) and optionally test/, each with '
+        'the class folders: use exactly that split (no --testing_percentage or '
+        '--validation_percentage).')
+    # Not a flag: the CLI sets it when --testing_percentage or --validation_percentage is given.
+    percentages_given: bool = False
 
     def __post_init__(self) -> None:
         self.check()
@@ -182,8 +190,10 @@ class RetrainConfig:
             choices = field.metadata.get('choices')
             need(not choices or getattr(self, field.name) in choices, field.name,
                  f'one of {", ".join(choices or ())}')
-        if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
-            raise ConfigError('--image_labels_dir and --image_labels_file need --multi_label')
+        if self.image_labels_dir and not self.multi_label:
+            raise ConfigError('--image_labels_dir needs --multi_label')
+        if self.split_folders:
+            self._check_split_folders()
         if self.multi_label and self.report_dir:
             raise ConfigError('--report_dir cannot be used with --multi_label yet')
         problem = graph_names.final_name_problem(self.final_tensor_name)
@@ -191,6 +201,19 @@ class RetrainConfig:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '
                               f'output: {problem}')
         self._check_paths_apart()
+
+    def _check_split_folders(self) -> None:
+        """The folders are the split and hold class folders: percentages (given on the command
+        line, or other than the defaults) would contradict them, label files do not go there."""
+        defaults = {name: RetrainConfig.__dataclass_fields__[name].default
+                    for name in ('testing_percentage', 'validation_percentage')}
+        if self.percentages_given or any(getattr(self, name) != default
+                                         for name, default in defaults.items()):
+            raise ConfigError('--split_folders takes the split from the folders: drop '
+                              '--testing_percentage and --validation_percentage')
+        for name in ('image_labels_dir', 'image_labels_file'):
+            if getattr(self, name):
+                raise ConfigError(f'--split_folders reads class folders only, not --{name}')
 
     @property
     def distortions_enabled(self) -> bool:

@@ -141,3 +141,25 @@ def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_
     names = [node.name for node in graph_def.node]
     assert names[-1] == 'flower_scores' and len(names) > 20
     assert [name for name in names[:-1] if not graph_names.final_name_problem(name)] == []
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'split_folders': True, 'testing_percentage': 20}, '--split_folders takes the split'),
+    ({'split_folders': True, 'percentages_given': True}, '--split_folders takes the split'),
+    ({'split_folders': True, 'multi_label': True, 'image_labels_dir': 'lab'},
+     '--split_folders reads class folders only, not --image_labels_dir'),
+    ({'image_labels_dir': 'lab'}, '--image_labels_dir needs --multi_label'),
+])
+def test_label_layouts_that_do_not_go_together_are_refused(changes, message):
+    """Library use is refused as the command line is: percentages other than the defaults
+    contradict split folders even where no CLI said they were given."""
+    with pytest.raises(ConfigError, match=message):
+        _config(**changes)
+
+
+@pytest.mark.parametrize('changes', [
+    {'image_labels_file': 'labels.csv'},  # A single-label table.
+    {'split_folders': True}, {'split_folders': True, 'multi_label': True},
+])
+def test_label_layouts_beyond_class_folders_are_accepted(changes):
+    _config(**changes)

@@ -180,13 +180,14 @@ def test_label_files_and_a_labels_table_train_from_the_command_line(tmp_path, ti
             assert f.read() == 'blue\ngreen\nred\n'
 
 
-def test_labels_flags_without_multi_label_are_one_line_errors(tmp_path, tiny_module,
-                                                              pair_folders):
+def test_label_files_without_multi_label_are_one_line_errors(tmp_path, tiny_module,
+                                                             pair_folders):
+    """(A table without --multi_label is a single-label table: tests/test_data_layouts_cli.py.)"""
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, str(tmp_path), 5,
-                                                 '--image_labels_file', 'labels.csv'))
+                                                 '--image_labels_dir', str(tmp_path)))
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        'retrain: error: --image_labels_dir and --image_labels_file need --multi_label')
+        'retrain: error: --image_labels_dir needs --multi_label')
     assert not os.path.exists(os.path.join(str(tmp_path), 'graph.pb'))
 
 

@@ -82,18 +82,25 @@ def find_class_files(class_dir: str) -> List[str]:
     return image_files.find(class_dir)
 
 
-def create_image_lists(image_dir: str, testing_percentage: float,
-                       validation_percentage: float) -> List[ImageClass]:
-    """Lists the classes of `image_dir` in class-index order with each image's split.
+@dataclasses.dataclass
+class ClassFolder:
+    """A folder of images of one class: its label, its name and its images relative to it."""
+    label: str
+    dir_name: str
+    files: List[str]
 
-    Raises ToolError when the folder is missing or holds fewer than two usable classes.
+
+def class_folders(image_dir: str) -> List[ClassFolder]:
+    """The class folders of `image_dir` that hold images, in class-index order.
+
+    Raises ToolError when the folder is missing or a file, or two folders give one label.
     """
     if not image_dir or not image_files.isdir(image_dir):
         if image_dir and image_files.exists(image_dir):
             raise ToolError(f'image directory {image_dir!r} is a file: give the folder that '
                             'holds one sub-folder of images per class')
         raise ToolError(f'image directory not found: {image_dir!r}')
-    classes: List[ImageClass] = []
+    folders: List[ClassFolder] = []
     labels_seen: Dict[str, str] = {}
     for dir_name in image_files.listdir(image_dir):
         class_dir = os.path.join(image_dir, dir_name)
@@ -103,12 +110,6 @@ def create_image_lists(image_dir: str, testing_percentage: float,
         if not files:
             logging.warning('No files found in %s', class_dir)
             continue
-        if len(files) < MIN_IMAGES_WARNING:
-            logging.warning('WARNING: Folder %s has less than %d images, which may cause issues.',
-                            class_dir, MIN_IMAGES_WARNING)
-        elif len(files) > MAX_NUM_IMAGES_PER_CLASS:
-            logging.warning('WARNING: Folder %s has more than %d images. Some images will never '
-                            'be selected.', class_dir, MAX_NUM_IMAGES_PER_CLASS)
         label = label_for_dir(dir_name)
         if not label.strip():
             raise ToolError(f'class folder {class_dir!r} gives an empty label; rename it')
@@ -116,17 +117,46 @@ def create_image_lists(image_dir: str, testing_percentage: float,
             raise ToolError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
                             f'the label {label!r}; rename one of them')
         labels_seen[label] = dir_name
-        image_class = ImageClass(label=label, dir_name=dir_name)
-        for relative in files:
-            path = os.path.join(image_dir, dir_name, relative)
+        folders.append(ClassFolder(label, dir_name, files))
+    return folders
+
+
+def warn_about_size(class_dir: str, count: int) -> None:
+    """The classic warnings about a class folder of training images with too few or too many."""
+    if count < MIN_IMAGES_WARNING:
+        logging.warning('WARNING: Folder %s has less than %d images, which may cause issues.',
+                        class_dir, MIN_IMAGES_WARNING)
+    elif count > MAX_NUM_IMAGES_PER_CLASS:
+        logging.warning('WARNING: Folder %s has more than %d images. Some images will never '
+                        'be selected.', class_dir, MAX_NUM_IMAGES_PER_CLASS)
+
+
+def check_classes(image_dir: str, folders: List[ClassFolder]) -> None:
+    """Raises ToolError unless `image_dir` held at least two class folders with images."""
+    if not folders:
+        raise ToolError(f'no class folders with images found in {image_dir!r}')
+    if len(folders) == 1:
+        raise ToolError(f'only one class folder found in {image_dir!r} ({folders[0].dir_name!r}); '
+                        'multiple classes are needed for classification')
+
+
+def create_image_lists(image_dir: str, testing_percentage: float,
+                       validation_percentage: float) -> List[ImageClass]:
+    """Lists the classes of `image_dir` in class-index order with each image's split.
+
+    Raises ToolError when the folder is missing or holds fewer than two usable classes.
+    """
+    folders = class_folders(image_dir)
+    check_classes(image_dir, folders)
+    classes = []
+    for folder in folders:
+        warn_about_size(os.path.join(image_dir, folder.dir_name), len(folder.files))
+        image_class = ImageClass(label=folder.label, dir_name=folder.dir_name)
+        for relative in folder.files:
+            path = os.path.join(image_dir, folder.dir_name, relative)
             image_class.images(which_set(path, validation_percentage, testing_percentage)).append(
                 relative)
         classes.append(image_class)
-    if not classes:
-        raise ToolError(f'no class folders with images found in {image_dir!r}')
-    if len(classes) == 1:
-        raise ToolError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
-                        'multiple classes are needed for classification')
     return classes
 
 

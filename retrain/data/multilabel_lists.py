@@ -25,20 +25,17 @@ had, and so does the first of those that clash. (A key only places an image in a
 images sharing one would share their split.) Each image's bottleneck is cached once, at its
 first location in sorted folder order.
 
-Table paths are normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes, accents composed or
-decomposed as macOS writes them); a path that leaves image_dir (`..`, absolute) names no image
-of it and is skipped with a warning. Rows giving one image different label sets are merged (it
-gets every label given) with a warning naming them.
+The table is read by retrain.data.label_table (paths normalized, rows outside image_dir
+skipped); rows giving one image different label sets are merged (it gets every label given)
+with a warning naming them.
+
+With --split_folders (class folders only), train/, validation/ (or val/) and test/ each hold class
+folders: every image lies in the split of its folder, and copies are looked for within a split.
 """
-import csv
 import dataclasses
 import hashlib
-import io
 import os
-import posixpath
-import re
-import unicodedata
-from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Hashable, Iterable, List, Sequence, Set, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -46,12 +43,11 @@ from absl import logging
 from retrain.common import fileio
 from retrain.common.errors import ConfigError, ToolError
 from retrain.common.places import is_local
-from retrain.data import image_files, image_lists
-from retrain.data.image_lists import CATEGORIES, ImageClass
+from retrain.data import image_files, image_lists, label_table, split_folders
+from retrain.data.image_lists import CATEGORIES, ClassFolder, ImageClass
+from retrain.data.label_table import all_images, has_labels, split_key
 
 _READ_CHUNK = 1 << 20
-# A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
-_DRIVE = re.compile(r'^[A-Za-z]:/')
 
 
 @dataclasses.dataclass
@@ -80,44 +76,58 @@ class MultiLabelImages:
 
 
 def gather(image_dir: str, testing_percentage: float, validation_percentage: float,
-           image_labels_dir: str = '', image_labels_file: str = '') -> MultiLabelImages:
+           image_labels_dir: str = '', image_labels_file: str = '',
+           by_split_folders: bool = False) -> MultiLabelImages:
     """Every labelled image of `image_dir` once, by the form the flags choose (module doc)."""
     if image_labels_dir and image_labels_file:
         raise ConfigError('give --image_labels_dir or --image_labels_file, not both')
-    if image_labels_dir:
-        found = _from_label_files(image_dir, image_labels_dir)
-    elif image_labels_file:
-        found = _from_table(image_dir, image_labels_file)
+    if by_split_folders:
+        images = {category: _from_class_folders(image_dir, folder)
+                  for category, folder in split_folders.find(image_dir).items()}
     else:
-        found = _from_class_folders(image_dir, testing_percentage, validation_percentage)
-    labels = sorted(set().union(*(image.labels for image in found)))
+        if image_labels_dir:
+            found = _from_label_files(image_dir, image_labels_dir)
+        elif image_labels_file:
+            found = [LabelledImage(key, os.path.dirname(location), os.path.basename(location),
+                                   labels)
+                     for location, key, labels in label_table.labelled_images(
+                         image_dir, image_labels_file, 'path,label1;label2', label_table.merged)]
+        else:
+            found = _from_class_folders(image_dir)
+        images = {category: [] for category in CATEGORIES}
+        for image in found:
+            images[image_lists.which_set(image.key, validation_percentage,
+                                         testing_percentage)].append(image)
+    labels = sorted(set().union(*(image.labels for c in CATEGORIES for image in images[c])))
     if len(labels) < 2:
         raise ToolError(f'{len(labels)} label(s) found for the images of {image_dir!r}; '
                         'multi-label training needs at least two')
-    images: Dict[str, List[LabelledImage]] = {category: [] for category in CATEGORIES}
-    for image in sorted(found, key=lambda i: i.key):
-        images[image_lists.which_set(image.key, validation_percentage,
-                                     testing_percentage)].append(image)
-    return MultiLabelImages(labels, images)
+    return MultiLabelImages(labels, {category: sorted(images.get(category, []),
+                                                      key=lambda i: i.key)
+                                     for category in CATEGORIES})
 
 
-def _from_class_folders(image_dir: str, testing_percentage: float,
-                        validation_percentage: float) -> List[LabelledImage]:
-    copies: Dict[str, List[Tuple[ImageClass, str]]] = {}
-    for image_class in image_lists.create_image_lists(image_dir, testing_percentage,
-                                                      validation_percentage):
-        for relative in sorted(rel for c in CATEGORIES for rel in image_class.images(c)):
-            copies.setdefault(_key(relative), []).append((image_class, relative))
+def _from_class_folders(image_dir: str, split_folder: str = '') -> List[LabelledImage]:
+    """The images of the class folders of image_dir, or of its `split_folder` (whose name then
+    leads their keys and folders)."""
+    top = os.path.join(image_dir, split_folder) if split_folder else image_dir
+    copies: Dict[str, List[Tuple[ClassFolder, str]]] = {}
+    for folder in image_lists.class_folders(top):
+        image_lists.warn_about_size(os.path.join(top, folder.dir_name), len(folder.files))
+        for relative in sorted(folder.files):
+            copies.setdefault(split_key(relative), []).append((folder, relative))
     found, clashes = [], []
     for key, places in copies.items():
-        photos = _distinct_photos(image_dir, key, [os.path.join(image_class.dir_name, relative)
-                                                   for image_class, relative in places])
+        photos = _distinct_photos(top, key, [os.path.join(folder.dir_name, relative)
+                                             for folder, relative in places])
         if len(photos) > 1:
             clashes.append(key)
         for photo_key, photo in photos:
             first, relative = places[photo[0]]
-            found.append(LabelledImage(photo_key, first.dir_name, relative,
-                                       {places[i][0].label for i in photo}))
+            found.append(LabelledImage(
+                split_key(os.path.join(split_folder, photo_key)),
+                os.path.join(split_folder, first.dir_name) if split_folder else first.dir_name,
+                relative, {places[i][0].label for i in photo}))
     if clashes:
         logging.warning('%d file name(s) name different photos in different class folders (%s): '
                         'each photo is an image of its own, labelled by the folders that hold it',
@@ -134,7 +144,7 @@ def _from_label_files(image_dir: str, labels_dir: str) -> List[LabelledImage]:
         raise ToolError(f'--image_labels_dir not found: {labels_dir!r}')
     label_files = {name for name in image_files.listdir(labels_dir) if name.endswith('.txt')}
     by_name: Dict[str, List[str]] = {}
-    for location in _all_images(image_dir):
+    for location in all_images(image_dir):
         by_name.setdefault(os.path.basename(location), []).append(location)
     found: List[LabelledImage] = []
     for name, locations in by_name.items():
@@ -145,7 +155,7 @@ def _from_label_files(image_dir: str, labels_dir: str) -> List[LabelledImage]:
         path = os.path.join(labels_dir, name + '.txt')
         text = fileio.read_text(path, 'labels file')
         labels = {line.strip() for line in text.splitlines() if line.strip()}
-        if _has_labels(labels, where, path):
+        if has_labels(labels, where, path):
             found.extend(_labelled_photos(image_dir, name, locations, labels, path))
     for name in sorted(label_files - {n + '.txt' for n in by_name}):
         logging.warning('Labels file %s names no image in %s', os.path.join(labels_dir, name),
@@ -167,119 +177,13 @@ def _labelled_photos(image_dir: str, name: str, locations: List[str], labels: Se
                           os.path.basename(locations[photo[0]]), labels) for key, photo in photos]
 
 
-def _from_table(image_dir: str, table: str) -> List[LabelledImage]:
-    rows = _read_table(table)
-    found: List[LabelledImage] = []
-    used = set()
-    for location in _all_images(image_dir):
-        key = _key(location)
-        row = unicodedata.normalize('NFC', key)
-        if row not in rows:
-            logging.warning('No labels for %s: it is not in %s', os.path.join(image_dir, location),
-                            table)
-            continue
-        used.add(row)
-        if _has_labels(rows[row], os.path.join(image_dir, location), table):
-            found.append(LabelledImage(key, os.path.dirname(location),
-                                       os.path.basename(location), rows[row]))
-    for row in sorted(set(rows) - used):
-        logging.warning('%s labels %s, which is not an image in %s', table, row, image_dir)
-    return found
-
-
-def _read_table(path: str) -> Dict[str, Set[str]]:
-    """{image key: labels} from the rows of the CSV. A header row is recognized by its first cell
-    not being an image file name; rows naming paths outside image_dir are skipped with a
-    warning; rows giving one image different labels are merged with one (module doc)."""
-    given: Dict[str, List[Tuple[int, Set[str]]]] = {}
-    for line, row in _rows(path):
-        if not row or not row[0].strip():
-            continue
-        if len(row) != 2:
-            raise ConfigError(f'{path} line {line}: expected path,label1;label2 '
-                              f'but got {len(row)} fields')
-        image = row[0].strip()
-        if line == 1 and not image_files.has_image_extension(image):
-            continue
-        labels, key = _row_labels(row[1], path, line), _table_key(image)
-        if key is None:
-            logging.warning('%s line %d names %s, which lies outside the image directory: rows '
-                            'name images by their path relative to it', path, line, image)
-            continue
-        given.setdefault(key, []).append((line, labels))
-    for key, rows in given.items():
-        if len({frozenset(labels) for _, labels in rows}) > 1:
-            logging.warning('%s gives %s different labels on lines %s: it gets all of them', path,
-                            key, ', '.join(str(line) for line, _ in rows))
-    return {key: set().union(*(labels for _, labels in rows)) for key, rows in given.items()}
-
-
-def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
-    """(number of the line it starts on, cells) for each row of the CSV file at `path`.
-
-    Lines end as the csv module reads them (newline=''): CR LF, LF or CR (old Macs), and a
-    quoted cell may run over several lines, so rows and lines are counted apart."""
-    reader = csv.reader(io.StringIO(fileio.read_text(path, 'labels file'), newline=''))
-    line = 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise ConfigError(f'{path} line {line}: not CSV ({e})') from None
-        yield line, row
-        line = reader.line_num + 1
-
-
-def _row_labels(cell: str, path: str, line: int) -> Set[str]:
-    """The labels of a `label1;label2` cell. The labels file holds one label a line, so a label
-    with a line break in it (a quoted cell spanning lines) is refused."""
-    labels = {label.strip() for label in cell.split(';') if label.strip()}
-    for label in sorted(labels):
-        if label.splitlines() != [label]:
-            raise ConfigError(f'{path} line {line}: the label {label!r} holds a line break; a '
-                              'label must be one line of the labels file')
-    return labels
-
-
-def _table_key(path: str) -> Optional[str]:
-    """The key of the image a table row names (`./a/b.jpg`, `a\\b.jpg` and `a/x/../b.jpg` are
-    `a/b.jpg`), or None when the path leaves image_dir (`../b.jpg`, `/photos/b.jpg`, `C:\\b.jpg`).
-
-    Accents are compared composed (NFC): macOS writes names decomposed, tables and other systems
-    mostly composed. The image keeps its own name as its split key."""
-    normal = posixpath.normpath(path.replace('\\', '/'))
-    if normal in ('.', '..') or normal.startswith(('../', '/')) or _DRIVE.match(normal):
-        return None
-    return unicodedata.normalize('NFC', normal)
-
-
-def _has_labels(labels: Set[str], image: str, source: str) -> bool:
-    if not labels:
-        logging.warning('No labels for %s in %s', image, source)
-    return bool(labels)
-
-
-def _all_images(image_dir: str) -> Iterable[str]:
-    """The image files below image_dir, relative to it, in sorted folder order."""
-    if not image_dir or not image_files.isdir(image_dir):
-        raise ToolError(f'image directory not found: {image_dir!r}')
-    return image_files.find(image_dir)
-
-
-def _key(relative: str) -> str:
-    """An image's identity as the split hashes it: its relative path, always with `/`."""
-    return '/'.join(part for part in relative.replace('\\', '/').split('/') if part)
-
-
 def _distinct_photos(image_dir: str, key: str,
                      locations: List[str]) -> List[Tuple[str, List[int]]]:
     """(split key, indices into `locations`) of each different photo among the files that share
     `key` (`locations`: relative to image_dir, in sorted folder order). The first photo keeps
     `key`; each other is keyed by its location, so no split moves where names do not clash."""
     photos = _same_photos([os.path.join(image_dir, location) for location in locations])
-    return [(key if index == 0 else _key(locations[photo[0]]), photo)
+    return [(key if index == 0 else split_key(locations[photo[0]]), photo)
             for index, photo in enumerate(photos)]
 
 

@@ -1,5 +1,6 @@
 """--multi_label: an image may have several labels, from one of the layouts of
-retrain.data.multilabel_lists (class folders, label files, a table).
+retrain.data.multilabel_lists (class folders, label files, a table; class folders inside
+split folders).
 
 A sigmoid per label (retrain.train.heads.SigmoidHead); the exported graph keeps every entry point
 and `final_result` gives the sigmoids. Tested by the share of (image, label) pairs right
@@ -27,7 +28,7 @@ class MultiLabel(Task):
         config = self.config
         found = multilabel_lists.gather(config.image_dir, config.testing_percentage,
                                         config.validation_percentage, config.image_labels_dir,
-                                        config.image_labels_file)
+                                        config.image_labels_file, config.split_folders)
         logging.info('Found %d labels in %s: %d training, %d validation, %d testing images',
                      len(found.labels), config.image_dir,
                      *(len(found.images[category]) for category in CATEGORIES))

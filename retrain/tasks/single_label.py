@@ -1,4 +1,6 @@
-"""The classic run: each sub-folder of the image folder is a class, each image has one.
+"""The classic run: each image has one class, from its folder (each sub-folder of the image folder
+is a class), from a table (--image_labels_file) or from the class folders of the user's split
+(--split_folders).
 
 A softmax over the classes (docs/COMPATIBILITY.md section 6); tested by `Final test accuracy`; the
 run report (retrain.report) looks for duplicates, split leaks and suspected label errors.
@@ -10,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from retrain.cache.bottleneck_files import Bottlenecks, Skipped
-from retrain.data import image_lists
+from retrain.data import image_lists, single_label_table, split_folders
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.report import run_report
@@ -30,14 +32,27 @@ class SingleLabel(Task):
 
     def gather(self) -> Gathered:
         config = self.config
-        classes = image_lists.create_image_lists(config.image_dir, config.testing_percentage,
-                                                 config.validation_percentage)
+        classes = self._classes()
         logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
                      len(classes), config.image_dir, *image_lists.split_counts(classes))
         self._folders = [c.dir_name for c in classes]
         return Gathered([c.label for c in classes], examples_of(classes))
 
+    def _classes(self) -> List[ImageClass]:
+        """From the label source the flags choose: split folders, a table or class folders."""
+        config = self.config
+        if config.split_folders:
+            return split_folders.image_classes(config.image_dir)
+        if config.image_labels_file:
+            return single_label_table.image_classes(config.image_dir, config.image_labels_file,
+                                                    config.testing_percentage,
+                                                    config.validation_percentage)
+        return image_lists.create_image_lists(config.image_dir, config.testing_percentage,
+                                              config.validation_percentage)
+
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
+        if not self._folders[index]:  # Its images lie in several folders.
+            return super().no_readable_images(gathered, index)
         return f'class folder {self._folders[index]!r} has no readable images'
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,

@@ -1,0 +1,143 @@
+"""Labels given in a table: a UTF-8 CSV of `path/relative/to/image_dir.jpg,labels` rows, read the
+same way for --multi_label (`label1;label2`) and single-label runs (one label a row).
+
+A header row is recognized by its first cell not being an image file name. Table paths are
+normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes, accents composed or decomposed as
+macOS writes them); a path that leaves image_dir (`..`, absolute) names no image of it and is
+skipped with a warning. An image that no row names, and a row that names no image, are each
+named in a warning. How several rows for one image combine is the caller's rule (`Combine`):
+merged for multi-label runs, refused where they disagree for single-label ones.
+
+An image's key (the split hashes it) is its path relative to image_dir, written with `/`: the
+split does not depend on where the folder lies, and adding images never moves another.
+"""
+import csv
+import io
+import os
+import posixpath
+import re
+import unicodedata
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+from absl import logging
+
+from retrain.common import fileio
+from retrain.common.errors import ConfigError, ToolError
+from retrain.data import image_files
+
+# A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
+_DRIVE = re.compile(r'^[A-Za-z]:/')
+# (line, labels) of each row that names one image.
+Rows = List[Tuple[int, Set[str]]]
+# The labels of an image from (table path, image key, its rows); raises ConfigError to refuse.
+Combine = Callable[[str, str, Rows], Set[str]]
+
+
+def merged(table: str, key: str, rows: Rows) -> Set[str]:
+    """Every label any row gives the image, with a warning where rows disagree (multi-label)."""
+    if len({frozenset(labels) for _, labels in rows}) > 1:
+        logging.warning('%s gives %s different labels on lines %s: it gets all of them', table,
+                        key, ', '.join(str(line) for line, _ in rows))
+    return set().union(*(labels for _, labels in rows))
+
+
+def labelled_images(image_dir: str, table: str, row_form: str,
+                    combine: Combine) -> List[Tuple[str, str, Set[str]]]:
+    """(location relative to image_dir, key, labels) of each image below image_dir that a row of
+    `table` labels, in sorted folder order. `row_form` is what a row looks like, for errors."""
+    rows = {key: combine(table, key, given) for key, given in _read(table, row_form).items()}
+    found = []
+    used = set()
+    for location in all_images(image_dir):
+        key = split_key(location)
+        row = unicodedata.normalize('NFC', key)
+        if row not in rows:
+            logging.warning('No labels for %s: it is not in %s',
+                            os.path.join(image_dir, location), table)
+            continue
+        used.add(row)
+        if has_labels(rows[row], os.path.join(image_dir, location), table):
+            found.append((location, key, rows[row]))
+    for row in sorted(set(rows) - used):
+        logging.warning('%s labels %s, which is not an image in %s', table, row, image_dir)
+    return found
+
+
+def _read(path: str, row_form: str) -> Dict[str, Rows]:
+    """{image key: its rows} from the CSV (module doc)."""
+    given: Dict[str, Rows] = {}
+    for line, row in _rows(path):
+        if not row or not row[0].strip():
+            continue
+        if len(row) != 2:
+            raise ConfigError(f'{path} line {line}: expected {row_form} but got {len(row)} fields')
+        image = row[0].strip()
+        if line == 1 and not image_files.has_image_extension(image):
+            continue
+        labels, key = _row_labels(row[1], path, line), _table_key(image)
+        if key is None:
+            logging.warning('%s line %d names %s, which lies outside the image directory: rows '
+                            'name images by their path relative to it', path, line, image)
+            continue
+        given.setdefault(key, []).append((line, labels))
+    return given
+
+
+def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
+    """(number of the line it starts on, cells) for each row of the CSV file at `path`.
+
+    Lines end as the csv module reads them (newline=''): CR LF, LF or CR (old Macs), and a
+    quoted cell may run over several lines, so rows and lines are counted apart."""
+    reader = csv.reader(io.StringIO(fileio.read_text(path, 'labels file'), newline=''))
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise ConfigError(f'{path} line {line}: not CSV ({e})') from None
+        yield line, row
+        line = reader.line_num + 1
+
+
+def _row_labels(cell: str, path: str, line: int) -> Set[str]:
+    """The labels of a `label1;label2` cell. The labels file holds one label a line, so a label
+    with a line break in it (a quoted cell spanning lines) is refused."""
+    labels = {label.strip() for label in cell.split(';') if label.strip()}
+    for label in sorted(labels):
+        if label.splitlines() != [label]:
+            raise ConfigError(f'{path} line {line}: the label {label!r} holds a line break; a '
+                              'label must be one line of the labels file')
+    return labels
+
+
+def _table_key(path: str) -> Optional[str]:
+    """The key of the image a table row names (`./a/b.jpg`, `a\\b.jpg` and `a/x/../b.jpg` are
+    `a/b.jpg`), or None when the path leaves image_dir (`../b.jpg`, `/photos/b.jpg`, `C:\\b.jpg`).
+
+    Accents are compared composed (NFC): macOS writes names decomposed, tables and other systems
+    mostly composed. The image keeps its own name as its split key."""
+    normal = posixpath.normpath(path.replace('\\', '/'))
+    if normal in ('.', '..') or normal.startswith(('../', '/')) or _DRIVE.match(normal):
+        return None
+    return unicodedata.normalize('NFC', normal)
+
+
+def has_labels(labels: Set[str], image: str, source: str) -> bool:
+    """Whether `labels` holds any; a warning names the image that has none."""
+    if not labels:
+        logging.warning('No labels for %s in %s', image, source)
+    return bool(labels)
+
+
+def all_images(image_dir: str) -> Iterable[str]:
+    """The image files below image_dir, relative to it, in sorted folder order."""
+    if not image_dir or not image_files.isdir(image_dir):
+        raise ToolError(f'image directory not found: {image_dir!r}')
+    return image_files.find(image_dir)
+
+
+def split_key(relative: str) -> str:
+    """An image's identity as the split hashes it: its relative path, always with `/`."""
+    return '/'.join(part for part in relative.replace('\\', '/').split('/') if part)

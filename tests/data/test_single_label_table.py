@@ -1,0 +1,74 @@
+"""retrain.data.single_label_table: a flat folder plus `path,label` rows, one label per image."""
+import logging
+import os
+import shutil
+
+import pytest
+
+from retrain.common.errors import ConfigError, ToolError
+from retrain.data import image_lists, single_label_table
+from retrain.data.image_lists import CATEGORIES
+
+
+def _write(path, data: bytes = b'x') -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+def _splits(classes):
+    return {location: (c.label, split) for c in classes for split in CATEGORIES
+            for location in c.images(split)}
+
+
+def test_labels_as_written_sorted_and_the_split_hashes_the_path_in_the_table(tmp_path, caplog):
+    root = tmp_path / 'train'
+    names = [f'img_{i:03d}.jpg' for i in range(60)] + ['sub/deep.jpg', 'unlisted.jpg']
+    for name in names:
+        _write(str(root / name))
+    rows = ['id,label'] + [f'{name},{"Sun Flowers" if i % 2 else "café"}'
+                           for i, name in enumerate(names[:-1])]
+    (tmp_path / 'train.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        classes = single_label_table.image_classes(str(root), str(tmp_path / 'train.csv'), 20, 20)
+    assert [c.label for c in classes] == ['Sun Flowers', 'café']  # Kept, in folder-name order.
+    assert all(c.dir_name == '' for c in classes)
+    found = _splits(classes)
+    assert sorted(found) == sorted(os.path.join(*name.split('/')) for name in names[:-1])
+    for location, (_, split) in found.items():
+        assert split == image_lists.which_set(location.replace(os.sep, '/'), 20, 20)
+    assert {split for _, split in found.values()} == set(CATEGORIES)
+    assert sum('unlisted.jpg' in r.getMessage() for r in caplog.records) == 1
+    # Where the folder lies and which other images it holds change no image's split.
+    moved = tmp_path / 'elsewhere' / 'train'
+    shutil.copytree(str(root), str(moved))
+    _write(str(moved / 'new.jpg'))
+    with open(tmp_path / 'train.csv', 'a', encoding='utf-8') as f:
+        f.write('new.jpg,café\n')
+    again = _splits(single_label_table.image_classes(str(moved), str(tmp_path / 'train.csv'), 20,
+                                                     20))
+    assert {k: v for k, v in again.items() if k != 'new.jpg'} == found
+
+
+@pytest.mark.parametrize('table,message', [
+    ('a.jpg,x\nb.jpg,x;y\n', r'line 2: 2 labels for one image \(x;y\); give --multi_label'),
+    ('a.jpg,x\n./a.jpg,y\n', r'gives a.jpg different labels on lines 1, 2; give one label per '
+                             r'image, or --multi_label'),
+    ('a.jpg,x,y\n', r'line 1: expected path,label but got 3 fields'),
+])
+def test_rows_a_single_label_table_cannot_hold_are_one_line_errors(tmp_path, table, message):
+    _write(str(tmp_path / 'images' / 'a.jpg'))
+    (tmp_path / 'labels.csv').write_text(table, encoding='utf-8')
+    with pytest.raises(ConfigError, match=message) as error:
+        single_label_table.image_classes(str(tmp_path / 'images'), str(tmp_path / 'labels.csv'),
+                                         10, 10)
+    assert str(error.value).startswith(str(tmp_path / 'labels.csv'))
+    assert '\n' not in str(error.value)
+
+
+def test_a_table_of_one_label_is_refused(tmp_path):
+    _write(str(tmp_path / 'images' / 'a.jpg'))
+    (tmp_path / 'labels.csv').write_text('a.jpg,x\n', encoding='utf-8')
+    with pytest.raises(ToolError, match='1 label.s. found in .*classification needs at least two'):
+        single_label_table.image_classes(str(tmp_path / 'images'), str(tmp_path / 'labels.csv'),
+                                         10, 10)
