@@ -10,6 +10,7 @@ config that exists is one a run can use; change one with `dataclasses.replace`, 
 new one. Free of TensorFlow: the CLI checks the flags before the slow import.
 """
 import dataclasses
+import importlib.util
 import itertools
 import math
 import os
@@ -31,9 +32,14 @@ INPUT = 'input'        # read by the run
 _PLACES = (FILE, REPLACED, FOLDER, INPUT)
 
 
+# The modules of each optional extra (setup.cfg) that a setting with `extra` needs.
+EXTRAS = {'onnx': ('tf2onnx', 'onnx')}
+
+
 def setting(default: Any, help_text: str, **metadata: Any) -> Any:
-    """A config field: its default and its flag's help, plus `choices` (an enum flag) or
-    `place` (one of the kinds above, for paths). Fields without help are not flags."""
+    """A config field: its default and its flag's help, plus `choices` (an enum flag),
+    `place` (one of the kinds above, for paths) or `extra` (an EXTRAS key: the setting, when set,
+    needs that extra installed). Fields without help are not flags."""
     return dataclasses.field(default=default, metadata={'help': help_text, **metadata})
 
 
@@ -107,13 +113,17 @@ class RetrainConfig:
     allow_truncated_images: bool = setting(
         False, 'Use what a truncated JPEG holds (at least 10% of its rows, the rest gray) instead '
         'of skipping it.')
-    # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
+    # Extras: TensorFlow Lite and ONNX copies of the classifier, and fine-tuning the module itself.
     tflite_output_file: str = setting(
         '', 'Also write the classifier as TensorFlow Lite here: float image [1, H, W, 3] in '
         '[0, 1] in, softmax out.', place=FILE)
     tflite_quantize: str = setting(
         'none', 'Quantization of --tflite_output_file: dynamic (int8 weights) or int8 (weights '
         'and activations, calibrated on training images).', choices=('none', 'dynamic', 'int8'))
+    onnx_output_file: str = setting(
+        '', 'Also write the classifier as ONNX here (needs the onnx extra): float image '
+        '[N, H, W, 3] in [0, 1] in, scores out, labels in its metadata.', place=FILE,
+        extra='onnx')
     fine_tune_steps: int = setting(0, 'After training the new layer, train it together with the '
                                    'module\'s own variables for this many steps.')
     fine_tune_learning_rate: float = setting(0.0001,
@@ -183,6 +193,11 @@ class RetrainConfig:
             choices = field.metadata.get('choices')
             need(not choices or getattr(self, field.name) in choices, field.name,
                  f'one of {", ".join(choices or ())}')
+        for field in dataclasses.fields(self):
+            extra = field.metadata.get('extra')
+            if extra and getattr(self, field.name) and not _installed(EXTRAS[extra]):
+                raise ConfigError(f'--{field.name} needs the {extra} extra: '
+                                  f"pip install '.[{extra}]'")
         if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
             raise ConfigError('--image_labels_dir and --image_labels_file need --multi_label')
         if self.multi_label and self.report_dir:
@@ -255,6 +270,11 @@ class RetrainConfig:
         if flag == 'model_dir':
             return os.path.isfile(inner)
         return True
+
+
+def _installed(modules: Sequence[str]) -> bool:
+    """Whether every one of `modules` can be imported (found, not imported: no slow import)."""
+    return all(importlib.util.find_spec(module) is not None for module in modules)
 
 
 def _is_utf8(path: str) -> bool:
