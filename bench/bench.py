@@ -26,19 +26,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
+import tensorflow as tf
+from absl import logging
 
-# pylint: disable=wrong-import-position
 from retrain.cache import bottleneck_files
-from retrain.tasks.single_label import examples_of
 from retrain.common import fileio
-from retrain.data import image_io, image_lists
-from retrain.train import loop
 from retrain.config import RetrainConfig
+from retrain.data import image_io, image_lists
 from retrain.features.extractors import FeatureExtractor
 from retrain.features.loading import load_extractor
-# pylint: enable=wrong-import-position
+from retrain.tasks.single_label import examples_of
+from retrain.train import loop
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(REPO_ROOT, 'bench', 'results', 'bench.json')
@@ -175,7 +173,8 @@ def measure_run(args, bottleneck_dir: str, out_dir: str, kind: str) -> Dict[str,
         raise RuntimeError(f'{kind} run failed:\n' + ''.join(lines[-20:]))
     accuracy = next((line.split('Final test accuracy = ')[1].strip() for line in lines
                      if 'Final test accuracy = ' in line), '')
-    return {f'{kind}_run_s': round(wall, 2), f'{kind}_run_training_starts_s': round(first_step or 0, 2),
+    return {f'{kind}_run_s': round(wall, 2),
+            f'{kind}_run_training_starts_s': round(first_step or 0, 2),
             f'{kind}_run_test_accuracy': accuracy}
 
 

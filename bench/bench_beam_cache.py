@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from retrain.cache import beam_fill, bottleneck_files  # pylint: disable=wrong-import-position
+from retrain.cache import beam_fill, bottleneck_files
+from retrain.data import image_lists
+from retrain.features.hub_module import load_hub_module
 from retrain.tasks.single_label import examples_of
-from retrain.data import image_lists  # pylint: disable=wrong-import-position
-from retrain.features.hub_module import load_hub_module  # pylint: disable=wrong-import-position
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')
@@ -62,7 +62,8 @@ def main() -> None:
                 bottleneck_files.parse_values(beam_text, size) -
                 bottleneck_files.parse_values(local_text, size)))))
     print(f'images:                   {len(jobs)} ({computed} computed by Beam)')
-    print(f'in-process cache:         {local_seconds:8.1f} s  {len(jobs) / local_seconds:6.1f} img/s')
+    local_rate = len(jobs) / local_seconds
+    print(f'in-process cache:         {local_seconds:8.1f} s  {local_rate:6.1f} img/s')
     print(f'Beam {args.runner:19s} {beam_seconds:8.1f} s  {len(jobs) / beam_seconds:6.1f} img/s')
     print(f'largest value difference: {largest:.3g}')
     print(f'byte-identical files:     {identical}/{len(jobs)}')

@@ -18,9 +18,9 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from retrain.config import RetrainConfig
-from retrain.data import image_io  # pylint: disable=wrong-import-position
-from retrain.train import distortions  # pylint: disable=wrong-import-position
-from retrain.features.hub_module import load_hub_module  # pylint: disable=wrong-import-position
+from retrain.data import image_io
+from retrain.features.hub_module import load_hub_module
+from retrain.train import distortions
 
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared')

@@ -1,4 +1,5 @@
-"""Training speed of the multi-label head beside the softmax one: `python -m bench.bench_multilabel`.
+"""Training speed of the multi-label head beside the softmax one (`python -m
+bench.bench_multilabel`).
 
     python -m bench.bench_multilabel [--steps 4000] [--features 1280] [--labels 20] [--repeats 3]
 
@@ -13,15 +14,13 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
+import numpy as np
+from absl import logging
 
-# pylint: disable=wrong-import-position
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.config import RetrainConfig
 from retrain.train import loop
 from retrain.train.heads import SigmoidHead
-from retrain.config import RetrainConfig
-from retrain.cache.bottleneck_files import Bottlenecks
-# pylint: enable=wrong-import-position
 
 
 def _data(images: int, features: int, labels: int, multi_label: bool) -> Bottlenecks:

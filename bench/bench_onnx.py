@@ -24,16 +24,15 @@ from typing import Dict, List, Sequence
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
+import numpy as np
+import tensorflow as tf
 
-# pylint: disable=wrong-import-position
 from retrain.config import RetrainConfig
 from retrain.data import image_io, image_lists
-from retrain.export import onnx as onnx_export, tflite
+from retrain.export import onnx as onnx_export
+from retrain.export import tflite
 from retrain.features.loading import load_extractor
 from retrain.train.heads import Head
-# pylint: enable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(REPO_ROOT, 'bench', 'results', 'bench_onnx.json')
@@ -95,15 +94,15 @@ def tf_pixels(paths: Sequence[str], size) -> np.ndarray:
 
 def pillow_pixels(paths: Sequence[str], size) -> np.ndarray:
     """What a client without TensorFlow feeds: Pillow's bilinear resize, / 255."""
-    from PIL import Image  # pylint: disable=import-outside-toplevel
+    from PIL import Image
     return np.stack([np.asarray(Image.open(p).convert('RGB').resize(
         (size[1], size[0]), Image.BILINEAR), np.float32) / 255 for p in paths])
 
 
 def scores_of(work: str, pixels: np.ndarray) -> Dict[str, np.ndarray]:
     """The scores of every form of the model for `pixels`."""
-    import onnxruntime  # pylint: disable=import-outside-toplevel
-    import openvino  # pylint: disable=import-outside-toplevel
+    import onnxruntime
+    import openvino
     with open(os.path.join(work, 'graph.pb'), 'rb') as f:
         graph_def = tf.compat.v1.GraphDef.FromString(f.read())
     frozen = tf.compat.v1.wrap_function(lambda x: tf.graph_util.import_graph_def(
@@ -133,7 +132,7 @@ def main(argv=None) -> None:
     size = load_extractor(RetrainConfig(tfhub_module=args.tfhub_module)).image_size
     scores = scores_of(work, tf_pixels(paths, size))
     top1 = scores['frozen'].argmax(1)
-    import onnxruntime  # pylint: disable=import-outside-toplevel
+    import onnxruntime
     pillow = onnxruntime.InferenceSession(os.path.join(work, 'model.onnx')).run(
         None, {'image': pillow_pixels(paths, size)})[0]
 

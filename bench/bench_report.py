@@ -29,14 +29,14 @@ def _timed(function: Callable, *args):
 
 def real_rows(image_dir: str, module: str, bottleneck_dir: str) -> List[Tuple]:
     """(images, stat+hash s, near-duplicates s, label check s, find s) on a real folder."""
-    from retrain.cache import bottleneck_files  # pylint: disable=import-outside-toplevel
-    from retrain.tasks.single_label import examples_of  # pylint: disable=import-outside-toplevel
-    from retrain.data import image_lists  # pylint: disable=import-outside-toplevel
-    from retrain.features.hub_module import load_hub_module  # pylint: disable=import-outside-toplevel
+    from retrain.cache import bottleneck_files
+    from retrain.data import image_lists
+    from retrain.features.hub_module import load_hub_module
+    from retrain.tasks.single_label import examples_of
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     data, _ = bottleneck_files.load_or_compute(image_dir, examples_of(classes), bottleneck_dir,
                                                load_hub_module(module, 0))
-    unit, labels, paths, _ = findings._flatten(data)  # pylint: disable=protected-access
+    unit, labels, paths, _ = findings._flatten(data)
     _, hashing = _timed(findings.exact_duplicate_pairs, paths)
     _, near = _timed(findings.near_duplicate_pairs, unit)
     _, label_check = _timed(lambda: findings.label_issues(
@@ -67,7 +67,7 @@ def scale_rows(sizes: List[int], dim: int) -> List[Tuple]:
         tracemalloc.start()
         (i, j, _), near = _timed(findings.near_duplicate_pairs, unit)
         found = {(int(a), int(b)) for a, b in zip(i, j)} & planted
-        _, label_check = _timed(lambda: findings.label_issues(
+        _, label_check = _timed(lambda unit=unit, labels=labels: findings.label_issues(
             findings.out_of_fold_probabilities(unit, labels, 5), labels))
         peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
         tracemalloc.stop()

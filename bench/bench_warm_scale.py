@@ -25,12 +25,12 @@ from typing import Dict, Sequence
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
+import numpy as np
+import tensorflow as tf
 
-from retrain.cache import bottleneck_files  # pylint: disable=wrong-import-position
-from retrain.common import fileio  # pylint: disable=wrong-import-position
-from retrain.features.hub_module import hub_cache_suffix  # pylint: disable=wrong-import-position
+from retrain.cache import bottleneck_files
+from retrain.common import fileio
+from retrain.features.hub_module import hub_cache_suffix
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_JSON = os.path.join(REPO_ROOT, 'bench', 'results', 'warm_scale.json')

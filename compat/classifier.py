@@ -5,6 +5,7 @@
 preprocessing (compat.signature) and returns a Classifier: `classify` takes decoded [0, 1]
 images or encoded bytes, in batches, and returns class probabilities.
 """
+import argparse
 import dataclasses
 import os
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -12,18 +13,28 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 from google.protobuf import message
-from tensorflow.core.protobuf import saved_model_pb2
 
-from compat import graph_io, safety, signature, tflite
+from compat import graph_runner, safety, signature, tflite
 from compat.signature import InputSpec
+from retrain.common.errors import ToolError, error_summary
+from retrain.common.tf_internals import saved_model_pb2
 from retrain.data import image_io
-from retrain.common.errors import RetrainError, error_summary
+from retrain.features import graph_files
 
 Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]
 
 # The formats a model comes in (Classifier.format), as reports name them.
 FROZEN_GRAPH, SAVED_MODEL, TFLITE = 'frozen GraphDef', 'SavedModel', 'TensorFlow Lite'
+# Output ops whose scores are probabilities (TensorFlow's and TFLite's names).
+PROBABILITY_OPS = frozenset(['Softmax', 'Sigmoid', 'SOFTMAX', 'LOGISTIC'])
+
+
+def not_probabilities(output_op: str) -> str:
+    """Says that scores from `output_op` are not probabilities; '' if they are or it is unknown."""
+    if not output_op or output_op in PROBABILITY_OPS:
+        return ''
+    return f'scores are not probabilities: the output is a {output_op} op, not Softmax or Sigmoid'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +45,12 @@ class Overrides:
     size: Optional[Tuple[int, int]] = None
     mean: Optional[float] = None
     std: Optional[float] = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace,
+                  size: Optional[Tuple[int, int]] = None) -> 'Overrides':
+        """The flags of retrain.common.cli_args.add_override_arguments (and the size flags)."""
+        return cls(args.input_layer, args.output_layer, size, args.input_mean, args.input_std)
 
 
 @dataclasses.dataclass
@@ -47,6 +64,7 @@ class Classifier:
     num_classes: Optional[int]
     run: Callable[[Batch], np.ndarray]
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
+    output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
 
     @property
     def takes_encoded(self) -> bool:
@@ -68,7 +86,7 @@ class Classifier:
         decoded = isinstance(images, (np.ndarray, tf.Tensor))
         if self.spec.encoded:
             if decoded:
-                raise RetrainError(f'{self.spec.tensor} of {self.path} takes encoded images only')
+                raise ToolError(f'{self.spec.tensor} of {self.path} takes encoded images only')
             batch = np.array(list(images), dtype=object)
         else:
             if not decoded:
@@ -80,6 +98,8 @@ class Classifier:
         classes = f'{self.num_classes} classes' if self.num_classes else 'classes unknown'
         if self.multi_label:
             classes += ', multi-label: a sigmoid score per label'
+        if not_probabilities(self.output_op):
+            classes += ', ' + not_probabilities(self.output_op)
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
                 f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
 
@@ -100,19 +120,19 @@ class Classifier:
 
 
 def model_format(path: str) -> str:
-    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; RetrainError when it is none."""
+    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; ToolError when it is none."""
     if not tf.io.gfile.exists(path):
-        raise RetrainError(f'graph file not found: {path}')
+        raise ToolError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
             return SAVED_MODEL
-        raise RetrainError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
+        raise ToolError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
     return TFLITE if path.lower().endswith('.tflite') or tflite.is_tflite(path) else FROZEN_GRAPH
 
 
 def load(path: str, overrides: Overrides = Overrides(),
          allow_unsafe_ops: bool = False) -> Classifier:
-    """Any model file or folder -> Classifier; RetrainError (one line) when it cannot be used."""
+    """Any model file or folder -> Classifier; ToolError (one line) when it cannot be used."""
     loader = {SAVED_MODEL: _load_saved_model, TFLITE: _load_tflite,
               FROZEN_GRAPH: _load_frozen_graph}[model_format(path)]
     return loader(path, overrides, allow_unsafe_ops)
@@ -125,25 +145,26 @@ def unsafe_ops(path: str) -> List[str]:
         return safety.saved_model_unsafe_ops(_serving_signature(path)[0])
     if found == TFLITE:
         return safety.tflite_unsafe_ops(tflite.read(path).op_names)
-    return safety.unsafe_ops(graph_io.load_graph_def(path))
+    return safety.unsafe_ops(graph_files.load_graph_def(path))
 
 
 def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
-    graph_def = graph_io.load_graph_def(path)
+    graph_def = graph_files.load_graph_def(path)
     safety.refuse(path, safety.unsafe_ops(graph_def), allow_unsafe_ops)
     output = signature.find_output(graph_def, path, overrides.output_layer)
     try:
-        wrapped = graph_io.imported_graph(graph_def)
+        wrapped = graph_runner.imported_graph(graph_def)
     except (ValueError, tf.errors.OpError) as e:
-        raise RetrainError(f'cannot load graph {path}: {error_summary(e)}') from None
+        raise ToolError(f'cannot load graph {path}: {error_summary(e)}') from None
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
                                output, path)
-    function = graph_io.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    function = graph_runner.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    output_op = signature.output_op(graph_def, output)
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
-                      signature.is_multi_label(graph_def, output))
+                      output_op == 'Sigmoid', output_op)
 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -153,24 +174,24 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     serving = tf.saved_model.load(path).signatures['serving_default']
     _, inputs = serving.structured_input_signature
     if len(inputs) != 1:
-        raise RetrainError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
+        raise ToolError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
     (input_key, input_spec), = inputs.items()
     outputs = serving.structured_outputs
     output = overrides.output_layer or ('prediction' if 'prediction' in outputs else None)
     if output is None and len(outputs) == 1:
         output, = outputs
     if output not in outputs:
-        raise RetrainError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
-                           ' name it with --output_layer')
+        raise ToolError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
+                        ' name it with --output_layer')
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert)')
 
     def run(batch: Batch) -> np.ndarray:
         return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
+    output_op = signature.output_op(meta_graph.graph_def, signature_def.outputs[output].name)
     return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
                       _num_classes(outputs[output].shape, output, path), run,
-                      signature.is_multi_label(meta_graph.graph_def,
-                                               signature_def.outputs[output].name))
+                      output_op == 'Sigmoid', output_op)
 
 
 def _serving_signature(path: str):
@@ -179,11 +200,11 @@ def _serving_signature(path: str):
         with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
             saved_model.ParseFromString(f.read())
     except (message.DecodeError, RuntimeWarning, ValueError):
-        raise RetrainError(f'not a SavedModel: {path}') from None
+        raise ToolError(f'not a SavedModel: {path}') from None
     for meta_graph in saved_model.meta_graphs:
         if 'serving_default' in meta_graph.signature_def:
             return meta_graph, meta_graph.signature_def['serving_default']
-    raise RetrainError(f'SavedModel {path} has no serving_default signature')
+    raise ToolError(f'SavedModel {path} has no serving_default signature')
 
 
 def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -192,11 +213,11 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     try:
         interpreter = tflite.interpreter(model)
     except (ValueError, RuntimeError) as e:
-        raise RetrainError(f'not a TensorFlow Lite model: {path} '
-                           f'({error_summary(e)})') from None
+        raise ToolError(f'not a TensorFlow Lite model: {path} '
+                        f'({error_summary(e)})') from None
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
-        raise RetrainError(f'{path} takes {len(inputs)} inputs, not one image')
+        raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry = inputs[0]
     result = interpreter.get_output_details()[0]
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
@@ -216,23 +237,23 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     try:
         tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
-        raise RetrainError(f'cannot run {path}: {error_summary(e)[:200]}') from None
+        raise ToolError(f'cannot run {path}: {error_summary(e)[:200]}') from None
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
-                      model.output_op == 'LOGISTIC')
+                      model.output_op == 'LOGISTIC', model.output_op)
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:
-    """The class count of an output of shape [N, classes] (None where unknown); RetrainError for
+    """The class count of an output of shape [N, classes] (None where unknown); ToolError for
     any other rank (an --output_layer naming an image or a scalar gives no scores to rank)."""
     shape = tf.TensorShape(shape)
     if shape.rank is None:
         return None
     if shape.rank != 2:
         shown = str(shape.as_list()).replace('None', 'N')
-        raise RetrainError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
-                           'name the scores with --output_layer')
+        raise ToolError(f'{output} of {path} is {shown}, not class scores [N, classes]: '
+                        'name the scores with --output_layer')
     return shape[1]
 
 
@@ -251,11 +272,11 @@ def _spec_from_shape(name: str, dtype: tf.DType, shape, path: str, overrides: Ov
         return InputSpec(name, encoded=True, scalar=not dims, batch=dims[0] if dims else None,
                          reason='decoded by the model itself')
     if len(dims) != 4:
-        raise RetrainError(f'input {name} of {path} is not an image input (shape {dims})')
+        raise ToolError(f'input {name} of {path} is not an image input (shape {dims})')
     size = (dims[1], dims[2]) if dims[1] and dims[2] else overrides.size
     if not size:
-        raise RetrainError(f'input {name} of {path} takes images of any size: give '
-                           '--input_height and --input_width')
+        raise ToolError(f'input {name} of {path} takes images of any size: give '
+                        '--input_height and --input_width')
     if dtype == tf.uint8:
         return InputSpec(name, size=size, batch=dims[0], dtype='uint8',
                          reason='quantized input: raw pixels')

@@ -6,8 +6,8 @@ returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 12
 Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
 that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
 `assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
-The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the .tflite
-file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
+The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the
+.tflite file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
 """
 import os
 from typing import Optional, Sequence
@@ -16,17 +16,19 @@ import numpy as np
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_io, labels as labels_io, signature
+from compat import labels as labels_io
+from compat import signature
 from retrain.common import fileio, places
+from retrain.common.errors import ToolError
 from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
-from retrain.common.errors import RetrainError, error_summary
+from retrain.features import graph_files
 
 _TOLERANCE = 1e-3
 
 
 def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             tflite_output_file: Optional[str] = None,
-            overrides: models.Overrides = models.Overrides(),
+            overrides: models.Overrides = models.Overrides(),  # noqa: B008  Frozen: shareable.
             allow_unsafe_ops: bool = False) -> models.Classifier:
     """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked.
 
@@ -38,15 +40,15 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
         staging.check_file(tflite_output_file)
         for source in (graph_path, labels_path):
             if places.place(tflite_output_file) == places.place(source):
-                raise RetrainError(f'--tflite_output_file {tflite_output_file} is an input of '
-                                   'the conversion: name a new file')
+                raise ToolError(f'--tflite_output_file {tflite_output_file} is an input of '
+                                'the conversion: name a new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
-        raise RetrainError(f'{graph_path} is not a frozen graph; only those need converting')
+        raise ToolError(f'{graph_path} is not a frozen graph; only those need converting')
     labels = labels_io.read_labels(labels_path)
     labels_io.check_count(labels, labels_path, original.num_classes, graph_path)
     graph_def, input_tensor, output_tensor = unit_input_graph(
-        graph_io.load_graph_def(graph_path), original.spec, original.output)
+        graph_files.load_graph_def(graph_path), original.spec, original.output)
     with staging.staged() as stage:  # Errors in stage.output name the target, not a temporary.
         with stage.output(saved_model_dir) as staged_dir:
             saved_model.write_saved_model(staged_dir, graph_def, input_tensor, output_tensor,
@@ -56,9 +58,9 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             _check_same(original, converted, saved_model_dir)
         if tflite_output_file:
             with stage.output(tflite_output_file) as staged_file:
-                write_tflite(staged_dir, staged_file, labels,
-                             f'{os.path.basename(graph_path)} ({original.kind}) converted by '
-                             'python -m compat.')
+                write_tflite((graph_def, input_tensor, output_tensor), original.spec,
+                             staged_file, labels, f'{os.path.basename(graph_path)} '
+                             f'({original.kind}) converted by python -m compat.')
                 _check_same(original, models.load(staged_file), tflite_output_file)
     return converted
 
@@ -79,14 +81,16 @@ def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec
     return graph.as_graph_def(), 'image:0', prediction.name
 
 
-def write_tflite(saved_model_dir: str, path: str, labels: Sequence[str], description: str) -> None:
-    """The `image` -> `prediction` signature as a .tflite file with its metadata."""
-    try:
-        model = tf.lite.TFLiteConverter.from_saved_model(
-            saved_model_dir, signature_keys=[saved_model.DEFAULT_SIGNATURE]).convert()
-    except Exception as e:  # pylint: disable=broad-except  # The converter raises many kinds.
-        raise RetrainError(f'cannot convert {saved_model_dir} to TFLite: '
-                           f'{error_summary(e)}') from None
+def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[str],
+                 description: str) -> None:
+    """`graph` (graph_def, input, output: unit_input_graph's) as a .tflite file of one image
+    [1, H, W, 3] in [0, 1] -> scores, with its metadata; as retrain writes them, from the frozen
+    graph (the SavedModel's serving_default guards against empty batches with control flow)."""
+    graph_def, input_tensor, output_tensor = graph
+    if spec.encoded:
+        raise ToolError('cannot convert a graph that takes encoded images to TFLite: '
+                        'TensorFlow Lite has no image decoders')
+    model = tflite.convert(graph_def, spec.size, output_tensor, input_tensor=input_tensor)
     fileio.atomic_write(path, tflite_metadata.add_metadata(
         model, tflite.MODEL_NAME, description, labels))
 
@@ -99,5 +103,5 @@ def _check_same(original: models.Classifier, converted: models.Classifier, where
     expected, actual = original.classify([contents]), converted.classify([contents])
     difference = float(np.max(np.abs(expected - actual)))
     if difference > _TOLERANCE:
-        raise RetrainError(f'the conversion in {where} gives different scores from the original '
-                           f'graph (max difference {difference:.6f})')
+        raise ToolError(f'the conversion in {where} gives different scores from the original '
+                        f'graph (max difference {difference:.6f})')

@@ -5,15 +5,17 @@ from typing import List
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_io, safety, signature
+from compat import graph_runner, safety, signature
+from retrain.common.errors import ToolError
 from retrain.export import tflite_metadata
-from retrain.common.errors import RetrainError
+from retrain.features import graph_files
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
 
 
-def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
+def inspect(path: str,
+            overrides: models.Overrides = models.Overrides()) -> str:  # noqa: B008  Frozen.
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
     graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded only when
     their ops (read from the file) are safe, as loading a SavedModel runs some."""
@@ -27,29 +29,33 @@ def inspect(path: str, overrides: models.Overrides = models.Overrides()) -> str:
         if found == models.TFLITE:
             described += '\n' + tflite_metadata_report(path)
         return described
-    graph_def = graph_io.load_graph_def(path)
+    graph_def = graph_files.load_graph_def(path)
     lines = [f'graph: {path}',
              f'format: frozen GraphDef, {len(graph_def.node)} nodes, '
              f'{len(graph_def.library.function)} library functions',
              f'made by: {signature.generation(graph_def)}']
     unsafe = safety.unsafe_ops(graph_def)
     try:
-        graph = graph_io.imported_graph(graph_def).graph
+        graph = graph_runner.imported_graph(graph_def).graph
     except (ValueError, tf.errors.OpError) as e:
-        raise RetrainError(f'cannot load graph {path}: {e}') from None
+        raise ToolError(f'cannot load graph {path}: {e}') from None
     names = {node.name for node in graph_def.node}
     lines.append('entry points: ' + (', '.join(
         _tensor(graph, name + ':0') for name in ENTRY_POINTS if name in names) or 'none known'))
     try:
         output = signature.find_output(graph_def, path, overrides.output_layer)
-        lines.append(f'output: {_tensor(graph, output)}' + (
-            ', multi-label (a sigmoid score per label)'
-            if signature.is_multi_label(graph_def, output) else ''))
+        output_op = signature.output_op(graph_def, output)
+        described = [f'output: {_tensor(graph, output)}']
+        if output_op == 'Sigmoid':
+            described.append('multi-label (a sigmoid score per label)')
+        if models.not_probabilities(output_op):
+            described.append(models.not_probabilities(output_op))
+        lines.append(', '.join(described))
         spec = signature.detect_input(graph_def, graph, output, path, overrides.input_layer,
                                       overrides.mean, overrides.std, overrides.size)
         lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')
         lines.append(f'preprocessing: {spec.describe()}')
-    except RetrainError as e:
+    except ToolError as e:
         lines.append(f'cannot classify with it as it is: {e}')
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')
     lines.append('op counts: ' + ', '.join(f'{op} {count}' for op, count in _op_counts(graph_def)))

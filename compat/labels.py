@@ -1,7 +1,7 @@
 """Labels files: one label per line, in class-index order, as retrain writes them."""
 from typing import List
 
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.fileio import read_text
 
 
@@ -16,5 +16,5 @@ def read_labels(path: str) -> List[str]:
 
 def check_count(labels: List[str], labels_path: str, num_classes, model_path: str) -> None:
     if num_classes and num_classes != len(labels):
-        raise RetrainError(f'{labels_path} has {len(labels)} labels but {model_path} outputs '
-                           f'{num_classes} classes')
+        raise ToolError(f'{labels_path} has {len(labels)} labels but {model_path} outputs '
+                        f'{num_classes} classes')

@@ -10,11 +10,10 @@ classifiers of every generation use. Anything else is refused by name unless the
 from typing import FrozenSet, Iterable, List, Set
 
 import tensorflow as tf
-from tensorflow.core.framework import variable_pb2
-from tensorflow.core.protobuf import meta_graph_pb2
 
 from compat import graph_walk
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
+from retrain.common.tf_internals import meta_graph_pb2, variable_pb2
 
 _PLUMBING = """Const Identity IdentityN NoOp Placeholder PlaceholderWithDefault StopGradient
     PreventGradient Snapshot Switch Merge Enter Exit NextIteration LoopCond If StatelessIf
@@ -55,7 +54,7 @@ _INIT_COLLECTIONS = ('saved_model_main_op', 'legacy_init_op', 'table_initializer
 _RESOURCE_FUNCTIONS = ('_create_resource', '_initialize', '_destroy_resource')
 
 
-class UnsafeGraphError(RetrainError):
+class UnsafeGraphError(ToolError):
     """The graph uses ops an image classifier has no business running."""
 
 

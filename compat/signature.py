@@ -20,7 +20,7 @@ from typing import Dict, Optional, Set, Tuple
 import tensorflow as tf
 
 from compat import graph_walk
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.export.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
 UNIT = (0.0, 255.0)
@@ -28,8 +28,11 @@ CLASSIC_CENTERED = (128.0, 128.0)
 SLIM_CENTERED = (127.5, 127.5)
 _SLIM_SCOPES = ('MobilenetV1/', 'MobilenetV2/', 'InceptionV1/', 'InceptionV2/', 'InceptionV3/',
                 'InceptionV4/', 'InceptionResnetV2/')
-_PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot')
-_CALLS = ('PartitionedCall', 'StatefulPartitionedCall')  # The call's function is its attr 'f'.
+_PASS_THROUGH = ('Identity', 'PlaceholderWithDefault', 'Snapshot', 'EnsureShape')
+# Function calls, by the attr naming the function that computes the scores: a call's 'f'; an
+# If's 'then_branch' (a SavedModel's guard against empty batches, retrain.export.saved_model).
+_CALLS = {'PartitionedCall': 'f', 'StatefulPartitionedCall': 'f', 'If': 'then_branch',
+          'StatelessIf': 'then_branch'}
 _PROJECT_ENTRY_POINTS = (JPEG_INPUT, UNIT_INPUT, *CENTERED_INPUTS)
 # Normalizations closer than this (max difference over pixel values 0..255) are the same thing:
 # 128/128 and 127.5/127.5 differ by 0.008 and move scores far less than the 0.02 we promise.
@@ -97,22 +100,22 @@ def find_output(graph_def: tf.compat.v1.GraphDef, path: str,
     names = {node.name for node in graph_def.node}
     if output_layer:
         if output_layer.split(':')[0] not in names:
-            raise RetrainError(f'no tensor {output_layer} in {path}')
+            raise ToolError(f'no tensor {output_layer} in {path}')
         return tensor_name(output_layer)
     if 'final_result' in names:
         return 'final_result:0'
     softmaxes = [node.name for node in graph_def.node if node.op == 'Softmax']
     if len(softmaxes) == 1:
         return tensor_name(softmaxes[0])
-    raise RetrainError(f'cannot tell the output of {path}: no final_result and '
-                       f'{len(softmaxes)} Softmax ops; name it with --output_layer')
+    raise ToolError(f'cannot tell the output of {path}: no final_result and '
+                    f'{len(softmaxes)} Softmax ops; name it with --output_layer')
 
 
-def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
-    """Whether `output` is a sigmoid (through Identity): independent scores per label, as
-    retrain --multi_label and the Multi-label-Inception-net fork made final_result.
+def output_op(graph_def: tf.compat.v1.GraphDef, output: str) -> str:
+    """The type of the op that computes `output`, past Identity and the like ('' if unknown):
+    Softmax or Sigmoid where the scores are probabilities, anything else where they are not.
 
-    A SavedModel's signature output is a function call (PartitionedCall): the walk goes on
+    A SavedModel's signature output is a function call (PartitionedCall, If): the walk goes on
     from the returned tensor inside the called function (graph_def.library), however nested.
     """
     functions = {function.signature.name: function for function in graph_def.library.function}
@@ -121,19 +124,19 @@ def is_multi_label(graph_def: tf.compat.v1.GraphDef, output: str) -> bool:
     for _ in range(len(graph_def.node) + sum(len(f.node_def) for f in functions.values())):
         node = nodes.get(graph_walk.node_name(tensor))
         if node is None:
-            return False
+            return ''
         if node.op in _PASS_THROUGH and node.input:
             tensor = node.input[0]
-        elif node.op in _CALLS and node.attr['f'].func.name in functions:
-            function = functions[node.attr['f'].func.name]
+        elif node.op in _CALLS and node.attr[_CALLS[node.op]].func.name in functions:
+            function = functions[node.attr[_CALLS[node.op]].func.name]
             index = _output_index(tensor)
             if index >= len(function.signature.output_arg):
-                return False
+                return ''
             tensor = function.ret[function.signature.output_arg[index].name]
             nodes = {inner.name: inner for inner in function.node_def}
         else:
-            return node.op == 'Sigmoid'
-    return False  # Calls in a cycle: not a model that any tool this reads made.
+            return node.op
+    return ''  # Calls in a cycle: not a model that any tool this reads made.
 
 
 def _output_index(tensor: str) -> int:
@@ -159,7 +162,8 @@ def generation(graph_def: tf.compat.v1.GraphDef) -> str:
 
 
 def _made_here(names) -> bool:
-    """Whether a graph with these node names was exported by this project (retrain.export.frozen_graph)."""
+    """Whether a graph with these node names was exported by this project
+    (retrain.export.frozen_graph)."""
     return all(name in names for name in _PROJECT_ENTRY_POINTS)
 
 
@@ -172,7 +176,7 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
     if input_layer:
         name = tensor_name(input_layer)
         if name.split(':')[0] not in nodes:
-            raise RetrainError(f'no tensor {input_layer} in {path}')
+            raise ToolError(f'no tensor {input_layer} in {path}')
     else:
         name = _default_entry(nodes, graph_walk.ancestors(nodes, [output]), graph, path)
     tensor = get_tensor(graph, name, path)
@@ -180,11 +184,11 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
         return InputSpec(name, encoded=True, scalar=tensor.shape.rank == 0,
                          reason='decoded by the graph itself')
     if tensor.shape.rank != 4:
-        raise RetrainError(f'{name} in {path} is not an image input (shape {tensor.shape})')
+        raise ToolError(f'{name} in {path} is not an image input (shape {tensor.shape})')
     detected = _normalization(nodes, name.split(':')[0])
     if detected is None and (mean is None or std is None):
-        raise RetrainError(f'cannot tell how {name} in {path} expects pixel values: give '
-                           '--input_mean and --input_std')
+        raise ToolError(f'cannot tell how {name} in {path} expects pixel values: give '
+                        '--input_mean and --input_std')
     chosen, reason = detected or ((mean, std), '')
     expected = None
     if mean is not None or std is not None:
@@ -200,7 +204,7 @@ def get_tensor(graph: tf.Graph, name: str, path: str) -> tf.Tensor:
     try:
         return graph.get_tensor_by_name(name)
     except (KeyError, ValueError):
-        raise RetrainError(f'no tensor {name} in {path}') from None
+        raise ToolError(f'no tensor {name} in {path}') from None
 
 
 def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
@@ -208,8 +212,8 @@ def size_conflict(spec: InputSpec, size: Optional[Tuple[int, int]]) -> bool:
 
 
 def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str) -> str:
-    if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the
-        return MODEL_INPUT + ':0'  # entry points (retrain.export.frozen_graph): saves them on every batch.
+    if MODEL_INPUT in ancestors and _made_here(nodes):  # Past the conversions between the entry
+        return MODEL_INPUT + ':0'  # points (retrain.export.frozen_graph): saves them every batch.
     for name in ('Placeholder', 'input', 'Mul'):
         if name in ancestors and graph.get_tensor_by_name(name + ':0').dtype.is_floating:
             return name + ':0'
@@ -219,7 +223,7 @@ def _default_entry(nodes: Dict, ancestors: Set[str], graph: tf.Graph, path: str)
               and graph.get_tensor_by_name(name + ':0').shape.rank == 4]
     if len(images) == 1:
         return images[0] + ':0'
-    raise RetrainError(f'cannot tell the image input of {path}: name it with --input_layer')
+    raise ToolError(f'cannot tell the image input of {path}: name it with --input_layer')
 
 
 def _normalization(nodes: Dict, name: str) -> Optional[Tuple[Tuple[float, float], str]]:
@@ -271,6 +275,6 @@ def _image_size(tensor: tf.Tensor, name: str, path: str,
         return int(height), int(width)
     if size:
         return tuple(size)
-    raise RetrainError(f'{name} in {path} takes images of any size: give --input_height and '
-                       '--input_width')
+    raise ToolError(f'{name} in {path} takes images of any size: give --input_height and '
+                    '--input_width')
 

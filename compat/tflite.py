@@ -19,10 +19,10 @@ import warnings
 from typing import Iterable, List
 
 import tensorflow as tf
-from tensorflow.lite.python import schema_py_generated as schema
 
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
+from retrain.common.tf_internals import tflite_schema as schema
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3
@@ -51,17 +51,17 @@ def is_tflite(path: str) -> bool:
 
 
 def read(path: str) -> TFLiteFile:
-    """The checked model; one-line RetrainError naming the file and what is wrong with it."""
+    """The checked model; one-line ToolError naming the file and what is wrong with it."""
     try:
         with tf.io.gfile.GFile(path, 'rb') as f:
             content = f.read()
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot read {path}: {failure_reason(e, path)}') from None
+        raise ToolError(f'cannot read {path}: {failure_reason(e, path)}') from None
     if len(content) < 8 or content[4:8] != _IDENTIFIER:
         _invalid(path, 'no TFL3 identifier')
     try:
         model = schema.ModelT.InitFromPackedBuf(content, 0)
-    except Exception:  # pylint: disable=broad-except  # The generated reader raises many kinds.
+    except Exception:  # noqa: BLE001  The generated reader raises many kinds.
         _invalid(path, 'damaged or truncated')
     problem = _structure_problem(model, len(content))
     if problem:
@@ -76,7 +76,7 @@ def interpreter(model: TFLiteFile):
     Raises ValueError or RuntimeError as the interpreters do.
     """
     try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         with warnings.catch_warnings():  # Its deprecation notice is not the user's concern.
             warnings.simplefilter('ignore')
@@ -99,7 +99,7 @@ def allocate(interpreter) -> None:
 
 
 def _invalid(path: str, reason: str) -> None:
-    raise RetrainError(f'not a TensorFlow Lite model: {path} ({reason})')
+    raise ToolError(f'not a TensorFlow Lite model: {path} ({reason})')
 
 
 def _structure_problem(model, size: int) -> str:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from compat.cli import add_override_arguments, error, number, overrides_from, run_main
+from retrain.common.cli_args import add_override_arguments, error, number, run_main
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -74,36 +74,38 @@ def main(argv: Sequence[str]) -> int:
         parser.error('give both --input_height and --input_width, or neither')
     # TensorFlow is imported only now, so that --help and usage errors are instant.
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
-    from compat import classifier as models  # pylint: disable=import-outside-toplevel
-    from compat.labels import check_count, read_labels  # pylint: disable=import-outside-toplevel
-    from label_image import images  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import RetrainError  # pylint: disable=import-outside-toplevel
-    from retrain.common.errors import error_summary  # pylint: disable=import-outside-toplevel
+    from compat import classifier as models
+    from compat.labels import check_count, read_labels
+    from label_image import images
+    from retrain.common.errors import ToolError, error_summary
     size = (args.input_height, args.input_width) if args.input_height else None
     try:
-        model = models.load(args.graph, overrides_from(args, size), args.allow_unsafe_ops)
+        model = models.load(args.graph, models.Overrides.from_args(args, size),
+                            args.allow_unsafe_ops)
         labels_path = args.labels or _default_labels(args.graph)
         labels = read_labels(labels_path)
         check_count(labels, labels_path, model.num_classes, args.graph)
-    except RetrainError as e:
+    except ToolError as e:
         return error(_PROGRAM, e)
     _explain(model, size, args.verbose)
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     try:
         results = images.classify_all(model, list(images.find_images(arguments)),
                                       args.batch_size)
         threshold = args.threshold if model.multi_label else None
-        return _report(results, labels, args.top_k, args.json, threshold)
+        return _report(results, labels, args.top_k, args.json, threshold,
+                       models.not_probabilities(model.output_op))
     except tf.errors.OpError as e:
         return error(_PROGRAM, f'running {args.graph} failed: {error_summary(e)}')
 
 
 def _report(results, labels: List[str], top_k: int, as_json: bool,
-            threshold: Optional[float] = None) -> int:
+            threshold: Optional[float] = None, note: str = '') -> int:
     """Prints each result as it comes (JSON: all at the end); 1 if any image failed, else 0.
 
     A multi-label model (threshold given) prints only the labels scoring at least `threshold`;
-    its JSON has every label's score.
+    its JSON has every label's score. A `note` on the scores (not probabilities) is a field of
+    each JSON result; in text it is said once, by _explain.
     """
     failed = 0
     collected = []
@@ -113,7 +115,7 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
             print(f'{_PROGRAM}: error: cannot classify {result.path}: {result.error}',
                   file=sys.stderr)
         if as_json:
-            collected.append(_as_json(result, labels, len(labels) if threshold else top_k))
+            collected.append(_as_json(result, labels, len(labels) if threshold else top_k, note))
         elif not result.error:
             print(result.path)
             for index in _top(result.scores, top_k, threshold):
@@ -132,13 +134,17 @@ def _default_labels(graph: str) -> str:
 
 
 def _explain(model, size: Optional[tuple], verbose: bool) -> None:
-    """-v: what was detected; always: overrides that contradict the model."""
-    from compat import classifier, signature  # pylint: disable=import-outside-toplevel
+    """-v: what was detected; always: overrides that contradict the model, and scores that are
+    not probabilities (raw logits read as confidences mislead; -v's description says it too)."""
+    from compat import classifier, signature
     spec = model.spec
+    note = classifier.not_probabilities(model.output_op)
+    if note and not verbose:
+        print(f'{_PROGRAM}: note: {model.output} of {model.path}: {note}', file=sys.stderr)
     if verbose:
         print(model.describe(), file=sys.stderr)
         if model.format == classifier.TFLITE:
-            from compat import inspection  # pylint: disable=import-outside-toplevel
+            from compat import inspection
             print(inspection.tflite_metadata_report(model.path), file=sys.stderr)
     if spec.expected:
         print(f'{_PROGRAM}: warning: --input_mean/--input_std give '
@@ -155,11 +161,12 @@ def _top(scores, k: int, threshold: Optional[float] = None) -> List[int]:
     return [i for i in ranked if threshold is None or scores[i] >= threshold]
 
 
-def _as_json(result, labels: List[str], k: int) -> dict:
+def _as_json(result, labels: List[str], k: int, note: str = '') -> dict:
     if result.error:
         return {'image': result.path, 'error': result.error}
-    return {'image': result.path, 'predictions': [
+    found = {'image': result.path, 'predictions': [
         {'label': labels[i], 'score': float(result.scores[i])} for i in _top(result.scores, k)]}
+    return {**found, 'note': note} if note else found
 
 
 def run() -> None:

@@ -15,11 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from compat.classifier import Classifier
-from retrain.data import image_io
-from retrain.cache.binary_index import is_local
+from retrain.common.places import is_local
+from retrain.data import image_files, image_io
 from retrain.data.image_lists import path_bytes
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp')
 
 
 @dataclasses.dataclass
@@ -32,66 +30,27 @@ class Result:
 def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
     """(path, error) for each file named and each image file under each folder named, in order.
 
-    Files named explicitly are tried whatever their extension; folders are walked recursively in
-    sorted order for files with image extensions, each image reported once however many links
-    lead to it.
+    Files named explicitly are tried whatever their name; in folders, the files retrain would
+    train on (image_files: extensions, hidden files), searched recursively in sorted order,
+    following folder links, each image reported once however many links lead to it.
     """
     for argument in arguments:
-        if _isdir(argument):
+        if image_files.isdir(argument):
             found = _images_below(argument)
             if not found:
                 yield argument, 'no image files in this folder'
             yield from ((path, '') for path in found)
-        elif _exists(argument):
+        elif image_files.exists(argument):
             yield argument, ''
         else:
             yield argument, 'no such file or folder'
 
 
-def _isdir(path: str) -> bool:
-    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
-
-
-def _exists(path: str) -> bool:
-    return os.path.exists(path) if is_local(path) else tf.io.gfile.exists(path)
-
-
 def _images_below(top: str) -> List[str]:
-    """Image files below `top`, sorted, each once. Local folders are walked by os (names that are
-    not valid UTF-8 stay usable); folder links are followed after the real folders, and only into
-    folders not walked yet that do not hold `top`: `up -> ..` would otherwise loop forever."""
-    if not is_local(top):  # Object stores have no links.
-        return sorted(os.path.join(folder, name) for folder, _, names in tf.io.gfile.walk(top)
-                      for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
-    walked = set()  # (device, inode) of each folder walked, and of those above `top`.
-    folder = os.path.realpath(top)
-    while os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-        walked.add(_identity(folder))
-    found, links = [], [top]
-    while links:
-        start = links.pop(0)
-        if _identity(start) in walked:
-            continue
-        for folder, subdirs, names in os.walk(start):  # Does not enter links: they are queued.
-            identity = _identity(folder)
-            if identity in walked:
-                subdirs[:] = []
-                continue
-            walked.add(identity)
-            found.extend(os.path.join(folder, name) for name in names
-                         if name.lower().endswith(IMAGE_EXTENSIONS))
-            links.extend(os.path.join(folder, name) for name in sorted(subdirs)
-                         if os.path.islink(os.path.join(folder, name)))
-    return _once_each(found)
-
-
-def _identity(folder: str) -> Optional[Tuple[int, int]]:
-    try:
-        info = os.stat(folder)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+    """The images below folder `top`, as paths, sorted; one path per local file."""
+    paths = [os.path.join(top, relative)
+             for relative in image_files.find(top, follow_folder_links=True)]
+    return _once_each(paths) if is_local(top) else sorted(paths)
 
 
 def _once_each(paths: List[str]) -> List[str]:

@@ -12,10 +12,10 @@ from typing import Optional, Sequence
 
 from absl import app, flags, logging
 
-from retrain.config import ConfigError, RetrainConfig
 from retrain.common import interrupts, logs
-from retrain.common.errors import RetrainError, exit_as_the_reader_left
+from retrain.common.errors import ToolError, exit_as_the_reader_left
 from retrain.common.quiet_tensorflow import import_tensorflow
+from retrain.config import ConfigError, RetrainConfig
 
 FLAGS = flags.FLAGS
 # The first lines of --help (absl shows the main module's docstring there).
@@ -64,13 +64,13 @@ def main(argv) -> int:
     try:
         config = config_from_flags()  # Checked now, before the slow TensorFlow import.
         import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
-        from retrain import pipeline  # pylint: disable=import-outside-toplevel
+        from retrain import pipeline
         if not config.image_dir:
-            from retrain.common import downloads  # pylint: disable=import-outside-toplevel
+            from retrain.common import downloads
             config = dataclasses.replace(config, image_dir=downloads.flower_photos())
             logging.info('No --image_dir given: using the flower photos in %s', config.image_dir)
         pipeline.run(config)
-    except RetrainError as e:
+    except ToolError as e:
         print(f'retrain: error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 from retrain.common import places
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.logs import readable
 from retrain.export import graph_names
 
@@ -264,8 +264,8 @@ class RetrainConfig:
         """
         if flag == 'image_dir':
             relative = os.path.relpath(inner, folder)
-            # pylint: disable-next=import-outside-toplevel  # TensorFlow: only for this case.
-            from retrain.data.image_lists import EXTENSIONS
+            # Loads TensorFlow: only imported for an output among the images.
+            from retrain.data.image_files import EXTENSIONS
             return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS
         if flag == 'model_dir':
             return os.path.isfile(inner)
@@ -286,6 +286,6 @@ def _is_utf8(path: str) -> bool:
     return True
 
 
-class ConfigError(RetrainError):
+class ConfigError(ToolError):
     """A setting no run can use: a usage error (exit code 2), found before any work starts."""
 

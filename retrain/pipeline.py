@@ -73,7 +73,7 @@ def _cache(config: RetrainConfig, gathered: Gathered,
            extractor: FeatureExtractor) -> Tuple[Bottlenecks, List[Skipped]]:
     """Every image's bottleneck, from the cache or computed into it (on Beam if asked)."""
     if config.beam_runner:
-        from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+        from retrain.cache import beam_fill
         beam_fill.fill_run_cache(config, gathered.examples, extractor,
                                  functools.partial(loading.load_extractor, config))
     return bottleneck_files.load_or_compute(config.image_dir, gathered.examples,

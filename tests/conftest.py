@@ -23,16 +23,19 @@ from retrain.common.quiet_tensorflow import import_tensorflow
 
 def _import_tensorflow_quietly() -> None:
     """TensorFlow's C++ start-up notices (CUDA probing, oneDNN) are not the suite's output. The
-    quiet import sets TF_CPP_MIN_LOG_LEVEL; it is unset again, or every CLI the tests start would
-    inherit it and the tests that check the tools print no such notices would check nothing."""
+    quiet import sets TF_CPP_MIN_LOG_LEVEL; it is set back as the user had it (or unset), or every
+    CLI the tests start would inherit the import's level, and the tests that check the tools
+    print no such notices would check that level only, not the user's."""
     level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
     import_tensorflow()
     if level is None:
-        del os.environ['TF_CPP_MIN_LOG_LEVEL']
+        os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)  # Not set where TensorFlow was loaded.
+    else:
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = level
 
 
 _import_tensorflow_quietly()
-import tensorflow as tf  # pylint: disable=wrong-import-position,wrong-import-order
+import tensorflow as tf  # noqa: E402  After the quiet import, which must come first.
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DIR = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
@@ -178,7 +181,7 @@ def start_module(module: str, *args: str, env_extra=None, cwd: str = REPO_ROOT,
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+def pytest_runtest_makereport(item, call):
     """Reports that any stream carries: tests of names that are not UTF-8 log and fail with them,
     and pytest-xdist's workers send reports as strict UTF-8 (a lone surrogate crashes them)."""
     report = (yield).get_result()
@@ -224,7 +227,7 @@ def tflite_interpreter(**model):
     TensorFlow's own where LiteRT is not installed, its deprecation notice silenced.
     `model`: model_path= or model_content=, as both take them."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')

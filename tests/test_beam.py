@@ -14,11 +14,12 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, make_image_folder, run_module
 from retrain.cache import bottleneck_files
-from retrain.tasks.single_label import examples_of
 from retrain.data import image_lists
 from retrain.features.hub_module import load_hub_module
+from retrain.tasks.single_label import examples_of
+
+from conftest import REPO_ROOT, make_image_folder, run_module
 
 HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
@@ -42,7 +43,7 @@ def _cache_files(root: str):
 
 def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
     """Fills one cache in-process and one with DirectRunner; returns both folders and the count."""
-    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(module)
     local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
@@ -82,7 +83,7 @@ def test_direct_runner_writes_the_in_process_cache(tiny_module, tmp_path):
 
 @needs_beam
 def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_path):
-    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = load_hub_module(tiny_module)
     cache_dir = str(tmp_path / 'cache')
@@ -107,7 +108,7 @@ def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_
 @needs_beam
 def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tmp_path):
     """A TF 1.0-1.4 style `photo.jpg.txt` is reused in-process, so Beam must not recompute it."""
-    from retrain.cache import beam_fill  # pylint: disable=import-outside-toplevel
+    from retrain.cache import beam_fill
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     extractor = dataclasses.replace(load_hub_module(tiny_module), legacy_cache_suffixes=('',))
     cache_dir = str(tmp_path / 'cache')
@@ -148,7 +149,8 @@ def test_unknown_runner_is_a_one_line_error(tiny_module, image_dir, tmp_path):
                         '--output_graph', str(out / 'g.pb'), '--output_labels', str(out / 'l.txt'),
                         '--summaries_dir', str(out / 'sum'), '--how_many_training_steps', '5')
     assert result.returncode == 1
-    assert "retrain: error: cannot start a Beam pipeline with runner 'NoSuchRunner'" in result.stderr
+    assert ("retrain: error: cannot start a Beam pipeline with runner 'NoSuchRunner'"
+            in result.stderr)
     assert 'Traceback' not in result.stderr
 
 

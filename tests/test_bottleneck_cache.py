@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_image_folder, retrain_args, run_module, write_image
 from retrain.cache import bottleneck_files
-from retrain.tasks.single_label import examples_of
+from retrain.common.errors import ToolError
 from retrain.data import image_lists
-from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
+from retrain.tasks.single_label import examples_of
+
+from conftest import make_image_folder, retrain_args, run_module, write_image
 
 
 def test_text_gives_back_every_float32_exactly(tmp_path):
@@ -96,7 +97,8 @@ def test_images_the_model_gives_non_finite_values_for_are_skipped(tmp_path, capl
                                  cache_suffix='_m', description='colour or nan')
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     cache = str(tmp_path / 'bn')
-    data, skipped = bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache, extractor)
+    data, skipped = bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache,
+                                                     extractor)
     assert len(skipped) == 2
     for category in image_lists.CATEGORIES:
         assert np.isfinite(data.features[category]).all()
@@ -117,8 +119,9 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
     name = sorted(os.listdir(os.path.join(image_dir, 'red')))[0]
     blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
     os.makedirs(blocked)
-    with pytest.raises(RetrainError) as error:
-        bottleneck_files.load_or_compute(image_dir, examples_of(classes), str(tmp_path / 'bn'), extractor)
+    with pytest.raises(ToolError) as error:
+        bottleneck_files.load_or_compute(image_dir, examples_of(classes), str(tmp_path / 'bn'),
+                                         extractor)
     assert str(error.value) == f'cannot read the cached bottleneck {blocked}: Is a directory'
     assert os.listdir(blocked) == []
 

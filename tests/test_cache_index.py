@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
 from retrain.cache import bottleneck_files
-from retrain.tasks.single_label import examples_of
-from retrain.data import image_lists
 from retrain.cache.binary_index import CacheIndex, checksum
+from retrain.data import image_lists
 from retrain.features.extractors import FeatureExtractor
 from retrain.features.hub_module import hub_cache_suffix
+from retrain.tasks.single_label import examples_of
+
+from conftest import retrain_args, run_module
 
 SUFFIX = '_https~tfhub.dev~test~1'
 SIZE = 3
@@ -134,7 +135,8 @@ def _loader(image_dir: str, cache: str):
 
     def load():
         classes = image_lists.create_image_lists(image_dir, 10, 10)
-        return bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache, extractor)[0]
+        return bottleneck_files.load_or_compute(image_dir, examples_of(classes), cache,
+                                                extractor)[0]
     return load
 
 
@@ -204,7 +206,8 @@ def test_a_warm_split_is_a_view_of_the_mapped_index(tmp_path, image_dir):
     manifest['files'] = [manifest['files'][i] for i in order]
     _rewrite(manifest_path, manifest, array_path, np.load(array_path)[order])
     shuffled = load()
-    assert mapped(shuffled) == [False] * 3 and _index_files(cache)[0] != os.path.basename(array_path)
+    assert mapped(shuffled) == [False] * 3
+    assert _index_files(cache)[0] != os.path.basename(array_path)
     again = load()
     assert mapped(again) == [True] * 3
     for category in image_lists.CATEGORIES:
@@ -297,7 +300,8 @@ def test_an_index_that_cannot_be_written_is_a_warning_and_leaves_nothing(tiny_mo
     assert 'Traceback' not in result.stderr
     warning = re.search(r'^W [-0-9]+ [0-9:.]+: Could not write the bottleneck index (.*) '
                         r'\((.+)\); the run goes on without it$', result.stderr, re.M)
-    assert warning.group(1) == str(cache / f'_bottlenecks{hub_cache_suffix(tiny_module)}.index.json')
+    index = f'_bottlenecks{hub_cache_suffix(tiny_module)}.index.json'
+    assert warning.group(1) == str(cache / index)
     assert '.tmp' not in warning.group(2) and 'index.json' not in warning.group(2)  # The reason.
     assert not [name for name in os.listdir(cache) if '.npy' in name]  # No orphan array.
     assert os.path.isfile(tmp_path / 'graph.pb') and os.path.isfile(tmp_path / 'labels.txt')

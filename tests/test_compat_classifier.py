@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from compat import classifier, graph_runner, signature
+from retrain.common.errors import ToolError
+
 import graph_builders as gb
-from compat import classifier, graph_io, signature
 from conftest import make_image_folder
-from retrain.common.errors import RetrainError
 
 
 @pytest.fixture(scope='module')
@@ -101,7 +102,7 @@ def test_legacy_poets_graph_matches_a_direct_tf1_run(shared_dir):
 
 def test_saved_model_and_converted_models_classify_alike(tmp_path, photos):
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     saved = convert.convert(path, labels, str(tmp_path / 'saved'),
                             str(tmp_path / 'model.tflite'))
@@ -120,13 +121,13 @@ def test_saved_model_and_converted_models_classify_alike(tmp_path, photos):
 def test_not_a_graph_is_one_line(tmp_path, content):
     path = tmp_path / 'graph.pb'
     path.write_bytes(content)
-    with pytest.raises(RetrainError, match=r'^not a TensorFlow graph: .*graph\.pb$'):
+    with pytest.raises(ToolError, match=r'^not a TensorFlow graph: .*graph\.pb$'):
         classifier.load(str(path))
 
 
 def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     graph_def = gb.hub_like()
-    function = graph_io.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
+    function = graph_runner.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
     images = np.random.default_rng(7).random((2, gb.SIZE, gb.SIZE, 3)).astype(np.float32)
     with tf.Graph().as_default() as graph:  # The same graph run the TF1 way, for reference.
         tf.compat.v1.import_graph_def(graph_def, name='')
@@ -137,11 +138,12 @@ def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('output, shown', [('Mul', '[1, 24, 24, 3]'), ('DecodeJpeg/contents', '[]')])
+@pytest.mark.parametrize('output, shown', [('Mul', '[1, 24, 24, 3]'),
+                                           ('DecodeJpeg/contents', '[]')])
 def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, shown):
     """--output_layer naming an image or the JPEG bytes once died ranking the 'scores'."""
     path = gb.save(gb.inception_like(), str(tmp_path / 'graph.pb'))
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         classifier.load(path, classifier.Overrides(output_layer=output))
     assert str(error.value) == (f'{output}:0 of {path} is {shown}, not class scores '
                                 '[N, classes]: name the scores with --output_layer')
@@ -150,7 +152,7 @@ def test_an_output_layer_that_is_not_class_scores_is_one_line(tmp_path, output, 
 def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, photos):
     """`compat convert --tflite_output_file model.lite` failed its own check (the staged file was
     read as a frozen graph), and label_image called such a file 'not a TensorFlow graph'."""
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     convert.convert(path, labels, str(tmp_path / 'saved'), str(tmp_path / 'model.lite'))
@@ -162,12 +164,12 @@ def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, phot
 
 @pytest.mark.parametrize('over', ['graph.pb', 'labels.txt'])
 def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, over):
-    from compat import convert  # pylint: disable=import-outside-toplevel
+    from compat import convert
     path = gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     before = {name: (tmp_path / name).read_bytes() for name in ('graph.pb', 'labels.txt')}
     target = os.path.join(str(tmp_path), '.', over)
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         convert.convert(path, labels, str(tmp_path / 'saved'), target)
     assert str(error.value) == (f'--tflite_output_file {target} is an input of the conversion: '
                                 'name a new file')

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from compat import inspection
+from retrain.common.errors import ToolError
+
 import graph_builders as gb
 import mediapipe_client
-from compat import inspection
 from conftest import REPO_ROOT, make_image_folder, run_module
-from retrain.common.errors import RetrainError
 
 
 def _convert_poets_graph(tmp_path):
@@ -61,7 +62,7 @@ def test_inspect_of_what_is_no_model_is_one_line(tmp_path, name, make, message):
     """A folder without saved_model.pb once gave a traceback: inspect read it before checking."""
     path = str(tmp_path / name)
     make(path)
-    with pytest.raises(RetrainError) as error:
+    with pytest.raises(ToolError) as error:
         inspection.inspect(path)
     assert str(error.value) == message.format(path)
 
@@ -136,7 +137,7 @@ def test_converted_outputs_are_deployment_ready(tmp_path):
 
 
 def test_inspect_says_multi_label_for_a_sigmoid_final_result(tmp_path):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     fork = inspection.inspect(gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'fork.pb')))
     lines = dict(line.split(': ', 1) for line in fork.splitlines())
     assert lines['output'] == ('final_result:0 (float32 [N, 4]), multi-label '
@@ -156,3 +157,21 @@ def test_layers_have_one_direction_retrain_never_imports_compat():
                             timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == '[]'
+
+
+def test_inspect_does_not_run_a_model_that_loops_forever(tmp_path):
+    """Inspect only imports the graph: a model that never ends is reported like any other."""
+    from test_label_image_cli import _looping_graph
+    graph = gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
+    result = run_module('compat', 'inspect', graph, timeout=300)
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
+    assert 'output: final_result:0 (float32 [N, 4])' in result.stdout.splitlines()
+
+
+def test_inspect_says_when_scores_are_not_probabilities(tmp_path):
+    relu = inspection.inspect(gb.save(gb.inception_like(activation=tf.nn.relu),
+                                      str(tmp_path / 'relu.pb')))
+    softmax = inspection.inspect(gb.save(gb.inception_like(), str(tmp_path / 'softmax.pb')))
+    assert ('output: final_result:0 (float32 [N, 4]), scores are not probabilities: the output '
+            'is a Relu op, not Softmax or Sigmoid') in relu.splitlines()
+    assert 'output: final_result:0 (float32 [N, 4])' in softmax.splitlines()

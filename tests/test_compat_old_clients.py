@@ -7,8 +7,9 @@ them must agree with each other and with what label_image's library computes.
 import numpy as np
 import pytest
 
-import graph_builders as gb
 from compat import classifier
+
+import graph_builders as gb
 
 SIZE = 32  # The tiny module's input size.
 ENTRY_POINTS = [  # (feed, mean, std) as the clients of each generation did it.

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_builders as gb
 from compat import classifier, safety
+
+import graph_builders as gb
 from conftest import run_module, write_image
 
 

@@ -127,10 +127,11 @@ def test_final_tensor_names_the_graph_can_carry_are_accepted(name):
 def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_module):
     """The names graph_names reserves cover the graph export builds: an output name that passes
     the check can never be renamed by TensorFlow on a clash (`input` -> `input_1`)."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    from retrain.export import frozen_graph, graph_names  # pylint: disable=import-outside-toplevel
-    from retrain.features import hub_module  # pylint: disable=import-outside-toplevel
-    from retrain.train.heads import Head  # pylint: disable=import-outside-toplevel
+    import numpy as np
+
+    from retrain.export import frozen_graph, graph_names
+    from retrain.features import hub_module
+    from retrain.train.heads import Head
     extractor = hub_module.load_hub_module(tiny_module)
     head = Head(np.zeros((extractor.bottleneck_size, 3), np.float32), np.zeros(3, np.float32))
     graph_def = frozen_graph.build_graph(extractor, head, 'flower_scores')

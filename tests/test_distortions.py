@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fixed_split, retrain_args, run_module
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
+from retrain.features.hub_module import load_hub_module
 from retrain.train import distortions
 from retrain.train.distortions import ImageBatches
-from retrain.common.errors import RetrainError
-from retrain.features.hub_module import load_hub_module
+
+from conftest import fixed_split, retrain_args, run_module
 
 SIZE = 32
 
@@ -108,7 +109,7 @@ def test_working_size_shrinks_to_the_memory_budget():
     ({'random_brightness': 100}, '--random_brightness must be below 100'),
 ])
 def test_bad_percentages_are_one_line_errors(flags, message):
-    with pytest.raises(RetrainError, match=message):
+    with pytest.raises(ToolError, match=message):
         RetrainConfig(**flags)
 
 
@@ -117,7 +118,7 @@ def test_unreadable_image_is_named(tmp_path):
     good.write_bytes(tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy())
     bad = tmp_path / 'bad.jpg'
     bad.write_bytes(b'not an image')
-    with pytest.raises(RetrainError, match=r'cannot use image .*bad\.jpg'):
+    with pytest.raises(ToolError, match=r'cannot use image .*bad\.jpg'):
         distortions.load_images([str(good), str(bad)], (8, 8))
 
 

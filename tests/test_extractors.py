@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TinyFeatureVector, save_tiny_module
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.features.hub_module import hub_cache_suffix, load_hub_module
+
+from conftest import TinyFeatureVector, save_tiny_module
 
 
 @pytest.mark.parametrize('handle,suffix', [
@@ -77,5 +78,5 @@ def test_module_without_image_input_is_refused(tmp_path):
 
     path = str(tmp_path / 'text_model')
     tf.saved_model.save(TextModel(), path)
-    with pytest.raises(RetrainError, match='is not an image feature vector'):
+    with pytest.raises(ToolError, match='is not an image feature vector'):
         load_hub_module(path)

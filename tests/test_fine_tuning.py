@@ -6,19 +6,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat.graph_io import graph_function, load_graph_def
-from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
+from compat.graph_runner import graph_function
 from retrain.cache import bottleneck_files
-from retrain.common import interrupts
-from retrain.data import image_io
 from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.train.distortions import ImageBatches
-from retrain.features.extractors import FeatureExtractor
-from retrain.features.hub_module import load_hub_module
+from retrain.common import interrupts
 from retrain.config import RetrainConfig
+from retrain.data import image_io
+from retrain.features.extractors import FeatureExtractor
+from retrain.features.graph_files import load_graph_def
+from retrain.features.hub_module import load_hub_module
+from retrain.train.distortions import ImageBatches
 from retrain.train.fine_tuning import fine_tune, tunable_variables
-from retrain.train.heads import SigmoidHead
-from retrain.train.heads import Head
+from retrain.train.heads import Head, SigmoidHead
+
+from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
 
 
 @pytest.fixture(scope='module')
@@ -136,10 +137,10 @@ def test_a_swallowed_ctrl_c_stops_fine_tuning_before_its_next_step():
     the loop (a step can take seconds with a real module)."""
     module, arguments, _, _ = _bright_and_dark(Head)
     kernel = module.kernel.numpy()
-    interrupts._requested.set()  # pylint: disable=protected-access
+    interrupts._requested.set()
     try:
         with pytest.raises(KeyboardInterrupt):
             fine_tune(*arguments, RetrainConfig(fine_tune_steps=30, train_batch_size=20))
     finally:
-        interrupts._requested.clear()  # pylint: disable=protected-access
+        interrupts._requested.clear()
     np.testing.assert_array_equal(module.kernel.numpy(), kernel)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
+from retrain.common.errors import ToolError
 from retrain.data import image_lists
-from retrain.common.errors import RetrainError
 
 # (path, expected set, expected percentage) from docs/COMPATIBILITY.md section 3, at 10/10.
 SPLIT_VECTORS = [
@@ -86,7 +86,7 @@ def test_bad_image_dirs_are_one_line_errors(tmp_path, layout, message):
         os.makedirs(root)
         for rel in layout:
             _touch(os.path.join(root, rel))
-    with pytest.raises(RetrainError, match=message) as error:
+    with pytest.raises(ToolError, match=message) as error:
         image_lists.create_image_lists(root, 10, 10)
     assert '\n' not in str(error.value)
 

@@ -1,4 +1,5 @@
 """retrain.common.interrupts: Ctrl-C ends a tool with its one line, whatever Python cannot raise."""
+import signal
 import subprocess
 import sys
 
@@ -33,3 +34,34 @@ def test_after_ctrl_c_what_python_cannot_raise_is_not_shown():
     assert result.returncode == 0 and result.stdout == 'ended\n', result.stderr
     assert result.stderr.count('Exception ignored') == 1, result.stderr
     assert result.stderr.count("no attribute 'options'") == 1, result.stderr
+
+
+_SWALLOWING = '''
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # As at a terminal.
+from retrain.common import interrupts
+interrupts.install('tool: interrupted')
+started = False
+while True:  # Like a finalizer that swallows every KeyboardInterrupt, or a call that never returns.
+    try:
+        if not started:  # Said inside the try: a Ctrl-C that lands while printing is swallowed too.
+            started = True
+            print('looping', flush=True)
+        sys.stdin.readline()
+    except KeyboardInterrupt:
+        pass
+'''
+
+
+def test_a_tool_that_cannot_be_unwound_still_ends_with_its_line_and_130():
+    child = subprocess.Popen([sys.executable, '-c', _SWALLOWING], cwd=REPO_ROOT, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == 'looping\n'
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and stderr == 'tool: interrupted\n', stderr

@@ -3,13 +3,17 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import graph_builders as gb
-from conftest import label_image_blocks, run_module, write_image
-
+from conftest import REPO_ROOT, label_image_blocks, run_module, start_module, write_image
 
 
 @pytest.fixture(scope='module')
@@ -187,7 +191,7 @@ def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
 def test_a_fork_multilabel_graph_prints_the_labels_at_or_above_the_threshold(tmp_path,
                                                                              image_dir):
     """Multi-label-Inception-net graphs: DecodeJpeg/contents -> ... -> sigmoid final_result."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
     graph = gb.save(gb.inception_like(tf.sigmoid), str(tmp_path / 'graph.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     names = [f'class {i}' for i in range(gb.CLASSES)]
@@ -265,3 +269,107 @@ def test_folder_links_and_names_that_are_not_utf8(retrained, folder_with_a_fake_
         expected = os.path.basename(os.path.dirname(answer['image']))
         assert answer['predictions'][0]['label'] == {os.fsdecode(b'gr\xfcn'): 'green'}.get(
             expected, expected)
+
+
+def _looping_graph() -> tf.compat.v1.GraphDef:
+    """A Hub-like graph of allowed ops only whose final_result waits on a loop that never ends."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, gb.SIZE, gb.SIZE, 3],
+                                          name='Placeholder')
+        forever = tf.compat.v1.while_loop(lambda x: x >= 0.0, lambda x: [x + 1.0],
+                                          [tf.reduce_mean(images)], return_same_structure=True)[0]
+        means = tf.reduce_mean(images, [1, 2]) + 0.0 * forever
+        tf.nn.softmax(tf.concat([means, means[:, :1]], 1), name='final_result')
+    return graph.as_graph_def()
+
+
+# Creates $MARKER when the tool first calls Classifier.classify: the model is about to run.
+_CLASSIFY_HOOK = '''import importlib.abc, importlib.util, os, sys
+class _Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != 'compat.classifier':
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+        def exec_module(module):
+            load(module)
+            classify = module.Classifier.classify
+            def marked(self, images):
+                open(os.environ['MARKER'], 'w').close()
+                return classify(self, images)
+            module.Classifier.classify = marked
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, _Hook())
+'''
+
+
+@pytest.mark.parametrize('command, interrupted', [
+    (['label_image', '--graph', 'loop.pb', '--labels', 'labels.txt', 'photo.jpg'],
+     'label_image: interrupted'),
+    (['compat', 'convert', 'loop.pb', '--labels', 'labels.txt', '--saved_model_dir', 'saved'],
+     'python -m compat: interrupted'),
+])
+def test_ctrl_c_ends_a_model_that_loops_forever(tmp_path, command, interrupted):
+    """The loop runs inside one TensorFlow call: once only kill -9 ended the tool."""
+    gb.save(_looping_graph(), str(tmp_path / 'loop.pb'))
+    gb.write_labels(str(tmp_path / 'labels.txt'))
+    write_image(str(tmp_path / 'photo.jpg'), (90, 120, 200), np.random.default_rng(0))
+    hook_dir, marker = tmp_path / 'hook', tmp_path / 'classifying'
+    hook_dir.mkdir()
+    (hook_dir / 'sitecustomize.py').write_text(_CLASSIFY_HOOK)
+    child = start_module(*command, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, encoding='utf-8', env_extra={
+                             'MARKER': str(marker),
+                             'PYTHONPATH': os.pathsep.join([str(hook_dir), REPO_ROOT])})
+    try:
+        while not marker.exists():
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)
+        time.sleep(1)  # Well inside the loop (the old code would then hang; the new never does).
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=15)  # Generous: the promise is a second or two.
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and stderr == interrupted + '\n', stderr[-3000:]
+    assert not os.path.exists(tmp_path / 'saved')
+
+
+@pytest.mark.parametrize('level', [None, '0', '1', '2', '3'])
+def test_no_tensorflow_notices_whatever_tf_cpp_min_log_level(retrained, image_dir, level):
+    """TF_CPP_MIN_LOG_LEVEL=2 (the usual advice) once brought the start-up notices back."""
+    env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
+    if level is not None:
+        env['TF_CPP_MIN_LOG_LEVEL'] = level
+    graph, labels = retrained
+    image = os.path.join(image_dir, 'red', 'red_001.jpg')
+    result = subprocess.run([sys.executable, '-m', 'label_image', '--graph', graph, '--labels',
+                             labels, image], capture_output=True, text=True, encoding='utf-8',
+                            env=dict(env, PYTHONPATH=REPO_ROOT), cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == image and lines[1].startswith('red (score = ')
+
+
+def test_scores_that_are_not_probabilities_are_said_to_be_so_once(tmp_path):
+    """A Relu final layer: its scores once printed as if they were confidences."""
+    graph = gb.save(gb.inception_like(activation=tf.nn.relu), str(tmp_path / 'relu.pb'))
+    softmax = gb.save(gb.inception_like(), str(tmp_path / 'softmax.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    image = str(tmp_path / 'photo.jpg')
+    write_image(image, (90, 120, 200), np.random.default_rng(0))
+    note = (f'label_image: note: final_result:0 of {graph}: scores are not probabilities: the '
+            'output is a Relu op, not Softmax or Sigmoid\n')
+    text = run_module('label_image', '--graph', graph, '--labels', labels, image, image)
+    assert text.returncode == 0 and text.stderr == note, text.stderr[-3000:]
+    assert text.stdout.startswith(image + '\nclass ')
+    as_json = run_module('label_image', '--graph', graph, '--labels', labels, '--json', image)
+    assert as_json.returncode == 0 and as_json.stderr == note, as_json.stderr[-3000:]
+    (result,) = json.loads(as_json.stdout)
+    assert result['note'] == note.split(': ', 3)[3].strip()
+    plain = run_module('label_image', '--graph', softmax, '--labels', labels, '--json', image)
+    assert plain.returncode == 0 and plain.stderr == '', plain.stderr[-3000:]
+    assert sorted(json.loads(plain.stdout)[0]) == ['image', 'predictions']

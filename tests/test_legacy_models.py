@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat import graph_io
-from conftest import closed_port_url, fixed_split, run_module
-from retrain.config import RetrainConfig
+from compat import graph_runner
 from retrain.cache import bottleneck_files
+from retrain.common.errors import ToolError
+from retrain.config import RetrainConfig
 from retrain.data import image_io
-from retrain.features import legacy_models
+from retrain.features import graph_files, legacy_models
 from retrain.train import distortions
 from retrain.train.distortions import ImageBatches
-from retrain.common.errors import RetrainError
+
+from conftest import closed_port_url, fixed_split, run_module
 
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
 MOBILENET = 'mobilenet_0.50_128'
@@ -174,7 +175,7 @@ def test_architecture_names():
         'mobilenet_v1_0.75_160_frozen.tgz', 'mobilenet_v1_0.75_160/quantized_graph.pb', 'input:0',
         1001, 160, 127.5)
     for bad in ('mobilenet_0.5_224', 'mobilenet_1.0_225', 'resnet_50', 'mobilenet_1.0_224_q'):
-        with pytest.raises(RetrainError, match=r'unknown architecture .*inception_v3, '
+        with pytest.raises(ToolError, match=r'unknown architecture .*inception_v3, '
                                                r'mobilenet_<1\.0\|0\.75\|0\.50\|0\.25>') as error:
             legacy_models.architecture_info(bad)
         assert '\n' not in str(error.value)
@@ -212,15 +213,15 @@ def test_bad_archives_are_one_line_errors(tmp_path):
     archive = os.path.join(model_dir, MOBILENET_ARCHIVE)
     with open(archive, 'wb') as f:
         f.write(b'\x1f\x8b truncated download')
-    with pytest.raises(RetrainError, match=r'model archive .*mobilenet_v1_0\.50_128_frozen\.tgz '
+    with pytest.raises(ToolError, match=r'model archive .*mobilenet_v1_0\.50_128_frozen\.tgz '
                                            r'is damaged .*delete') as error:
         legacy_models.load_architecture(MOBILENET, model_dir)
     assert '\n' not in str(error.value)
     write_archive(archive, {'mobilenet_v1_0.50_128/labels.pb': mobilenet_graph_def(128)})
-    with pytest.raises(RetrainError, match=r'does not contain mobilenet_v1_0\.50_128/frozen_graph'):
+    with pytest.raises(ToolError, match=r'does not contain mobilenet_v1_0\.50_128/frozen_graph'):
         legacy_models.load_architecture(MOBILENET, model_dir)
     write_archive(archive, {'mobilenet_v1_0.50_128/frozen_graph.pb': inception_graph_def()})
-    with pytest.raises(RetrainError, match=r'frozen_graph\.pb in .*_frozen\.tgz is not a '
+    with pytest.raises(ToolError, match=r'frozen_graph\.pb in .*_frozen\.tgz is not a '
                                            r'mobilenet_0\.50_128 graph: it has no tensor'):
         legacy_models.load_architecture(MOBILENET, model_dir)
 
@@ -380,8 +381,8 @@ def test_real_mobilenet_archive_on_flower_photos(tmp_path, shared_dir):
     assert_entry_points_agree(graph, photo, 224)
     # Daisies come out as daisies (training ones among them: a check of the graph, not the split).
     labels = read(str(tmp_path / 'output_labels.txt')).decode('utf-8').split()
-    classify = graph_io.graph_function(graph_io.load_graph_def(graph), ['DecodeJpeg/contents:0'],
-                                       ['final_result:0'])
+    classify = graph_runner.graph_function(graph_files.load_graph_def(graph),
+                                           ['DecodeJpeg/contents:0'], ['final_result:0'])
     daisy_photos = [os.path.join(daisies, name) for name in sorted(os.listdir(daisies))[:9]]
     predicted = [labels[int(np.argmax(classify(tf.constant(read(path)))[0]))]
                  for path in daisy_photos]

@@ -6,14 +6,14 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import graph_builders as gb
-from compat import classifier
-from conftest import label_image_blocks, retrain_args, run_module
-from retrain.data import multilabel_lists
-from retrain.data.image_lists import CATEGORIES
 from test_multilabel_lists import PAIRS, make_pair_folders, write_two_colour_image
 
+from compat import classifier
+from retrain.data import multilabel_lists
+from retrain.data.image_lists import CATEGORIES
+
+import graph_builders as gb
+from conftest import CLASS_COLOURS, label_image_blocks, retrain_args, run_module, write_image
 
 
 @pytest.fixture(scope='module')
@@ -218,3 +218,44 @@ def test_our_saved_model_and_tflite_are_multi_label_as_the_frozen_graph_is(train
         assert [label for label, _ in block] == [names[i] for i in expected]
         assert np.allclose([s for _, s in block], scores[expected], atol=1e-5)
     assert any(len(block) < 3 for block in printed.values())  # The threshold left some out.
+
+
+def test_photos_sharing_a_name_in_class_folders_are_all_trained_on(tmp_path, tiny_module):
+    """Cameras name files IMG_0001.jpg in every folder: the run once used 6 images labelled with
+    every colour instead of the 18 photos, each labelled by its folder, without a word."""
+    rng = np.random.default_rng(7)
+    images = tmp_path / 'images'
+    for colour in ('red', 'green', 'blue'):
+        for i in range(6):
+            write_image(str(images / colour / f'IMG_{i:04d}.jpg'), CLASS_COLOURS[colour], rng)
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(str(images), tiny_module, out, 5,
+                                                 '--multi_label'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = re.search(r'Found 3 labels in \S+: (\d+) training, (\d+) validation, (\d+) testing '
+                       r'images', result.stderr)
+    assert sum(int(n) for n in counts.groups()) == 18
+    assert result.stderr.count('6 file name(s) name different photos in different class folders '
+                               '(IMG_0000.jpg, IMG_0001.jpg, IMG_0002.jpg, ...)') == 1
+    cached = [name for _, _, names in os.walk(os.path.join(out, 'bn')) for name in names
+              if name.endswith('.txt')]
+    assert len(cached) == 18
+
+
+def test_a_label_holding_a_line_break_is_a_usage_error_before_any_work(tmp_path, tiny_module,
+                                                                      pair_folders):
+    """A quoted label with a line break once wrote a labels file of 5 lines for 4 labels (exit 0),
+    which label_image then refused."""
+    table = tmp_path / 'labels.csv'
+    table.write_text('red/red_green_000.jpg,red;green\nred/red_blue_000.jpg,"red\nblue"\n',
+                     encoding='utf-8')
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(pair_folders, tiny_module, out, 5,
+                                                 '--multi_label', '--image_labels_file',
+                                                 str(table)))
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"retrain: error: {table} line 2: the label 'red\\nblue' holds a line break; a label "
+        'must be one line of the labels file')
+    assert not os.path.exists(os.path.join(out, 'labels.txt'))
+    assert not os.path.exists(os.path.join(out, 'bn'))

@@ -2,11 +2,11 @@
 import numpy as np
 import tensorflow as tf
 
-from retrain.train import multilabel_metrics as metrics
-from retrain.train import loop
-from retrain.config import RetrainConfig
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.config import RetrainConfig
 from retrain.tasks.multi_label import MultiLabel
+from retrain.train import loop
+from retrain.train import multilabel_metrics as metrics
 from retrain.train.heads import SigmoidHead
 from retrain.train.sampler import Sampler
 
@@ -60,8 +60,10 @@ def test_training_separates_overlapping_labels_with_the_classic_loop(caplog):
         truth = (rng.random((n, 3)) < 0.4).astype(np.float32)
         return (truth @ centres + rng.normal(0, 0.1, (n, 16))).astype(np.float32), truth
     data = {c: split(n) for c, n in (('training', 200), ('validation', 40), ('testing', 60))}
-    bottlenecks = Bottlenecks({c: d[0] for c, d in data.items()}, {c: d[1] for c, d in data.items()},
-                              {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))] for c, d in data.items()})
+    bottlenecks = Bottlenecks({c: d[0] for c, d in data.items()},
+                              {c: d[1] for c, d in data.items()},
+                              {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))]
+                               for c, d in data.items()})
     head = loop.train(bottlenecks, 3, RetrainConfig(
         how_many_training_steps=300, learning_rate=2.0, random_seed=0, summaries_dir=''),
         head_type=SigmoidHead)

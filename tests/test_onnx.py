@@ -10,11 +10,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat.graph_io import graph_function, load_graph_def
-from conftest import (CLASS_COLOURS, REPO_ROOT, make_image_folder, retrain_args, run_module,
-                      write_image)
+from compat.graph_runner import graph_function
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
+from retrain.features.graph_files import load_graph_def
+
+from conftest import (
+    CLASS_COLOURS,
+    REPO_ROOT,
+    make_image_folder,
+    retrain_args,
+    run_module,
+    write_image,
+)
 
 onnx = pytest.importorskip('onnx', reason='the onnx extra is not installed')
 pytest.importorskip('tf2onnx', reason='the onnx extra is not installed')
@@ -196,7 +204,7 @@ def _readme_onnxruntime_snippet() -> str:
 def _venv_with_only(venv: str, distributions) -> str:
     """The python of a new venv that sees exactly `distributions` of this interpreter (linked
     into its site-packages: no download), nothing else; skips where that cannot be made."""
-    import importlib.metadata  # pylint: disable=import-outside-toplevel
+    import importlib.metadata
     created = subprocess.run([sys.executable, '-m', 'venv', '--without-pip', venv],
                              capture_output=True, text=True, check=False)
     if created.returncode != 0:

@@ -1,6 +1,6 @@
-"""All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path checked
-before any work, nothing removed that the tools did not write, and after a failure, a full disk
-or Ctrl-C either every output is the new run's or every output is as it was."""
+"""All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path
+checked before any work, nothing removed that the tools did not write, and after a failure, a full
+disk or Ctrl-C either every output is the new run's or every output is as it was."""
 import importlib.util
 import os
 import re
@@ -12,15 +12,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_builders as gb
-from conftest import TinyFeatureVector, make_image_folder, retrain_args, run_module, \
-    start_module, tflite_interpreter
-from messy_images import messy_files
 from retrain.common import interrupts
-from retrain.export import staging
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError
 from retrain.data.image_lists import which_set
+from retrain.export import staging
+
+import graph_builders as gb
+from conftest import (
+    TinyFeatureVector,
+    make_image_folder,
+    retrain_args,
+    run_module,
+    start_module,
+    tflite_interpreter,
+)
+from messy_images import messy_files
 
 v1 = tf.compat.v1
 OLD = {'graph.pb': b'old graph', 'model.tflite': b'old tflite', 'labels.txt': b'old\n',
@@ -134,7 +141,7 @@ def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path
         'summaries_dir': os.path.join(out, 'summaries'),
         'intermediate_output_graphs_dir': os.path.join(out, 'intermediate'),
         'intermediate_store_frequency': 5, flag.lstrip('-'): path})
-    with pytest.raises(RetrainError) as refused:
+    with pytest.raises(ToolError) as refused:
         staging.check_run(config)
     assert path in str(refused.value) and reason in str(refused.value), refused.value
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
@@ -352,7 +359,7 @@ def test_a_ctrl_c_swallowed_while_writing_still_stops_the_run_and_leaves_nothing
                         pass  # Swallowed, as a finalizer would.
     finally:
         signal.signal(signal.SIGINT, earlier)
-        interrupts._requested.clear()  # pylint: disable=protected-access
+        interrupts._requested.clear()
     assert os.listdir(tmp_path) == []
 
 

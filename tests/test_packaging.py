@@ -54,7 +54,7 @@ def _dockerfile_instructions():
 
 
 def _retrain_flags():
-    from absl import flags  # pylint: disable=import-outside-toplevel
+    from absl import flags
     importlib.import_module('retrain.cli')  # Defines the flags.
     return {f.name: f for f in flags.FLAGS.get_flags_for_module('retrain.cli')}
 
@@ -217,7 +217,7 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
         metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
         entry_points = archive.read(next(n for n in names if n.endswith('entry_points.txt')))
     for module in ('retrain/cli.py', 'retrain/cache/beam_fill.py', 'label_image/cli.py',
-                   'compat/graph_io.py'):
+                   'compat/graph_runner.py'):
         assert module in names
     assert not [n for n in names if n.startswith(('tests/', 'bench/'))]
     assert b'Provides-Extra: beam' in metadata and b'Requires-Dist: tensorflow' in metadata
@@ -280,15 +280,15 @@ def test_docker_runs_as_a_user_in_a_work_volume():
     assert [a for i, a in instructions if i == 'WORKDIR'][-1] == '/work'
     docker = _readme_section('Docker')
     for program in ('retrain', 'label_image'):
-        assert re.search(rf'docker run --rm (--gpus all )?-v "\$PWD":/work retrain(:gpu)? {program} ',
-                         docker), program
+        assert re.search(rf'docker run --rm (--gpus all )?-v "\$PWD":/work retrain(:gpu)? '
+                         rf'{program} ', docker), program
 
 
 def test_docker_context_keeps_what_pip_install_needs():
     patterns = [line.strip() for line in _read('.dockerignore').splitlines()
                 if line.strip() and not line.startswith('#')]
     needed = ['setup.cfg', 'pyproject.toml', 'README.md', 'retrain/cli.py', 'label_image/cli.py',
-              'compat/graph_io.py']
+              'compat/graph_runner.py']
     for path in needed:
         assert os.path.exists(os.path.join(REPO_ROOT, path))
         parts = path.split('/')

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_image_folder
-from retrain.report import findings
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.report import findings
+
+from conftest import make_image_folder
 
 
 def _reencode(source: str, target: str, quality: int) -> None:

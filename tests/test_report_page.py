@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_image_folder, retrain_args, run_module
-from retrain.report import page
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.config import ConfigError
+from retrain.report import page
+
+from conftest import make_image_folder, retrain_args, run_module
 
 
 @pytest.fixture(scope='module')
@@ -164,7 +165,8 @@ def test_names_that_are_not_utf8_are_shown_as_the_log_shows_them(tiny_module, tm
     # Pure noise, unlike the single-colour images: the copy's group is the pair alone.
     noise = np.random.default_rng(0).integers(0, 256, (40, 48, 3), np.uint8)
     tf.io.write_file(os.path.join(images, 'red', 'noise.jpg'), tf.io.encode_jpeg(noise))
-    red, green = os.fsencode(os.path.join(images, 'red')), os.fsencode(os.path.join(images, 'green'))
+    red = os.fsencode(os.path.join(images, 'red'))
+    green = os.fsencode(os.path.join(images, 'green'))
     try:
         with open(os.path.join(green, b'bad\xff.jpg'), 'wb') as f:
             f.write(b'not an image')
@@ -195,11 +197,11 @@ def test_a_report_that_cannot_be_written_is_one_line_naming_the_folder(reported,
     report = _load(out)
     (tmp_path / 'file').write_text('x', encoding='utf-8')
     blocked = str(tmp_path / 'file' / 'report')  # Below a file: no folder can be made there.
-    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(blocked)}: '
+    with pytest.raises(ToolError, match=rf'^cannot write the report {re.escape(blocked)}: '
                                            r'[^\n]+$'):
         page.write(blocked, report)
     del report['per_class']  # Not the writer's own I/O: the message still names the folder.
     folder = str(tmp_path / 'report')
-    with pytest.raises(RetrainError, match=rf'^cannot write the report {re.escape(folder)}: '
+    with pytest.raises(ToolError, match=rf'^cannot write the report {re.escape(folder)}: '
                                            r"KeyError: 'per_class'$"):
         page.write(folder, report)

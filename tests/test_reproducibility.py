@@ -7,13 +7,15 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config
 
-from compat.graph_io import graph_function, load_graph_def
-from conftest import retrain_args, run_module
+from compat.graph_runner import graph_function
 from retrain import pipeline
-from retrain.data import image_io
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
+from retrain.data import image_io
+from retrain.features.graph_files import load_graph_def
 from retrain.train.loop import train
+
+from conftest import retrain_args, run_module
 
 # The numbers of every accuracy and cross-entropy line, without the timestamps.
 _LOGGED = re.compile(r'((?:Fine-tune step|Step) \d+: .*|Final test accuracy.*|Fine-tuned .*)$')

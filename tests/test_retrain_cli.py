@@ -13,11 +13,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_builders as gb
-from conftest import REPO_ROOT, fixed_split, make_image_folder, retrain_args, run_module, \
-    start_module, tflite_interpreter, write_image
 from retrain.data import image_io, image_lists
 from retrain.features.hub_module import hub_cache_suffix
+
+import graph_builders as gb
+from conftest import (
+    REPO_ROOT,
+    fixed_split,
+    make_image_folder,
+    retrain_args,
+    run_module,
+    start_module,
+    tflite_interpreter,
+    write_image,
+)
 
 
 def _final_accuracy(stderr: str) -> float:
@@ -214,8 +223,8 @@ def test_second_run_recomputes_and_rewrites_nothing(trained, tmp_path):
 def test_old_classic_cache_file_is_reused(tmp_path, tiny_module, image_dir):
     """A cache file written the classic way is used as-is: its values reach the training data."""
     from retrain.cache import bottleneck_files
-    from retrain.tasks.single_label import examples_of
     from retrain.features.hub_module import load_hub_module
+    from retrain.tasks.single_label import examples_of
 
     extractor = load_hub_module(tiny_module)
     classes = image_lists.create_image_lists(image_dir, 10, 10)
@@ -239,8 +248,8 @@ def test_old_classic_cache_file_is_reused(tmp_path, tiny_module, image_dir):
 
 def test_unparsable_cache_file_is_recreated(tmp_path, tiny_module, image_dir):
     from retrain.cache import bottleneck_files
-    from retrain.tasks.single_label import examples_of
     from retrain.features.hub_module import load_hub_module
+    from retrain.tasks.single_label import examples_of
 
     extractor = load_hub_module(tiny_module)
     classes = image_lists.create_image_lists(image_dir, 10, 10)
@@ -406,7 +415,7 @@ def test_image_dir_that_is_a_file_is_called_a_file(tmp_path, tiny_module):
     out = tmp_path / 'out'
     result = run_module('retrain', *retrain_args(str(not_a_folder), tiny_module, str(out), 5))
     assert result.returncode == 1, result.stderr[-3000:]
-    (line,) = [l for l in result.stderr.splitlines() if l.startswith('retrain: error: ')]
+    (line,) = [text for text in result.stderr.splitlines() if text.startswith('retrain: error: ')]
     assert str(not_a_folder) in line and 'is a file' in line and 'not found' not in line
 
 

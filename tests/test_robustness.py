@@ -10,11 +10,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_SIZE, TinyFeatureVector, closed_port_url, make_image_folder, \
-    retrain_args, run_module, start_module
-from messy_images import SYSTEM_FILES, messy_files
 from retrain.cache import bottleneck_files
 from retrain.features.hub_module import hub_cache_suffix
+
+from conftest import (
+    TINY_SIZE,
+    TinyFeatureVector,
+    closed_port_url,
+    make_image_folder,
+    retrain_args,
+    run_module,
+    start_module,
+)
+from messy_images import SYSTEM_FILES, messy_files
 
 
 def _assert_one_line_error(result, *fragments):

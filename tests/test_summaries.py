@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fixed_split, retrain_args, run_module
 from retrain.train import tensorboard_final
+
+from conftest import fixed_split, retrain_args, run_module
 
 
 def _events(run_dir: str):
@@ -109,7 +110,9 @@ def test_confusion_matrix_counts_and_picture():
     image = tensorboard_final.confusion_image(counts)
     cell = image.shape[1] // 3
     assert image.shape == (1, cell * 3, cell * 3, 3)
-    centre = lambda row, col: image[0, row * cell + cell // 2, col * cell + cell // 2]
+
+    def centre(row, col):
+        return image[0, row * cell + cell // 2, col * cell + cell // 2]
     assert centre(1, 1).tolist() == [8, 48, 107]  # The whole row: darkest blue.
     assert centre(2, 2).tolist() == [255, 255, 255]  # Nothing: white.
     assert centre(1, 1).sum() < centre(0, 0).sum() < centre(0, 1).sum() < 765

@@ -7,18 +7,26 @@ import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-import mediapipe_client
 from compat import tflite as compat_tflite
-from compat.graph_io import graph_function, load_graph_def
-from conftest import CLASS_COLOURS, REPO_ROOT, retrain_args, run_module, \
-    tflite_interpreter, write_image
+from compat.graph_runner import graph_function
+from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.errors import ToolError
+from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
-from retrain.common.errors import RetrainError
+from retrain.features.graph_files import load_graph_def
 from retrain.features.hub_module import load_hub_module
-from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.config import RetrainConfig
 from retrain.train.loop import train
+
+import mediapipe_client
+from conftest import (
+    CLASS_COLOURS,
+    REPO_ROOT,
+    retrain_args,
+    run_module,
+    tflite_interpreter,
+    write_image,
+)
 
 
 @pytest.fixture(scope='module')
@@ -90,7 +98,7 @@ def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path
 
 def test_bad_quantization_is_a_one_line_error(retrained):
     graph_def = load_graph_def(str(retrained / 'graph.pb'))
-    with pytest.raises(RetrainError, match='--tflite_quantize must be one of none, dynamic, int8'):
+    with pytest.raises(ToolError, match='--tflite_quantize must be one of none, dynamic, int8'):
         tflite.convert(graph_def, (32, 32), quantize='float16')
 
 
@@ -165,8 +173,8 @@ def test_metadata_reads_back_and_is_replaced_not_repeated(retrained):
     names = [parsed.Metadata(i).Name() for i in range(parsed.MetadataLength())]
     assert names.count(b'TFLITE_METADATA') == 1
     assert parsed.BuffersLength() == schema.Model.GetRootAs(model, 0).BuffersLength()
-    for model in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
-        parsed = schema.Model.GetRootAs(model, 0)
+    for written in (model, again):  # Tensor data 16-byte aligned, as the schema wants.
+        parsed = schema.Model.GetRootAs(written, 0)
         buffers = [parsed.Buffers(i) for i in range(parsed.BuffersLength())]
         starts = [b._tab.Vector(b._tab.Offset(4)) for b in buffers if b.DataLength()]
         assert len(starts) > 3 and all(start % 16 == 0 for start in starts)
@@ -218,12 +226,12 @@ def test_damaged_files_are_refused_before_any_interpreter(small_tflite, tmp_path
     assert compat_tflite.read(model).op_names == ['MEAN', 'MUL', 'SOFTMAX']
     for length in (0, 7, 8, 12, 64, size // 3, size // 2, size - 8, size - 1):
         path = _damaged(model, tmp_path, f'cut{length}.tflite', length=length)
-        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*cut\d+\.tflite '
+        with pytest.raises(ToolError, match=r'^not a TensorFlow Lite model: .*cut\d+\.tflite '
                            r'\((no TFL3 identifier|damaged or truncated)\)$'):
             compat_tflite.read(path)
     for seed in range(20):
         path = _damaged(model, tmp_path, f'garbage{seed}.tflite', seed=seed)
-        with pytest.raises(RetrainError, match=r'^not a TensorFlow Lite model: .*garbage'):
+        with pytest.raises(ToolError, match=r'^not a TensorFlow Lite model: .*garbage'):
             compat_tflite.read(path)
 
 

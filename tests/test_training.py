@@ -7,11 +7,11 @@ import pytest
 import tensorflow as tf
 
 from retrain.cache.bottleneck_files import Bottlenecks
-from retrain.train.tensorboard_steps import StepWriter, histogram_buckets, plugin_metadata
 from retrain.config import RetrainConfig
 from retrain.train.heads import Head
 from retrain.train.loop import train
 from retrain.train.sampler import Sampler
+from retrain.train.tensorboard_steps import StepWriter, histogram_buckets, plugin_metadata
 
 
 def _batch(rng, size=32, dim=7, classes=4):

@@ -18,11 +18,11 @@ from absl import logging
 
 from retrain.cache import bottleneck_files
 from retrain.common import fileio
-from retrain.data import image_io
+from retrain.common.errors import ToolError, error_cause, error_summary
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError, error_cause, error_summary
-from retrain.features.extractors import FeatureExtractor
+from retrain.data import image_io
 from retrain.data.examples import Example
+from retrain.features.extractors import FeatureExtractor
 
 try:
     import apache_beam as beam
@@ -69,7 +69,7 @@ if beam is not None:
                 try:
                     images.append(image_io.load_image(image, self._extractor.image_size))
                     caches.append(cache)
-                except RetrainError:  # Named by the in-process reader, which skips it too.
+                except ToolError:  # Named by the in-process reader, which skips it too.
                     self._unreadable.inc()
             if not images:
                 return
@@ -111,22 +111,22 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     how many bottlenecks the workers wrote.
     """
     if beam is None:
-        raise RetrainError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
-                           '(or pip install apache-beam)')
+        raise ToolError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
+                        '(or pip install apache-beam)')
     size = extractor.bottleneck_size
     try:
         pipeline = beam.Pipeline(options=PipelineOptions(flags=list(pipeline_options),
                                                          runner=runner))
     except (ValueError, TypeError) as e:
-        raise RetrainError(f'cannot start a Beam pipeline with runner {runner!r}: '
-                           f'{error_summary(e)}') from None
+        raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
+                        f'{error_summary(e)}') from None
     logging.info('Caching bottlenecks of %d images in %s with Beam runner %s (%s)', len(jobs),
                  bottleneck_dir, runner, extractor.description)
     try:
         job_list = _write_job_list(jobs, bottleneck_dir)
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot write to bottleneck directory {bottleneck_dir}: '
-                           f'{error_summary(e)}') from None
+        raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
+                        f'{error_summary(e)}') from None
     try:
         _ = (pipeline
              | 'Jobs' >> beam.io.ReadFromText(job_list)
@@ -137,8 +137,8 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
              | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor)))
         result = pipeline.run()
         result.wait_until_finish()
-    except Exception as e:  # pylint: disable=broad-except  # Runners wrap worker errors their way.
-        raise RetrainError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
+    except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
+        raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
         tf.io.gfile.remove(job_list)
     computed = _counter(result, COMPUTED)

@@ -28,7 +28,8 @@ import numpy as np
 from absl import logging
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
+from retrain.common.places import is_local
 
 _VERSION = 2
 _PREFIX = '_bottlenecks'
@@ -55,10 +56,6 @@ def checksum(files: list, values: np.ndarray) -> str:
         for digest in pool.map(lambda chunk: hashlib.sha256(chunk).digest(), chunks):
             total.update(digest)
     return total.hexdigest()
-
-
-def is_local(path: str) -> bool:
-    return '://' not in path
 
 
 class CacheIndex:
@@ -178,7 +175,7 @@ class CacheIndex:
             fileio.atomic_write(self.manifest_path, json.dumps({
                 'version': _VERSION, 'size': self.size, 'array': name,
                 'checksum': checksum(files, array), 'files': files}))
-        except (OSError, RetrainError) as e:  # A full disk, a read-only cache: run on without.
+        except (OSError, ToolError) as e:  # A full disk, a read-only cache: run on without.
             reason = (fileio.failure_reason(e) if isinstance(e, OSError) else  # Not the temporary.
                       str(e).replace(f'cannot write {self.manifest_path}: ', ''))
             logging.warning('Could not write the bottleneck index %s (%s); the run goes on '

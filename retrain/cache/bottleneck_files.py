@@ -24,15 +24,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from retrain.cache.binary_index import CacheIndex, stamp
 from retrain.common import fileio
-from retrain.data import image_io
-from retrain.cache.binary_index import CacheIndex, is_local, stamp
+from retrain.common.errors import ToolError
+from retrain.common.places import is_local
+from retrain.common.progress import Progress
 from retrain.config import RetrainConfig
-from retrain.common.errors import RetrainError
-from retrain.features.extractors import FeatureExtractor
+from retrain.data import image_io
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, path_bytes
-from retrain.common.progress import Progress
+from retrain.features.extractors import FeatureExtractor
 
 READ_THREADS = 16
 _NAME_LIMIT = 255  # Bytes in a file or folder name, on the common file systems.
@@ -64,8 +65,8 @@ def _fit(name: str, tail: str, limit: int) -> str:
     tail = f'~{hashlib.sha1(path_bytes(name)).hexdigest()[:16]}{tail}'
     room = limit - len(tail.encode('utf-8'))
     if room < 0:
-        raise RetrainError(f'cache file names ending in {tail[17:]!r} would be longer than '
-                           f'{limit} bytes: use a shorter module path or handle')
+        raise ToolError(f'cache file names ending in {tail[17:]!r} would be longer than '
+                        f'{limit} bytes: use a shorter module path or handle')
     readable = ''.join('_' if '\ud800' <= c <= '\udfff' else c for c in name)
     return readable.encode('utf-8')[:room].decode('utf-8', 'ignore') + tail
 
@@ -129,7 +130,7 @@ def parse_values(text: str, size: int) -> Optional[np.ndarray]:
 def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
     """The values cached in `path`; None when it is missing or damaged (then it is recomputed).
 
-    A cache file that is there but cannot be read (a folder, no permission) is a RetrainError:
+    A cache file that is there but cannot be read (a folder, no permission) is a ToolError:
     writing a new one in its place would fail too, or replace what is not ours to replace.
     """
     try:
@@ -138,8 +139,8 @@ def read_bottleneck(path: str, size: int) -> Optional[np.ndarray]:
     except (tf.errors.NotFoundError, UnicodeDecodeError):
         return None
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot read the cached bottleneck {path}: '
-                           f'{fileio.failure_reason(e, path)}') from None
+        raise ToolError(f'cannot read the cached bottleneck {path}: '
+                        f'{fileio.failure_reason(e, path)}') from None
 
 
 def write_bottlenecks(paths: Sequence[str], features: np.ndarray) -> None:

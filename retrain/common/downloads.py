@@ -12,7 +12,7 @@ import urllib.request
 from absl import logging
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.common.progress import Progress
 
 FLOWER_PHOTOS_URL = ('https://storage.googleapis.com/download.tensorflow.org/example_images/'
@@ -26,7 +26,7 @@ def default_cache_dir() -> str:
 
 
 def download(url: str, path: str) -> str:
-    """Fetches `url` to `path` unless it is already there; RetrainError (one line) when offline."""
+    """Fetches `url` to `path` unless it is already there; ToolError (one line) when offline."""
     if os.path.isfile(path):
         return path
     fileio.make_parent_dirs(path)
@@ -49,8 +49,8 @@ def download(url: str, path: str) -> str:
         if os.path.exists(temp):
             os.remove(temp)
         reason = getattr(e, 'reason', None) or e
-        raise RetrainError(f'cannot download {url} ({reason}); place {os.path.basename(path)} '
-                           f'at {path} and run again') from None
+        raise ToolError(f'cannot download {url} ({reason}); place {os.path.basename(path)} '
+                        f'at {path} and run again') from None
     return path
 
 
@@ -64,7 +64,7 @@ def extract(archive: str, directory: str) -> str:
             with tarfile.open(archive, 'r:*') as tar:
                 _extract_all(tar, temp)
     except (tarfile.TarError, OSError) as e:
-        raise RetrainError(f'cannot extract archive {archive}: {e}') from None
+        raise ToolError(f'cannot extract archive {archive}: {e}') from None
     return directory
 
 

@@ -1,11 +1,11 @@
-"""The one exception type the CLIs turn into a one-line message instead of a traceback."""
+"""The one exception type all three tools turn into a one-line message instead of a traceback."""
 import os
 import re
 import sys
 from typing import NoReturn
 
 
-class RetrainError(Exception):
+class ToolError(Exception):
     """A problem with the user's input or environment (bad flag, missing file, unusable module).
 
     The message must make sense on its own, on one line: it names the file or value at fault and

@@ -12,7 +12,7 @@ from typing import Iterator, Union
 
 import tensorflow as tf
 
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 
 
 def temp_name(path: str, kind: str = 'tmp') -> str:
@@ -49,9 +49,9 @@ def read_text(path: str, what: str) -> str:
         with tf.io.gfile.GFile(path, 'rb') as f:
             data = f.read()
     except tf.errors.NotFoundError:
-        raise RetrainError(f'{what} not found: {path}') from None
+        raise ToolError(f'{what} not found: {path}') from None
     except tf.errors.OpError as e:
-        raise RetrainError(f'cannot read {what} {path}: {failure_reason(e, path)}') from None
+        raise ToolError(f'cannot read {what} {path}: {failure_reason(e, path)}') from None
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
         text = data.decode('utf-16' if utf16 else 'utf-8-sig')
@@ -60,7 +60,7 @@ def read_text(path: str, what: str) -> str:
     if text is None or '\0' in text:
         hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
                 if text else '')
-        raise RetrainError(f'{what} is not UTF-8 text: {path}{hint}')
+        raise ToolError(f'{what} is not UTF-8 text: {path}{hint}')
     return text
 
 
@@ -73,7 +73,7 @@ def make_parent_dirs(path: str) -> None:
 def atomic_write(path: str, data: Union[bytes, str]) -> None:
     """Writes `data` to `path` so that `path` holds either the old content or all of the new.
 
-    Raises RetrainError naming the path when it cannot be written (no permission, disk full).
+    Raises ToolError naming the path when it cannot be written (no permission, disk full).
     """
     if isinstance(data, str):
         data = data.encode('utf-8')
@@ -113,7 +113,7 @@ def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
         yield
     except (tf.errors.OpError, OSError) as e:
         remove_quietly(temp)
-        raise RetrainError(f'cannot write {path}: {failure_reason(e, path)}') from None
+        raise ToolError(f'cannot write {path}: {failure_reason(e, path)}') from None
     except BaseException:
         remove_quietly(temp)
         raise

@@ -5,26 +5,42 @@ that is a finalizer (TensorFlow runs many), the exception is swallowed and a run
 goes on to write its outputs. The CLI's handler therefore also remembers the request, and the long
 loops and the output stage call `check()`, which raises it again. Inside `deferred()` the handler
 only remembers it: steps that must all happen or none (moving outputs into place) are not cut.
+
+Python runs its handler only when the main thread runs Python: inside one long TensorFlow call
+(a model that loops forever, a TFLite conversion) Ctrl-C would wait for the call to end. A tool
+that gives `install` its interrupted line also gets a watchdog thread, woken by the signal itself
+(signal.set_wakeup_fd, written from C): if the tool has not ended _GRACE_S after Ctrl-C (and is
+not inside `deferred()`), it prints the line and ends the process at once with exit code 130.
 """
 import contextlib
+import os
 import signal
+import socket
 import sys
 import threading
-from typing import Iterator
+import time
+from typing import Iterator, Optional
 
+_GRACE_S = 1.0  # Time the main thread gets to end the usual way (its line, its clean-up).
 _requested = threading.Event()
 _deferring = threading.Event()
+_reporting = threading.Lock()
+_line: Optional[str] = None
 
 
-def install() -> None:
-    """Handles SIGINT from now on (unless it is ignored, as for background jobs).
+def install(line: Optional[str] = None) -> None:
+    """Handles SIGINT from now on (unless it is ignored, as for background jobs); with `line`
+    (what `report` prints), also ends the process if the main thread does not end in time.
 
     Once Ctrl-C was pressed, what Python can only report ("Exception ignored in ...", with a
     traceback) is not shown: the KeyboardInterrupt swallowed by a finalizer, or the finalizer of
     an object the interrupt cut short in its constructor (TensorFlow's import options: no
     attribute 'options'). The tool ends with its one line. Before that, such reports show as ever.
     """
-    def handler(signum, frame):  # pylint: disable=unused-argument
+    global _line
+    _line = line  # Printed by report() even where SIGINT is ignored and no watchdog runs.
+
+    def handler(signum, frame):
         _requested.set()
         if not _deferring.is_set():
             raise KeyboardInterrupt
@@ -37,6 +53,51 @@ def install() -> None:
         signal.signal(signal.SIGINT, handler)
         default_hook = sys.unraisablehook
         sys.unraisablehook = report_unraisable
+        if line is not None:
+            _start_watchdog()
+
+
+def report() -> None:
+    """Prints the interrupted line given to `install` on stderr, once, whoever calls first."""
+    global _line
+    with _reporting:
+        line, _line = _line, None
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _start_watchdog() -> None:
+    receiving, sending = socket.socketpair()
+    sending.setblocking(False)  # The C handler must never block on it.
+    signal.set_wakeup_fd(sending.fileno(), warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(receiving, sending), name='ctrl-c watchdog',
+                     daemon=True).start()
+
+
+def _watch(receiving: socket.socket, sending: socket.socket) -> None:
+    """Waits for SIGINT, gives the main thread _GRACE_S (and any deferred step), then ends it.
+
+    `sending` is kept referenced here: closing it would stop the wake-ups."""
+    while signal.SIGINT not in receiving.recv(64):
+        pass
+    time.sleep(_GRACE_S)
+    while _deferring.is_set():
+        time.sleep(0.05)
+    _flush(sys.stdout)
+    report()
+    os._exit(130)  # The main thread cannot be unwound.
+
+
+def _flush(stream) -> None:
+    """Flushes `stream` unless that blocks (a reader that stopped reading) or fails."""
+    def flush() -> None:
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    flushing = threading.Thread(target=flush, daemon=True)
+    flushing.start()
+    flushing.join(_GRACE_S)
 
 
 def check() -> None:

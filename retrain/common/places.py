@@ -6,15 +6,21 @@ Free of TensorFlow: the CLI runs them before loading it.
 import os
 
 
+def is_local(path: str) -> bool:
+    """Whether `path` is on a local disk (os reads it, names that are not UTF-8 included), not a
+    URL for tf.io.gfile (gs://, s3://, ram://)."""
+    return '://' not in path
+
+
 def place(path: str) -> str:
     """`path` in a form that compares equal for one place: absolute, through symbolic links, in
     the case the platform compares in; remote paths (gs://) as given, without a final slash."""
-    if '://' in path:
+    if not is_local(path):
         return path.rstrip('/')
     return os.path.normcase(os.path.realpath(path))
 
 
 def is_inside(inner: str, outer: str) -> bool:
     """Whether place `inner` lies below place `outer` (both as `place` gives them)."""
-    separator = '/' if '://' in outer else os.sep
+    separator = os.sep if is_local(outer) else '/'
     return inner.startswith(outer.rstrip(separator) + separator)

@@ -2,8 +2,12 @@
 
 TensorFlow's C++ side prints CUDA probing, oneDNN and CPU-feature notices to stderr when it
 loads, before Python logging exists; users took them for errors. The CLIs import TensorFlow
-through here: those lines are captured and dropped, unless the import fails (then they are shown)
-or the user asked for them by setting TF_CPP_MIN_LOG_LEVEL. TensorFlow's Python side logs too, for
+through here: those lines are captured and dropped, unless the import fails (then they are
+shown). TF_CPP_MIN_LOG_LEVEL does not hide them all (absl's "All log messages before
+absl::InitializeLog()" line and the CUDA errors come whatever it is, and setting it is the usual
+advice), so they are captured whatever its value; for the rest of the run TensorFlow's C++ side
+logs errors only (level 2), or less where the user set 3. With debug, a level the user set is
+kept as it is. TensorFlow's Python side logs too, for
 the whole run: deprecation notices ("Instructions for updating: ..."), the names of temporary
 files it writes, retracing advice; some of its modules log through absl instead (the TFLite
 converter's "Using experimental converter: If you encountered a problem please file a bug").
@@ -25,6 +29,8 @@ import os
 import sys
 import tempfile
 
+_QUIET_LEVEL = 2  # TF_CPP_MIN_LOG_LEVEL for the run: TensorFlow's C++ side logs errors only.
+
 
 def import_tensorflow(debug: bool = False) -> None:
     """Imports TensorFlow, quietly; with `debug`, TensorFlow's own Python log lines are kept."""
@@ -33,12 +39,19 @@ def import_tensorflow(debug: bool = False) -> None:
     (absl_logger.removeFilter if debug else absl_logger.addFilter)(_only_tensorflow_errors)
     if 'tensorflow' in sys.modules:
         return
+    if not debug or 'TF_CPP_MIN_LOG_LEVEL' not in os.environ:
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = str(max(_QUIET_LEVEL, _user_level()))
     with _hidden('matplotlib'):
-        if 'TF_CPP_MIN_LOG_LEVEL' in os.environ:
-            import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
-        else:
-            _import_quietly()
+        _import_quietly()
     gc.freeze()
+
+
+def _user_level() -> int:
+    """The TF_CPP_MIN_LOG_LEVEL the user set (0: all, 3: nothing); 0 when unset or not a number."""
+    try:
+        return int(os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0'))
+    except ValueError:
+        return 0
 
 
 def _only_tensorflow_errors(record: logging.LogRecord) -> bool:
@@ -63,13 +76,12 @@ def _hidden(package: str):
 
 
 def _import_quietly() -> None:
-    os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            import tensorflow as tf
             tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.
         except Exception:  # Not on Ctrl-C: the chatter is shown only to explain a failure.
             os.dup2(saved, 2)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.data.image_lists import path_bytes
 
 # With --allow_truncated_images, the least part of a truncated JPEG that is still used.
@@ -99,9 +99,9 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
 
 
 def load_image(path: str, size: Tuple[int, int]) -> np.ndarray:
-    """Reads one image file eagerly -> float32 [H, W, 3] in [0, 1]; RetrainError if unusable."""
+    """Reads one image file eagerly -> float32 [H, W, 3] in [0, 1]; ToolError if unusable."""
     try:
         contents = tf.io.gfile.GFile(path_bytes(path), 'rb').read()
         return decode_and_resize(tf.constant(contents), size).numpy()
     except (tf.errors.OpError, OSError):
-        raise RetrainError(f'cannot use image {path}: {describe_decode_error(path)}') from None
+        raise ToolError(f'cannot use image {path}: {describe_decode_error(path)}') from None

@@ -11,18 +11,14 @@ import os
 import re
 from typing import Dict, List, Tuple
 
-import tensorflow as tf
 from absl import logging
 
-from retrain.cache.binary_index import is_local
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
+from retrain.data import image_files
+from retrain.data.image_files import EXTENSIONS as EXTENSIONS  # Public: what retrain takes.
 
 # The hash is reduced modulo this + 1; the classic scripts also warned above this many per class.
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1
-# Extensions the classic scripts collected (jpg jpeg JPG JPEG); their split never changes.
-CLASSIC_EXTENSIONS = ('jpg', 'jpeg')
-# Files are decoded by content, so other formats TensorFlow decodes are welcome too.
-EXTENSIONS = CLASSIC_EXTENSIONS + ('png', 'bmp', 'gif', 'webp')
 MIN_IMAGES_WARNING = 20
 CATEGORIES = ('training', 'validation', 'testing')
 
@@ -81,57 +77,28 @@ def which_set(file_path: str, validation_percentage: float, testing_percentage: 
     return 'training'
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith('.') or name.lower() in ('thumbs.db', 'desktop.ini')
-
-
-def _listdir(path: str) -> List[str]:
-    """Sorted names in `path`. Local folders are listed by os, which keeps names that are not
-    valid UTF-8 (gfile fails on them); gfile returns sub-directories with a trailing slash on some
-    file systems (GCS)."""
-    names = os.listdir(path) if is_local(path) else tf.io.gfile.listdir(path)
-    return sorted(name.rstrip('/\\') for name in names)
-
-
-def _isdir(path: str) -> bool:
-    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
-
-
-def _walk(top: str):
-    """os.walk for local folders (it knows file types without a stat per file, keeps names that
-    are not valid UTF-8, and does not follow folder links, so a link to a parent never loops),
-    else gfile's."""
-    return os.walk(top) if is_local(top) else tf.io.gfile.walk(top)
-
-
 def find_class_files(class_dir: str) -> List[str]:
-    """Image files below `class_dir`, as paths relative to it; nested folders are searched too."""
-    found = []
-    for folder, subdirs, files in _walk(class_dir):
-        subdirs[:] = sorted(d.rstrip('/\\') for d in subdirs if not _is_hidden(d))
-        prefix = os.path.relpath(folder, class_dir) if folder != class_dir else ''
-        found.extend(os.path.join(prefix, name) if prefix else name for name in sorted(files)
-                     if not _is_hidden(name)
-                     and os.path.splitext(name)[1][1:].lower() in EXTENSIONS)
-    return found
+    """The images of a class, as paths relative to its folder; nested folders are searched too,
+    folder links are not followed (image_files: the rule label_image shares)."""
+    return image_files.find(class_dir)
 
 
 def create_image_lists(image_dir: str, testing_percentage: float,
                        validation_percentage: float) -> List[ImageClass]:
     """Lists the classes of `image_dir` in class-index order with each image's split.
 
-    Raises RetrainError when the folder is missing or holds fewer than two usable classes.
+    Raises ToolError when the folder is missing or holds fewer than two usable classes.
     """
-    if not image_dir or not _isdir(image_dir):
-        if image_dir and tf.io.gfile.exists(image_dir):
-            raise RetrainError(f'image directory {image_dir!r} is a file: give the folder that '
-                               'holds one sub-folder of images per class')
-        raise RetrainError(f'image directory not found: {image_dir!r}')
+    if not image_dir or not image_files.isdir(image_dir):
+        if image_dir and image_files.exists(image_dir):
+            raise ToolError(f'image directory {image_dir!r} is a file: give the folder that '
+                            'holds one sub-folder of images per class')
+        raise ToolError(f'image directory not found: {image_dir!r}')
     classes: List[ImageClass] = []
     labels_seen: Dict[str, str] = {}
-    for dir_name in _listdir(image_dir):
+    for dir_name in image_files.listdir(image_dir):
         class_dir = os.path.join(image_dir, dir_name)
-        if _is_hidden(dir_name) or not _isdir(class_dir):
+        if image_files.is_hidden(dir_name) or not image_files.isdir(class_dir):
             continue
         files = find_class_files(class_dir)
         if not files:
@@ -145,10 +112,10 @@ def create_image_lists(image_dir: str, testing_percentage: float,
                             'be selected.', class_dir, MAX_NUM_IMAGES_PER_CLASS)
         label = label_for_dir(dir_name)
         if not label.strip():
-            raise RetrainError(f'class folder {class_dir!r} gives an empty label; rename it')
+            raise ToolError(f'class folder {class_dir!r} gives an empty label; rename it')
         if label in labels_seen:
-            raise RetrainError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
-                               f'the label {label!r}; rename one of them')
+            raise ToolError(f'class folders {labels_seen[label]!r} and {dir_name!r} both give '
+                            f'the label {label!r}; rename one of them')
         labels_seen[label] = dir_name
         image_class = ImageClass(label=label, dir_name=dir_name)
         for relative in files:
@@ -157,10 +124,10 @@ def create_image_lists(image_dir: str, testing_percentage: float,
                 relative)
         classes.append(image_class)
     if not classes:
-        raise RetrainError(f'no class folders with images found in {image_dir!r}')
+        raise ToolError(f'no class folders with images found in {image_dir!r}')
     if len(classes) == 1:
-        raise RetrainError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
-                           'multiple classes are needed for classification')
+        raise ToolError(f'only one class folder found in {image_dir!r} ({classes[0].dir_name!r}); '
+                        'multiple classes are needed for classification')
     return classes
 
 

@@ -19,12 +19,17 @@ import os
 import tensorflow as tf
 
 from retrain.common import fileio
+from retrain.common.errors import ToolError, error_summary
 from retrain.data import image_io
+from retrain.export.graph_names import (
+    BOTTLENECK_INPUT,
+    CENTERED_INPUTS,
+    JPEG_INPUT,
+    MODEL_INPUT,
+    UNIT_INPUT,
+)
 from retrain.export.outputs import Trained
-from retrain.common.errors import RetrainError, error_summary
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
-from retrain.export.graph_names import (BOTTLENECK_INPUT, CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT,
-                                  UNIT_INPUT)
 from retrain.train.heads import Head
 
 
@@ -33,9 +38,9 @@ def check_exportable(extractor: FeatureExtractor) -> None:
     cannot be frozen is refused in one line instead of failing after all the work."""
     try:
         extractor.freeze()
-    except Exception as e:  # pylint: disable=broad-except  # Conversion raises many kinds.
-        raise RetrainError(f'cannot use {extractor.description}: it cannot be frozen into the '
-                           f'exported graph ({type(e).__name__}: {error_summary(e)})') from None
+    except Exception as e:  # noqa: BLE001  Conversion raises many kinds.
+        raise ToolError(f'cannot use {extractor.description}: it cannot be frozen into the '
+                        f'exported graph ({type(e).__name__}: {error_summary(e)})') from None
 
 
 def build_graph(extractor: FeatureExtractor, head: Head,

@@ -14,7 +14,7 @@ from typing import Sequence, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.export import onnx_contract, tflite
 from retrain.export.graph_names import UNIT_INPUT
 from retrain.export.outputs import Trained
@@ -45,9 +45,9 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int], label
     """The onnx.ModelProto of the classifier from `input_tensor` (float [N, H, W, 3] in [0, 1])
     to `output_tensor` (the `activation` scores of `labels`)."""
     try:
-        import tf2onnx  # pylint: disable=import-outside-toplevel  # The optional onnx extra.
+        import tf2onnx  # The optional onnx extra: imported when used.
     except ImportError:
-        raise RetrainError(f'ONNX output needs tf2onnx and onnx: {EXTRA_HINT}') from None
+        raise ToolError(f'ONNX output needs tf2onnx and onnx: {EXTRA_HINT}') from None
     python_logging.getLogger('tf2onnx').setLevel(python_logging.ERROR)  # Per-op chatter.
     names = {f'{name}:0': name for name in (onnx_contract.INPUT_NAME, onnx_contract.OUTPUT_NAME)}
     try:
@@ -56,9 +56,9 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int], label
             input_names=[f'{onnx_contract.INPUT_NAME}:0'],
             output_names=[f'{onnx_contract.OUTPUT_NAME}:0'], opset=OPSET,
             tensors_to_rename=names)
-    except Exception as e:  # pylint: disable=broad-except  # tf2onnx raises many kinds.
-        raise RetrainError(f'cannot convert the classifier to ONNX: {type(e).__name__}: '
-                           f'{error_summary(e)}') from None
+    except Exception as e:  # noqa: BLE001  tf2onnx raises many kinds.
+        raise ToolError(f'cannot convert the classifier to ONNX: {type(e).__name__}: '
+                        f'{error_summary(e)}') from None
     for value in (*model.graph.input, *model.graph.output):  # tf2onnx names it `unk__12`.
         value.type.tensor_type.shape.dim[0].dim_param = onnx_contract.BATCH
     model.producer_name = onnx_contract.PRODUCER
@@ -66,7 +66,7 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int], label
     onnx_contract.set_metadata(model, onnx_contract.metadata(labels, image_size, activation))
     problem = onnx_contract.file_access_problem(model)
     if problem:  # tf2onnx stores small models whole; loaders would refuse anything else.
-        raise RetrainError(f'cannot write the classifier as ONNX: {problem}')
+        raise ToolError(f'cannot write the classifier as ONNX: {problem}')
     return model
 
 

@@ -14,7 +14,7 @@ loaders have.
 """
 from typing import Dict, Sequence, Tuple
 
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 
 LABELS, IMAGE_SIZE, INPUT_RANGE, SCORES = 'labels', 'image_size', 'input_range', 'scores'
 INPUT_NAME, OUTPUT_NAME = 'image', 'scores'
@@ -31,8 +31,8 @@ def metadata(labels: Sequence[str], image_size: Tuple[int, int], activation: str
     """The metadata_props of a classifier of `labels` (score order) taking H x W images."""
     for label in labels:
         if '\n' in label or '\r' in label:
-            raise RetrainError(f'cannot write the label {label!r} into an ONNX file: labels are '
-                               'stored one per line')
+            raise ToolError(f'cannot write the label {label!r} into an ONNX file: labels are '
+                            'stored one per line')
     return {LABELS: '\n'.join(labels), IMAGE_SIZE: f'{image_size[0]},{image_size[1]}',
             INPUT_RANGE: '0,1', SCORES: activation}
 

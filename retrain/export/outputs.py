@@ -68,5 +68,5 @@ class Trained:
     @functools.cached_property
     def graph_def(self):
         """The frozen classifier graph, built once: the graph and the SavedModel share it."""
-        from retrain.export import frozen_graph  # pylint: disable=import-outside-toplevel
+        from retrain.export import frozen_graph
         return frozen_graph.build_graph(self.extractor, self.head, self.config.final_tensor_name)

@@ -8,16 +8,20 @@
                       TF Serving's REST `instances` answers pair them up per image).
 The input key ends in `_bytes`, so TF Serving's REST API decodes {"b64": "..."} values for it.
 Images are decoded and resized by retrain.data.image_io, exactly as the frozen graph's
-`DecodeJpeg/contents` path does, so both give the same scores.
+`DecodeJpeg/contents` path does, so both give the same scores. An empty batch (no images, where
+the batch size may vary) gives empty results, [0, classes], without running the graph: graphs
+fail on one (a MatMul of [0, D] after shape folding; a decoding loop that cannot stack nothing),
+and an empty request is no error. (TensorFlow Lite files are therefore converted from the frozen
+graph, not from serving_default: its guard would become an IF op.)
 """
 import contextlib
 import logging as python_logging
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.data import image_io
 from retrain.export.graph_names import UNIT_INPUT
 from retrain.export.outputs import Trained
@@ -64,24 +68,34 @@ class ServingModule(tf.Module):
         return {DEFAULT_SIGNATURE: self.serve, BYTES_SIGNATURE: self.serve_bytes}
 
     def _serve(self, image: tf.Tensor) -> dict:
-        return {'prediction': self._classify(image)}
+        if image.shape.rank == 0 or image.shape[0] is not None:  # One image, or a fixed batch:
+            return {'prediction': self._classify(image)}  # never empty, nothing to guard.
+        return {'prediction': self._unless_empty(image, lambda: self._classify(image))}
 
     def _serve_bytes(self, image_bytes: tf.Tensor) -> dict:
-        shape = self._feed.shape
-        if self._feed.dtype == tf.string:
-            scores = tf.map_fn(lambda contents: tf.reshape(self._classify(contents), [-1]),
-                               image_bytes, fn_output_signature=tf.float32)
-        else:
-            size = (shape[1], shape[2])
-            images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size),
-                               image_bytes, fn_output_signature=tf.TensorSpec(
-                                   [size[0], size[1], 3], tf.float32))
-            if shape[0] is None:
-                scores = self._classify(images)
-            else:
-                scores = tf.map_fn(lambda image: self._classify(image[tf.newaxis])[0], images)
+        scores = self._unless_empty(image_bytes, lambda: self._scores_of_bytes(image_bytes))
         classes = tf.tile(self._labels[tf.newaxis], [tf.shape(scores)[0], 1])
         return {'scores': scores, 'classes': classes}
+
+    def _unless_empty(self, batch: tf.Tensor, scores: Callable[[], tf.Tensor]) -> tf.Tensor:
+        """scores(), or [0, classes] for an empty batch (without running the graph)."""
+        empty = tf.zeros([0, self._labels.shape[0]], tf.float32)
+        return tf.cond(tf.shape(batch)[0] > 0,
+                       lambda: tf.ensure_shape(scores(), [None, self._labels.shape[0]]),
+                       lambda: empty)
+
+    def _scores_of_bytes(self, image_bytes: tf.Tensor) -> tf.Tensor:
+        shape = self._feed.shape
+        if self._feed.dtype == tf.string:
+            return tf.map_fn(lambda contents: tf.reshape(self._classify(contents), [-1]),
+                             image_bytes, fn_output_signature=tf.float32)
+        size = (shape[1], shape[2])
+        images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size),
+                           image_bytes, fn_output_signature=tf.TensorSpec(
+                               [size[0], size[1], 3], tf.float32))
+        if shape[0] is None:
+            return self._classify(images)
+        return tf.map_fn(lambda image: self._classify(image[tf.newaxis])[0], images)
 
 
 @contextlib.contextmanager
@@ -123,14 +137,14 @@ def check_output(path: str) -> None:
     but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
     if tf.io.gfile.exists(path):
         if not tf.io.gfile.isdir(path):
-            raise RetrainError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
+            raise ToolError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
         entries = [name.rstrip('/') for name in tf.io.gfile.listdir(path)]
         others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
         if others or (entries and 'saved_model.pb' not in entries):
             shown = ', '.join(others[:3] or entries[:3])
-            raise RetrainError(f'will not replace {path}: it holds more than a SavedModel '
-                               f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
-                               f'name an empty or new folder')
+            raise ToolError(f'will not replace {path}: it holds more than a SavedModel '
+                            f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
+                            f'name an empty or new folder')
 
 
 def write_output(path: str, trained: Trained) -> None:

@@ -14,13 +14,15 @@ from typing import Iterator, List, Optional, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio, interrupts
+from retrain.common.errors import ToolError
+from retrain.common.places import is_local
 from retrain.config import FILE, FOLDER, RetrainConfig
 from retrain.export import outputs, saved_model
-from retrain.common.errors import RetrainError
+
 
 def _nearest_existing(path: str) -> Optional[str]:
     """`path` or its closest existing ancestor; None past the root of a remote file system."""
-    if '://' not in path:
+    if is_local(path):
         path = os.path.abspath(path)
     while not tf.io.gfile.exists(path):
         parent = os.path.dirname(path)
@@ -36,28 +38,28 @@ def _check_creatable(folder: str, path: str) -> None:
     if existing is None:
         return  # A bucket-like root: makedirs creates what it needs, errors come when writing.
     if not tf.io.gfile.isdir(existing):
-        raise RetrainError(f'cannot write {path}: {existing} is a file, not a folder')
+        raise ToolError(f'cannot write {path}: {existing} is a file, not a folder')
     probe = fileio.temp_name(os.path.join(existing, 'probe'), 'probe')
     try:
         with tf.io.gfile.GFile(probe, 'wb') as f:
             f.write(b'')  # GFile opens the file at the first write.
     except (tf.errors.OpError, OSError) as e:
-        raise RetrainError(f'cannot write {path}: {existing} is not writable '
-                           f'({fileio.failure_reason(e)})') from None
+        raise ToolError(f'cannot write {path}: {existing} is not writable '
+                        f'({fileio.failure_reason(e)})') from None
     fileio.remove_quietly(probe)
 
 
 def check_file(path: str) -> None:
     """Refuses an output file that could not be written: a folder there, or no writable parent."""
     if tf.io.gfile.isdir(path):
-        raise RetrainError(f'cannot write {path}: it is a folder, not a file')
+        raise ToolError(f'cannot write {path}: it is a folder, not a file')
     _check_creatable(os.path.dirname(path), path)
 
 
 def check_folder(path: str) -> None:
     """Refuses an output folder (written into as the run goes) that is a file or not writable."""
     if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-        raise RetrainError(f'cannot write to {path}: it is a file, not a folder')
+        raise ToolError(f'cannot write to {path}: it is a file, not a folder')
     _check_creatable(path, path)
 
 
@@ -96,11 +98,11 @@ class Staging:
         try:
             fileio.make_parent_dirs(temp)
             yield temp
-        except RetrainError as e:
+        except ToolError as e:
             message = fileio.without_temporary_names(str(e).replace(temp, target))
-            raise RetrainError(message) from None
+            raise ToolError(message) from None
         except (tf.errors.OpError, OSError) as e:
-            raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}') from None
+            raise ToolError(f'cannot write {target}: {fileio.failure_reason(e, target)}') from None
 
     def discard(self) -> None:
         for temp, _ in self._staged:
@@ -129,8 +131,8 @@ class Staging:
                 for old, target in aside:
                     tf.io.gfile.rename(old, target)
                 self.discard()
-                raise RetrainError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
-                                   f'the earlier outputs were kept') from None
+                raise ToolError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
+                                f'the earlier outputs were kept') from None
             for old, _ in aside:
                 fileio.remove_quietly(old)
 

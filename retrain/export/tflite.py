@@ -9,8 +9,8 @@ frozen classifier is cut at `Placeholder:0`. Quantization:
   dynamic  int8 weights, float activations (about 4x smaller, no data needed);
   int8     int8 weights and activations, calibrated on representative training images; the
            input and output stay float32, so callers feed and read the same tensors as always.
-Every file carries TensorFlow Lite metadata (retrain.export.tflite_metadata), so MediaPipe Tasks run it
-as it is.
+Every file carries TensorFlow Lite metadata (retrain.export.tflite_metadata), so MediaPipe Tasks
+run it as it is.
 """
 from typing import Callable, Iterable, Optional, Sequence, Tuple
 
@@ -18,12 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from retrain.common import fileio
+from retrain.common.errors import ToolError, error_summary
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite_metadata
-from retrain.common.errors import RetrainError, error_summary
 from retrain.export.graph_names import UNIT_INPUT
-from retrain.features.extractors import FeatureExtractor
 from retrain.export.outputs import Trained
+from retrain.features.extractors import FeatureExtractor
 from retrain.train.heads import Head
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8')
@@ -68,21 +68,21 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
             input_tensor: str = f'{UNIT_INPUT}:0') -> bytes:
     """The flatbuffer of the classifier; `representative()` yields [1, H, W, 3] images (int8)."""
     if quantize not in QUANTIZATIONS:
-        raise RetrainError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
-                           f'got {quantize!r}')
+        raise ToolError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
+                        f'got {quantize!r}')
     converter = _converter(graph_def, image_size, output_tensor, input_tensor)
     if quantize != 'none':
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == 'int8':
         if representative is None:
-            raise RetrainError('int8 quantization needs representative images')
+            raise ToolError('int8 quantization needs representative images')
         converter.representative_dataset = lambda: ([image] for image in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
         return converter.convert()
-    except Exception as e:  # The converter raises ConverterError, ValueError, RuntimeError ...
-        raise RetrainError(f'cannot convert the classifier to TensorFlow Lite: '
-                           f'{type(e).__name__}: {error_summary(e)}') from None
+    except Exception as e:  # noqa: BLE001  ConverterError, ValueError, RuntimeError ...
+        raise ToolError(f'cannot convert the classifier to TensorFlow Lite: '
+                        f'{type(e).__name__}: {error_summary(e)}') from None
 
 
 def representative_images(paths: Sequence[str], image_size: Tuple[int, int],

@@ -112,7 +112,7 @@ class _AlignedBuffer(schema.BufferT):
     """A buffer whose data starts 16-byte aligned, as the model schema asks of it
     (`force_align: 16`): TensorFlow's generated packer aligns it to 1 byte only."""
 
-    def Pack(self, builder: flatbuffers.Builder) -> int:  # pylint: disable=invalid-name
+    def Pack(self, builder: flatbuffers.Builder) -> int:
         if self.data is None:
             return super().Pack(builder)
         data = np.asarray(self.data, np.uint8).tobytes()

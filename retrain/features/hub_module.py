@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import downloads
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
 
@@ -27,7 +27,7 @@ def load(config: RetrainConfig) -> FeatureExtractor:
 
 
 def hub_cache_suffix(handle: str) -> str:
-    """`_` + the handle as typed with `://`, `/`, `:` and `\\` each replaced by `~` (classic Hub)."""
+    """`_` + the handle as typed, `://`, `/`, `:` and `\\` each replaced by `~` (classic Hub)."""
     name = handle.replace('://', '~')
     for character in ('/', ':', '\\'):
         name = name.replace(character, '~')
@@ -37,7 +37,8 @@ def hub_cache_suffix(handle: str) -> str:
 def _extract_local_archive(path: str) -> str:
     """Unpacks a local module .tar.gz once into a cache folder beside TF Hub's."""
     stat = os.stat(path)
-    key = hashlib.sha1(f'{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime}'.encode()).hexdigest()
+    identity = f'{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime}'
+    key = hashlib.sha1(identity.encode()).hexdigest()
     cache_root = os.environ.get('TFHUB_CACHE_DIR') or os.path.join(tempfile.gettempdir(),
                                                                    'tfhub_modules')
     return downloads.extract(path, os.path.join(cache_root, key))
@@ -53,15 +54,15 @@ def _load(handle: str):
     import tensorflow_hub as hub  # Imported lazily: legacy mode and label_image never need it.
     try:
         return hub.load(_resolve_handle(handle))
-    except RetrainError:
+    except ToolError:
         raise
-    except Exception as e:  # hub raises many types: OSError, ValueError, URLError, OpError ...
-        raise RetrainError(f'cannot load module {handle}: {error_summary(e)}') from None
+    except Exception as e:  # noqa: BLE001  OSError, ValueError, URLError, OpError ...
+        raise ToolError(f'cannot load module {handle}: {error_summary(e)}') from None
 
 
 def _tf2_call(module) -> Optional[Tuple[Callable, tf.TensorShape]]:
     """The module's own `__call__` and its image shape, for TF2 SavedModels."""
-    call = getattr(module, '__call__', None)
+    call = getattr(module, '__call__', None)  # noqa: B004  The function itself, not a test.
     functions = getattr(call, 'concrete_functions', None) if callable(module) else None
     if not functions:
         return None
@@ -97,13 +98,13 @@ def load_hub_module(handle: str, image_size: int = 0) -> FeatureExtractor:
     module = _load(handle)
     found = _tf2_call(module) or _tf1_signature(module)
     if found is None:
-        raise RetrainError(f'module {handle} is not an image feature vector: it has neither a '
-                           'callable nor an image_feature_vector/default signature taking images')
+        raise ToolError(f'module {handle} is not an image feature vector: it has neither a '
+                        'callable nor an image_feature_vector/default signature taking images')
     call, shape = found
     dims = shape.as_list() if shape.rank is not None else [None, None, None, 3]
     if len(dims) != 4 or dims[3] not in (3, None):
-        raise RetrainError(f'module {handle} is not an image feature vector: it takes input of '
-                           f'shape {dims}, not [batch, height, width, 3]')
+        raise ToolError(f'module {handle} is not an image feature vector: it takes input of '
+                        f'shape {dims}, not [batch, height, width, 3]')
     height, width = dims[1], dims[2]
     if image_size and height and (height, width) != (image_size, image_size):
         logging.warning('Module %s has a fixed input size %dx%d; ignoring --image_size=%d',
@@ -111,13 +112,13 @@ def load_hub_module(handle: str, image_size: int = 0) -> FeatureExtractor:
     size = (height or image_size or DEFAULT_IMAGE_SIZE, width or image_size or DEFAULT_IMAGE_SIZE)
     try:
         probe = call(tf.zeros([1, size[0], size[1], 3]))
-    except Exception as e:  # pylint: disable=broad-except
-        raise RetrainError(f'module {handle} is not an image feature vector: calling it on a '
-                           f'{size[0]}x{size[1]} image failed ({type(e).__name__})') from None
+    except Exception as e:  # noqa: BLE001  A module's own code may raise anything.
+        raise ToolError(f'module {handle} is not an image feature vector: calling it on a '
+                        f'{size[0]}x{size[1]} image failed ({type(e).__name__})') from None
     if not isinstance(probe, tf.Tensor) or probe.shape.rank != 2:
         shape_text = getattr(probe, 'shape', type(probe).__name__)
-        raise RetrainError(f'module {handle} is not an image feature vector: its output is '
-                           f'{shape_text}, not [batch, features]')
+        raise ToolError(f'module {handle} is not an image feature vector: its output is '
+                        f'{shape_text}, not [batch, features]')
     extractor = FeatureExtractor(
         function=call, image_size=size, bottleneck_size=int(probe.shape[1]),
         cache_suffix=hub_cache_suffix(handle), description=f'module {handle}',

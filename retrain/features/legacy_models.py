@@ -21,9 +21,9 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import downloads
-from retrain.features import graph_files
-from retrain.common.errors import RetrainError, error_cause, error_summary
+from retrain.common.errors import ToolError, error_cause, error_summary
 from retrain.config import RetrainConfig
+from retrain.features import graph_files
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
 
 INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
@@ -41,7 +41,8 @@ _BOTTLENECK = 'bottleneck'
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """Where a classic model lives and how to feed and read it (docs/COMPATIBILITY.md section 10)."""
+    """Where a classic model lives and how to feed and read it (docs/COMPATIBILITY.md
+    section 10)."""
     name: str
     url: str
     graph_file: str  # Path of the graph inside the archive, '/'-separated as tar stores it.
@@ -59,7 +60,7 @@ class Architecture:
 
 
 def architecture_info(name: str) -> Architecture:
-    """The classic settings for an `--architecture` value; one-line RetrainError if unknown."""
+    """The classic settings for an `--architecture` value; one-line ToolError if unknown."""
     lowered = name.lower()
     if lowered == 'inception_v3':
         # TF 1.0-1.4 caches had no suffix at all; they are read as well.
@@ -69,7 +70,7 @@ def architecture_info(name: str) -> Architecture:
     match = _MOBILENET_NAME.fullmatch(lowered)
     if (not match or match['version'] not in MOBILENET_VERSIONS
             or int(match['size']) not in MOBILENET_SIZES):
-        raise RetrainError(f'unknown architecture {name!r}; valid ones: {VALID_NAMES}')
+        raise ToolError(f'unknown architecture {name!r}; valid ones: {VALID_NAMES}')
     version, size = match['version'], int(match['size'])
     graph = 'quantized_graph.pb' if match['quantized'] else 'frozen_graph.pb'
     return Architecture(name, MOBILENET_URL.format(version=version, size=size),
@@ -78,7 +79,7 @@ def architecture_info(name: str) -> Architecture:
 
 
 def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDef:
-    """The graph file of `arch` read out of its archive; one-line RetrainError if unusable."""
+    """The graph file of `arch` read out of its archive; one-line ToolError if unusable."""
     damaged = f'delete {archive} to download it again, or replace it with a good copy'
     try:
         with tf.io.gfile.GFile(archive, 'rb') as f, tarfile.open(fileobj=f, mode='r:*') as tar:
@@ -87,14 +88,14 @@ def read_archive_graph(archive: str, arch: Architecture) -> tf.compat.v1.GraphDe
             except KeyError:
                 member = None
             if member is None:
-                raise RetrainError(f'model archive {archive} does not contain {arch.graph_file}; '
-                                   f'{damaged}')
+                raise ToolError(f'model archive {archive} does not contain {arch.graph_file}; '
+                                f'{damaged}')
             data = member.read()
     except (tarfile.TarError, EOFError, OSError, tf.errors.OpError) as e:
         # ReadError's own message is a multi-line list of the formats tried.
         reason = ('not a readable tar archive' if isinstance(e, tarfile.ReadError)
                   else error_summary(e))
-        raise RetrainError(f'model archive {archive} is damaged ({reason}); {damaged}') from None
+        raise ToolError(f'model archive {archive} is damaged ({reason}); {damaged}') from None
     return graph_files.parse_graph_def(data, f'{arch.graph_file} in {archive}')
 
 
@@ -119,8 +120,8 @@ def _bottleneck_source(graph_def: tf.compat.v1.GraphDef, arch: Architecture, sou
     name = arch.bottleneck_tensor.split(':')[0]
     node = next((n for n in graph_def.node if n.name == name), None)
     if node is None:
-        raise RetrainError(f'{source} is not a {arch.name} graph: it has no tensor '
-                           f'{arch.bottleneck_tensor}')
+        raise ToolError(f'{source} is not a {arch.name} graph: it has no tensor '
+                        f'{arch.bottleneck_tensor}')
     return node.input[0] + ':0' if node.op == 'Reshape' else arch.bottleneck_tensor
 
 
@@ -137,7 +138,7 @@ def adaptor_graph(graph_def: tf.compat.v1.GraphDef, arch: Architecture,
                 graph_def, input_map={arch.input_tensor: normalized},
                 return_elements=[_bottleneck_source(graph_def, arch, source)], name='model')
         except (ValueError, KeyError) as e:
-            raise RetrainError(f'{source} is not a {arch.name} graph: {error_summary(e)}') from None
+            raise ToolError(f'{source} is not a {arch.name} graph: {error_summary(e)}') from None
         tf.reshape(features, [-1, arch.bottleneck_size], name=_BOTTLENECK)
     return graph.as_graph_def()
 
@@ -173,7 +174,7 @@ def load_architecture(architecture: str, model_dir: str) -> FeatureExtractor:
         bottlenecks = adaptor_function(adaptor, size)
         bottlenecks(tf.zeros([2, size, size, 3]))
     except (tf.errors.OpError, ValueError) as e:
-        raise RetrainError(f'{source} cannot be run as {arch.name}: {error_cause(e)}') from None
+        raise ToolError(f'{source} cannot be run as {arch.name}: {error_cause(e)}') from None
     logging.info('Architecture %s: input %dx%d at %s, bottleneck %s of size %d', arch.name, size,
                  size, arch.input_tensor, arch.bottleneck_tensor, arch.bottleneck_size)
     return FeatureExtractor(

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.places import is_local
 from retrain.data.image_lists import CATEGORIES
 
 # Tuned on planted copies of flower photos with MobileNet V2: re-encoded and lightly cropped copies
@@ -87,11 +88,11 @@ def _flatten(data: Bottlenecks) -> Tuple[np.ndarray, np.ndarray, List[str], List
 
 def _open(path: str):
     """Local files through the OS (a gfile stat or open costs several times more), others gfile."""
-    return tf.io.gfile.GFile(path, 'rb') if '://' in path else open(path, 'rb')
+    return open(path, 'rb') if is_local(path) else tf.io.gfile.GFile(path, 'rb')
 
 
 def _size(path: str) -> int:
-    return tf.io.gfile.stat(path).length if '://' in path else os.path.getsize(path)
+    return os.path.getsize(path) if is_local(path) else tf.io.gfile.stat(path).length
 
 
 def _digest(path: str) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import RetrainError, error_summary
+from retrain.common.errors import ToolError, error_summary
 from retrain.common.logs import readable
 from retrain.config import ConfigError
 from retrain.data import image_io
@@ -78,10 +78,10 @@ def write(report_dir: str, report: Dict) -> None:
             f.write(json.dumps(_as_logged(report), indent=1, ensure_ascii=False))
         with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
             f.write(page)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001  A failing report must not cost the run a traceback.
         reason = (fileio.failure_reason(e) if isinstance(e, (tf.errors.OpError, OSError))
                   else f'{type(e).__name__}: {error_summary(e)}')
-        raise RetrainError(readable(f'cannot write the report {report_dir}: {reason}')) from None
+        raise ToolError(readable(f'cannot write the report {report_dir}: {reason}')) from None
 
 
 def write_output(path: str, trained: Trained) -> None:
@@ -125,7 +125,7 @@ def _as_logged(value: Any) -> Any:
     return value
 
 
-def _E(text: str) -> str:  # pylint: disable=invalid-name
+def _E(text: str) -> str:
     """`text` for the page: escaped, and readable where it names a file that is not UTF-8."""
     return html.escape(readable(text))
 

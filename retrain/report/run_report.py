@@ -14,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain.report import findings, page
 from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.config import RetrainConfig
 from retrain.data.image_lists import CATEGORIES
+from retrain.report import findings, page
 from retrain.train.heads import Head
+
 
 def _log(findings: findings.Findings) -> None:
     """The lines every run prints (unless --noreport)."""

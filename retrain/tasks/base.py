@@ -12,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from retrain.cache.bottleneck_files import Bottlenecks, Skipped
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
 from retrain.train.heads import Head
@@ -37,12 +37,12 @@ class Task:
         raise NotImplementedError
 
     def check_usable(self, gathered: Gathered, data: Bottlenecks) -> None:
-        """Raises RetrainError when a label lost every image (all of them unreadable)."""
+        """Raises ToolError when a label lost every image (all of them unreadable)."""
         counts = sum(_label_counts(data.labels[split], len(gathered.labels))
                      for split in data.labels)
         empty = np.flatnonzero(counts == 0)
         if len(empty):
-            raise RetrainError(self.no_readable_images(gathered, int(empty[0])))
+            raise ToolError(self.no_readable_images(gathered, int(empty[0])))
 
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'label {gathered.labels[index]!r} has no readable images'

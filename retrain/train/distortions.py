@@ -19,11 +19,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from retrain.common.errors import ToolError
+from retrain.common.progress import Progress
 from retrain.config import RetrainConfig
 from retrain.data import image_io
-from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
-from retrain.common.progress import Progress
 
 # Decoded training images may take this much memory before the working size is lowered.
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -71,7 +71,7 @@ def load_images(paths: Sequence[str], size: Tuple[int, int],
     if not done.all():
         path = paths[int(np.flatnonzero(~done)[0])]
         reason = image_io.describe_decode_error(path, allow_truncated=allow_truncated)
-        raise RetrainError(f'cannot use image {path}: {reason or "could not be decoded"}')
+        raise ToolError(f'cannot use image {path}: {reason or "could not be decoded"}')
     return images
 
 

@@ -17,12 +17,12 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.cache import bottleneck_files
-from retrain.common import interrupts
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common import interrupts
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
-from retrain.train.distortions import ImageBatches
-from retrain.common.errors import RetrainError
 from retrain.features.extractors import FeatureExtractor
+from retrain.train.distortions import ImageBatches
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
 
@@ -49,8 +49,8 @@ class _FineTuner:
             loss, accuracy = self.head_type.tf_metrics(logits, labels)
         gradients = tape.gradient(loss, self.variables)
         if all(g is None for g in gradients[2:]):  # Known while tracing: fail before any step.
-            raise RetrainError(f'{self.extractor.description} cannot be fine-tuned: none of its '
-                               'variables is reachable by gradients through its function')
+            raise ToolError(f'{self.extractor.description} cannot be fine-tuned: none of its '
+                            'variables is reachable by gradients through its function')
         for variable, gradient in zip(self.variables, gradients):
             if gradient is not None:
                 variable.assign_sub(self.learning_rate * gradient)
@@ -76,8 +76,8 @@ def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: in
             extractor, paths, batch_size, allow_truncated=allow_truncated):
         features[indices], found[indices] = batch, True
     if not found.all():
-        raise RetrainError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '
-                           'not be decoded again after fine-tuning')
+        raise ToolError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '
+                        'not be decoded again after fine-tuning')
     return features
 
 

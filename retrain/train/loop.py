@@ -19,7 +19,7 @@ from absl import logging
 
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.common import interrupts
-from retrain.common.errors import RetrainError
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
@@ -60,7 +60,7 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
     `head_type` is the layer to train (retrain.train.heads): a softmax, or a sigmoid per label.
     """
     if not len(data.labels['training']):
-        raise RetrainError('no training images: every image fell into validation or testing')
+        raise ToolError('no training images: every image fell into validation or testing')
     rng = np.random.default_rng(config.random_seed)
     train_x, train_y = data.features['training'], data.labels['training']
     head = head_type.initial(train_x.shape[1], num_classes, rng)

@@ -12,10 +12,10 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
+from retrain.common.errors import ToolError, error_summary
 from retrain.export import frozen_graph
-from retrain.common.errors import RetrainError, error_summary
-from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX
 from retrain.train.heads import Head
+from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX
 
 # Pixels per confusion-matrix cell side; large matrices get smaller cells, never below 4.
 _CELL = 32
@@ -75,8 +75,8 @@ def clear_earlier_runs(summaries_dir: str) -> None:
                 tf.io.gfile.rmtree(folder)
         tf.io.gfile.makedirs(summaries_dir)
     except (tf.errors.OpError, OSError) as e:
-        raise RetrainError(f'cannot clear the earlier summaries in {summaries_dir}: '
-                           f'{error_summary(e)}') from None
+        raise ToolError(f'cannot clear the earlier summaries in {summaries_dir}: '
+                        f'{error_summary(e)}') from None
 
 
 def write_final(summaries_dir: str, labels: List[str], truth: np.ndarray,

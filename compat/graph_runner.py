@@ -1,16 +1,12 @@
-"""Reading frozen GraphDefs of any generation and running them from TensorFlow 2.
+"""Running frozen GraphDefs of any generation from TensorFlow 2.
 
-A frozen graph is parsed once with the TF1 protobuf and imported into a `tf.compat.v1` graph
+A frozen graph (read by retrain.features.graph_files) is imported into a `tf.compat.v1` graph
 wrapped as a TF2 function, with the tensors to feed mapped to the function's arguments; the
 result is an ordinary callable that works eagerly, inside tf.function and inside tf.data.
 """
 from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
-
-# The parser lives in retrain (its classic architectures are frozen graphs too); compat's
-# modules and client code read graphs through this module as before.
-from retrain.features.graph_files import load_graph_def  # pylint: disable=unused-import
 
 
 def graph_function(graph_def: tf.compat.v1.GraphDef, inputs: Sequence[str],

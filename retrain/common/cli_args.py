@@ -1,0 +1,69 @@
+"""What the argparse CLIs (`python -m label_image`, `python -m compat`) share: number flags
+that say what was wanted, the classic label_image override flags, one-line errors, and an
+entry point that ends with the right code on Ctrl-C and when the reader of the output left.
+"""
+import argparse
+import math
+import sys
+from typing import Callable, Sequence
+
+from retrain.common import interrupts
+from retrain.common.errors import exit_as_the_reader_left
+
+
+def add_override_arguments(parser) -> None:
+    """The classic label_image flags that override what is detected (never needed)."""
+    parser.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
+    parser.add_argument('--output_layer', help='output tensor, e.g. final_result')
+    parser.add_argument('--input_mean', type=_finite, help='pixel value mapped to 0')
+    parser.add_argument('--input_std', type=_nonzero, help='pixel range mapped to 1')
+
+
+def number(text: str, kind: type = float):
+    """`text` as a number of `kind`; argparse's message says what was wanted (by default it
+    names this function)."""
+    try:
+        return kind(text)
+    except ValueError:
+        wanted = 'a whole number' if kind is int else 'a number'
+        raise argparse.ArgumentTypeError(f'must be {wanted}, not {text!r}') from None
+
+
+def _finite(text: str) -> float:
+    value = number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'must be a finite number, not {text}')
+    return value
+
+
+def _nonzero(text: str) -> float:
+    value = _finite(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError('must not be 0: pixel values are divided by it')
+    return value
+
+
+def error(program: str, message: object) -> int:
+    """Says what went wrong in one line on stderr; returns the exit code of runtime errors."""
+    print(f'{program}: error: {message}', file=sys.stderr)
+    return 1
+
+
+def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
+    """Console-script entry point: UTF-8 output (labels and paths), even when redirected; exit
+    with main's code, 130 on Ctrl-C (within a second or two, even inside a TensorFlow call that
+    never returns: interrupts' watchdog), 1 when the reader of the output went away (`| head`).
+
+    A file name that is not valid UTF-8 is printed as its own bytes (as ls does), and escaped
+    in messages."""
+    for stream, errors in ((sys.stdout, 'surrogateescape'), (sys.stderr, 'backslashreplace')):
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(encoding='utf-8', errors=errors)
+    interrupts.install(f'{program}: interrupted')  # One line, as retrain.
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        interrupts.report()
+        sys.exit(130)
+    except BrokenPipeError:  # The reader has seen enough.
+        exit_as_the_reader_left()
