@@ -33,7 +33,7 @@ _PLACES = (FILE, REPLACED, FOLDER, INPUT)
 
 
 # The modules of each optional extra (setup.cfg) that a setting with `extra` needs.
-EXTRAS = {'onnx': ('tf2onnx', 'onnx')}
+EXTRAS = {'onnx': ('tf2onnx', 'onnx', 'onnxruntime')}
 
 
 def setting(default: Any, help_text: str, **metadata: Any) -> Any:
@@ -195,7 +195,7 @@ class RetrainConfig:
                  f'one of {", ".join(choices or ())}')
         for field in dataclasses.fields(self):
             extra = field.metadata.get('extra')
-            if extra and getattr(self, field.name) and not _installed(EXTRAS[extra]):
+            if extra and getattr(self, field.name) and not extra_installed(extra):
                 raise ConfigError(f'--{field.name} needs the {extra} extra: '
                                   f"pip install '.[{extra}]'")
         if not self.multi_label and (self.image_labels_dir or self.image_labels_file):
@@ -272,9 +272,10 @@ class RetrainConfig:
         return True
 
 
-def _installed(modules: Sequence[str]) -> bool:
-    """Whether every one of `modules` can be imported (found, not imported: no slow import)."""
-    return all(importlib.util.find_spec(module) is not None for module in modules)
+def extra_installed(extra: str) -> bool:
+    """Whether the modules of the optional `extra` (an EXTRAS key) can be imported: found, not
+    imported, so the check costs nothing before any work."""
+    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
 
 
 def _is_utf8(path: str) -> bool:

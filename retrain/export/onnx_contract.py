@@ -20,6 +20,7 @@ LABELS, IMAGE_SIZE, INPUT_RANGE, SCORES = 'labels', 'image_size', 'input_range',
 INPUT_NAME, OUTPUT_NAME = 'image', 'scores'
 BATCH = 'N'  # The name of the free batch dimension of the input and the scores.
 PRODUCER = 'retrain'
+EXTRA_HINT = "pip install '.[onnx]'"  # What writing and reading .onnx files need.
 # The op sets whose ops a loader runs: ONNX's own (named '' or 'ai.onnx') and its classical-ML set.
 # None of their ops reads or writes files (the op lists at onnx.ai/onnx/operators: math, tensor,
 # neural-network, control-flow and ML ops; inputs and outputs are tensors only). Other domains are
