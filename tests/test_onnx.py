@@ -1,6 +1,7 @@
 """--onnx_output_file: the ONNX classifier keeps its contract (retrain.export.onnx_contract) and
 gives the frozen graph's and the SavedModel's scores in ONNX Runtime, also where TensorFlow is not
-installed; a run without the onnx extra is refused before any work."""
+installed; a run without the onnx extra is refused before any work. compat convert writes such
+files from graphs of every generation; label_image and compat inspect read them."""
 import os
 import re
 import subprocess
@@ -10,14 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from compat import classifier as models
 from compat.graph_runner import graph_function
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
 from retrain.features.graph_files import load_graph_def
 
+import graph_builders as gb
 from conftest import (
     CLASS_COLOURS,
     REPO_ROOT,
+    label_image_blocks,
     make_image_folder,
     retrain_args,
     run_module,
@@ -278,3 +282,115 @@ def test_mobilenet_v2_flowers_onnxruntime_and_openvino_keep_the_graph_s_answers(
     assert np.abs(scores - vino).max() <= 1e-3
     assert np.abs(scores - saved).max() <= 1e-4
     assert os.path.getsize(os.path.join(out, 'model.onnx')) > 8_000_000
+
+
+# --- compat convert, compat inspect and label_image -------------------------------------------
+
+GENERATIONS = {'inception': (gb.inception_like, 1), 'poets': (gb.poets_like, 1),
+               'hub': (gb.hub_like, 'N')}
+
+
+@pytest.mark.parametrize('generation', sorted(GENERATIONS))
+def test_compat_converts_graphs_of_every_generation(tmp_path, generation):
+    """One contract whatever the graph took: pixels in [0, 1], the graph's scores, its labels.
+    Old graphs made for one image at a time keep that batch size."""
+    make, batch = GENERATIONS[generation]
+    graph = gb.save(make(), str(tmp_path / 'retrained_graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    target = str(tmp_path / 'old.onnx')
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir',
+                        str(tmp_path / 'saved'), '--onnx_output_file', target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'wrote {target}' in result.stdout.splitlines()
+    model = onnx.load(target)
+    assert onnx_contract.read_metadata(model) == {
+        'labels': '\n'.join(f'class {i}' for i in range(gb.CLASSES)),
+        'image_size': f'{gb.SIZE},{gb.SIZE}', 'input_range': '0,1', 'scores': 'softmax'}
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [batch, gb.SIZE, gb.SIZE, 3]
+    pixels = np.random.default_rng(1).random((1, gb.SIZE, gb.SIZE, 3), np.float32)
+    expected = models.load(graph).classify(pixels)
+    actual = onnxruntime.InferenceSession(target).run(None, {'image': pixels})[0]
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_label_image_and_inspect_read_the_onnx_file_and_its_labels(retrained, image_dir):
+    """No --labels: the file's own; the scores are the frozen graph's, to the printed digit."""
+    out, _ = retrained
+    photos = [os.path.join(image_dir, name, f'{name}_000.jpg') for name in sorted(CLASS_COLOURS)]
+    from_onnx = run_module('label_image', '--graph', os.path.join(out, 'model.onnx'), '-v',
+                           *photos)
+    from_graph = run_module('label_image', '--graph', os.path.join(out, 'graph.pb'),
+                            '--labels', os.path.join(out, 'labels.txt'), *photos)
+    assert from_onnx.returncode == 0, from_onnx.stderr[-3000:]
+    assert label_image_blocks(from_onnx.stdout) == label_image_blocks(from_graph.stdout)
+    assert [block[0][0] for block in label_image_blocks(from_onnx.stdout).values()] == sorted(
+        CLASS_COLOURS)
+    assert 'ONNX, made by retrain' in from_onnx.stderr
+    inspected = run_module('compat', 'inspect', os.path.join(out, 'model.onnx'))
+    assert inspected.returncode == 0, inspected.stderr[-3000:]
+    lines = inspected.stdout.splitlines()
+    for line in ('  input  image: float [N, 32, 32, 3] as values in [0, 1] (ONNX image input '
+                 '(retrain --onnx_output_file, compat convert))', '  output scores (3 classes)',
+                 '  unsafe ops: none', '  labels: 3: blue, green, red', '  scores: softmax',
+                 '  image_size: 32,32'):
+        assert line in lines, inspected.stdout
+
+
+def test_an_onnx_model_that_could_touch_files_is_refused(tmp_path):
+    model = _model(onnx.helper.make_node('ReadFile', ['x'], ['y'], domain='com.example',
+                                         name='reader'))
+    path = str(tmp_path / 'evil.onnx')
+    onnx.save(model, path)
+    photo = str(tmp_path / 'photo.jpg')
+    write_image(photo, CLASS_COLOURS['red'], np.random.default_rng(0))
+    result = run_module('label_image', '--graph', path, '--labels', path, photo)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'label_image: error: refusing to run {path}: it runs the operator com.example.ReadFile '
+        '(node reader), outside the standard ONNX op sets')
+    inspected = run_module('compat', 'inspect', path)
+    assert inspected.returncode == 0 and 'not loaded' in inspected.stdout
+
+
+def test_compat_convert_usage_errors(tmp_path):
+    graph = gb.save(gb.hub_like(), str(tmp_path / 'retrained_graph.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'))
+    common = ('compat', 'convert', graph, '--labels', labels, '--saved_model_dir',
+              str(tmp_path / 'saved'))
+    missing = run_module(*common, '--onnx_output_file', str(tmp_path / 'm.onnx'),
+                         env_extra=_hide_the_extra(tmp_path))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == (
+        "python -m compat: error: --onnx_output_file needs the onnx extra: "
+        "pip install '.[onnx]'")
+    on_input = run_module(*common, '--onnx_output_file', labels)
+    assert on_input.returncode == 1
+    assert on_input.stderr.strip().splitlines()[-1].endswith(
+        f'--onnx_output_file {labels} is an input of the conversion: name a new file')
+    assert not os.path.exists(tmp_path / 'saved') and not os.path.exists(tmp_path / 'm.onnx')
+
+
+def test_poets_era_graph_from_shared_converts_and_labels_photos_alike(shared_dir, tmp_path):
+    """The real classic Poets-era retrained graph: label_image gives the same answers on the
+    photos from the .onnx file (labels from its metadata) as from the graph and its labels."""
+    legacy = os.path.join(shared_dir, 'models', 'legacy', 'glasses_mobilenet_0.25_224')
+    graph = os.path.join(legacy, 'retrained_graph.pb')
+    labels = os.path.join(legacy, 'retrained_labels.txt')
+    target = str(tmp_path / 'old.onnx')
+    result = run_module('compat', 'convert', graph, '--labels', labels, '--saved_model_dir',
+                        str(tmp_path / 'saved'), '--onnx_output_file', target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = os.path.join(shared_dir, 'data', 'flower_photos_small', 'roses')
+    photos = sorted(os.path.join(folder, name) for name in os.listdir(folder))[:20]
+    from_onnx = run_module('label_image', '--graph', target, '--top_k', '1', *photos)
+    from_graph = run_module('label_image', '--graph', graph, '--labels', labels, '--top_k', '1',
+                            *photos)
+    assert from_onnx.returncode == 0, from_onnx.stderr[-3000:]
+    # Labels with spaces (`with glasses`): label_image_blocks reads one-word labels only.
+    onnx_top, graph_top = (re.findall(r'^(.+) \(score = (\d\.\d{5})\)$', r.stdout, re.M)
+                           for r in (from_onnx, from_graph))
+    assert len(onnx_top) == len(graph_top) == 20
+    for (onnx_label, onnx_score), (graph_label, graph_score) in zip(onnx_top, graph_top):
+        assert onnx_label == graph_label
+        assert abs(float(onnx_score) - float(graph_score)) <= 2e-5
