@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
+from retrain.common import interrupts
 from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
 from retrain.export import onnx_contract
@@ -43,8 +44,11 @@ class OnnxFile:
 
 def _require_extra():
     try:
-        import onnx  # The optional onnx extra: imported when an .onnx file is read.
-        import onnxruntime
+        # The optional onnx extra, imported when an .onnx file is read; Ctrl-C is held off
+        # while onnx's C++ extension loads (cut short there, it aborts the process).
+        with interrupts.deferred():
+            import onnx
+            import onnxruntime
     except ImportError:
         raise ToolError('reading .onnx files needs ONNX Runtime: '
                         f'{onnx_contract.EXTRA_HINT}') from None

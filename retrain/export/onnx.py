@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from retrain.common import fileio
+from retrain.common import fileio, interrupts
 from retrain.common.errors import ToolError, error_summary
 from retrain.export import onnx_contract, tflite
 from retrain.export.graph_names import UNIT_INPUT
@@ -61,7 +61,10 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int], label
     to `output_tensor` (the `activation` scores of `labels`). `batch`: None, any N; or the
     batch size an old graph is fixed to (Poets' and Inception's: 1, reshapes rely on it)."""
     try:
-        import tf2onnx  # The optional onnx extra: imported when used.
+        # Ctrl-C in the middle of onnx's C++ extension import aborts the process (SIGABRT, no
+        # clean-up): the import holds it off (the optional onnx extra, imported when used).
+        with interrupts.deferred():
+            import tf2onnx
     except ImportError:
         raise ToolError('ONNX output needs tf2onnx and onnx: '
                         f'{onnx_contract.EXTRA_HINT}') from None
