@@ -1,9 +1,10 @@
 """One classifier interface over every format a retrained model comes in.
 
 `load(path)` accepts a frozen GraphDef of any generation, a SavedModel folder (signature
-`serving_default`) or a `.tflite` file, checks it is safe to run, works out its entry point and
-preprocessing (compat.signature) and returns a Classifier: `classify` takes decoded [0, 1]
-images or encoded bytes, in batches, and returns class probabilities.
+`serving_default`), a `.tflite` file or an `.onnx` file (run by ONNX Runtime), checks it is
+safe to run, works out its entry point and preprocessing (compat.signature) and returns a
+Classifier: `classify` takes decoded [0, 1] images or encoded bytes, in batches, and returns
+class probabilities.
 """
 import argparse
 import dataclasses
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message
 
-from compat import graph_runner, safety, signature, tflite
+from compat import graph_runner, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.tf_internals import saved_model_pb2
@@ -25,7 +26,11 @@ Batch = Union[np.ndarray, tf.Tensor]
 Images = Union[Batch, Sequence[bytes]]
 
 # The formats a model comes in (Classifier.format), as reports name them.
-FROZEN_GRAPH, SAVED_MODEL, TFLITE = 'frozen GraphDef', 'SavedModel', 'TensorFlow Lite'
+FROZEN_GRAPH, SAVED_MODEL, TFLITE, ONNX = ('frozen GraphDef', 'SavedModel', 'TensorFlow Lite',
+                                           'ONNX')
+# ONNX Runtime's input types, as TensorFlow names them.
+_ONNX_TYPES = {'tensor(float)': tf.float32, 'tensor(uint8)': tf.uint8,
+               'tensor(string)': tf.string}
 # Output ops whose scores are probabilities (TensorFlow's and TFLite's names).
 PROBABILITY_OPS = frozenset(['Softmax', 'Sigmoid', 'SOFTMAX', 'LOGISTIC'])
 
@@ -65,6 +70,7 @@ class Classifier:
     run: Callable[[Batch], np.ndarray]
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
     output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
+    labels: Optional[List[str]] = None  # the labels the model file carries (ONNX), in order
 
     @property
     def takes_encoded(self) -> bool:
@@ -120,20 +126,23 @@ class Classifier:
 
 
 def model_format(path: str) -> str:
-    """SAVED_MODEL, TFLITE (by name or content) or FROZEN_GRAPH; ToolError when it is none."""
+    """SAVED_MODEL, TFLITE (by name or content), ONNX (by name) or FROZEN_GRAPH; ToolError when
+    it is none."""
     if not tf.io.gfile.exists(path):
         raise ToolError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
             return SAVED_MODEL
         raise ToolError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
+    if path.lower().endswith('.onnx'):  # Staged temporaries end like their targets.
+        return ONNX
     return TFLITE if path.lower().endswith('.tflite') or tflite.is_tflite(path) else FROZEN_GRAPH
 
 
 def load(path: str, overrides: Overrides = Overrides(),
          allow_unsafe_ops: bool = False) -> Classifier:
     """Any model file or folder -> Classifier; ToolError (one line) when it cannot be used."""
-    loader = {SAVED_MODEL: _load_saved_model, TFLITE: _load_tflite,
+    loader = {SAVED_MODEL: _load_saved_model, TFLITE: _load_tflite, ONNX: _load_onnx,
               FROZEN_GRAPH: _load_frozen_graph}[model_format(path)]
     return loader(path, overrides, allow_unsafe_ops)
 
@@ -145,6 +154,9 @@ def unsafe_ops(path: str) -> List[str]:
         return safety.saved_model_unsafe_ops(_serving_signature(path)[0])
     if found == TFLITE:
         return safety.tflite_unsafe_ops(tflite.read(path).op_names)
+    if found == ONNX:
+        problem = onnx_model.read(path).problem
+        return [problem] if problem else []
     return safety.unsafe_ops(graph_files.load_graph_def(path))
 
 
@@ -242,6 +254,33 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
                       model.output_op == 'LOGISTIC', model.output_op)
+
+
+def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
+    """An ONNX classifier (onnx_model refuses any that could touch files, whatever
+    `allow_unsafe_ops` says); its labels come from its metadata."""
+    del allow_unsafe_ops  # No ONNX op it would allow runs without a custom-op library.
+    model = onnx_model.read(path)
+    session = onnx_model.session(model)
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
+    entry, result = inputs[0], session.get_outputs()[0]
+    shape = [d if isinstance(d, int) else None for d in entry.shape]
+    if len(shape) == 4 and shape[3] not in (None, 3):
+        shown = str(shape).replace('None', 'N')
+        raise ToolError(f'input {entry.name} of {path} is {shown}, not images [N, H, W, 3]')
+    if entry.type not in _ONNX_TYPES:
+        raise ToolError(f'input {entry.name} of {path} is a {entry.type}, not an image')
+    spec = _spec_from_shape(entry.name, _ONNX_TYPES[entry.type], shape, path, overrides,
+                            'ONNX image input (retrain --onnx_output_file, compat convert)')
+
+    def run(batch: Batch) -> np.ndarray:
+        return session.run([result.name], {entry.name: np.asarray(batch)})[0]
+    return Classifier(path, ONNX, model.model.producer_name or 'unknown', spec, result.name,
+                      _num_classes([d if isinstance(d, int) else None for d in result.shape],
+                                   result.name, path), run,
+                      model.output_op == 'Sigmoid', model.output_op, model.labels)
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:

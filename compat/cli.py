@@ -1,5 +1,5 @@
 """`python -m compat inspect GRAPH` and `python -m compat convert GRAPH --labels L
---saved_model_dir D [--tflite_output_file F]`.
+--saved_model_dir D [--tflite_output_file F] [--onnx_output_file F]`.
 
 Errors the user can fix are one line and exit code 1, as in the other commands.
 """
@@ -8,6 +8,7 @@ from typing import Sequence
 
 from retrain.common.cli_args import add_override_arguments, error, run_main
 from retrain.common.quiet_tensorflow import import_tensorflow
+from retrain.config import extra_installed
 
 _PROGRAM = 'python -m compat'
 
@@ -27,13 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument('--labels', required=True, help='the graph\'s labels file')
     convert.add_argument('--saved_model_dir', required=True, help='where to write the SavedModel')
     convert.add_argument('--tflite_output_file', default='', help='also write a .tflite file')
+    convert.add_argument('--onnx_output_file', default='',
+                         help='also write an .onnx file (needs the onnx extra)')
     convert.add_argument('--allow_unsafe_ops', action='store_true',
                          help='convert graphs with ops that can touch files, network or host')
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == 'convert' and args.onnx_output_file and not extra_installed('onnx'):
+        parser.error("--onnx_output_file needs the onnx extra: pip install '.[onnx]'")
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
     from compat import classifier, convert, inspection
     from retrain.common.errors import ToolError
@@ -43,10 +49,12 @@ def main(argv: Sequence[str]) -> int:
             print(inspection.inspect(args.graph, overrides))
         else:
             model = convert.convert(args.graph, args.labels, args.saved_model_dir,
-                                    args.tflite_output_file, overrides, args.allow_unsafe_ops)
+                                    args.tflite_output_file, overrides, args.allow_unsafe_ops,
+                                    args.onnx_output_file)
             print(f'wrote {args.saved_model_dir}: {model.spec.describe()} -> prediction')
-            if args.tflite_output_file:
-                print(f'wrote {args.tflite_output_file}')
+            for written in (args.tflite_output_file, args.onnx_output_file):
+                if written:
+                    print(f'wrote {written}')
     except ToolError as e:
         return error(f'{_PROGRAM} {args.command}', e)
     return 0

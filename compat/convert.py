@@ -1,4 +1,5 @@
-"""Migrating an old frozen graph to a TF2 SavedModel (and TFLite) with one uniform interface.
+"""Migrating an old frozen graph to a TF2 SavedModel (and TFLite, ONNX) with one uniform
+interface.
 
 Whatever the generation, the SavedModel's `serving_default` takes `image`: float
 [N, H, W, 3] in [0, 1] (the Hub-era convention, and what retrain --saved_model_dir writes), and
@@ -6,8 +7,9 @@ returns `prediction`. The graph's own normalization (Poets' (pixel - 127.5) / 12
 Sub/Mul) is built in front of its entry point, so no client needs to know it any more. Graphs
 that only take encoded bytes keep a string `image` input. The labels go into the SavedModel's
 `assets/labels.txt`. Before anything is kept, the result is checked against the original graph.
-The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model) and the
-.tflite file carries metadata (retrain.export.tflite_metadata), as retrain's outputs do.
+The SavedModel also answers encoded images (`serving_bytes`, retrain.export.saved_model), the
+.tflite file carries metadata (retrain.export.tflite_metadata) and the .onnx file keeps
+retrain.export.onnx_contract, as retrain's outputs do.
 """
 import os
 from typing import Optional, Sequence
@@ -21,6 +23,7 @@ from compat import signature
 from retrain.common import fileio, places
 from retrain.common.errors import ToolError
 from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
+from retrain.export import onnx as onnx_export
 from retrain.features import graph_files
 
 _TOLERANCE = 1e-3
@@ -29,19 +32,23 @@ _TOLERANCE = 1e-3
 def convert(graph_path: str, labels_path: str, saved_model_dir: str,
             tflite_output_file: Optional[str] = None,
             overrides: models.Overrides = models.Overrides(),  # noqa: B008  Frozen: shareable.
-            allow_unsafe_ops: bool = False) -> models.Classifier:
-    """Writes the SavedModel (and .tflite); returns the converted model, loaded and checked.
+            allow_unsafe_ops: bool = False,
+            onnx_output_file: Optional[str] = None) -> models.Classifier:
+    """Writes the SavedModel (and .tflite, .onnx); returns the converted model, loaded and
+    checked.
 
     Both are written beside their targets and moved into place only once checked, so a failed
     check leaves what was there before; a folder holding more than a SavedModel is refused.
     """
     staging.check_saved_model_dir(saved_model_dir)
-    if tflite_output_file:
-        staging.check_file(tflite_output_file)
-        for source in (graph_path, labels_path):
-            if places.place(tflite_output_file) == places.place(source):
-                raise ToolError(f'--tflite_output_file {tflite_output_file} is an input of '
-                                'the conversion: name a new file')
+    for flag, path in (('tflite_output_file', tflite_output_file),
+                       ('onnx_output_file', onnx_output_file)):
+        if path:
+            staging.check_file(path)
+            for source in (graph_path, labels_path):
+                if places.place(path) == places.place(source):
+                    raise ToolError(f'--{flag} {path} is an input of the conversion: name a '
+                                    'new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
         raise ToolError(f'{graph_path} is not a frozen graph; only those need converting')
@@ -62,6 +69,12 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
                              staged_file, labels, f'{os.path.basename(graph_path)} '
                              f'({original.kind}) converted by python -m compat.')
                 _check_same(original, models.load(staged_file), tflite_output_file)
+        if onnx_output_file:
+            with stage.output(onnx_output_file) as staged_file:
+                write_onnx((graph_def, input_tensor, output_tensor), original, staged_file,
+                           labels, f'{os.path.basename(graph_path)} ({original.kind}) '
+                           'converted by python -m compat.')
+                _check_same(original, models.load(staged_file), onnx_output_file)
     return converted
 
 
@@ -95,12 +108,30 @@ def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[s
         model, tflite.MODEL_NAME, description, labels))
 
 
+def write_onnx(graph, original: models.Classifier, path: str, labels: Sequence[str],
+               description: str) -> None:
+    """`graph` (unit_input_graph's) as an .onnx file keeping retrain.export.onnx_contract: an
+    image batch in [0, 1] -> scores, labels in its metadata (needs the onnx extra)."""
+    graph_def, input_tensor, output_tensor = graph
+    if original.spec.encoded:
+        raise ToolError('cannot convert a graph that takes encoded images to ONNX: ONNX has no '
+                        'image decoders')
+    activation = ('sigmoid' if original.multi_label else
+                  'softmax' if original.output_op == 'Softmax' else
+                  original.output_op.lower() or 'unknown')
+    onnx_export.write_onnx(path, onnx_export.convert(
+        graph_def, original.spec.size, labels, activation, output_tensor, input_tensor,
+        description, original.spec.batch))
+
+
 def _check_same(original: models.Classifier, converted: models.Classifier, where: str) -> None:
-    """Both give the same scores for a fixed random image, or the conversion is refused."""
+    """Both give the same scores for two fixed random images (a batch, where the model takes
+    one), or the conversion is refused."""
     height, width = original.spec.size or (64, 64)
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    contents = tf.io.encode_png(pixels).numpy()
-    expected, actual = original.classify([contents]), converted.classify([contents])
+    rng = np.random.default_rng(0)
+    contents = [tf.io.encode_png(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).numpy()
+                for _ in range(2)]
+    expected, actual = original.classify(contents), converted.classify(contents)
     difference = float(np.max(np.abs(expected - actual)))
     if difference > _TOLERANCE:
         raise ToolError(f'the conversion in {where} gives different scores from the original '

@@ -5,9 +5,9 @@ from typing import List
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_runner, safety, signature
+from compat import graph_runner, onnx_model, safety, signature
 from retrain.common.errors import ToolError
-from retrain.export import tflite_metadata
+from retrain.export import onnx_contract, tflite_metadata
 from retrain.features import graph_files
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
@@ -17,17 +17,18 @@ ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
 def inspect(path: str,
             overrides: models.Overrides = models.Overrides()) -> str:  # noqa: B008  Frozen.
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even
-    graphs with unsafe ops can be inspected; SavedModels and .tflite files are loaded only when
-    their ops (read from the file) are safe, as loading a SavedModel runs some."""
+    graphs with unsafe ops can be inspected; SavedModels, .tflite and .onnx files are loaded only
+    when their ops (read from the file) are safe, as loading a SavedModel runs some."""
     found = models.model_format(path)
     if found != models.FROZEN_GRAPH:
         unsafe = models.unsafe_ops(path)
         if unsafe:
             return (f'{path}: not loaded: loading or running it could touch files, the network '
                     f'or the host\n  unsafe ops: {", ".join(unsafe)}')
-        described = models.load(path, overrides).describe() + '\n  unsafe ops: none'
-        if found == models.TFLITE:
-            described += '\n' + tflite_metadata_report(path)
+        model = models.load(path, overrides)
+        described = model.describe() + '\n  unsafe ops: none'
+        if found in (models.TFLITE, models.ONNX):
+            described += '\n' + metadata_report(model)
         return described
     graph_def = graph_files.load_graph_def(path)
     lines = [f'graph: {path}',
@@ -59,6 +60,28 @@ def inspect(path: str,
         lines.append(f'cannot classify with it as it is: {e}')
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')
     lines.append('op counts: ' + ', '.join(f'{op} {count}' for op, count in _op_counts(graph_def)))
+    return '\n'.join(lines)
+
+
+def metadata_report(model: models.Classifier) -> str:
+    """What the metadata of a .tflite or .onnx file says (what runtimes and apps go by)."""
+    if model.format == models.ONNX:
+        return onnx_metadata_report(model.path)
+    return tflite_metadata_report(model.path)
+
+
+def onnx_metadata_report(path: str) -> str:
+    """The metadata_props of an .onnx file (retrain.export.onnx_contract), labels counted."""
+    found = onnx_model.read(path).metadata
+    if not found:
+        return 'metadata: none'
+    lines = ['metadata:']
+    for key in sorted(found):
+        value = found[key]
+        if key == onnx_contract.LABELS:
+            labels = value.split('\n')
+            value = f'{len(labels)}: {", ".join(labels[:10])}{" ..." if len(labels) > 10 else ""}'
+        lines.append(f'  {key}: {value}')
     return '\n'.join(lines)
 
 

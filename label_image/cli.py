@@ -22,16 +22,16 @@ _DEFAULT_LABELS = '/tmp/output_labels.txt'  # retrain's --output_labels default.
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROGRAM, description='Classify images with a retrained graph of any generation, '
-        'a SavedModel or a .tflite file. Preprocessing is detected from the model.')
+        'a SavedModel, a .tflite or an .onnx file. Preprocessing is detected from the model.')
     parser.add_argument('images', nargs='*', metavar='IMAGE_OR_DIR',
                         help='image files, or folders to search for images')
     parser.add_argument('--image', action='append', default=[],
                         help='an image to classify (classic form; may be repeated)')
     parser.add_argument('--graph', default='/tmp/output_graph.pb',
-                        help='frozen graph (.pb), SavedModel folder or .tflite file')
+                        help='frozen graph (.pb), SavedModel folder, .tflite or .onnx file')
     parser.add_argument('--labels', help='labels file, one label per line (UTF-8); default: '
-                        'assets/labels.txt of a SavedModel from compat convert, else '
-                        f'{_DEFAULT_LABELS}')
+                        'the labels an .onnx file carries, assets/labels.txt of a SavedModel '
+                        f'from compat convert, else {_DEFAULT_LABELS}')
     parser.add_argument('--top_k', '--num_top_predictions', type=_positive, default=5,
                         dest='top_k', help='how many labels to print per image')
     parser.add_argument('--threshold', type=_unit_interval, default=0.5,
@@ -82,9 +82,13 @@ def main(argv: Sequence[str]) -> int:
     try:
         model = models.load(args.graph, models.Overrides.from_args(args, size),
                             args.allow_unsafe_ops)
-        labels_path = args.labels or _default_labels(args.graph)
-        labels = read_labels(labels_path)
-        check_count(labels, labels_path, model.num_classes, args.graph)
+        if args.labels or not model.labels:
+            labels_path = args.labels or _default_labels(args.graph)
+            labels = read_labels(labels_path)
+            check_count(labels, labels_path, model.num_classes, args.graph)
+        else:
+            labels = model.labels
+            check_count(labels, f'the metadata of {args.graph}', model.num_classes, args.graph)
     except ToolError as e:
         return error(_PROGRAM, e)
     _explain(model, size, args.verbose)
@@ -143,9 +147,9 @@ def _explain(model, size: Optional[tuple], verbose: bool) -> None:
         print(f'{_PROGRAM}: note: {model.output} of {model.path}: {note}', file=sys.stderr)
     if verbose:
         print(model.describe(), file=sys.stderr)
-        if model.format == classifier.TFLITE:
+        if model.format in (classifier.TFLITE, classifier.ONNX):
             from compat import inspection
-            print(inspection.tflite_metadata_report(model.path), file=sys.stderr)
+            print(inspection.metadata_report(model), file=sys.stderr)
     if spec.expected:
         print(f'{_PROGRAM}: warning: --input_mean/--input_std give '
               f'{signature.formula(spec.mean, spec.std)}, but {spec.tensor} expects '

@@ -10,6 +10,7 @@ config that exists is one a run can use; change one with `dataclasses.replace`, 
 new one. Free of TensorFlow: the CLI checks the flags before the slow import.
 """
 import dataclasses
+import importlib.util
 import itertools
 import math
 import os
@@ -30,9 +31,14 @@ INPUT = 'input'        # read by the run
 _PLACES = (FILE, REPLACED, FOLDER, INPUT)
 
 
+# The modules of each optional extra (setup.cfg) that a setting with `extra` needs.
+EXTRAS = {'onnx': ('tf2onnx', 'onnx', 'onnxruntime')}
+
+
 def setting(default: Any, help_text: str, **metadata: Any) -> Any:
-    """A config field: its default and its flag's help, plus `choices` (an enum flag) or
-    `place` (one of the kinds above, for paths). Fields without help are not flags."""
+    """A config field: its default and its flag's help, plus `choices` (an enum flag),
+    `place` (one of the kinds above, for paths) or `extra` (an EXTRAS key: the setting, when set,
+    needs that extra installed). Fields without help are not flags."""
     return dataclasses.field(default=default, metadata={'help': help_text, **metadata})
 
 
@@ -106,13 +112,17 @@ class RetrainConfig:
     allow_truncated_images: bool = setting(
         False, 'Use what a truncated JPEG holds (at least 10% of its rows, the rest gray) instead '
         'of skipping it.')
-    # Extras: a TensorFlow Lite copy of the classifier, and fine-tuning the module itself.
+    # Extras: TensorFlow Lite and ONNX copies of the classifier, and fine-tuning the module itself.
     tflite_output_file: str = setting(
         '', 'Also write the classifier as TensorFlow Lite here: float image [1, H, W, 3] in '
         '[0, 1] in, softmax out.', place=FILE)
     tflite_quantize: str = setting(
         'none', 'Quantization of --tflite_output_file: dynamic (int8 weights) or int8 (weights '
         'and activations, calibrated on training images).', choices=('none', 'dynamic', 'int8'))
+    onnx_output_file: str = setting(
+        '', 'Also write the classifier as ONNX here (needs the onnx extra): float image '
+        '[N, H, W, 3] in [0, 1] in, scores out, labels in its metadata.', place=FILE,
+        extra='onnx')
     fine_tune_steps: int = setting(0, 'After training the new layer, train it together with the '
                                    'module\'s own variables for this many steps.')
     fine_tune_learning_rate: float = setting(0.0001,
@@ -190,6 +200,11 @@ class RetrainConfig:
             choices = field.metadata.get('choices')
             need(not choices or getattr(self, field.name) in choices, field.name,
                  f'one of {", ".join(choices or ())}')
+        for field in dataclasses.fields(self):
+            extra = field.metadata.get('extra')
+            if extra and getattr(self, field.name) and not extra_installed(extra):
+                raise ConfigError(f'--{field.name} needs the {extra} extra: '
+                                  f"pip install '.[{extra}]'")
         if self.image_labels_dir and not self.multi_label:
             raise ConfigError('--image_labels_dir needs --multi_label')
         if self.split_folders:
@@ -281,6 +296,12 @@ class RetrainConfig:
         if flag == 'model_dir':
             return os.path.isfile(inner)
         return True
+
+
+def extra_installed(extra: str) -> bool:
+    """Whether the modules of the optional `extra` (an EXTRAS key) can be imported: found, not
+    imported, so the check costs nothing before any work."""
+    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
 
 
 def _is_utf8(path: str) -> bool:

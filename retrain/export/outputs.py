@@ -37,6 +37,7 @@ class Output:
 OUTPUTS = (
     Output('output_graph', 'retrain.export.frozen_graph'),
     Output('tflite_output_file', 'retrain.export.tflite'),
+    Output('onnx_output_file', 'retrain.export.onnx'),
     Output('output_labels', 'retrain.export.labels_file'),
     Output('saved_model_dir', 'retrain.export.saved_model'),
     Output('report_dir', 'retrain.report.page'),

@@ -1,6 +1,7 @@
 """All-or-nothing outputs (retrain/export/staging.py), through the real CLIs: every output path
 checked before any work, nothing removed that the tools did not write, and after a failure, a full
 disk or Ctrl-C either every output is the new run's or every output is as it was."""
+import importlib.util
 import os
 import re
 import signal
@@ -34,6 +35,11 @@ OLD = {'graph.pb': b'old graph', 'model.tflite': b'old tflite', 'labels.txt': b'
 # Each output flag and the file under `out` that tells an old output from a new one.
 OUTPUT_FLAGS = {'--output_graph': 'graph.pb', '--tflite_output_file': 'model.tflite',
                 '--output_labels': 'labels.txt', '--saved_model_dir': 'sm'}
+# The ONNX file joins every run of these tests where the onnx extra is installed.
+ONNX = importlib.util.find_spec('tf2onnx') is not None
+if ONNX:
+    OLD['model.onnx'] = b'old onnx'
+    OUTPUT_FLAGS['--onnx_output_file'] = 'model.onnx'
 
 
 def _one_line_error(result, program='retrain'):
@@ -87,7 +93,9 @@ def _output_args(image_dir, module, out, *extra):
     """A run with every output flag, all below `out`, and a cache shared by the test's runs."""
     return retrain_args(image_dir, module, out, 10, '--summaries_dir', '',
                         '--tflite_output_file', os.path.join(out, 'model.tflite'),
-                        '--saved_model_dir', os.path.join(out, 'sm'), *extra)
+                        '--saved_model_dir', os.path.join(out, 'sm'),
+                        *(('--onnx_output_file', os.path.join(out, 'model.onnx')) if ONNX else ()),
+                        *extra)
 
 
 # ---- 1. Checked before any work -------------------------------------------------------------
@@ -112,7 +120,8 @@ def _bad_path(case, tmp_path, tmpfs, name):
 
 
 EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
-                                         '--tflite_output_file')
+                                         '--tflite_output_file', *(('--onnx_output_file',)
+                                                                   if ONNX else ()))
                for case in ('folder', 'parent_file', 'read_only')] + [
     (flag, case) for flag in ('--saved_model_dir', '--summaries_dir',
                               '--intermediate_output_graphs_dir')
