@@ -19,6 +19,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from retrain.common import graph_names, places
 from retrain.common.errors import ConfigError
 from retrain.common.logs import readable
+from retrain.data import image_files
 
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 
@@ -290,9 +291,7 @@ class RetrainConfig:
             relative = os.path.relpath(inner, folder)
             if kind == REPLACED:
                 return True
-            # Loads TensorFlow: only imported for an output among the images.
-            from retrain.data.image_files import EXTENSIONS
-            return os.sep in relative or os.path.splitext(relative)[1][1:].lower() in EXTENSIONS
+            return os.sep in relative or image_files.has_image_extension(relative)
         if flag == 'model_dir':
             return os.path.isfile(inner)
         return True

@@ -17,8 +17,6 @@ label_image classifies, so one folder means the same photos to both.
 import os
 from typing import Iterator, List, Optional, Set, Tuple
 
-import tensorflow as tf
-
 from retrain.common.places import is_local
 
 # Extensions the classic scripts collected (jpg jpeg JPG JPEG); their split never changes.
@@ -26,6 +24,13 @@ CLASSIC_EXTENSIONS = ('jpg', 'jpeg')
 # Files are decoded by content, so other formats TensorFlow decodes are welcome too.
 EXTENSIONS = CLASSIC_EXTENSIONS + ('png', 'bmp', 'gif', 'webp')
 _HIDDEN_NAMES = ('thumbs.db', 'desktop.ini')
+
+
+def _gfile():
+    """tf.io.gfile, for folders that are not local; imported on first use, so that the config
+    can tell image names before TensorFlow loads (a usage error stays instant and quiet)."""
+    import tensorflow as tf
+    return tf.io.gfile
 
 
 def is_hidden(name: str) -> bool:
@@ -44,16 +49,16 @@ def is_image_name(name: str) -> bool:
 def listdir(path: str) -> List[str]:
     """Sorted names in folder `path`; gfile ends sub-folder names with a slash on some file
     systems (GCS), which is dropped."""
-    names = os.listdir(path) if is_local(path) else tf.io.gfile.listdir(path)
+    names = os.listdir(path) if is_local(path) else _gfile().listdir(path)
     return sorted(name.rstrip('/\\') for name in names)
 
 
 def isdir(path: str) -> bool:
-    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
+    return os.path.isdir(path) if is_local(path) else _gfile().isdir(path)
 
 
 def exists(path: str) -> bool:
-    return os.path.exists(path) if is_local(path) else tf.io.gfile.exists(path)
+    return os.path.exists(path) if is_local(path) else _gfile().exists(path)
 
 
 def find(top: str, follow_folder_links: bool = False) -> List[str]:
@@ -89,7 +94,7 @@ def _folders(top: str, follow_links: bool) -> Iterator[Tuple[str, List[str]]]:
 
 def _walk(top: str):
     """os.walk for local folders (it does not enter folder links), else gfile's."""
-    return os.walk(top) if is_local(top) else tf.io.gfile.walk(top)
+    return os.walk(top) if is_local(top) else _gfile().walk(top)
 
 
 def _folders_above(top: str) -> Set[Optional[Tuple[int, int]]]:
