@@ -62,7 +62,8 @@ def main(argv) -> int:
         print(f'retrain: error: unexpected arguments: {" ".join(argv[1:])}', file=sys.stderr)
         return 2
     logs.setup(FLAGS.logging_verbosity)
-    interrupts.install()
+    interrupts.install('retrain: interrupted; outputs already complete were kept, nothing is '
+                       'half-written')
     try:
         config = config_from_flags()  # Checked now, before the slow TensorFlow import.
         import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
@@ -76,8 +77,7 @@ def main(argv) -> int:
         print(f'retrain: error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
-        print('retrain: interrupted; outputs already complete were kept, nothing is half-written',
-              file=sys.stderr)
+        interrupts.report()  # The line given to install, once.
         return 130
     return 0
 

@@ -245,6 +245,45 @@ def test_ctrl_c_exits_promptly_without_traceback_or_outputs(slow_setup, tmp_path
     assert not leftovers
 
 
+class _EndlessFeatureVector(tf.Module):
+    """The feature-vector interface, but the call never returns (a loop TensorFlow runs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.__call__ = tf.function(
+            self._features, input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+
+    def _features(self, images):
+        forever = tf.while_loop(lambda x: x >= 0.0, lambda x: x + 1.0, [tf.constant(0.0)])[0]
+        return tf.reduce_mean(images, axis=[1, 2]) + 0.0 * forever
+
+
+def test_ctrl_c_ends_retrain_inside_a_model_that_never_returns(tmp_path):
+    """Python cannot raise KeyboardInterrupt inside TensorFlow's loop: the watchdog ends the run
+    with its line and exit 130, and leaves nothing behind."""
+    module = str(tmp_path / 'endless')
+    tf.saved_model.save(_EndlessFeatureVector(), module)
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=3)
+    out = str(tmp_path / 'out')
+    process = _start_retrain(retrain_args(image_dir, module, out, 5))
+    try:
+        for line in process.stderr:
+            if 'Loading module' in line:
+                break
+        time.sleep(1)  # Into the module's first call, which never returns.
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        'retrain: interrupted; outputs already complete were kept, nothing is half-written')
+    assert 'Traceback' not in stderr
+    assert not os.path.exists(out) or not [
+        name for _, _, files in os.walk(out) for name in files if not name.startswith('events')]
+
+
 def test_odd_file_names_are_cached_under_short_names_and_the_run_goes_on(tiny_module, tmp_path):
     """Names too long for a cache file name, and file and folder names that are not UTF-8."""
     image_dir = make_image_folder(str(tmp_path / 'images'), per_class=20)

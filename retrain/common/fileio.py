@@ -12,6 +12,7 @@ from typing import Iterator, Union
 
 import tensorflow as tf
 
+from retrain.common import interrupts
 from retrain.common.errors import ToolError, error_summary
 
 
@@ -43,7 +44,7 @@ def read_text(path: str, what: str) -> str:
     without a byte-order mark, or UTF-16 with one (Windows "Unicode" text, PowerShell 5's `>`).
 
     UTF-16 without a byte-order mark would decode as UTF-8 into text full of NULs, so NULs are
-    refused. Errors are RetrainErrors naming `what` and `path`.
+    refused. Errors are ToolErrors naming `what` and `path`.
     """
     try:
         with tf.io.gfile.GFile(path, 'rb') as f:
@@ -78,7 +79,8 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
     if isinstance(data, str):
         data = data.encode('utf-8')
     temp = temp_name(path)
-    with _removed_on_failure(path, temp):
+    with _removed_on_failure(path, temp), interrupts.removed_if_forced(
+            lambda: remove_quietly(temp)):
         make_parent_dirs(path)
         with tf.io.gfile.GFile(temp, 'wb') as f:
             f.write(data)
@@ -90,25 +92,26 @@ def atomic_directory(path: str) -> Iterator[str]:
     """Yields a temporary directory that replaces `path` only when the block succeeds.
 
     Errors of the block itself propagate unchanged; those of creating and renaming the directory
-    become RetrainErrors naming `path`.
+    become ToolErrors naming `path`.
     """
     temp = temp_name(path)
-    with _removed_on_failure(path, temp):
-        make_parent_dirs(path.rstrip('/\\'))
-    try:
-        yield temp
-    except BaseException:
-        remove_quietly(temp)
-        raise
-    with _removed_on_failure(path, temp):
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
-        tf.io.gfile.rename(temp, path)
+    with interrupts.removed_if_forced(lambda: remove_quietly(temp)):
+        with _removed_on_failure(path, temp):
+            make_parent_dirs(path.rstrip('/\\'))
+        try:
+            yield temp
+        except BaseException:
+            remove_quietly(temp)
+            raise
+        with _removed_on_failure(path, temp):
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.rmtree(path)
+            tf.io.gfile.rename(temp, path)
 
 
 @contextlib.contextmanager
 def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
-    """Removes `temp` when the block fails; file-system errors become one-line RetrainErrors."""
+    """Removes `temp` when the block fails; file-system errors become one-line ToolErrors."""
     try:
         yield
     except (tf.errors.OpError, OSError) as e:

@@ -10,7 +10,8 @@ Python runs its handler only when the main thread runs Python: inside one long T
 (a model that loops forever, a TFLite conversion) Ctrl-C would wait for the call to end. A tool
 that gives `install` its interrupted line also gets a watchdog thread, woken by the signal itself
 (signal.set_wakeup_fd, written from C): if the tool has not ended _GRACE_S after Ctrl-C (and is
-not inside `deferred()`), it prints the line and ends the process at once with exit code 130.
+not inside `deferred()`), it removes the temporaries registered with `removed_if_forced` (a tool
+only leaves what it wrote complete), prints the line and ends the process with exit code 130.
 """
 import contextlib
 import os
@@ -19,13 +20,15 @@ import socket
 import sys
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, List, Optional
 
 _GRACE_S = 1.0  # Time the main thread gets to end the usual way (its line, its clean-up).
 _requested = threading.Event()
 _deferring = threading.Event()
 _reporting = threading.Lock()
 _line: Optional[str] = None
+_cleanups: List[Callable[[], None]] = []  # What the watchdog undoes before it ends the process.
+_cleanups_lock = threading.Lock()
 
 
 def install(line: Optional[str] = None) -> None:
@@ -83,6 +86,12 @@ def _watch(receiving: socket.socket, sending: socket.socket) -> None:
     time.sleep(_GRACE_S)
     while _deferring.is_set():
         time.sleep(0.05)
+    with _cleanups_lock:
+        for cleanup in reversed(_cleanups):
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001  The others still run; the process ends anyway.
+                pass
     _flush(sys.stdout)
     report()
     os._exit(130)  # The main thread cannot be unwound.
@@ -98,6 +107,19 @@ def _flush(stream) -> None:
     flushing = threading.Thread(target=flush, daemon=True)
     flushing.start()
     flushing.join(_GRACE_S)
+
+
+@contextlib.contextmanager
+def removed_if_forced(cleanup: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, `cleanup` (removing its temporaries) runs if the watchdog ends the
+    process; the block's own error handling covers every other way out."""
+    with _cleanups_lock:
+        _cleanups.append(cleanup)
+    try:
+        yield
+    finally:
+        with _cleanups_lock:
+            _cleanups.remove(cleanup)
 
 
 def check() -> None:

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from retrain.common import fileio, interrupts
 from retrain.common.errors import ToolError, error_summary
+from retrain.common.graph_names import UNIT_INPUT
 from retrain.export import onnx_contract, tflite
-from retrain.export.graph_names import UNIT_INPUT
 from retrain.export.outputs import Trained
 
 # Opset 13 (ONNX 1.8, 2020): what OpenCV DNN, OpenVINO and mobile ONNX Runtime builds all run.

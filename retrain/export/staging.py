@@ -140,13 +140,15 @@ class Staging:
 @contextlib.contextmanager
 def staged() -> Iterator[Staging]:
     """Outputs written in the block are moved into place together when it ends without error;
-    after an error or Ctrl-C, their temporaries are removed and the old outputs stay."""
+    after an error or Ctrl-C (even one that ends the process inside TensorFlow: the interrupts'
+    watchdog), their temporaries are removed and the old outputs stay."""
     staging = Staging()
-    try:
-        yield staging
-        interrupts.check()  # A Ctrl-C that TensorFlow swallowed: nothing is moved, all is removed.
-    except BaseException:
-        with interrupts.deferred():
-            staging.discard()
-        raise
-    staging.commit()
+    with interrupts.removed_if_forced(staging.discard):
+        try:
+            yield staging
+            interrupts.check()  # A Ctrl-C TensorFlow swallowed: nothing is moved, all is removed.
+        except BaseException:
+            with interrupts.deferred():
+                staging.discard()
+            raise
+        staging.commit()
