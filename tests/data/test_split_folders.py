@@ -28,7 +28,7 @@ def test_each_image_is_in_the_split_of_its_folder(tmp_path, caplog):
              + ['train/roses/a.jpg', 'train/roses/b/c.jpg', 'val/daisy/v.jpg', 'val/roses/v.jpg',
                 'test/daisy/t.jpg', 'notes/x.jpg'])
     root = _tree(tmp_path / 'images', files)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         classes = split_folders.image_classes(root)
     assert [c.label for c in classes] == ['daisy', 'roses']
     found = sorted((c.label, split, location.replace(os.sep, '/')) for c in classes
