@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
-from retrain.data.image_header import image_size
+from retrain.data import image_header
 from retrain.data.image_lists import path_bytes
 
 # With --allow_truncated_images, the least part of a truncated JPEG that is still used.
@@ -56,26 +56,33 @@ def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
     TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
     """
-    size = image_size(contents)
-    pixels = size[0] * size[1]
-    scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
-    jpeg = tf.io.is_jpeg(contents)
-    most = tf.where(jpeg, PIXEL_BUDGET * _JPEG_RATIOS[-1] ** 2, PIXEL_BUDGET)
-    fits = pixels <= tf.cast(most, tf.int64)
-    check = tf.debugging.Assert(fits, [tf.strings.format(
+    return tf.cond(tf.io.is_jpeg(contents), lambda: _decode_jpeg(contents, allow_truncated),
+                   lambda: _decode_not_jpeg(contents))
+
+
+def _within(size: tf.Tensor, most: int) -> tf.Operation:
+    """An op failing, with the size in its message, for an image of more than `most` pixels."""
+    return tf.debugging.Assert(size[0] * size[1] <= most, [tf.strings.format(
         f'image of {{}}x{{}} pixels is over the limit of {PIXEL_BUDGET:,} pixels',
         (size[1], size[0]))])
-    with tf.control_dependencies([check]):
-        return tf.cond(jpeg, lambda: _decode_jpeg(contents, scale, allow_truncated),
-                       lambda: _decode_full(contents))
 
 
 def _decode_full(contents: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def _decode_jpeg(contents: tf.Tensor, scale: tf.Tensor, allow_truncated: bool) -> tf.Tensor:
-    """Decoded at 1/_JPEG_RATIOS[scale]; at full scale by the very op used before the budget."""
+def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    with tf.control_dependencies([_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]):
+        return _decode_full(contents)
+
+
+def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool) -> tf.Tensor:
+    """Decoded at the least of _JPEG_RATIOS that brings it within PIXEL_BUDGET; at full scale
+    by the very op used before the budget. One control-flow op each: they cost per image."""
+    size = image_header.jpeg_size(contents)
+    pixels = size[0] * size[1]
+    scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
+
     def at(ratio: int) -> tf.Tensor:
         if ratio == 1 and not allow_truncated:
             return _decode_full(contents)
@@ -83,7 +90,8 @@ def _decode_jpeg(contents: tf.Tensor, scale: tf.Tensor, allow_truncated: bool) -
                                  try_recover_truncated=allow_truncated,
                                  acceptable_fraction=TRUNCATED_FRACTION if allow_truncated else 1)
 
-    return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
+    with tf.control_dependencies([_within(size, PIXEL_BUDGET * _JPEG_RATIOS[-1] ** 2)]):
+        return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
 
 
 def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
@@ -144,7 +152,7 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
     if not contents:
         return 'empty file'
     try:
-        height, width = image_size(tf.constant(contents)).numpy()
+        height, width = image_header.image_size(tf.constant(contents)).numpy()
         reason = '' if bool(tf.io.is_jpeg(contents)) else over_budget(int(height), int(width))
         if reason:
             return reason
