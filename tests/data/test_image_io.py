@@ -64,6 +64,10 @@ def test_a_png_over_the_budget_is_refused_by_its_size_without_decoding(tmp_path)
         image_io.decode(tf.constant(open(path, 'rb').read()))
 
 
-def test_decoding_in_parallel_holds_at_most_the_memory_bound():
+@pytest.mark.parametrize('cores, in_flight', [(1, 1), (2, 2), (16, 10), (128, 10)])
+def test_images_decoded_at_once_grow_with_the_cores_up_to_the_memory_bound(monkeypatch, cores,
+                                                                           in_flight):
+    monkeypatch.setattr(os, 'cpu_count', lambda: cores)
+    assert image_io.max_in_flight() == in_flight
     per_image = image_io.PIXEL_BUDGET * image_io.BYTES_PER_PIXEL
-    assert 1 <= image_io.max_in_flight() <= max(1, image_io.IN_FLIGHT_BYTES // per_image)
+    assert image_io.max_in_flight() * per_image <= image_io.IN_FLIGHT_BYTES
