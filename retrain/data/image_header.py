@@ -53,7 +53,8 @@ def not_jpeg_size(contents: tf.Tensor) -> tf.Tensor:
     """[height, width] of the first of _FORMATS whose magic matches; (0, 0) if none does.
 
     All formats at once, in a few ops on [formats, 2, _HEAD] constants: decoding runs this for
-    every image, and a handful of ops instead of a hundred saved a fifth of small photos' time."""
+    every image, and a hundred scalar ops instead cost small photos about a fifth of their
+    decoding throughput."""
     head = _head(contents)
     expected = tf.constant([magic for magic, _, _ in _FORMATS], tf.int64)
     matches = tf.reduce_all((expected < 0) | tf.equal(expected, head), axis=1)
