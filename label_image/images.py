@@ -95,7 +95,7 @@ def _reason(path: str) -> str:
 def _classify_encoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
                       batch_size: int) -> Iterator[Result]:
     """Bytes read and checked by a thread pool while the model runs on the batch before."""
-    workers = max(2, os.cpu_count() or 1)
+    workers = max(2, image_io.max_in_flight())  # Each may hold a decoded image.
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
         pending = _submit(pool, classifier, batches[0]) if batches else []

@@ -4,6 +4,13 @@ Images are decoded by content (JPEG, PNG, GIF first frame, BMP) to 3 channels, s
 and bilinearly resized the way the classic graphs did it (`ResizeBilinear` without half-pixel
 centers), so bottlenecks we compute match the classic scripts' cached values and the frozen
 graph's `DecodeJpeg/contents` path gives the same pixels as the training pipeline.
+
+Memory is bounded: an image's size is read from its header first (image_header), and one of more
+than PIXEL_BUDGET pixels is never decoded at full size. A JPEG is decoded at 1/2, 1/4 or 1/8
+scale (libjpeg's DCT scaling), the least that brings it within the budget; other formats, and
+JPEGs still over it at 1/8, fail with an error naming the size. Images within the budget are
+decoded exactly as before, so their cached values do not change. Parallel decoding holds at most
+max_in_flight() images, so it needs at most IN_FLIGHT_BYTES of decoded pixels on any machine.
 """
 import os
 from typing import Optional, Sequence, Tuple
@@ -13,25 +20,78 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
+from retrain.data import image_header
 from retrain.data.image_lists import path_bytes
 
 # With --allow_truncated_images, the least part of a truncated JPEG that is still used.
 TRUNCATED_FRACTION = 0.1
+# The most pixels an image is decoded to: 50 MP (150 MB as 8-bit RGB) keeps camera photos up to
+# 8640x5760 as they are, and a 16000x16000 PNG (768 MB decoded) out.
+PIXEL_BUDGET = 50_000_000
+BYTES_PER_PIXEL = 3  # Decoded to 8-bit RGB.
+# The decoded pixels parallel decoding may hold at once, whatever the number of cores.
+IN_FLIGHT_BYTES = 1536 * 2**20
+_JPEG_RATIOS = (1, 2, 4, 8)  # The scales libjpeg decodes at.
+
+
+def max_in_flight() -> int:
+    """How many images to decode at once: one per core, at most IN_FLIGHT_BYTES' worth at
+    PIXEL_BUDGET each (10 on a machine of 16 cores or more)."""
+    by_memory = IN_FLIGHT_BYTES // (PIXEL_BUDGET * BYTES_PER_PIXEL)
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
+def over_budget(height: int, width: int) -> str:
+    """Why an image of this size is not decoded, in a line; '' if it fits the budget."""
+    if height * width <= PIXEL_BUDGET:
+        return ''
+    return (f'{width}x{height} pixels ({height * width * BYTES_PER_PIXEL / 2**20:.0f} MB decoded) '
+            f'is over the limit of {PIXEL_BUDGET:,} pixels')
 
 
 def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
-    """Encoded bytes (scalar string) -> uint8 [H, W, 3]. Works eagerly and in graphs.
+    """Encoded bytes (scalar string) -> uint8 [H, W, 3], within PIXEL_BUDGET (see the module
+    doc); InvalidArgumentError for an image over it. Works eagerly and in graphs.
 
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
     TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
     """
-    if not allow_truncated:
-        return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
-    return tf.cond(
-        tf.io.is_jpeg(contents),
-        lambda: tf.io.decode_jpeg(contents, channels=3, try_recover_truncated=True,
-                                  acceptable_fraction=TRUNCATED_FRACTION),
-        lambda: decode(contents))
+    return tf.cond(tf.io.is_jpeg(contents), lambda: _decode_jpeg(contents, allow_truncated),
+                   lambda: _decode_not_jpeg(contents))
+
+
+def _within(size: tf.Tensor, most: int) -> tf.Operation:
+    """An op failing, with the size in its message, for an image of more than `most` pixels."""
+    return tf.debugging.Assert(size[0] * size[1] <= most, [tf.strings.format(
+        f'image of {{}}x{{}} pixels is over the limit of {PIXEL_BUDGET:,} pixels',
+        (size[1], size[0]))])
+
+
+def _decode_full(contents: tf.Tensor) -> tf.Tensor:
+    return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+
+
+def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    with tf.control_dependencies([_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]):
+        return _decode_full(contents)
+
+
+def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool) -> tf.Tensor:
+    """Decoded at the least of _JPEG_RATIOS that brings it within PIXEL_BUDGET; at full scale
+    by the very op used before the budget. One control-flow op each: they cost per image."""
+    size = image_header.jpeg_size(contents)
+    pixels = size[0] * size[1]
+    scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
+
+    def at(ratio: int) -> tf.Tensor:
+        if ratio == 1 and not allow_truncated:
+            return _decode_full(contents)
+        return tf.io.decode_jpeg(contents, channels=3, ratio=ratio,
+                                 try_recover_truncated=allow_truncated,
+                                 acceptable_fraction=TRUNCATED_FRACTION if allow_truncated else 1)
+
+    with tf.control_dependencies([_within(size, PIXEL_BUDGET * _JPEG_RATIOS[-1] ** 2)]):
+        return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
 
 
 def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
@@ -63,7 +123,7 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
     the caller finds them as the missing indices. `allow_truncated`: see decode.
 
-    tf.data's autotuning is off and decoding runs on one thread per core: with it on, tearing
+    tf.data's autotuning is off and decoding runs on max_in_flight() threads: with it on, tearing
     the pipeline down after the last batch waited for its tuning thread to wake up, which held
     about half of the runs for 6 to 8 s (3,670 photos: 21 s instead of 12 s).
     """
@@ -74,7 +134,7 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     options.autotune.enabled = False
     names = tf.constant([path_bytes(p) for p in paths], tf.string)  # Typed even when empty.
     return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), names))
-            .map(load, num_parallel_calls=os.cpu_count() or 1, deterministic=ordered)
+            .map(load, num_parallel_calls=max_in_flight(), deterministic=ordered)
             .ignore_errors()
             .batch(batch_size)
             .prefetch(2)
@@ -92,6 +152,10 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
     if not contents:
         return 'empty file'
     try:
+        height, width = image_header.image_size(tf.constant(contents)).numpy()
+        reason = '' if bool(tf.io.is_jpeg(contents)) else over_budget(int(height), int(width))
+        if reason:
+            return reason
         decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         return error_summary(e)

@@ -1,0 +1,81 @@
+"""An image's size from its header, before anything is decoded: TensorFlow ops, for graphs too.
+
+Decoding a 16000x16000 PNG (0.7 MB on disk) allocates 768 MB; the size in its header lets the
+decoders refuse it, or decode a JPEG scaled down, first. JPEG sizes come from
+tf.image.extract_jpeg_shape (which reads the markers up to the frame header); PNG (IHDR), GIF
+(logical screen), BMP (info header) and WebP (VP8, VP8L and VP8X chunks) keep theirs at fixed
+places in the first 30 bytes. Other content gives (0, 0): the decoder rejects it anyway.
+"""
+from typing import List, Tuple
+
+import tensorflow as tf
+
+_HEAD = 32  # Bytes read; files shorter than this are padded with zeros.
+
+
+def _field(at: int, count: int, big_endian: bool = False, divide: int = 1, modulo: int = 1 << 32,
+           add: int = 0, signed: bool = False) -> Tuple[List[int], int, int, int, bool]:
+    """A number in the header: the weight of each byte, then (x // divide) % modulo + add."""
+    weights = [0] * _HEAD
+    for k in range(count):
+        weights[at + k] = 1 << (8 * (count - 1 - k if big_endian else k))
+    return weights, divide, modulo, add, signed
+
+
+def _magic(*parts: Tuple[int, bytes]) -> List[int]:
+    """The header's bytes that must match (-1: any)."""
+    expected = [-1] * _HEAD
+    for at, value in parts:
+        expected[at:at + len(value)] = list(value)
+    return expected
+
+
+_WEBP = ((0, b'RIFF'), (8, b'WEBP'))
+_VP8L = dict(divide=1 << 14, modulo=1 << 14, add=1)
+# Each format: its magic bytes, its height field, its width field.
+_FORMATS = [
+    (_magic((0, b'\x89PNG')), _field(20, 4, True), _field(16, 4, True)),
+    (_magic((0, b'GIF8')), _field(8, 2), _field(6, 2)),
+    (_magic((0, b'BM')), _field(22, 4, signed=True), _field(18, 4)),  # Negative: top-down rows.
+    (_magic(*_WEBP, (12, b'VP8 ')), _field(28, 2, modulo=1 << 14), _field(26, 2, modulo=1 << 14)),
+    (_magic(*_WEBP, (12, b'VP8L')), _field(21, 4, **_VP8L), _field(21, 4, modulo=1 << 14, add=1)),
+    (_magic(*_WEBP, (12, b'VP8X')), _field(27, 3, add=1), _field(24, 3, add=1)),
+]
+
+
+def _head(contents: tf.Tensor) -> tf.Tensor:
+    """The first _HEAD bytes of `contents` as int64 [_HEAD], zero-padded."""
+    padded = tf.strings.join([tf.strings.substr(contents, 0, _HEAD), b'\0' * _HEAD])
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, _HEAD), tf.uint8), tf.int64)
+
+
+def not_jpeg_size(contents: tf.Tensor) -> tf.Tensor:
+    """[height, width] of the first of _FORMATS whose magic matches; (0, 0) if none does.
+
+    All formats at once, in a few ops on [formats, 2, _HEAD] constants: decoding runs this for
+    every image, and a hundred scalar ops instead cost small photos about a fifth of their
+    decoding throughput."""
+    head = _head(contents)
+    expected = tf.constant([magic for magic, _, _ in _FORMATS], tf.int64)
+    matches = tf.reduce_all((expected < 0) | tf.equal(expected, head), axis=1)
+    fields = [[height, width] for _, height, width in _FORMATS]
+    weights, divide, modulo, add, signed = (
+        tf.constant([[field[i] for field in pair] for pair in fields], tf.int64)
+        for i in range(5))
+    values = tf.reduce_sum(weights * head, axis=2)
+    values = tf.where((signed > 0) & (values >= 1 << 31), (1 << 32) - values, values)
+    values = values // divide % modulo + add
+    return tf.where(tf.reduce_any(matches), tf.gather(values, tf.argmax(matches)),
+                    tf.zeros([2], tf.int64))
+
+
+def jpeg_size(contents: tf.Tensor) -> tf.Tensor:
+    """[height, width] from a JPEG's frame header; an error if it has none."""
+    return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+
+def image_size(contents: tf.Tensor) -> tf.Tensor:
+    """Encoded bytes (scalar string) -> int64 [height, width] from the header; (0, 0) when the
+    format is unknown. Reads no pixels. A JPEG without a readable frame header is an error."""
+    return tf.cond(tf.io.is_jpeg(contents), lambda: jpeg_size(contents),
+                   lambda: not_jpeg_size(contents))

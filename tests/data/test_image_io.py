@@ -1,0 +1,73 @@
+"""retrain.data.image_io and image_header: sizes from headers, the pixel budget, and images within
+it decoded exactly as before the budget (docs/COMPATIBILITY.md section 4: cache values)."""
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from bench.large_images import write_blank_png
+from retrain.data import image_io
+from retrain.data.image_header import image_size
+
+from conftest import write_image
+
+_PIXELS = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+def _encoded(fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(_PIXELS).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('fmt, options', [
+    ('JPEG', {}), ('PNG', {}), ('GIF', {}), ('BMP', {}), ('WEBP', {}),
+    ('WEBP', {'lossless': True}), ('WEBP', {'exif': b'Exif\0\0x'})])  # VP8, VP8L, VP8X.
+def test_image_size_reads_the_header_of_each_format(fmt, options):
+    assert image_size(tf.constant(_encoded(fmt, **options))).numpy().tolist() == [37, 53]
+
+
+def test_image_size_of_what_is_no_image_is_zero():
+    assert image_size(tf.constant(b'not an image')).numpy().tolist() == [0, 0]
+
+
+@pytest.mark.parametrize('fmt', ['jpeg', 'png'])
+def test_images_within_the_budget_decode_as_before(tmp_path, fmt):
+    """The op used before the budget, bit for bit; so the model sees the same pixels."""
+    path = str(tmp_path / f'photo.{fmt}')
+    write_image(path, (200, 80, 40), np.random.default_rng(1), shape=(300, 400), fmt=fmt)
+    contents = open(path, 'rb').read()
+    before = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    np.testing.assert_array_equal(image_io.decode(tf.constant(contents)), before)
+    np.testing.assert_array_equal(image_io.decode_and_resize(tf.constant(contents), (224, 224)),
+                                  image_io.resize_to_unit_range(before, (224, 224)))
+
+
+def test_a_jpeg_over_the_budget_is_decoded_at_the_least_scale_that_fits():
+    height, width = 7000, 8000  # 56 MP: over 50 MP, within it at 1/2.
+    assert height * width > image_io.PIXEL_BUDGET >= height * width // 4
+    contents = tf.io.encode_jpeg(tf.fill([height, width, 3], tf.constant(90, tf.uint8)))
+    assert image_io.decode(contents).shape == (height // 2, width // 2, 3)
+    assert image_io.describe_decode_error('', contents.numpy()) == ''
+
+
+def test_a_png_over_the_budget_is_refused_by_its_size_without_decoding(tmp_path):
+    path = str(tmp_path / 'huge.png')
+    write_blank_png(path, 10000, 9000)
+    assert os.path.getsize(path) < 200_000
+    assert image_io.describe_decode_error(path) == (
+        '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels')
+    with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
+        image_io.decode(tf.constant(open(path, 'rb').read()))
+
+
+@pytest.mark.parametrize('cores, in_flight', [(1, 1), (2, 2), (16, 10), (128, 10)])
+def test_images_decoded_at_once_grow_with_the_cores_up_to_the_memory_bound(monkeypatch, cores,
+                                                                           in_flight):
+    monkeypatch.setattr(os, 'cpu_count', lambda: cores)
+    assert image_io.max_in_flight() == in_flight
+    per_image = image_io.PIXEL_BUDGET * image_io.BYTES_PER_PIXEL
+    assert image_io.max_in_flight() * per_image <= image_io.IN_FLIGHT_BYTES

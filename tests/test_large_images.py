@@ -1,0 +1,86 @@
+"""Images over the pixel budget through the real CLIs: a huge PNG is skipped in one line, a huge
+JPEG decoded scaled down and used, and the exported models refuse what is over the budget."""
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bench.large_images import write_blank_png
+from retrain.cache import bottleneck_files
+from retrain.features.hub_module import hub_cache_suffix
+
+from conftest import make_image_folder, retrain_args, run_module
+
+HUGE_PNG = (10000, 9000)  # width, height: 90 MP, 257 MB decoded; 0.1 MB on disk.
+HUGE_PNG_LINE = '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels'
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory, tiny_module):
+    """A retrain run on small images, a huge PNG and a 56-MP JPEG: (images, out, result)."""
+    images = make_image_folder(str(tmp_path_factory.mktemp('large') / 'images'), per_class=10)
+    write_blank_png(os.path.join(images, 'red', 'huge.png'), *HUGE_PNG)
+    big = tf.io.encode_jpeg(tf.fill([7000, 8000, 3], tf.constant(220, tf.uint8)))
+    tf.io.write_file(os.path.join(images, 'red', 'big.jpg'), big)
+    out = str(tmp_path_factory.mktemp('out'))
+    result = run_module('retrain', *retrain_args(images, tiny_module, out, 10,
+                                                 '--saved_model_dir', os.path.join(out, 'sm')))
+    return images, out, result
+
+
+def test_a_huge_png_is_skipped_in_one_line_and_the_run_succeeds(run):
+    images, _, result = run
+    assert result.returncode == 0, result.stderr[-3000:]
+    huge = os.path.join(images, 'red', 'huge.png')
+    lines = [line for line in result.stderr.splitlines() if huge in line]
+    assert len(lines) == 1 and lines[0].endswith(f'Skipping {huge}: {HUGE_PNG_LINE}'), lines
+    assert 'Skipped 1 unreadable image(s)' in result.stderr
+    assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
+
+
+def test_a_huge_jpeg_is_decoded_scaled_down_and_used(run, tiny_module):
+    images, out, result = run
+    assert 'big.jpg' not in result.stderr
+    cache = os.path.join(out, 'bn', 'red', 'big.jpg' + hub_cache_suffix(tiny_module) + '.txt')
+    assert bottleneck_files.read_bottleneck(cache, 19) is not None
+
+
+def test_the_saved_model_refuses_a_huge_image_with_a_clear_error(run):
+    images, out, _ = run
+    serve = tf.saved_model.load(os.path.join(out, 'sm')).signatures['serving_bytes']
+    huge = tf.io.read_file(os.path.join(images, 'red', 'huge.png'))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match='image of 10000x9000 pixels is over the limit of 50,000,000'):
+        serve(image_bytes=huge[tf.newaxis])
+    big = tf.io.read_file(os.path.join(images, 'red', 'big.jpg'))
+    assert serve(image_bytes=big[tf.newaxis])['scores'].shape == (1, 3)
+
+
+def test_the_frozen_graph_refuses_a_huge_image_on_its_jpeg_input(run):
+    images, out, _ = run
+    graph_def = tf.compat.v1.GraphDef.FromString(open(os.path.join(out, 'graph.pb'), 'rb').read())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name='')
+    huge = open(os.path.join(images, 'red', 'huge.png'), 'rb').read()
+    with tf.compat.v1.Session(graph=graph) as session:
+        with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
+            session.run('final_result:0', {'DecodeJpeg/contents:0': huge})
+        scores = session.run('final_result:0', {'DecodeJpeg/contents:0': open(
+            os.path.join(images, 'red', 'red_000.jpg'), 'rb').read()})
+    assert np.isclose(scores.sum(), 1)
+
+
+@pytest.mark.parametrize('model', ['graph.pb', 'sm'])
+def test_label_image_skips_a_huge_image_in_one_line(run, model):
+    images, out, _ = run
+    huge = os.path.join(images, 'red', 'huge.png')
+    result = run_module('label_image', '--graph', os.path.join(out, model),
+                        '--labels', os.path.join(out, 'labels.txt'),
+                        huge, os.path.join(images, 'red', 'red_000.jpg'))
+    assert result.returncode == 1  # Some image failed.
+    assert [line for line in result.stderr.splitlines() if huge in line] == [
+        f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}']
+    assert 'red_000.jpg' in result.stdout
