@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message
 
-from compat import graph_runner, onnx_model, safety, signature, tflite
+from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.tf_internals import saved_model_pb2
@@ -165,14 +165,14 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
     safety.refuse(path, safety.unsafe_ops(graph_def), allow_unsafe_ops)
     output = signature.find_output(graph_def, path, overrides.output_layer)
     try:
-        wrapped = graph_runner.imported_graph(graph_def)
+        wrapped = graphs.imported_graph(graph_def)
     except (ValueError, tf.errors.OpError) as e:
         raise ToolError(f'cannot load graph {path}: {error_summary(e)}') from None
     spec = signature.detect_input(graph_def, wrapped.graph, output, path, overrides.input_layer,
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
                                output, path)
-    function = graph_runner.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    function = graphs.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
     output_op = signature.output_op(graph_def, output)
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
                       num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),

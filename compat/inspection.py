@@ -5,7 +5,7 @@ from typing import List
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graph_runner, onnx_model, safety, signature
+from compat import graphs, onnx_model, safety, signature
 from retrain.common.errors import ToolError
 from retrain.export import onnx_contract, tflite_metadata
 from retrain.features import graph_files
@@ -37,7 +37,7 @@ def inspect(path: str,
              f'made by: {signature.generation(graph_def)}']
     unsafe = safety.unsafe_ops(graph_def)
     try:
-        graph = graph_runner.imported_graph(graph_def).graph
+        graph = graphs.imported_graph(graph_def).graph
     except (ValueError, tf.errors.OpError) as e:
         raise ToolError(f'cannot load graph {path}: {e}') from None
     names = {node.name for node in graph_def.node}

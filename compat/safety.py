@@ -11,7 +11,7 @@ from typing import FrozenSet, Iterable, List, Set
 
 import tensorflow as tf
 
-from compat import graph_walk
+from compat import graphs
 from retrain.common.errors import ToolError
 from retrain.common.tf_internals import meta_graph_pb2, variable_pb2
 
@@ -75,7 +75,7 @@ def reachable_unsafe_ops(graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str
     machinery that neither loading nor serving runs (saving, training)."""
     nodes = {node.name: node for node in graph_def.node}
     library = {f.signature.name: f for f in graph_def.library.function}
-    reached = [nodes[name] for name in graph_walk.ancestors(nodes, outputs)]
+    reached = [nodes[name] for name in graphs.ancestors(nodes, outputs)]
     ops: Set[str] = set(_op_types(reached))
     called = [name for name in functions if name in library]
     for node in reached:

@@ -19,7 +19,7 @@ from typing import Dict, Optional, Set, Tuple
 
 import tensorflow as tf
 
-from compat import graph_walk
+from compat import graphs
 from retrain.common.errors import ToolError
 from retrain.common.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
 
@@ -122,7 +122,7 @@ def output_op(graph_def: tf.compat.v1.GraphDef, output: str) -> str:
     nodes = {node.name: node for node in graph_def.node}
     tensor = output
     for _ in range(len(graph_def.node) + sum(len(f.node_def) for f in functions.values())):
-        node = nodes.get(graph_walk.node_name(tensor))
+        node = nodes.get(graphs.node_name(tensor))
         if node is None:
             return ''
         if node.op in _PASS_THROUGH and node.input:
@@ -178,7 +178,7 @@ def detect_input(graph_def: tf.compat.v1.GraphDef, graph: tf.Graph, output: str,
         if name.split(':')[0] not in nodes:
             raise ToolError(f'no tensor {input_layer} in {path}')
     else:
-        name = _default_entry(nodes, graph_walk.ancestors(nodes, [output]), graph, path)
+        name = _default_entry(nodes, graphs.ancestors(nodes, [output]), graph, path)
     tensor = get_tensor(graph, name, path)
     if tensor.dtype == tf.string:
         return InputSpec(name, encoded=True, scalar=tensor.shape.rank == 0,
@@ -246,16 +246,16 @@ def _in_graph_normalization(nodes: Dict, name: str) -> Optional[Tuple[float, flo
     """Matches `(x - mean) * scale` or `(x - mean) / std` ending at `name` (through Identity)."""
     node = nodes.get(name)
     while node is not None and node.op in _PASS_THROUGH and node.input:
-        node = nodes.get(graph_walk.node_name(node.input[0]))
+        node = nodes.get(graphs.node_name(node.input[0]))
     if node is None or node.op not in ('Mul', 'RealDiv', 'Div') or len(node.input) != 2:
         return None
-    first, second = (nodes.get(graph_walk.node_name(i)) for i in node.input)
+    first, second = (nodes.get(graphs.node_name(i)) for i in node.input)
     scale_node, sub = (first, second) if node.op == 'Mul' and _scalar(first) is not None \
         else (second, first)
     scale = _scalar(scale_node)
     if scale is None or sub is None or sub.op != 'Sub' or len(sub.input) != 2:
         return None
-    mean = _scalar(nodes.get(graph_walk.node_name(sub.input[1])))
+    mean = _scalar(nodes.get(graphs.node_name(sub.input[1])))
     if mean is None or scale == 0:
         return None
     return mean, (1.0 / scale if node.op == 'Mul' else scale)

@@ -217,7 +217,7 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
         metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
         entry_points = archive.read(next(n for n in names if n.endswith('entry_points.txt')))
     for module in ('retrain/cli.py', 'retrain/cache/beam_fill.py', 'label_image/cli.py',
-                   'compat/graph_runner.py'):
+                   'compat/graphs.py'):
         assert module in names
     assert not [n for n in names if n.startswith(('tests/', 'bench/'))]
     assert b'Provides-Extra: beam' in metadata and b'Requires-Dist: tensorflow' in metadata
@@ -288,7 +288,7 @@ def test_docker_context_keeps_what_pip_install_needs():
     patterns = [line.strip() for line in _read('.dockerignore').splitlines()
                 if line.strip() and not line.startswith('#')]
     needed = ['setup.cfg', 'pyproject.toml', 'README.md', 'retrain/cli.py', 'label_image/cli.py',
-              'compat/graph_runner.py']
+              'compat/graphs.py']
     for path in needed:
         assert os.path.exists(os.path.join(REPO_ROOT, path))
         parts = path.split('/')

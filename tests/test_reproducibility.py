@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config
 
-from compat.graph_runner import graph_function
+from compat.graphs import graph_function
 from retrain import pipeline
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig

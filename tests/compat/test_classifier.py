@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat import classifier, graph_runner, signature
+from compat import classifier, graphs, signature
 from retrain.common.errors import ToolError
 
 import graph_builders as gb
@@ -127,7 +127,7 @@ def test_not_a_graph_is_one_line(tmp_path, content):
 
 def test_graph_function_still_works_for_legacy_users(tmp_path, photos):
     graph_def = gb.hub_like()
-    function = graph_runner.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
+    function = graphs.graph_function(graph_def, ['Placeholder:0'], ['final_result:0'])
     images = np.random.default_rng(7).random((2, gb.SIZE, gb.SIZE, 3)).astype(np.float32)
     with tf.Graph().as_default() as graph:  # The same graph run the TF1 way, for reference.
         tf.compat.v1.import_graph_def(graph_def, name='')

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from compat import classifier as models
-from compat.graph_runner import graph_function
+from compat.graphs import graph_function
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
 from retrain.features.graph_files import load_graph_def

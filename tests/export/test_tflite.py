@@ -8,7 +8,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from compat import tflite as compat_tflite
-from compat.graph_runner import graph_function
+from compat.graphs import graph_function
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat import graph_runner
+from compat import graphs
 from retrain.cache import bottleneck_files
 from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
@@ -381,7 +381,7 @@ def test_real_mobilenet_archive_on_flower_photos(tmp_path, shared_dir):
     assert_entry_points_agree(graph, photo, 224)
     # Daisies come out as daisies (training ones among them: a check of the graph, not the split).
     labels = read(str(tmp_path / 'output_labels.txt')).decode('utf-8').split()
-    classify = graph_runner.graph_function(graph_files.load_graph_def(graph),
+    classify = graphs.graph_function(graph_files.load_graph_def(graph),
                                            ['DecodeJpeg/contents:0'], ['final_result:0'])
     daisy_photos = [os.path.join(daisies, name) for name in sorted(os.listdir(daisies))[:9]]
     predicted = [labels[int(np.argmax(classify(tf.constant(read(path)))[0]))]

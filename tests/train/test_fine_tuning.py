@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compat.graph_runner import graph_function
+from compat.graphs import graph_function
 from retrain.cache import bottleneck_files
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.common import interrupts

@@ -1,10 +1,12 @@
-"""Running frozen GraphDefs of any generation from TensorFlow 2.
+"""Frozen GraphDefs in compat: which nodes computing a tensor runs, read from the GraphDef alone
+(the safety and signature checks walk it before anything runs), and running a graph from
+TensorFlow 2.
 
 A frozen graph (read by retrain.features.graph_files) is imported into a `tf.compat.v1` graph
 wrapped as a TF2 function, with the tensors to feed mapped to the function's arguments; the
 result is an ordinary callable that works eagerly, inside tf.function and inside tf.data.
 """
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence, Set
 
 import tensorflow as tf
 
@@ -37,3 +39,22 @@ def imported_graph(graph_def: tf.compat.v1.GraphDef):
         tf.compat.v1.import_graph_def(graph_def, name='')
 
     return tf.compat.v1.wrap_function(import_graph, [])
+
+
+def node_name(tensor: str) -> str:
+    """`^name`, `name:1` or `name` -> `name`."""
+    return tensor.lstrip('^').split(':')[0]
+
+
+def ancestors(nodes: Dict, tensors: Iterable[str]) -> Set[str]:
+    """Names of the nodes (in `nodes`, by name) that computing `tensors` runs, themselves included;
+    control inputs count."""
+    seen: Set[str] = set()
+    stack = [node_name(tensor) for tensor in tensors]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        stack.extend(node_name(i) for i in nodes[name].input)
+    return seen
