@@ -40,7 +40,7 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     Both are written beside their targets and moved into place only once checked, so a failed
     check leaves what was there before; a folder holding more than a SavedModel is refused.
     """
-    staging.check_saved_model_dir(saved_model_dir)
+    staging.check_replaced(saved_model_dir, saved_model)
     for flag, path in (('tflite_output_file', tflite_output_file),
                        ('onnx_output_file', onnx_output_file)):
         if path:

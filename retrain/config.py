@@ -252,11 +252,12 @@ class RetrainConfig:
         an output and an input, on one path; anything inside a file or a folder replaced whole
         (the run would lose a graph, the user's labels, a cache or a module); an output inside
         what the run reads (an image, a label file, the module)."""
-        for flag, path, kind in self.paths():
+        found = self.paths()
+        for flag, path, kind in found:
             if kind != INPUT and not _is_utf8(path):  # Inputs are read by os where gfile fails.
                 raise ConfigError(f'--{flag} {readable(path)} is not a UTF-8 name, which '
                                   'TensorFlow cannot write to; choose another')
-        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in self.paths()]
+        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in found]
         for (flag, path, kind, key), (other, _, other_kind, other_key) in (
                 itertools.combinations(paths, 2)):
             if key == other_key and {kind, other_kind} - {FOLDER, INPUT}:

@@ -44,7 +44,7 @@ from retrain.common import fileio
 from retrain.common.errors import ConfigError, ToolError
 from retrain.common.places import is_local
 from retrain.data import image_files, image_lists, label_table, split_folders
-from retrain.data.image_lists import CATEGORIES, ClassFolder, ImageClass
+from retrain.data.image_lists import CATEGORIES, ClassFolder
 from retrain.data.label_table import all_images, has_labels, split_key
 
 _READ_CHUNK = 1 << 20
@@ -65,14 +65,6 @@ class MultiLabelImages:
     labels: List[str]
     images: Dict[str, List[LabelledImage]]
 
-    def cache_classes(self) -> List[ImageClass]:
-        """The images grouped by folder as bottleneck_cache takes them (one cache file each)."""
-        folders: Dict[str, ImageClass] = {}
-        for category in CATEGORIES:
-            for image in self.images[category]:
-                folder = folders.setdefault(image.folder, ImageClass(image.folder, image.folder))
-                folder.images(category).append(image.relative)
-        return [folders[name] for name in sorted(folders)]
 
 
 def gather(image_dir: str, testing_percentage: float, validation_percentage: float,

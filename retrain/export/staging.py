@@ -9,6 +9,7 @@ folder is replaced only when it is empty or holds a SavedModel and nothing else.
 """
 import contextlib
 import os
+from types import ModuleType
 from typing import Iterator, List, Optional, Tuple
 
 import tensorflow as tf
@@ -17,7 +18,7 @@ from retrain.common import fileio, interrupts
 from retrain.common.errors import ToolError
 from retrain.common.places import is_local
 from retrain.config import FILE, FOLDER, RetrainConfig
-from retrain.export import outputs, saved_model
+from retrain.export import outputs
 
 
 def _nearest_existing(path: str) -> Optional[str]:
@@ -63,10 +64,10 @@ def check_folder(path: str) -> None:
     _check_creatable(path, path)
 
 
-def check_saved_model_dir(path: str) -> None:
-    """Refuses a SavedModel folder that may not be replaced (saved_model.check_output) or whose
-    parent cannot take it."""
-    saved_model.check_output(path)
+def check_replaced(path: str, writer: ModuleType) -> None:
+    """Refuses a folder replaced whole that its `writer` may not replace (its check_output: a
+    tool only removes what it wrote) or whose parent cannot take it."""
+    writer.check_output(path)
     _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
 
 
@@ -78,9 +79,8 @@ def check_run(config: RetrainConfig) -> None:
             check_file(path)
         elif place == FOLDER:
             check_folder(path)
-        else:  # Replaced whole: the writer says what it may replace.
-            output.module().check_output(path)
-            _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
+        else:
+            check_replaced(path, output.module())
 
 
 class Staging:
