@@ -15,7 +15,6 @@ import socket
 import uuid
 from typing import Callable, List, Sequence, Tuple
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -57,14 +56,15 @@ def cache_jobs(image_dir: str, examples: Sequence[Example], bottleneck_dir: str,
 
 if beam is not None:
     class _ComputeBottlenecks(beam.DoFn):
-        """Decodes images, runs the extractor once per batch, writes one cache file per image.
+        """Computes bottlenecks in batches as the in-process path does; one cache file each.
 
         The pipeline ends here and this DoFn outputs nothing: its work is the files, which the
         driver checks afterwards (no runner's word, metrics or outputs are trusted: the Dask
-        runner has no metrics and drops what `finish_bundle` outputs). The extractor is held in
-        a `Shared` handle, so a worker process loads it once, even where a runner calls `setup`
-        for every bundle (the Dask runner does, per partition); TF objects do not pickle, the
-        loader does. Unreadable images are left uncached: the driver names and counts them.
+        runner has no metrics and drops what `finish_bundle` outputs). The extractor (frozen
+        on first use) is held in a `Shared` handle, so a worker process loads it once, even
+        where a runner calls `setup` for every bundle (the Dask runner does, per partition); TF
+        objects do not pickle, the loader does. Unreadable images are left uncached: the driver
+        names and counts them.
         """
 
         def __init__(self, load_extractor: Callable[[], FeatureExtractor], batch_size: int):
@@ -90,18 +90,13 @@ if beam is not None:
             self._write_batch()
 
         def _write_batch(self) -> None:
-            images, caches = [], []
-            for image, cache, *_ in self._batch:
-                try:
-                    images.append(image_io.load_image(image, self._extractor.image_size))
-                    caches.append(cache)
-                except ToolError:  # Named and counted by the driver's check.
-                    pass
-            self._batch = []
-            if images:
-                bottleneck_files.write_bottlenecks(caches,
-                                                   self._extractor(np.stack(images)).numpy())
-                logging.info('Wrote %d bottleneck files on %s, process %d', len(caches),
+            """The in-process path's batches (tf.data decoding, the frozen model) for the jobs
+            so far; images that do not decode are dropped there."""
+            batch, self._batch = self._batch, []
+            for indices, features in bottleneck_files.compute_bottlenecks(
+                    self._extractor, [job[0] for job in batch], self._batch_size):
+                bottleneck_files.write_bottlenecks([batch[i][1] for i in indices], features)
+                logging.info('Wrote %d bottleneck files on %s, process %d', len(indices),
                              socket.gethostname(), os.getpid())
 
 
@@ -218,7 +213,12 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
              | 'Jobs' >> beam.FlatMap(_read_share)
              | 'Spread' >> beam.Reshuffle()
              | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor, batch_size)))
-        pipeline.run().wait_until_finish()
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:  # The Dask runner's client would try to reconnect after the cluster stops.
+            if getattr(result, 'client', None) is not None:
+                result.client.close()
     except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
         raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
