@@ -1,7 +1,7 @@
 """Filling the bottleneck cache with an Apache Beam pipeline (`--beam_runner`), for scale-out.
 
 Caching bottlenecks is one independent job per image, so it fits any Beam runner: DirectRunner
-on one machine, Dataflow, Flink or Spark on a cluster, all through this one code path. Workers
+on one machine, Dataflow, Flink, Spark or Dask on a cluster, all through this one code path. Workers
 write exactly the files the in-process path writes (same names, same text, same decoding and
 extractor), then the run reads the full cache and trains as usual. On a cluster, `image_dir` and
 `bottleneck_dir` must be storage every worker sees (gs://, hdfs://, a shared mount) and the

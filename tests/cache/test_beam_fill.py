@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -235,6 +236,29 @@ def test_a_runner_reporting_done_with_files_missing_is_an_error(tiny_module, tmp
         folder, file = os.path.split(os.path.relpath(name, out / 'bn'))
         assert re.fullmatch(folder + r'_00[0-3]\.jpg_.*\.txt', file) and not os.path.exists(name)
     assert 'broken.jpg' not in error[0] and 'Traceback' not in result.stderr
+
+
+@needs_dask
+def test_dask_runner_short_name_and_partitions():
+    """One dask.Bag partition per share unless the user partitions (the runner would put 128
+    shares in one partition, so one worker would do all the work)."""
+    from retrain.cache import beam_fill
+    pipeline = beam_fill._pipeline('DaskRunner', [], 7)
+    assert type(pipeline.runner).__module__ + '.DaskRunner' == beam_fill.DASK_RUNNER
+    assert pipeline.options.get_all_options()['npartitions'] == 7
+    options = beam_fill._pipeline('DaskRunner', ['--dask_partition_size=3'], 7).options
+    assert options.get_all_options()['partition_size'] == 3
+    assert options.get_all_options()['npartitions'] is None
+
+
+@needs_beam
+def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ToolError
+    monkeypatch.setitem(sys.modules, 'dask', None)  # `import dask...` raises ImportError.
+    with pytest.raises(ToolError, match=r'^--beam_runner DaskRunner needs Dask: '
+                                        r'pip install "retrain\[dask\]"'):
+        beam_fill._pipeline('DaskRunner', [], 1)
 
 
 @pytest.fixture(scope='module')
