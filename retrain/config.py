@@ -131,8 +131,8 @@ class RetrainConfig:
     # Scale-out: fill the bottleneck cache on this Apache Beam runner with these Beam options.
     beam_runner: str = setting(
         '', 'Compute the bottleneck cache with an Apache Beam pipeline on this runner '
-        '(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner ...); needs the beam extra. '
-        'Empty: compute in this process.')
+        '(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, DaskRunner ...); needs the beam '
+        'extra. Empty: compute in this process.')
     beam_pipeline_options: Sequence[str] = setting(
         (), 'Comma-separated Beam pipeline options for --beam_runner, e.g. '
         '--beam_pipeline_options=--project=p,--region=r,--temp_location=gs://b/tmp')

@@ -1,18 +1,20 @@
 """Filling the bottleneck cache with an Apache Beam pipeline (`--beam_runner`), for scale-out.
 
 Caching bottlenecks is one independent job per image, so it fits any Beam runner: DirectRunner
-on one machine, Dataflow, Flink or Spark on a cluster, all through this one code path. Workers
+on one machine, Dataflow, Flink, Spark or Dask on a cluster, all through this one code path. Workers
 write exactly the files the in-process path writes (same names, same text, same decoding and
 extractor), then the run reads the full cache and trains as usual. On a cluster, `image_dir` and
 `bottleneck_dir` must be storage every worker sees (gs://, hdfs://, a shared mount) and the
 workers need this package (Beam's `--extra_package=<wheel>`, or a custom container).
 """
+import concurrent.futures
 import json
+import math
 import os
+import socket
 import uuid
-from typing import Callable, Iterator, List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -27,13 +29,21 @@ from retrain.features.extractors import FeatureExtractor
 try:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.utils.shared import Shared
 except ImportError:  # The optional `beam` extra; fill_cache says how to install it.
     beam = None
 
 # (image file, its cache file, cache files of older generations that count as cached)
 Job = Tuple[str, ...]
-COMPUTED = 'bottlenecks_computed'
-UNREADABLE = 'images_unreadable'
+# (job list file, byte offset, byte length): a share of the work, read by whichever worker gets it.
+Share = Tuple[str, int, int]
+DASK_RUNNER = 'apache_beam.runners.dask.dask_runner.DaskRunner'
+# Short runner names Beam itself does not know.
+_RUNNER_NAMES = {'DaskRunner': DASK_RUNNER}
+# Work is cut into at least this many shares when there are enough images, so that every worker
+# of a cluster gets some, and no share is larger than one model batch.
+_MIN_SHARES = 64
+_MISSING_NAMED = 3  # Missing cache files named in the error; the rest are counted.
 
 
 def cache_jobs(image_dir: str, examples: Sequence[Example], bottleneck_dir: str,
@@ -46,57 +56,126 @@ def cache_jobs(image_dir: str, examples: Sequence[Example], bottleneck_dir: str,
 
 if beam is not None:
     class _ComputeBottlenecks(beam.DoFn):
-        """Decodes a batch of images, runs the extractor once, writes one cache file per image.
+        """Computes bottlenecks in batches as the in-process path does; one cache file each.
 
-        The extractor is loaded once per worker in `setup` (TF objects do not pickle; the loader
-        does). Unreadable images are logged and left uncached: the in-process reader then skips
-        them with the usual warning.
+        The pipeline ends here and this DoFn outputs nothing: its work is the files, which the
+        driver checks afterwards (no runner's word, metrics or outputs are trusted: the Dask
+        runner has no metrics and drops what `finish_bundle` outputs). The extractor (frozen
+        on first use) is held in a `Shared` handle, so a worker process loads it once, even
+        where a runner calls `setup` for every bundle (the Dask runner does, per partition); TF
+        objects do not pickle, the loader does. Unreadable images are left uncached: the driver
+        names and counts them.
         """
 
-        def __init__(self, load_extractor: Callable[[], FeatureExtractor]):
+        def __init__(self, load_extractor: Callable[[], FeatureExtractor], batch_size: int):
             super().__init__()
             self._load_extractor = load_extractor
+            self._batch_size = batch_size
+            self._shared = Shared()
             self._extractor = None
-            self._computed = beam.metrics.Metrics.counter(__name__, COMPUTED)
-            self._unreadable = beam.metrics.Metrics.counter(__name__, UNREADABLE)
+            self._batch: List[Job] = []
 
         def setup(self):
-            self._extractor = self._load_extractor()
+            self._extractor = self._shared.acquire(self._load_extractor)
 
-        def process(self, batch: Sequence[Job]) -> Iterator[str]:
-            images, caches = [], []
-            for image, cache, *_ in batch:
-                try:
-                    images.append(image_io.load_image(image, self._extractor.image_size))
-                    caches.append(cache)
-                except ToolError:  # Named by the in-process reader, which skips it too.
-                    self._unreadable.inc()
-            if not images:
-                return
-            bottleneck_files.write_bottlenecks(caches, self._extractor(np.stack(images)).numpy())
-            yield from caches
-            self._computed.inc(len(caches))
+        def start_bundle(self):
+            self._batch = []
+
+        def process(self, job: Job):
+            self._batch.append(job)
+            if len(self._batch) >= self._batch_size:
+                self._write_batch()
+
+        def finish_bundle(self):
+            self._write_batch()
+
+        def _write_batch(self) -> None:
+            """The in-process path's batches (tf.data decoding, the frozen model) for the jobs
+            so far; images that do not decode are dropped there."""
+            batch, self._batch = self._batch, []
+            for indices, features in bottleneck_files.compute_bottlenecks(
+                    self._extractor, [job[0] for job in batch], self._batch_size):
+                bottleneck_files.write_bottlenecks([batch[i][1] for i in indices], features)
+                logging.info('Wrote %d bottleneck files on %s, process %d', len(indices),
+                             socket.gethostname(), os.getpid())
 
 
 def _is_missing(job: Job, size: int) -> bool:
     return all(bottleneck_files.read_bottleneck(cache, size) is None for cache in job[1:])
 
 
-def _write_job_list(jobs: Sequence[Job], bottleneck_dir: str) -> str:
-    """The jobs as JSON lines in `bottleneck_dir`, which every worker reads and writes anyway.
+def _missing(jobs: Sequence[Job], size: int) -> List[Job]:
+    """The jobs without a valid cache file, read on threads as the in-process path reads."""
+    with concurrent.futures.ThreadPoolExecutor(bottleneck_files.READ_THREADS) as pool:
+        return [job for job, missing in zip(jobs, pool.map(lambda j: _is_missing(j, size), jobs))
+                if missing]
+
+
+def _unreadable(jobs: Sequence[Job]) -> List[bool]:
+    with concurrent.futures.ThreadPoolExecutor(bottleneck_files.READ_THREADS) as pool:
+        return [bool(reason) for reason in pool.map(
+            lambda job: image_io.describe_decode_error(job[0]), jobs)]
+
+
+def _job_list(jobs: Sequence[Job], bottleneck_dir: str,
+              batch_size: int) -> Tuple[str, str, List[Share]]:
+    """(path, text) of the jobs as JSON lines in `bottleneck_dir`, which every worker reads and
+    writes anyway, and that text's shares of whole lines.
 
     Millions of paths do not fit in a pipeline graph (`beam.Create` embeds its values), but a
-    text file read in parallel scales with the runner. JSON's escapes keep names that are not
-    valid UTF-8 (surrogates) intact.
+    few thousand byte ranges of one file do, and every runner can create them (the Dask runner
+    cannot read files with Beam's read transforms). JSON's escapes keep names that are not
+    valid UTF-8 (surrogates) intact, and keep every line ASCII: one character, one byte.
     """
     path = os.path.join(bottleneck_dir, f'.beam_jobs-{uuid.uuid4().hex[:12]}.jsonl')
-    fileio.atomic_write(path, ''.join(json.dumps(job) + '\n' for job in jobs))
-    return path
+    lines = [json.dumps(job) + '\n' for job in jobs]
+    share = max(1, min(batch_size, math.ceil(len(lines) / _MIN_SHARES)))
+    shares, offset = [], 0
+    for start in range(0, len(lines), share):
+        length = sum(len(line) for line in lines[start:start + share])
+        shares.append((path, offset, length))
+        offset += length
+    return path, ''.join(lines), shares
 
 
-def _counter(result, name: str) -> int:
-    query = result.metrics().query(beam.metrics.MetricsFilter().with_name(name))
-    return sum(c.committed or 0 for c in query['counters'])
+def _read_share(share: Share) -> List[Job]:
+    path, offset, length = share
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        f.seek(offset)
+        text = f.read(length).decode('ascii')
+    return [tuple(json.loads(line)) for line in text.splitlines()]
+
+
+def _pipeline(runner: str, flags: Sequence[str], shares: int) -> 'beam.Pipeline':
+    """A pipeline on `runner` with Beam's `flags`; on the Dask runner one dask.Bag partition per
+    share unless the flags partition (by default it puts 128 shares in one partition)."""
+    full_name, flags = _RUNNER_NAMES.get(runner, runner), list(flags)
+    if full_name == DASK_RUNNER:
+        try:
+            import dask.distributed  # noqa: F401  Beam's own error would not say what to install.
+        except ImportError:
+            raise ToolError(f'--beam_runner {runner} needs Dask: pip install "retrain[dask]" '
+                            '(or pip install "apache-beam[dask]")') from None
+        if not any(f.startswith(('--dask_npartitions', '--dask_partition_size')) for f in flags):
+            flags.append(f'--dask_npartitions={max(1, shares)}')
+    try:
+        return beam.Pipeline(options=PipelineOptions(flags=flags, runner=full_name))
+    except (ValueError, TypeError, ImportError) as e:
+        raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
+                        f'{error_summary(e)}') from None
+
+
+def _check_complete(todo: Sequence[Job], size: int, runner: str) -> Tuple[int, int]:
+    """(files written, images unreadable) of a run that was to cache `todo`; a ToolError naming
+    the files a readable image still lacks, whatever state the runner reported."""
+    still = _missing(todo, size)
+    unreadable = _unreadable(still)
+    lost = [job[1] for job, bad in zip(still, unreadable) if not bad]
+    if lost:
+        named = ', '.join(lost[:_MISSING_NAMED]) + (', ...' if len(lost) > _MISSING_NAMED else '')
+        raise ToolError(f'the Beam pipeline on {runner} finished, but {len(lost)} of the '
+                        f'{len(todo)} bottleneck files it had to write are missing: {named}')
+    return len(todo) - len(still), len(still)
 
 
 def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtractor,
@@ -107,43 +186,46 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
 
     `extractor` is the driver's copy (for the cache format); `load_extractor` must be picklable
     and load the same model on each worker (e.g. functools.partial of a module-level function).
-    `pipeline_options` are Beam's own flags (`--project=...`, `--direct_num_workers=2`). Returns
-    how many bottlenecks the workers wrote.
+    `pipeline_options` are Beam's own flags (`--project=...`, `--direct_num_workers=2`). The
+    pipeline is one chain (shares of the job list -> jobs -> compute), the shape every runner
+    runs whole. Returns how many bottlenecks the workers wrote, counted on disk afterwards.
     """
     if beam is None:
         raise ToolError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
                         '(or pip install apache-beam)')
     size = extractor.bottleneck_size
+    todo = _missing(jobs, size)
+    batch_size = max(1, batch_size)
+    job_list, text, shares = _job_list(todo, bottleneck_dir, batch_size)
+    pipeline = _pipeline(runner, pipeline_options, len(shares))
+    logging.info('Caching bottlenecks of %d of %d images in %s with Beam runner %s (%s)',
+                 len(todo), len(jobs), bottleneck_dir, runner, extractor.description)
+    if not todo:
+        return 0
     try:
-        pipeline = beam.Pipeline(options=PipelineOptions(flags=list(pipeline_options),
-                                                         runner=runner))
-    except (ValueError, TypeError) as e:
-        raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
-                        f'{error_summary(e)}') from None
-    logging.info('Caching bottlenecks of %d images in %s with Beam runner %s (%s)', len(jobs),
-                 bottleneck_dir, runner, extractor.description)
-    try:
-        job_list = _write_job_list(jobs, bottleneck_dir)
+        fileio.atomic_write(job_list, text)
     except tf.errors.OpError as e:
         raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
                         f'{error_summary(e)}') from None
     try:
         _ = (pipeline
-             | 'Jobs' >> beam.io.ReadFromText(job_list)
-             | 'Parse' >> beam.Map(lambda line: tuple(json.loads(line)))
+             | 'Shares' >> beam.Create(shares)
+             | 'Jobs' >> beam.FlatMap(_read_share)
              | 'Spread' >> beam.Reshuffle()
-             | 'Missing' >> beam.Filter(_is_missing, size)
-             | 'Batch' >> beam.BatchElements(min_batch_size=1, max_batch_size=max(1, batch_size))
-             | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor)))
+             | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor, batch_size)))
         result = pipeline.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        finally:  # The Dask runner's client would try to reconnect after the cluster stops.
+            if getattr(result, 'client', None) is not None:
+                result.client.close()
     except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
         raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
         tf.io.gfile.remove(job_list)
-    computed = _counter(result, COMPUTED)
+    computed, unreadable = _check_complete(todo, size, runner)
     logging.info('Beam runner %s wrote %d bottleneck files (%d images unreadable)', runner,
-                 computed, _counter(result, UNREADABLE))
+                 computed, unreadable)
     return computed
 
 

@@ -9,20 +9,25 @@ import dataclasses
 import functools
 import importlib.util
 import os
+import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
 
+from bench.dask_cluster import bottlenecks_written, local_cluster
 from retrain.cache import bottleneck_files
 from retrain.data import image_lists
 from retrain.features.hub_module import load_hub_module
 from retrain.tasks.single_label import examples_of
 
-from conftest import REPO_ROOT, make_image_folder, run_module
+from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module
 
 HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
+HAVE_DASK = HAVE_BEAM and all(importlib.util.find_spec(m) for m in ('dask', 'distributed'))
+needs_dask = pytest.mark.skipif(not HAVE_DASK, reason='dask is not installed (extra "dask")')
 
 
 def _cache_files(root: str):
@@ -189,3 +194,116 @@ def test_flower_photos_cache_matches_in_process(shared_dir, tmp_path):
     local_dir, beam_dir, computed, extractor = _in_process_and_beam(str(subset), module, tmp_path)
     assert computed == 40
     _assert_same_cache(local_dir, beam_dir, extractor.bottleneck_size)
+
+
+# A Beam runner that runs nothing and reports DONE: what the Dask runner does to a pipeline
+# branch it drops. Written where a `retrain` subprocess imports it by its dotted name.
+_REPORTS_DONE_RUNNER = '''
+from apache_beam.runners.runner import PipelineResult, PipelineRunner, PipelineState
+
+
+class DoneResult(PipelineResult):
+    def wait_until_finish(self, duration=None):
+        return self.state
+
+
+class ReportsDone(PipelineRunner):
+    def run_pipeline(self, pipeline, options):
+        return DoneResult(PipelineState.DONE)
+'''
+
+
+@needs_beam
+def test_a_runner_reporting_done_with_files_missing_is_an_error(tiny_module, tmp_path):
+    images = make_image_folder(str(tmp_path / 'images'), per_class=4)
+    with open(os.path.join(images, 'red', 'broken.jpg'), 'wb') as f:
+        f.write(b'not an image at all')
+    (tmp_path / 'runners').mkdir()
+    (tmp_path / 'runners' / 'done_runner.py').write_text(_REPORTS_DONE_RUNNER, encoding='utf-8')
+    out = tmp_path / 'out'
+    result = run_module('retrain', *retrain_args(images, tiny_module, str(out), 5),
+                        '--beam_runner', 'done_runner.ReportsDone',
+                        env_extra={'PYTHONPATH': os.pathsep.join([str(tmp_path / 'runners'),
+                                                                  REPO_ROOT])})
+    assert result.returncode == 1, result.stderr
+    error = [line for line in result.stderr.splitlines() if 'retrain: error:' in line]
+    prefix = ('retrain: error: the Beam pipeline on done_runner.ReportsDone finished, but 12 of '
+              'the 13 bottleneck files it had to write are missing: ')
+    assert len(error) == 1 and error[0].startswith(prefix), result.stderr
+    named = error[0][len(prefix):].split(', ')  # Three files, then the rest as '...'.
+    assert named[3:] == ['...']
+    for name in named[:3]:  # Cache files of good images (not of broken.jpg), not written.
+        folder, file = os.path.split(os.path.relpath(name, out / 'bn'))
+        assert re.fullmatch(folder + r'_00[0-3]\.jpg_.*\.txt', file) and not os.path.exists(name)
+    assert 'broken.jpg' not in error[0] and 'Traceback' not in result.stderr
+
+
+@needs_dask
+def test_dask_runner_short_name_and_partitions():
+    """One dask.Bag partition per share unless the user partitions (the runner would put 128
+    shares in one partition, so one worker would do all the work)."""
+    from retrain.cache import beam_fill
+    pipeline = beam_fill._pipeline('DaskRunner', [], 7)
+    assert type(pipeline.runner).__module__ + '.DaskRunner' == beam_fill.DASK_RUNNER
+    assert pipeline.options.get_all_options()['npartitions'] == 7
+    options = beam_fill._pipeline('DaskRunner', ['--dask_partition_size=3'], 7).options
+    assert options.get_all_options()['partition_size'] == 3
+    assert options.get_all_options()['npartitions'] is None
+
+
+@needs_beam
+def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ToolError
+    monkeypatch.setitem(sys.modules, 'dask', None)  # `import dask...` raises ImportError.
+    with pytest.raises(ToolError, match=r'^--beam_runner DaskRunner needs Dask: '
+                                        r'pip install "retrain\[dask\]"'):
+        beam_fill._pipeline('DaskRunner', [], 1)
+
+
+@pytest.fixture(scope='module')
+def dask_cluster(tmp_path_factory):
+    """A Dask scheduler and two one-thread workers on loopback: (address, worker log files)."""
+    with local_cluster(str(tmp_path_factory.mktemp('dask'))) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope='module')
+def dask_run(dask_cluster, tiny_module, tmp_path_factory):
+    """retrain on the Dask cluster, with 30 good images and a broken one: (finished process,
+    its output folder, the image folder)."""
+    root = tmp_path_factory.mktemp('dask_run')
+    images = make_image_folder(str(root / 'images'), per_class=10)
+    with open(os.path.join(images, 'red', 'broken.jpg'), 'wb') as f:
+        f.write(b'not an image at all')
+    out = root / 'out'
+    result = run_module('retrain', *retrain_args(images, tiny_module, str(out), 5),
+                        '--beam_runner', 'DaskRunner',
+                        f'--beam_pipeline_options=--dask_client_address={dask_cluster[0]}')
+    return result, out, images
+
+
+@needs_dask
+def test_dask_cluster_fills_the_in_process_cache(dask_run, tiny_module, tmp_path):
+    result, out, images = dask_run
+    assert result.returncode == 0, result.stderr
+    assert 'Beam runner DaskRunner wrote 30 bottleneck files (1 images unreadable)' in result.stderr
+    # The broken image is left to the in-process reader, which names and skips it as usual.
+    assert '30 bottlenecks cached' in result.stderr and '1 to compute' in result.stderr
+    assert 'Skipped 1 unreadable image(s) of 31' in result.stderr
+    extractor = load_hub_module(tiny_module)
+    local_dir = str(tmp_path / 'in_process')
+    classes = image_lists.create_image_lists(images, 10, 10)
+    bottleneck_files.load_or_compute(images, examples_of(classes), local_dir, extractor)
+    _assert_same_cache(local_dir, str(out / 'bn'), extractor.bottleneck_size)
+
+
+@needs_dask
+def test_both_dask_workers_compute_and_load_the_model_once(dask_run, dask_cluster):
+    assert dask_run[0].returncode == 0, dask_run[0].stderr
+    for log in dask_cluster[1]:
+        with open(log, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+        assert text.count('Loading module') == 1, text
+    written = [bottlenecks_written(log) for log in dask_cluster[1]]
+    assert sum(written) == 30 and min(written) > 0, written
