@@ -210,8 +210,6 @@ class RetrainConfig:
             raise ConfigError('--image_labels_dir needs --multi_label')
         if self.split_folders:
             self._check_split_folders()
-        if self.multi_label and self.report_dir:
-            raise ConfigError('--report_dir cannot be used with --multi_label yet')
         problem = graph_names.final_name_problem(self.final_tensor_name)
         if problem:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '

@@ -4,17 +4,21 @@ split folders).
 
 A sigmoid per label (retrain.train.heads.SigmoidHead); the exported graph keeps every entry point
 and `final_result` gives the sigmoids. Tested by the share of (image, label) pairs right
-(`Final test accuracy`), mAP, macro F1 and exact match. No run report yet.
+(`Final test accuracy`), mAP, macro F1 and exact match. Its run report (retrain.report) has
+per-label counts, AP and F1, label co-occurrence, the test images predicted another label set,
+duplicates, split leaks and (image, label) pairs whose label looks wrong.
 """
 import os
-from typing import List
+from typing import Dict, List, Optional
 
 import numpy as np
 from absl import logging
 
+from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.data import multilabel_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
+from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
 from retrain.train import multilabel_metrics
 from retrain.train.heads import Head, SigmoidHead
@@ -62,6 +66,12 @@ class MultiLabel(Task):
                     logging.info('%70s  predicted: %s  true: %s', path, _names(guess, labels),
                                  _names(truth, labels))
         return accuracy
+
+    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
+               skipped: List[Skipped]) -> Optional[Dict]:
+        if not (self.config.report or self.config.report_dir):
+            return None
+        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)
 
 
 def _names(chosen: np.ndarray, labels: List[str]) -> str:
