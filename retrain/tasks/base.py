@@ -47,6 +47,11 @@ class Task:
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'label {gathered.labels[index]!r} has no readable images'
 
+    def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
+        """The trained layer as the run exports it (adjusted on the validation images where the
+        task does that)."""
+        return head
+
     def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
         """Logs `Final test accuracy` and the task's other measures on the test images (all, or
         --test_batch_size drawn as training draws); returns the accuracy, NaN without any."""

@@ -45,6 +45,22 @@ class MultiLabel(Task):
                 examples.append(Example(os.path.join(image.folder, image.relative), split, row))
         return Gathered(found.labels, examples)
 
+    def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
+        """With --label_thresholds, each label's threshold chosen on the validation images
+        (multilabel_metrics.best_cuts), built into the layer's biases."""
+        if not self.config.label_thresholds:
+            return head
+        truth = data.labels['validation']
+        if not len(truth):
+            logging.warning('No validation images: --label_thresholds keeps 0.5 for every label')
+            return head
+        cuts = multilabel_metrics.best_cuts(truth, head.logits(
+            data.features['validation'].astype(np.float64)))
+        logging.info('Label thresholds chosen on %d validation images: %s', len(truth),
+                     ', '.join(f'{label} {1 / (1 + np.exp(-cut)):.3g}'
+                               for label, cut in zip(labels, cuts)))
+        return head.shifted(cuts)
+
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
                 paths: List[str]) -> float:
         """Logs `Final test accuracy` (per label), mAP, macro F1 and exact match."""

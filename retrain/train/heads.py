@@ -106,6 +106,11 @@ class SigmoidHead(Head):
         agreement = multilabel_metrics.label_agreement(labels, logits >= 0)
         return float(np.mean(loss.sum(axis=1))), agreement
 
+    def shifted(self, cuts: np.ndarray) -> 'SigmoidHead':
+        """This layer with each label's logit lowered by its cut: a score of 0.5 then means the
+        cut, in every output that applies a threshold, with no new field in any format."""
+        return SigmoidHead(self.weights.copy(), (self.biases - cuts).astype(np.float32))
+
     def step(self, features: np.ndarray, labels: np.ndarray, learning_rate: float) -> None:
         """One gradient-descent step on the loss (the module's docstring), in place: its gradient
         by the logits is (sigmoid - labels) / images."""

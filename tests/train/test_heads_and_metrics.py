@@ -183,3 +183,15 @@ def test_two_labels_reach_the_converged_layer_in_1000_steps_at_the_default_rate(
                - metrics.mean_average_precision(test_truth, best)) < 0.005
     assert abs(metrics.exact_match(test_truth, ours >= 0)
                - metrics.exact_match(test_truth, best >= 0)) < 0.02
+
+
+def test_label_cuts_move_from_0_5_only_where_that_gets_more_images_right():
+    truth = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32)
+    logits = np.array([[2.0, -1.0, -3.0],   # Label 0: 0.5 is right for all: keep it.
+                       [1.0, -2.5, -2.0],   # Label 1: positives at -1 and -0.5 (below 0.5),
+                       [-1.0, -0.5, -1.0],  # negatives at -2.5 and -3: the cut between them.
+                       [-2.0, -3.0, 1.0]])  # Label 2: no positives: above the highest logit.
+    cuts = metrics.best_cuts(truth, logits)
+    np.testing.assert_allclose(cuts, [0.0, -1.75, 2.0])
+    head = SigmoidHead(np.eye(3, dtype=np.float32), np.zeros(3, np.float32)).shifted(cuts)
+    assert (metrics.predicted(head.predict(logits.astype(np.float32))) == truth.astype(bool)).all()
