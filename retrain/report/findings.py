@@ -23,7 +23,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -76,7 +76,7 @@ class Findings:
     labels: np.ndarray
     splits: List[str]
     duplicates: List[DuplicateGroup]
-    label_issues: List  # LabelIssue, or MissingOrWrongLabel with label rows.
+    label_issues: List[Union[LabelIssue, MissingOrWrongLabel]]  # The latter for label rows.
     approximate: bool  # Near-duplicates by buckets (more than EXACT_SEARCH_LIMIT images).
 
     def spans_splits(self, group: DuplicateGroup) -> bool:
@@ -311,7 +311,7 @@ def find(data: Bottlenecks, num_classes: int) -> Findings:
     --multi_label, 0/1 rows [N, labels]."""
     unit, labels, paths, splits = _flatten(data)
     groups = duplicate_groups(unit, paths)
-    issues: List = []
+    issues: List[Union[LabelIssue, MissingOrWrongLabel]] = []
     if len(labels) >= 2 * FOLDS and labels.ndim == 2:
         scores = out_of_fold_scores(unit, labels.astype(np.float32))
         issues = missing_or_wrong_labels(_per_label_calibrated(scores, labels), labels)

@@ -10,7 +10,7 @@ whose predicted label set differs, in place of the per-class accuracy and the co
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -129,7 +129,8 @@ def _given(labels: List[str], given: np.ndarray) -> Dict:
     return {'label': labels[given]}
 
 
-def _label_issue(found: findings.Findings, labels: List[str], issue) -> Dict:
+def _label_issue(found: findings.Findings, labels: List[str],
+                 issue: Union[findings.LabelIssue, findings.MissingOrWrongLabel]) -> Dict:
     if isinstance(issue, findings.MissingOrWrongLabel):
         return {'path': found.paths[issue.index], 'label': labels[issue.label],
                 'given': issue.given, 'probability': round(issue.probability, 4),

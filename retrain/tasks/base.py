@@ -15,6 +15,7 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
+from retrain.report import run_report
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
 
@@ -71,8 +72,11 @@ class Task:
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
                skipped: List[Skipped]) -> Optional[Dict]:
-        """The run report's data for --report_dir (None without it), its findings logged."""
-        return None
+        """The run report's data for --report_dir (None without it), its findings logged (unless
+        --noreport); retrain.report tells the kinds of run apart by their labels."""
+        if not (self.config.report or self.config.report_dir):
+            return None
+        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)
 
 
 def _label_counts(labels: np.ndarray, num_labels: int) -> np.ndarray:

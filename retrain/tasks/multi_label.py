@@ -9,16 +9,15 @@ per-label counts, AP and F1, label co-occurrence, the test images predicted anot
 duplicates, split leaks and (image, label) pairs whose label looks wrong.
 """
 import os
-from typing import Dict, List, Optional
+from typing import List
 
 import numpy as np
 from absl import logging
 
-from retrain.cache.bottleneck_files import Bottlenecks, Skipped
+from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import multilabel_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
-from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
 from retrain.train import multilabel_metrics
 from retrain.train.heads import Head, SigmoidHead
@@ -82,12 +81,6 @@ class MultiLabel(Task):
                     logging.info('%70s  predicted: %s  true: %s', path, _names(guess, labels),
                                  _names(truth, labels))
         return accuracy
-
-    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
-               skipped: List[Skipped]) -> Optional[Dict]:
-        if not (self.config.report or self.config.report_dir):
-            return None
-        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)
 
 
 def _names(chosen: np.ndarray, labels: List[str]) -> str:
