@@ -15,10 +15,10 @@ from multilabel_images import make_pair_folders
 
 @pytest.fixture(scope='module')
 def reported(tmp_path_factory, tiny_module):
-    """One seeded multi-label run with --report_dir on red/green/blue pairs where one red-green
-    image was also put in the blue folder (a wrong label) and a red-blue image was copied under
-    another name into the red folder only (a missing label, and a duplicate of another label
-    set): (process, report folder, image folder)."""
+    """One seeded multi-label run, with --label_thresholds and --report_dir, on red/green/blue
+    pairs where one red-green image was also put in the blue folder (a wrong label) and a red-blue
+    image was copied under another name into the red folder only (a missing label, and a
+    duplicate of another label set): (process, report folder, image folder)."""
     root = tmp_path_factory.mktemp('multilabel_report')
     images = make_pair_folders(str(root / 'images'), per_pair=12)
     shutil.copy(os.path.join(images, 'red', 'red_green_003.jpg'), os.path.join(images, 'blue'))
@@ -27,7 +27,8 @@ def reported(tmp_path_factory, tiny_module):
     out = str(root / 'out')
     report = os.path.join(out, 'report')
     process = run_module('retrain', *retrain_args(images, tiny_module, out, 60, '--multi_label',
-                                                  '--random_seed', '0', '--report_dir', report))
+                                                  '--random_seed', '0', '--label_thresholds',
+                                                  '--report_dir', report))
     assert process.returncode == 0, process.stderr[-3000:]
     return process, report, images
 
@@ -43,6 +44,8 @@ def test_the_findings_are_logged(reported):
                      log)
     assert re.search(r'Report: [1-9]\d* duplicate group\(s\) span different label sets', log)
     assert 'a cross-validated head confidently contradicts the given label' in log
+    assert re.search(r'Label thresholds chosen on 4 validation images: blue [\d.]+, green [\d.]+, '
+                     r'red [\d.]+\n', log)
     assert f'Wrote report to {os.path.join(reported[1], page.HTML)}' in log
 
 
