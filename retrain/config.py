@@ -154,6 +154,10 @@ class RetrainConfig:
         '', 'A UTF-8 CSV of rows path/relative/to/image_dir.jpg,label (header optional): one label '
         'per image, or with --multi_label label1;label2. Images may lie anywhere below '
         '--image_dir.', place=INPUT)
+    label_thresholds: bool = setting(
+        False, 'With --multi_label: choose each label\'s threshold on the validation images (the '
+        'one that gets most of them right) and build it into the layer, so that a score of 0.5 '
+        'in every output means that threshold.')
     # The user's own split: train/, validation/ (or val/) and test/ folders instead of the hash.
     split_folders: bool = setting(
         False, '--image_dir holds train/, validation/ (or val/) and optionally test/, each with '
@@ -208,10 +212,10 @@ class RetrainConfig:
                                   f"pip install '.[{extra}]'")
         if self.image_labels_dir and not self.multi_label:
             raise ConfigError('--image_labels_dir needs --multi_label')
+        if self.label_thresholds and not self.multi_label:
+            raise ConfigError('--label_thresholds needs --multi_label')
         if self.split_folders:
             self._check_split_folders()
-        if self.multi_label and self.report_dir:
-            raise ConfigError('--report_dir cannot be used with --multi_label yet')
         problem = graph_names.final_name_problem(self.final_tensor_name)
         if problem:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '

@@ -14,13 +14,16 @@ Everything comes from what the run already has, so it costs about a second on th
   probabilities by one temperature. An image is suspect when that head puts it in another
   class with at least that class's typical confidence (the per-class thresholds of confident
   learning, Northcutt et al. 2021), most suspicious (lowest probability
-  of its given label) first.
+  of its given label) first. With --multi_label, the same head scores each label on its own
+  (0/1 targets) and each score is calibrated by a logistic fit; an (image, label) is suspect
+  when the given label is absent but the image scores at least as high as that label's images
+  do on average, or present but at most as high as the images without it do.
 """
 import concurrent.futures
 import dataclasses
 import hashlib
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -59,12 +62,21 @@ class LabelIssue:
 
 
 @dataclasses.dataclass
+class MissingOrWrongLabel:
+    """--multi_label: an (image, label) whose cross-validated score contradicts what was given."""
+    index: int
+    label: int
+    given: bool  # Whether the image was given the label.
+    probability: float  # Cross-validated probability that the image has it.
+
+
+@dataclasses.dataclass
 class Findings:
     paths: List[str]
     labels: np.ndarray
     splits: List[str]
     duplicates: List[DuplicateGroup]
-    label_issues: List[LabelIssue]
+    label_issues: List[Union[LabelIssue, MissingOrWrongLabel]]  # The latter for label rows.
     approximate: bool  # Near-duplicates by buckets (more than EXACT_SEARCH_LIMIT images).
 
     def spans_splits(self, group: DuplicateGroup) -> bool:
@@ -73,7 +85,8 @@ class Findings:
         return 'training' in splits and len(splits) > 1
 
     def spans_classes(self, group: DuplicateGroup) -> bool:
-        return len({int(self.labels[i]) for i in group.members}) > 1
+        """Copies of one photo were given different classes (different label sets)."""
+        return len({self.labels[i].tobytes() for i in group.members}) > 1
 
 
 def _flatten(data: Bottlenecks) -> Tuple[np.ndarray, np.ndarray, List[str], List[str]]:
@@ -198,18 +211,25 @@ def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
 def out_of_fold_probabilities(unit: np.ndarray, labels: np.ndarray, num_classes: int,
                               folds: int = FOLDS, ridge: float = 1.0) -> np.ndarray:
     """float [N, classes]: for each image, the calibrated scores of a linear head fitted without
-    its fold. Rows are first projected on PROJECTED_SIZE random directions (a fold's solve costs
-    size^3: 1281^3 took seconds on a busy CPU; the ranking stays about as good). One Gram matrix
-    for all; each fold subtracts its own rows: N size^2 + folds size^3."""
+    its fold (out_of_fold_scores)."""
+    targets = np.eye(num_classes, dtype=np.float32)[labels]
+    return _calibrated(out_of_fold_scores(unit, targets, folds, ridge), labels)
+
+
+def out_of_fold_scores(unit: np.ndarray, targets: np.ndarray, folds: int = FOLDS,
+                       ridge: float = 1.0) -> np.ndarray:
+    """float [N, targets]: for each image, the scores of a ridge regression on `targets` fitted
+    without its fold. Rows are first projected on PROJECTED_SIZE random directions (a fold's
+    solve costs size^3: 1281^3 took seconds on a busy CPU; the ranking stays about as good). One
+    Gram matrix for all; each fold subtracts its own rows: N size^2 + folds size^3."""
     if unit.shape[1] > PROJECTED_SIZE:
         directions = np.random.default_rng(0).standard_normal((unit.shape[1], PROJECTED_SIZE))
         unit = unit @ (directions / np.sqrt(PROJECTED_SIZE)).astype(np.float32)
     n, size = unit.shape
     x = np.concatenate([unit, np.ones((n, 1), np.float32)], axis=1)
-    targets = np.eye(num_classes, dtype=np.float32)[labels]
     gram, moment = x.T @ x, x.T @ targets
     fold = np.random.default_rng(0).permutation(n) % folds
-    scores = np.zeros((n, num_classes), np.float32)
+    scores = np.zeros(targets.shape, np.float32)
     regularizer = ridge * np.eye(size + 1, dtype=np.float32)
     for k in range(folds):
         held = fold == k
@@ -219,7 +239,7 @@ def out_of_fold_probabilities(unit: np.ndarray, labels: np.ndarray, num_classes:
         weights = np.linalg.solve(gram - xk.T @ xk + regularizer,
                                   moment - xk.T @ targets[held])
         scores[held] = xk @ weights
-    return _calibrated(scores, labels)
+    return scores
 
 
 def _calibrated(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -251,10 +271,50 @@ def label_issues(probabilities: np.ndarray, labels: np.ndarray) -> List[LabelIss
             for i in suspect]
 
 
+def _per_label_calibrated(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each column of scores mapped to probabilities by a logistic fit a * score + b to its
+    labels (Platt scaling; a few Newton steps, slightly regularized so that a label perfectly
+    separated stays finite)."""
+    probabilities = np.zeros(scores.shape, np.float64)
+    for j in range(scores.shape[1]):
+        s, y = scores[:, j].astype(np.float64), truth[:, j].astype(np.float64)
+        design = np.stack([s, np.ones_like(s)], axis=1)
+        ab = np.zeros(2)
+        for _ in range(25):
+            p = 1 / (1 + np.exp(-(design @ ab)))
+            hessian = (design * (p * (1 - p))[:, None]).T @ design + 1e-3 * np.eye(2)
+            ab -= np.linalg.solve(hessian, design.T @ (p - y) + 1e-3 * ab)
+        probabilities[:, j] = 1 / (1 + np.exp(-(design @ ab)))
+    return probabilities
+
+
+def missing_or_wrong_labels(probabilities: np.ndarray,
+                            truth: np.ndarray) -> List[MissingOrWrongLabel]:
+    """(image, label) pairs whose probability contradicts the given label at least as strongly
+    as the label's own images support it on average (confident learning's per-class
+    thresholds, per label and both ways); strongest contradiction first."""
+    given = truth.astype(bool)
+    found = []
+    for j in range(truth.shape[1]):
+        p, has = probabilities[:, j], given[:, j]
+        if not has.any() or has.all():
+            continue
+        missing = ~has & (p >= p[has].mean())
+        wrong = has & (p <= p[~has].mean())
+        found += [MissingOrWrongLabel(int(i), j, bool(has[i]), float(p[i]))
+                  for i in np.flatnonzero(missing | wrong)]
+    return sorted(found, key=lambda f: -abs(f.given - f.probability))
+
+
 def find(data: Bottlenecks, num_classes: int) -> Findings:
-    """All findings of a run's bottlenecks and image files."""
+    """All findings of a run's bottlenecks and image files; labels are classes [N] or, with
+    --multi_label, 0/1 rows [N, labels]."""
     unit, labels, paths, splits = _flatten(data)
     groups = duplicate_groups(unit, paths)
-    issues = (label_issues(out_of_fold_probabilities(unit, labels, num_classes), labels)
-              if len(labels) >= 2 * FOLDS else [])
+    issues: List[Union[LabelIssue, MissingOrWrongLabel]] = []
+    if len(labels) >= 2 * FOLDS and labels.ndim == 2:
+        scores = out_of_fold_scores(unit, labels.astype(np.float32))
+        issues = missing_or_wrong_labels(_per_label_calibrated(scores, labels), labels)
+    elif len(labels) >= 2 * FOLDS:
+        issues = label_issues(out_of_fold_probabilities(unit, labels, num_classes), labels)
     return Findings(paths, labels, splits, groups, issues, len(unit) > EXACT_SEARCH_LIMIT)

@@ -188,6 +188,10 @@ def _percent(value: Optional[float]) -> str:
     return '–' if value is None else f'{value * 100:.1f}%'
 
 
+def _number(value: Optional[float]) -> str:
+    return '–' if value is None else f'{value:.3f}'
+
+
 def _figure(thumbs: Dict[str, Optional[str]], path: str, caption: str) -> str:
     uri = thumbs.get(path)
     image = (f'<img src="{uri}" alt="{_E(os.path.basename(path))}">' if uri
@@ -205,15 +209,26 @@ def _cards(report: Dict) -> str:
     details = report['duplicate_details']
     leaks = sum(d['spans_splits'] for d in details)
     conflicts = sum(d['spans_classes'] for d in details)
-    cards = [(_percent(report['metrics']['test_accuracy']),
-              f"final test accuracy (N={report['metrics']['test_images']})", False),
-             (sum(report['splits'].values()), 'images used', False),
-             (len(report['labels']), 'classes', False),
-             (len(details), 'duplicate groups', False),
-             (leaks, 'groups across splits', leaks > 0),
-             (conflicts, 'groups across classes', conflicts > 0),
-             (len(report['label_issues']), 'suspected label errors', bool(report['label_issues'])),
-             (len(report['skipped']), 'unreadable files skipped', bool(report['skipped']))]
+    metrics = report['metrics']
+    if report.get('kind') == 'multi_label':
+        tested = f"(N={metrics['test_images']})"
+        first = [(_number(metrics.get('test_map')), f'test mAP {tested}', False),
+                 (_number(metrics.get('test_macro_f1')), f'test macro F1 {tested}', False),
+                 (_percent(metrics.get('test_exact_match')), f'test exact match {tested}', False),
+                 (_percent(metrics['test_accuracy']), 'test (image, label) pairs right', False)]
+        kind = 'labels', 'groups across label sets'
+    else:
+        first = [(_percent(metrics['test_accuracy']),
+                  f"final test accuracy (N={metrics['test_images']})", False)]
+        kind = 'classes', 'groups across classes'
+    cards = first + [
+        (sum(report['splits'].values()), 'images used', False),
+        (len(report['labels']), kind[0], False),
+        (len(details), 'duplicate groups', False),
+        (leaks, 'groups across splits', leaks > 0),
+        (conflicts, kind[1], conflicts > 0),
+        (len(report['label_issues']), 'suspected label errors', bool(report['label_issues'])),
+        (len(report['skipped']), 'unreadable files skipped', bool(report['skipped']))]
     return '<div class="cards">' + ''.join(
         f'<div class="card{" warn" if warn else ""}"><b>{_E(str(value))}</b>'
         f'<span>{label}</span></div>'
@@ -319,7 +334,9 @@ def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
             badges += '<span class="badge bad">training and validation/testing</span>'
         if group['spans_classes']:
             badges += '<span class="badge bad">different classes</span>'
-        figures = ''.join(_figure(thumbs, i['path'], f"{_E(i['label'])} · {i['split']}")
+        figures = ''.join(_figure(thumbs, i['path'],
+                                  f"{_E(i['label'] if 'label' in i else _set(i['labels']))} · "
+                                  f"{i['split']}")
                           for i in group['images'][:GROUP_SHOWN])
         blocks.append(f'<div class="group"><div>{badges}</div><div class="grid">{figures}</div>'
                       '</div>')
@@ -348,8 +365,11 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     """The page of `report`, with the thumbnails (data: URIs by path) it shows."""
     settings = report['settings']
     model = settings['architecture'] if settings['use_legacy_model'] else settings['tfhub_module']
-    nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name in (
-        ('classes', 'Classes'), ('confusion', 'Confusion matrix'), ('curves', 'Training curves'),
+    multi_label = report.get('kind') == 'multi_label'
+    first = ((('labels', 'Labels'), ('co-occurrence', 'Labels together')) if multi_label
+             else (('classes', 'Classes'), ('confusion', 'Confusion matrix')))
+    nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name in first + (
+        ('curves', 'Training curves'),
         ('misclassified', 'Misclassified'), ('duplicates', 'Duplicates'),
         ('label-issues', 'Suspected label errors'), ('skipped', 'Skipped files'),
         ('settings', 'Settings')))
@@ -359,10 +379,83 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
         f'<title>retrain report: {_E(settings["image_dir"])}</title><style>{_STYLE}</style></head>'
         f'<body><header><h1>Retrain report</h1><p>{_E(settings["image_dir"])} · '
         f'{_E(model)}</p></header><main><nav>{nav}</nav>'
-        + _cards(report) + _classes(report) + _confusion(report) + _curves(report)
-        + _misclassified(report, thumbs) + _duplicates(report, thumbs)
-        + _label_issues(report, thumbs) + _skipped(report)
+        + _cards(report)
+        + (_labels(report) + _co_occurrence(report) if multi_label
+           else _classes(report) + _confusion(report))
+        + _curves(report)
+        + (_mispredicted(report, thumbs) if multi_label else _misclassified(report, thumbs))
+        + _duplicates(report, thumbs)
+        + (_missing_or_wrong(report, thumbs) if multi_label else _label_issues(report, thumbs))
+        + _skipped(report)
         + '<section id="settings"><details><summary><b>Settings of this run</b></summary><pre>'
         + _E(json.dumps(_as_logged(settings), indent=1, ensure_ascii=False))
         + '</pre></details></section>'
         + f'</main><script>{_SCRIPT}</script></body></html>')
+
+
+# --multi_label runs: labels in place of classes, label sets in place of one class per image.
+
+def _set(labels: List[str]) -> str:
+    return ', '.join(labels) or '(none)'
+
+
+def _labels(report: Dict) -> str:
+    rows = ''.join(
+        f"<tr><td>{_E(c['label'])}</td><td>{c['training']}</td><td>{c['validation']}</td>"
+        f"<td>{c['testing']}</td><td>{_number(c['test_ap'])}</td><td>{_number(c['test_f1'])}"
+        '</td></tr>' for c in report['per_label'])
+    split, metrics = report['splits'], report['metrics']
+    return ('<section id="labels"><h2>Labels <small>images having each label; AP and F1 (at a '
+            'score of 0.5) on the test images</small></h2><table><tr><th>label</th>'
+            '<th>training</th><th>validation</th><th>testing</th><th>test AP</th><th>test F1</th>'
+            f"</tr>{rows}<tr><th>images</th><th>{split['training']}</th>"
+            f"<th>{split['validation']}</th><th>{split['testing']}</th>"
+            f"<th>{_number(metrics.get('test_map'))}</th>"
+            f"<th>{_number(metrics.get('test_macro_f1'))}</th></tr></table></section>")
+
+
+def _co_occurrence(report: Dict) -> str:
+    labels, matrix = report['labels'], report['co_occurrence']
+    head = ''.join(f'<th>{_E(label)}</th>' for label in labels)
+    rows = []
+    for i, (label, row) in enumerate(zip(labels, matrix)):
+        total = row[i] or 1
+        cells = ''.join(
+            f'<td class="{"diag" if i == j else ""}" style="background:rgba(37,99,235,'
+            f'{0.08 + 0.8 * n / total if n else 0:.2f});'
+            f'color:{"#fff" if n / total > 0.5 else "inherit"}">{n}</td>'
+            for j, n in enumerate(row))
+        rows.append(f'<tr><th>{_E(label)}</th>{cells}</tr>')
+    return ('<section id="co-occurrence"><h2>Labels together <small>images (all splits) having '
+            'the row\'s label and the column\'s; the diagonal counts each label</small></h2>'
+            f'<table class="confusion"><tr><th></th>{head}</tr>{"".join(rows)}</table></section>')
+
+
+def _mispredicted(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    items = report['misclassified']
+    figures = ''.join(_figure(
+        thumbs, i['path'],
+        f"{_E(_set(i['given']))} → <span class=\"bad\">{_E(_set(i['predicted']))}</span>"
+        '<div class="muted">' + _E(', '.join(f'{label} {score:.2f}'
+                                             for label, score in i['scores'].items())) + '</div>')
+        for i in items[:SHOWN])
+    body = (f'<div class="grid">{figures}</div>{_more(len(items))}' if items
+            else '<p class="good">None: every test image got exactly its labels.</p>')
+    return ('<section id="misclassified"><h2>Test images with another label set <small>'
+            f'{len(items)}: given → predicted, with their scores; most wrong labels first</small>'
+            f'</h2>{body}</section>')
+
+
+def _missing_or_wrong(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
+    items = report['label_issues']
+    figures = ''.join(_figure(
+        thumbs, i['path'],
+        (f"<span class=\"bad\">{_E(i['label'])}</span> given, but "
+         if i['given'] else f"<span class=\"good\">{_E(i['label'])}</span> missing? ")
+        + f"cross-validated score {i['probability']:.2f} · {i['split']}")
+        for i in items[:SHOWN])
+    body = (f'<div class="grid">{figures}</div>{_more(len(items))}' if items
+            else '<p class="good">None suspected.</p>')
+    return ('<section id="label-issues"><h2>Suspected label errors <small>an (image, label) '
+            'whose cross-validated score contradicts what was given; strongest first</small>'
+            f'</h2>{body}</section>')

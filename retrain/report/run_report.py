@@ -3,12 +3,14 @@
 
 The findings (retrain.report.findings) come from what the run already holds; this module logs them,
 gathers the rest of the picture (per-class accuracy, confusion matrix, misclassified test images,
-training curves, skipped files) and hands it to retrain.report.page to write.
+training curves, skipped files) and hands it to retrain.report.page to write. A --multi_label
+run's report has per-label counts, AP and F1, how often labels go together, and the test images
+whose predicted label set differs, in place of the per-class accuracy and the confusion matrix.
 """
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +20,7 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.config import RetrainConfig
 from retrain.data.image_lists import CATEGORIES
 from retrain.report import findings, page
+from retrain.train import multilabel_metrics
 from retrain.train.heads import Head
 
 
@@ -34,12 +37,14 @@ def _log(findings: findings.Findings) -> None:
     if leaks:
         logging.warning('Report: %d duplicate group(s) span training and validation/testing: test '
                         'accuracy is inflated by these', leaks)
+    multi_label = findings.labels.ndim == 2
     conflicts = sum(findings.spans_classes(g) for g in groups)
     if conflicts:
-        logging.warning('Report: %d duplicate group(s) span different classes: conflicting labels',
-                        conflicts)
-    logging.info('Report: %d suspected label error(s): a cross-validated head confidently puts '
-                 'them in another class', len(findings.label_issues))
+        logging.warning('Report: %d duplicate group(s) span different %s: conflicting labels',
+                        conflicts, 'label sets' if multi_label else 'classes')
+    logging.info('Report: %d suspected label error(s): a cross-validated head confidently %s',
+                 len(findings.label_issues),
+                 'contradicts the given label' if multi_label else 'puts them in another class')
 
 
 def read_curves(summaries_dir: str) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
@@ -81,35 +86,89 @@ def _test_results(data: Bottlenecks, head: Head, labels: List[str]) -> Dict:
             'misclassified': misclassified}
 
 
+def _multi_label_results(data: Bottlenecks, head: Head, labels: List[str]) -> Dict:
+    """Per-label counts, test AP and F1; label co-occurrence (images having both, all splits);
+    the test images whose predicted label set differs from theirs, most wrong labels first."""
+    truth = data.labels['testing'].astype(bool)
+    scores = head.predict(data.features['testing'])
+    # Ranked by float64 logits, as `Final test mAP` is (tasks.multi_label).
+    logits = head.logits(data.features['testing'].astype(np.float64))
+    predicted = multilabel_metrics.predicted(scores)
+    per_label = []
+    for j, label in enumerate(labels):
+        counts = {split: int(data.labels[split][:, j].sum()) for split in CATEGORIES}
+        ap = multilabel_metrics.average_precision(truth[:, j], logits[:, j])
+        f1 = multilabel_metrics.macro_f1(truth[:, j:j + 1], predicted[:, j:j + 1])
+        per_label.append({'label': label, **counts, 'test_ap': _known(ap), 'test_f1': _known(f1)})
+    every = np.concatenate([data.labels[split] for split in CATEGORIES]).astype(np.int64)
+    wrong = np.flatnonzero((predicted != truth).any(axis=1))
+    mispredicted = [{'path': data.paths['testing'][i],
+                     'given': [labels[j] for j in np.flatnonzero(truth[i])],
+                     'predicted': [labels[j] for j in np.flatnonzero(predicted[i])],
+                     'scores': {labels[j]: round(float(scores[i, j]), 4)
+                                for j in np.flatnonzero(truth[i] | predicted[i])},
+                     'wrong_labels': int((truth[i] != predicted[i]).sum())} for i in wrong]
+    mispredicted.sort(key=lambda m: -m['wrong_labels'])
+    metrics = ({'test_map': multilabel_metrics.mean_average_precision(truth, logits),
+                'test_macro_f1': multilabel_metrics.macro_f1(truth, predicted),
+                'test_exact_match': multilabel_metrics.exact_match(truth, predicted)}
+               if len(truth) else {})
+    return {'per_label': per_label, 'co_occurrence': (every.T @ every).tolist(),
+            'misclassified': mispredicted, 'test_metrics': metrics}
+
+
+def _known(value: float) -> Optional[float]:
+    """None for nan (a label no test image has): JSON has no nan."""
+    return None if np.isnan(value) else value
+
+
+def _given(labels: List[str], given: np.ndarray) -> Dict:
+    """An image's given class ({'label': name}) or, with label rows, its set ({'labels': [...]})."""
+    if given.ndim:
+        return {'labels': [labels[j] for j in np.flatnonzero(given)]}
+    return {'label': labels[given]}
+
+
+def _label_issue(found: findings.Findings, labels: List[str],
+                 issue: Union[findings.LabelIssue, findings.MissingOrWrongLabel]) -> Dict:
+    if isinstance(issue, findings.MissingOrWrongLabel):
+        return {'path': found.paths[issue.index], 'label': labels[issue.label],
+                'given': issue.given, 'probability': round(issue.probability, 4),
+                'split': found.splits[issue.index]}
+    return {'path': found.paths[issue.index], 'given': labels[issue.given],
+            'suggested': labels[issue.suggested], 'confidence': round(issue.confidence, 4),
+            'given_probability': round(issue.given_probability, 4),
+            'split': found.splits[issue.index]}
+
+
 def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
           accuracy: float, findings: findings.Findings, skipped: List[Skipped]) -> Dict:
     """The report as JSON-ready data (its schema: README, "Reading the report")."""
     paths, splits = findings.paths, findings.splits
     duplicates = findings.duplicates
     curves = read_curves(config.summaries_dir)
+    multi_label = findings.labels.ndim == 2
+    results = (_multi_label_results if multi_label else _test_results)(data, head, labels)
     return {
         'format': page.FORMAT,
+        'kind': 'multi_label' if multi_label else 'single_label',
         'settings': dataclasses.asdict(config),
         'labels': labels,
         'splits': {split: len(data.paths[split]) for split in CATEGORIES},
         'metrics': {'test_accuracy': None if np.isnan(accuracy) else accuracy,
                     'test_images': len(data.paths['testing']),
                     **{f'{run}_{tag}': values[-1][1] for run, tags in curves.items()
-                       for tag, values in tags.items()}},
-        **_test_results(data, head, labels),
+                       for tag, values in tags.items()},
+                    **results.pop('test_metrics', {})},
+        **results,
         'duplicates': [[paths[i] for i in g.members] for g in duplicates],
         'duplicate_details': [
             {'exact': g.exact, 'similarity': round(g.similarity, 4),
              'spans_splits': findings.spans_splits(g), 'spans_classes': findings.spans_classes(g),
-             'images': [{'path': paths[i], 'label': labels[findings.labels[i]],
+             'images': [{'path': paths[i], **_given(labels, findings.labels[i]),
                          'split': splits[i]} for i in g.members]}
             for g in duplicates],
-        'label_issues': [{'path': paths[issue.index], 'given': labels[issue.given],
-                          'suggested': labels[issue.suggested],
-                          'confidence': round(issue.confidence, 4),
-                          'given_probability': round(issue.given_probability, 4),
-                          'split': splits[issue.index]}
-                         for issue in findings.label_issues],
+        'label_issues': [_label_issue(findings, labels, issue) for issue in findings.label_issues],
         'skipped': [{'path': s.path, 'reason': s.reason} for s in skipped],
         'curves': curves,
     }

@@ -15,6 +15,7 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
+from retrain.report import run_report
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
 
@@ -47,6 +48,11 @@ class Task:
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'label {gathered.labels[index]!r} has no readable images'
 
+    def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
+        """The trained layer as the run exports it (adjusted on the validation images where the
+        task does that)."""
+        return head
+
     def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
         """Logs `Final test accuracy` and the task's other measures on the test images (all, or
         --test_batch_size drawn as training draws); returns the accuracy, NaN without any."""
@@ -66,8 +72,11 @@ class Task:
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
                skipped: List[Skipped]) -> Optional[Dict]:
-        """The run report's data for --report_dir (None without it), its findings logged."""
-        return None
+        """The run report's data for --report_dir (None without it), its findings logged (unless
+        --noreport); retrain.report tells the kinds of run apart by their labels."""
+        if not (self.config.report or self.config.report_dir):
+            return None
+        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)
 
 
 def _label_counts(labels: np.ndarray, num_labels: int) -> np.ndarray:

@@ -4,7 +4,9 @@ split folders).
 
 A sigmoid per label (retrain.train.heads.SigmoidHead); the exported graph keeps every entry point
 and `final_result` gives the sigmoids. Tested by the share of (image, label) pairs right
-(`Final test accuracy`), mAP, macro F1 and exact match. No run report yet.
+(`Final test accuracy`), mAP, macro F1 and exact match. Its run report (retrain.report) has
+per-label counts, AP and F1, label co-occurrence, the test images predicted another label set,
+duplicates, split leaks and (image, label) pairs whose label looks wrong.
 """
 import os
 from typing import List
@@ -12,6 +14,7 @@ from typing import List
 import numpy as np
 from absl import logging
 
+from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import multilabel_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
@@ -40,6 +43,22 @@ class MultiLabel(Task):
                 row[[index[label] for label in image.labels]] = 1.0
                 examples.append(Example(os.path.join(image.folder, image.relative), split, row))
         return Gathered(found.labels, examples)
+
+    def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
+        """With --label_thresholds, each label's threshold chosen on the validation images
+        (multilabel_metrics.best_cuts), built into the layer's biases."""
+        if not self.config.label_thresholds:
+            return head
+        truth = data.labels['validation']
+        if not len(truth):
+            logging.warning('No validation images: --label_thresholds keeps 0.5 for every label')
+            return head
+        cuts = multilabel_metrics.best_cuts(truth, head.logits(
+            data.features['validation'].astype(np.float64)))
+        logging.info('Label thresholds chosen on %d validation images: %s', len(truth),
+                     ', '.join(f'{label} {1 / (1 + np.exp(-cut)):.3g}'
+                               for label, cut in zip(labels, cuts)))
+        return head.shifted(cuts)
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
                 paths: List[str]) -> float:

@@ -6,16 +6,15 @@ A softmax over the classes (docs/COMPATIBILITY.md section 6); tested by `Final t
 run report (retrain.report) looks for duplicates, split leaks and suspected label errors.
 """
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 from absl import logging
 
-from retrain.cache.bottleneck_files import Bottlenecks, Skipped
+from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import image_lists, single_label_table, split_folders
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
-from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
 from retrain.train.heads import Head
 
@@ -69,9 +68,3 @@ class SingleLabel(Task):
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
-
-    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
-               skipped: List[Skipped]) -> Optional[Dict]:
-        if not (self.config.report or self.config.report_dir):
-            return None
-        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)

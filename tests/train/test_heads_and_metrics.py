@@ -24,7 +24,9 @@ def test_loss_and_gradient_step_match_tensorflow_sigmoid_cross_entropy():
     weights, biases = tf.Variable(head.weights), tf.Variable(head.biases)
     with tf.GradientTape() as tape:
         logits = x @ weights + biases
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+        # Summed over labels, averaged over images (the heads' docstring says why).
+        loss = tf.reduce_mean(tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits), axis=1))
     grad_w, grad_b = tape.gradient(loss, [weights, biases])
     ours, accuracy = head.metrics(x, y)
     np.testing.assert_allclose(ours, loss.numpy(), rtol=1e-5)
@@ -65,7 +67,7 @@ def test_training_separates_overlapping_labels_with_the_classic_loop(caplog):
                               {c: [f'{c}_{i}.jpg' for i in range(len(d[1]))]
                                for c, d in data.items()})
     head = loop.train(bottlenecks, 3, RetrainConfig(
-        how_many_training_steps=300, learning_rate=2.0, random_seed=0, summaries_dir=''),
+        how_many_training_steps=300, learning_rate=0.7, random_seed=0, summaries_dir=''),
         head_type=SigmoidHead)
     assert isinstance(head, SigmoidHead)
     scores = head.predict(data['testing'][0])
@@ -129,3 +131,67 @@ def test_final_test_map_ranks_by_logits_that_float32_sigmoids_tie(caplog):
         MultiLabel(RetrainConfig(multi_label=True)).test(data, head, ['cat'])
     assert _reference_average_precision(truth[:, 0], features[:, 0]) == 1.0
     assert 'Final test mAP = 1.000 (N=6)' in caplog.text
+
+
+def _toy(rng, n: int, directions: np.ndarray):
+    """Images with a random non-empty set of the labels (5% of them flipped, so that the
+    converged layer is finite), features >= 0 of about MobileNet V2's squared norm (~230 here,
+    ~700 there): a step moves a logit by learning_rate x squared norm, which a toy of unit
+    features would make 500 times slower than real runs."""
+    truth = (rng.random((n, len(directions))) < 0.4).astype(np.float32)
+    truth[truth.sum(axis=1) == 0, 0] = 1
+    noise = rng.normal(0, 0.5, (n, directions.shape[1]))
+    x = (np.maximum(0, 0.5 + 0.5 * truth @ directions + noise) * 3).astype(np.float32)
+    truth = np.where(rng.random(truth.shape) < 0.05, 1 - truth, truth)
+    truth[truth.sum(axis=1) == 0, 0] = 1  # The sampler never draws an image without labels.
+    return x, truth
+
+
+def _converged(x: np.ndarray, truth: np.ndarray, iterations: int = 4000) -> np.ndarray:
+    """[weights; biases] minimizing the loss under the sampler's distribution (a label, then an
+    image having it), by full-batch accelerated gradient descent to a gradient near 0."""
+    drawn = (truth / truth.sum(axis=0)).sum(axis=1) / truth.shape[1]
+    xa = np.hstack([x, np.ones((len(x), 1))]).astype(np.float64)
+    rate = 4 / np.linalg.eigvalsh((xa * drawn[:, None]).T @ xa).max()
+    w = v = np.zeros((xa.shape[1], truth.shape[1]))
+    t = 1.0
+    for _ in range(iterations):
+        gradient = xa.T @ ((0.5 * (1 + np.tanh(0.5 * xa @ v)) - truth) * drawn[:, None])
+        w_next, t_next = v - rate * gradient, (1 + np.sqrt(1 + 4 * t * t)) / 2
+        v, w, t = w_next + (t - 1) / t_next * (w_next - w), w_next, t_next
+    assert np.abs(gradient).max() < 1e-4
+    return w
+
+
+def test_two_labels_reach_the_converged_layer_in_1000_steps_at_the_default_rate():
+    num_labels = 2
+    rng = np.random.default_rng(0)
+    directions = rng.normal(0, 1, (num_labels, 32))
+    x, truth = _toy(rng, 2000, directions)
+    test_x, test_truth = _toy(rng, 400, directions)
+    reference = _converged(x, truth)
+    data = Bottlenecks({'training': x, 'validation': x[:0], 'testing': test_x},
+                       {'training': truth, 'validation': truth[:0], 'testing': test_truth},
+                       {'training': [''] * len(x), 'validation': [], 'testing': [''] * 400})
+    head = loop.train(data, num_labels, RetrainConfig(
+        how_many_training_steps=1000, random_seed=0, summaries_dir='', eval_step_interval=1000),
+        head_type=SigmoidHead)
+    ours = head.logits(test_x.astype(np.float64))
+    best = np.hstack([test_x, np.ones((400, 1))]) @ reference
+    assert np.mean((ours >= 0) == (best >= 0)) > 0.98
+    assert abs(metrics.mean_average_precision(test_truth, ours)
+               - metrics.mean_average_precision(test_truth, best)) < 0.005
+    assert abs(metrics.exact_match(test_truth, ours >= 0)
+               - metrics.exact_match(test_truth, best >= 0)) < 0.02
+
+
+def test_label_cuts_move_from_0_5_only_where_that_gets_more_images_right():
+    truth = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32)
+    logits = np.array([[2.0, -1.0, -3.0],   # Label 0: 0.5 is right for all: keep it.
+                       [1.0, -2.5, -2.0],   # Label 1: positives at -1 and -0.5 (below 0.5),
+                       [-1.0, -0.5, -1.0],  # negatives at -2.5 and -3: the cut between them.
+                       [-2.0, -3.0, 1.0]])  # Label 2: no positives: above the highest logit.
+    cuts = metrics.best_cuts(truth, logits)
+    np.testing.assert_allclose(cuts, [0.0, -1.75, 2.0])
+    head = SigmoidHead(np.eye(3, dtype=np.float32), np.zeros(3, np.float32)).shifted(cuts)
+    assert (metrics.predicted(head.predict(logits.astype(np.float32))) == truth.astype(bool)).all()
