@@ -64,7 +64,7 @@ def _run(config: RetrainConfig) -> float:
                                   *task.confusion(data, head), head, config.final_tensor_name,
                                   config.how_many_training_steps)
     _write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
-                                   data.paths['training'], report))
+                                   data.paths['training'], report, task.judgement(data, head)))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 

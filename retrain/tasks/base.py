@@ -15,6 +15,7 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
+from retrain.train import unknown
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
 
@@ -63,6 +64,11 @@ class Task:
         """(true, predicted) class of each test image, for TensorBoard's confusion matrix; empty
         where classes do not apply."""
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
+        """What the exported model needs to call an image unknown (retrain.train.unknown); None
+        where the task has no such judgement."""
+        return None
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
                skipped: List[Skipped]) -> Optional[Dict]:

@@ -17,6 +17,7 @@ from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
+from retrain.train import unknown
 from retrain.train.heads import Head
 
 
@@ -69,6 +70,18 @@ class SingleLabel(Task):
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
+
+    def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
+        """Fitted on the cached bottlenecks, so not after --fine_tune_steps (the module that
+        computed them has changed since)."""
+        if self.config.fine_tune_steps:
+            logging.info('Fine-tuned: the exported model carries no unknown judgement')
+            return None
+        fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
+                             head.biases, data.features['validation'])
+        logging.info('Unknown judgement fitted: %.0f%% of validation images score above 0 '
+                     '(the default operating point)', unknown.VALIDATION_FLAGGED * 100)
+        return fitted
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
                skipped: List[Skipped]) -> Optional[Dict]:
