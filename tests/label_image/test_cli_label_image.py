@@ -235,6 +235,7 @@ def test_utf16_labels_are_read_with_a_bom_and_refused_without(tmp_path):
     expected = gb.classic_run(graph, photo, 'Placeholder:0')[0]
     assert [p['label'] for p in json.loads(read.stdout)[0]['predictions']] == [
         names[i] for i in np.argsort(-expected)]
+    assert 'unknown' not in json.loads(read.stdout)[0]  # Old graphs: no judgement.
     refused = run_module('label_image', '--graph', graph, '--labels', without_bom, photo)
     assert refused.returncode == 1 and refused.stdout == ''
     errors = [line for line in refused.stderr.splitlines() if line.startswith('label_image')]
@@ -360,3 +361,57 @@ def test_scores_that_are_not_probabilities_are_said_to_be_so_once(tmp_path):
     plain = run_module('label_image', '--graph', softmax, '--labels', labels, '--json', image)
     assert plain.returncode == 0 and plain.stderr == '', plain.stderr[-3000:]
     assert sorted(json.loads(plain.stdout)[0]) == ['image', 'predictions']
+
+
+@pytest.fixture(scope='module')
+def odd_and_usual_images(tmp_path_factory, image_dir) -> list:
+    """Photos of the training colours, then images unlike any of them."""
+    folder = tmp_path_factory.mktemp('odd')
+    usual = [os.path.join(image_dir, name, f'{name}_{i:03d}.jpg')
+             for name in sorted(os.listdir(image_dir)) for i in (0, 1)]
+    rng = np.random.default_rng(5)
+    odd = []
+    for index in range(3):  # Noise of every colour at once: like no class.
+        path = str(folder / f'noise_{index}.png')
+        tf.io.write_file(path, tf.io.encode_png(rng.integers(0, 256, (40, 48, 3), np.uint8)))
+        odd.append(path)
+    return usual + odd
+
+
+def test_retrained_graph_judges_unknown_beside_an_unchanged_final_result(retrained):
+    graph, _ = retrained
+    graph_def = tf.compat.v1.GraphDef.FromString(open(graph, 'rb').read())
+    nodes = {node.name: node for node in graph_def.node}
+    assert nodes['final_result'].op == 'Softmax'
+    assert nodes['final_result'].input == ['final_training_ops/Wx_plus_b/add']
+    assert nodes['unknown_score'].attr['T'].type == tf.float32.as_datatype_enum
+    assert nodes['unknown'].op == 'Greater' and nodes['unknown'].input[0] == 'unknown_score'
+
+
+def test_label_image_says_unknown_with_the_best_guess_and_the_score(retrained,
+                                                                    odd_and_usual_images):
+    graph, labels = retrained
+    result = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                        *odd_and_usual_images)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout)
+    judged = [answer['unknown'] for answer in answers]
+    assert all(answer['unknown'] == (answer['unknown_score'] > 0) for answer in answers)
+    assert judged == [False] * 6 + [True] * 3, [a['unknown_score'] for a in answers]
+    text = run_module('label_image', '--graph', graph, '--labels', labels, '--top_k', '1',
+                      *odd_and_usual_images)
+    blocks = text.stdout.strip().split('\n\n')
+    for answer, block in zip(answers, blocks):
+        lines = block.splitlines()
+        guess = answer['predictions'][0]['label']
+        if answer['unknown']:
+            assert lines[1] == (f'unknown (best guess = {guess}, '
+                                f'unknown score = {answer["unknown_score"]:.5f} > 0)')
+            assert lines[2].startswith(f'{guess} (score = ')
+        else:
+            assert lines[1:] == [f'{guess} (score = {answer["predictions"][0]["score"]:.5f})']
+    # The operating point moves with the flag: past every score, nothing is unknown.
+    highest = max(answer['unknown_score'] for answer in answers)
+    lenient = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                         '--unknown_threshold', str(highest + 1), *odd_and_usual_images)
+    assert not any(answer['unknown'] for answer in json.loads(lenient.stdout))
