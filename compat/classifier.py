@@ -268,7 +268,9 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry = inputs[0]
-    result = interpreter.get_output_details()[0]
+    outputs = interpreter.get_output_details()
+    judged = [o for o in outputs if o['name'].startswith(UNKNOWN_SCORE)][:1]
+    result = [o for o in outputs if o not in judged][0]
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
     spec = _spec_from_shape(entry['name'], tf.as_dtype(entry['dtype']), entry['shape_signature'],
                             path, overrides,
@@ -282,7 +284,8 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
             tflite.allocate(interpreter)
         interpreter.set_tensor(entry['index'], batch)
         interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(result['index']), result)
+        return _with_judgement([_dequantize(interpreter.get_tensor(o['index']), o)
+                                for o in (result, *judged)])
     try:
         tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
@@ -290,7 +293,8 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
-                      model.output_op == 'LOGISTIC', model.output_op)
+                      model.output_op == 'LOGISTIC', model.output_op,
+                      unknown_output=''.join(o['name'] for o in judged))
 
 
 def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
