@@ -307,6 +307,7 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry, result = inputs[0], session.get_outputs()[0]
+    judged = [o.name for o in session.get_outputs()[1:] if o.name == UNKNOWN_SCORE]
     shape = [d if isinstance(d, int) else None for d in entry.shape]
     if len(shape) == 4 and shape[3] not in (None, 3):
         shown = str(shape).replace('None', 'N')
@@ -317,11 +318,13 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
                             'ONNX image input (retrain --onnx_output_file, compat convert)')
 
     def run(batch: Batch) -> np.ndarray:
-        return session.run([result.name], {entry.name: np.asarray(batch)})[0]
+        return _with_judgement(session.run([result.name, *judged],
+                                           {entry.name: np.asarray(batch)}))
     return Classifier(path, ONNX, model.model.producer_name or 'unknown', spec, result.name,
                       _num_classes([d if isinstance(d, int) else None for d in result.shape],
                                    result.name, path), run,
-                      model.output_op == 'Sigmoid', model.output_op, model.labels)
+                      model.output_op == 'Sigmoid', model.output_op, model.labels,
+                      unknown_output=''.join(judged))
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:
