@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
+from conftest import label_image_blocks, retrain_args, run_module
 
 
 @pytest.fixture(scope='module')
@@ -58,4 +58,4 @@ def test_label_image_reads_the_guarded_scores_as_probabilities(saved_model, imag
     labels = os.path.join(os.path.dirname(saved_model), 'labels.txt')
     result = run_module('label_image', '--graph', saved_model, '--labels', labels, image)
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
-    assert result.stdout.splitlines()[1].startswith('red (score = ')
+    assert label_image_blocks(result.stdout)[image][0][0] == 'red'

@@ -365,10 +365,9 @@ def test_scores_that_are_not_probabilities_are_said_to_be_so_once(tmp_path):
 
 @pytest.fixture(scope='module')
 def odd_and_usual_images(tmp_path_factory, image_dir) -> list:
-    """Photos of the training colours, then images unlike any of them."""
+    """The photos of the training colours, then images unlike any of them."""
     folder = tmp_path_factory.mktemp('odd')
-    usual = [os.path.join(image_dir, name, f'{name}_{i:03d}.jpg')
-             for name in sorted(os.listdir(image_dir)) for i in (0, 1)]
+    usual = list(gb.image_paths(image_dir))
     rng = np.random.default_rng(5)
     odd = []
     for index in range(3):  # Noise of every colour at once: like no class.
@@ -397,7 +396,7 @@ def test_label_image_says_unknown_with_the_best_guess_and_the_score(retrained,
     answers = json.loads(result.stdout)
     judged = [answer['unknown'] for answer in answers]
     assert all(answer['unknown'] == (answer['unknown_score'] > 0) for answer in answers)
-    assert judged == [False] * 6 + [True] * 3, [a['unknown_score'] for a in answers]
+    assert judged[-3:] == [True] * 3 and np.mean(judged[:-3]) < 0.15, judged
     text = run_module('label_image', '--graph', graph, '--labels', labels, '--top_k', '1',
                       *odd_and_usual_images)
     blocks = text.stdout.strip().split('\n\n')
