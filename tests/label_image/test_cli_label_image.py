@@ -182,6 +182,7 @@ def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
         names = f.read().splitlines()
     for answer in json.loads(result.stdout):
         top = answer['predictions'][0]
+        assert set(answer) == {'image', 'predictions'}  # No judgement: as before.
         for mean in (127.5, 128.0):  # How Poets retrain.py trained it; how its label_image fed it.
             expected = gb.classic_run(graph, answer['image'], 'input:0', mean, mean, 224)[0]
             assert top['label'] == names[int(np.argmax(expected))]
@@ -414,3 +415,13 @@ def test_label_image_says_unknown_with_the_best_guess_and_the_score(retrained,
     lenient = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
                          '--unknown_threshold', str(highest + 1), *odd_and_usual_images)
     assert not any(answer['unknown'] for answer in json.loads(lenient.stdout))
+
+
+def test_inspect_says_whether_a_model_carries_the_judgement(retrained, tmp_path):
+    graph, _ = retrained
+    carries = run_module('compat', 'inspect', graph)
+    assert carries.returncode == 0, carries.stderr[-3000:]
+    assert ('unknown judgement: unknown_score:0 (float32 [N]), above 0: unlike the training '
+            'images') in carries.stdout.splitlines()
+    old = run_module('compat', 'inspect', gb.save(gb.hub_like(), str(tmp_path / 'old.pb')))
+    assert 'unknown judgement: none (' in old.stdout
