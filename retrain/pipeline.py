@@ -57,7 +57,8 @@ def _run(config: RetrainConfig) -> float:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')
         return float('nan')
-    head = _train(config, task.head_type, len(gathered.labels), data, extractor)
+    head = task.calibrated(data, _train(config, task.head_type, len(gathered.labels), data,
+                                        extractor))
     accuracy = task.test(data, head, gathered.labels)
     report = task.report(gathered, data, head, accuracy, skipped)
     tensorboard_final.write_final(config.summaries_dir, gathered.labels,

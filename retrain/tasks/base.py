@@ -65,6 +65,10 @@ class Task:
         where classes do not apply."""
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
 
+    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
+        """The layer with --calibrate's temperature built in (the task's scores allowing)."""
+        return head
+
     def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
         """What the exported model needs to call an image unknown (retrain.train.unknown); None
         where the task has no such judgement."""

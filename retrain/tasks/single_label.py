@@ -17,7 +17,7 @@ from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
-from retrain.train import unknown
+from retrain.train import calibration, unknown
 from retrain.train.heads import Head
 
 
@@ -70,6 +70,24 @@ class SingleLabel(Task):
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
+
+    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
+        """With --calibrate, the layer giving logits / T, T fitted on the validation images
+        (retrain.train.calibration); their calibration error is logged before and after."""
+        x, y = data.features['validation'], data.labels['validation']
+        if not self.config.calibrate:
+            return head
+        if not len(y):
+            logging.warning('--calibrate: no validation images, so no temperature is fitted')
+            return head
+        logits = x @ head.weights + head.biases
+        temperature = calibration.fit_temperature(logits, y)
+        tuned = calibration.calibrated(head, temperature)
+        logging.info('Calibrated: temperature %.3f; validation expected calibration error '
+                     '%.3f before, %.3f after (N=%d)', temperature,
+                     calibration.expected_calibration_error(head.predict(x), y),
+                     calibration.expected_calibration_error(tuned.predict(x), y), len(y))
+        return tuned
 
     def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
         """Fitted on the cached bottlenecks, so not after --fine_tune_steps (the module that
