@@ -1,6 +1,7 @@
 """Which score tells images unlike the training data (`python -m bench.bench_unknown`).
 
     python -m bench.bench_unknown --bottleneck_dir DIR [--known 3] [--splits 10] [--steps 4000]
+                                [--shrinkage 0.9]
 
 Works on a filled bottleneck cache of class folders (run `python -m retrain --image_dir ...
 --bottleneck_dir DIR --how_many_training_steps 0` once): for each split, the head is trained
@@ -54,17 +55,18 @@ def _auroc(inside: np.ndarray, outside: np.ndarray) -> float:
 
 
 def _scores(model: unknown.Fitted, head, train_x: np.ndarray, x: np.ndarray) -> dict:
+    """Every candidate score of the bottlenecks x, higher meaning more unknown."""
     logits = x @ head.weights + head.biases
-    parts = unknown._parts(model, x, logits)
+    found = unknown.parts(model, x, logits)
     shifted = logits - logits.max(1, keepdims=True)
     softmax = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
     energy = -(logits.max(1) + np.log(np.exp(shifted).sum(1)))
     unit = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
     cosine = 1 - (x / np.linalg.norm(x, axis=1, keepdims=True) @ unit.T).max(1)
     centered = x - model.center
-    maha = unknown._distances(model.within, centered[:, None, :] - model.class_means[None])
+    maha = unknown.distances(model.within, centered[:, None, :] - model.class_means[None])
     return {'max softmax': -softmax.max(1), 'energy': energy, 'cosine kNN': cosine,
-            'Mahalanobis': maha.min(1), 'relative Mahalanobis': parts[:, 0],
+            'Mahalanobis': maha.min(1), 'relative Mahalanobis': found[:, 0],
             'chosen (unknown.score)': unknown.score(model, x, logits)}
 
 
@@ -81,7 +83,8 @@ def main() -> None:
     parser.add_argument('--known', type=int, default=3, help='classes trained on per split')
     parser.add_argument('--splits', type=int, default=10)
     parser.add_argument('--steps', type=int, default=4000)
-    parser.add_argument('--shrinkage', type=float, default=unknown.SHRINKAGE)
+    parser.add_argument('--shrinkage', type=float, default=unknown.SHRINKAGE,
+                        help='covariance shrinkage to try (unknown.SHRINKAGE)')
     args = parser.parse_args()
     logging.set_verbosity(logging.WARNING)
     unknown.SHRINKAGE = args.shrinkage

@@ -85,25 +85,25 @@ def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: n
     model = Fitted(center.astype(np.float32), class_means.astype(np.float32),
                    _precision(centered - class_means[labels]), _precision(centered))
     reference = validation if validation is not None and len(validation) else features
-    parts = _parts(model, reference, reference @ weights + biases)
-    spread = np.maximum(parts.std(0), 1e-12)
+    found = parts(model, reference, reference @ weights + biases)
+    spread = np.maximum(found.std(0), 1e-12)
     model.weights = tuple(float(w) for w in 1.0 / spread)
-    combined = (parts / spread).sum(1)
+    combined = (found / spread).sum(1)
     model.offset = -float(np.quantile(combined, 1 - VALIDATION_FLAGGED))
     return model
 
 
-def _distances(precision: Precision, v: np.ndarray) -> np.ndarray:
+def distances(precision: Precision, v: np.ndarray) -> np.ndarray:
     """Squared distances of the vectors v [..., D] under `precision`."""
     projected = v @ precision.factor.astype(np.float64)
     return precision.scale * np.sum(v * v, -1) - np.sum(projected * projected, -1)
 
 
-def _parts(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
+def parts(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     """[N, 2]: relative Mahalanobis distance and energy of each row."""
     centered = x.astype(np.float64) - model.center
-    nearest = _distances(model.within, centered[:, None, :] - model.class_means[None]).min(1)
-    relative = nearest - _distances(model.background, centered)
+    nearest = distances(model.within, centered[:, None, :] - model.class_means[None]).min(1)
+    relative = nearest - distances(model.background, centered)
     top = logits.max(1)
     energy = -(top + np.log(np.exp(logits - top[:, None]).sum(1)))
     return np.stack([relative, energy], 1)
@@ -111,7 +111,7 @@ def _parts(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
 def score(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     """[N] unknown scores of bottlenecks x with their logits: above 0 is unknown."""
-    return _parts(model, x, logits) @ np.array(model.weights) + model.offset
+    return parts(model, x, logits) @ np.array(model.weights) + model.offset
 
 
 def tf_score(model: Fitted, bottlenecks: tf.Tensor, logits: tf.Tensor) -> None:
