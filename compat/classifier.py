@@ -18,6 +18,7 @@ from google.protobuf import message
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain.common.errors import ToolError, error_summary
+from retrain.common.graph_names import UNKNOWN_SCORE
 from retrain.common.tf_internals import saved_model_pb2
 from retrain.data import image_io
 from retrain.features import graph_files
@@ -71,6 +72,9 @@ class Classifier:
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
     output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
     labels: Optional[List[str]] = None  # the labels the model file carries (ONNX), in order
+    # The output scoring how unlike the training images each image is (retrain.train.unknown:
+    # above 0 is unknown), '' where the model has none; `run` then returns it as a last column.
+    unknown_output: str = ''
 
     @property
     def takes_encoded(self) -> bool:
@@ -89,6 +93,11 @@ class Classifier:
     def classify(self, images: Images) -> np.ndarray:
         """Images -> float [N, classes]: [N, H, W, 3] floats in [0, 1] (array or tensor), or a
         list of bytes."""
+        return self.classify_judged(images)[0]
+
+    def classify_judged(self, images: Images) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """As classify, with each image's unknown score where the model carries one (else
+        None): one run gives both."""
         decoded = isinstance(images, (np.ndarray, tf.Tensor))
         if self.spec.encoded:
             if decoded:
@@ -98,7 +107,10 @@ class Classifier:
             if not decoded:
                 images = np.stack([self.prepare(contents) for contents in images])
             batch = self.spec.normalize(images)
-        return self._run_in_chunks(batch)
+        results = self._run_in_chunks(batch)
+        if not self.unknown_output:
+            return results, None
+        return results[:, :-1], results[:, -1]
 
     def describe(self) -> str:
         classes = f'{self.num_classes} classes' if self.num_classes else 'classes unknown'
@@ -106,12 +118,14 @@ class Classifier:
             classes += ', multi-label: a sigmoid score per label'
         if not_probabilities(self.output_op):
             classes += ', ' + not_probabilities(self.output_op)
+        judged = (f'\n  unknown {self.unknown_output} (above 0: unlike the training images)'
+                  if self.unknown_output else '')
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
-                f'  input  {self.spec.describe()}\n  output {self.output} ({classes})')
+                f'  input  {self.spec.describe()}\n  output {self.output} ({classes}){judged}')
 
     def _run_in_chunks(self, batch: Batch) -> np.ndarray:
         if not len(batch):
-            return np.zeros((0, self.num_classes or 0), np.float32)
+            return np.zeros((0, (self.num_classes or 0) + bool(self.unknown_output)), np.float32)
         if self.spec.scalar:
             return np.concatenate([self.run(item).reshape(1, -1) for item in batch])
         step = self.spec.batch or len(batch)
@@ -172,11 +186,31 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
                                   overrides.mean, overrides.std, overrides.size)
     num_classes = _num_classes(signature.get_tensor(wrapped.graph, output, path).shape,
                                output, path)
-    function = graphs.graph_function(graph_def, [spec.tensor], [output], wrapped.graph)
+    judged = _judgement_of(graph_def, overrides)
+    function = graphs.graph_function(graph_def, [spec.tensor], [output, *judged], wrapped.graph)
     output_op = signature.output_op(graph_def, output)
+
+    def run(batch: Batch) -> np.ndarray:
+        return _with_judgement([t.numpy() for t in function(tf.convert_to_tensor(batch))])
     return Classifier(path, FROZEN_GRAPH, signature.generation(graph_def), spec, output,
-                      num_classes, lambda batch: function(tf.convert_to_tensor(batch))[0].numpy(),
-                      output_op == 'Sigmoid', output_op)
+                      num_classes, run, output_op == 'Sigmoid', output_op,
+                      unknown_output=''.join(judged))
+
+
+def _judgement_of(graph_def: tf.compat.v1.GraphDef, overrides: Overrides) -> List[str]:
+    """[`unknown_score:0`] when a retrained graph carries the judgement and its own output is
+    read (not one named by --output_layer), else []."""
+    if overrides.output_layer or not any(node.name == UNKNOWN_SCORE for node in graph_def.node):
+        return []
+    return [f'{UNKNOWN_SCORE}:0']
+
+
+def _with_judgement(outputs: List[np.ndarray]) -> np.ndarray:
+    """Scores [N, classes] and, if given, unknown scores [N] as one [N, classes + 1] array."""
+    if len(outputs) == 1:
+        return outputs[0]
+    scores, judged = outputs
+    return np.concatenate([scores, judged.reshape(-1, 1).astype(scores.dtype)], axis=1)
 
 
 def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -198,12 +232,15 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert)')
 
+    judged = [UNKNOWN_SCORE] if output == 'prediction' and UNKNOWN_SCORE in outputs else []
+
     def run(batch: Batch) -> np.ndarray:
-        return serving(**{input_key: tf.convert_to_tensor(batch)})[output].numpy()
+        results = serving(**{input_key: tf.convert_to_tensor(batch)})
+        return _with_judgement([results[key].numpy() for key in (output, *judged)])
     output_op = signature.output_op(meta_graph.graph_def, signature_def.outputs[output].name)
     return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
                       _num_classes(outputs[output].shape, output, path), run,
-                      output_op == 'Sigmoid', output_op)
+                      output_op == 'Sigmoid', output_op, unknown_output=''.join(judged))
 
 
 def _serving_signature(path: str):
@@ -231,7 +268,9 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry = inputs[0]
-    result = interpreter.get_output_details()[0]
+    outputs = interpreter.get_output_details()
+    judged = [o for o in outputs if o['name'].startswith(UNKNOWN_SCORE)][:1]
+    result = [o for o in outputs if o not in judged][0]
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
     spec = _spec_from_shape(entry['name'], tf.as_dtype(entry['dtype']), entry['shape_signature'],
                             path, overrides,
@@ -245,7 +284,8 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
             tflite.allocate(interpreter)
         interpreter.set_tensor(entry['index'], batch)
         interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(result['index']), result)
+        return _with_judgement([_dequantize(interpreter.get_tensor(o['index']), o)
+                                for o in (result, *judged)])
     try:
         tflite.allocate(interpreter)
     except RuntimeError as e:  # Such as Select TF ops without the Flex delegate.
@@ -253,7 +293,8 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     return Classifier(path, TFLITE, 'tf.lite', spec, result['name'],
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
-                      model.output_op == 'LOGISTIC', model.output_op)
+                      model.output_op == 'LOGISTIC', model.output_op,
+                      unknown_output=''.join(o['name'] for o in judged))
 
 
 def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Classifier:
@@ -266,6 +307,7 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry, result = inputs[0], session.get_outputs()[0]
+    judged = [o.name for o in session.get_outputs()[1:] if o.name == UNKNOWN_SCORE]
     shape = [d if isinstance(d, int) else None for d in entry.shape]
     if len(shape) == 4 and shape[3] not in (None, 3):
         shown = str(shape).replace('None', 'N')
@@ -276,11 +318,13 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
                             'ONNX image input (retrain --onnx_output_file, compat convert)')
 
     def run(batch: Batch) -> np.ndarray:
-        return session.run([result.name], {entry.name: np.asarray(batch)})[0]
+        return _with_judgement(session.run([result.name, *judged],
+                                           {entry.name: np.asarray(batch)}))
     return Classifier(path, ONNX, model.model.producer_name or 'unknown', spec, result.name,
                       _num_classes([d if isinstance(d, int) else None for d in result.shape],
                                    result.name, path), run,
-                      model.output_op == 'Sigmoid', model.output_op, model.labels)
+                      model.output_op == 'Sigmoid', model.output_op, model.labels,
+                      unknown_output=''.join(judged))
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:

@@ -7,11 +7,17 @@ import tensorflow as tf
 from compat import classifier as models
 from compat import graphs, onnx_model, safety, signature
 from retrain.common.errors import ToolError
+from retrain.common.graph_names import UNKNOWN_SCORE
 from retrain.export import onnx_contract, tflite_metadata
 from retrain.features import graph_files
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
+
+
+# What inspect says of a model that cannot tell images unlike its training images.
+_NO_JUDGEMENT = ('unknown judgement: none (no unknown_score: it cannot say an image is unlike '
+                 'its training images)')
 
 
 def inspect(path: str,
@@ -27,6 +33,8 @@ def inspect(path: str,
                     f'or the host\n  unsafe ops: {", ".join(unsafe)}')
         model = models.load(path, overrides)
         described = model.describe() + '\n  unsafe ops: none'
+        if not model.unknown_output:
+            described += '\n  ' + _NO_JUDGEMENT
         if found in (models.TFLITE, models.ONNX):
             described += '\n' + metadata_report(model)
         return described
@@ -56,6 +64,8 @@ def inspect(path: str,
                                       overrides.mean, overrides.std, overrides.size)
         lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')
         lines.append(f'preprocessing: {spec.describe()}')
+        lines.append(f'unknown judgement: {_tensor(graph, UNKNOWN_SCORE + ":0")}, above 0: '
+                     'unlike the training images' if UNKNOWN_SCORE in names else _NO_JUDGEMENT)
     except ToolError as e:
         lines.append(f'cannot classify with it as it is: {e}')
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')

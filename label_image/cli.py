@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
                         dest='top_k', help='how many labels to print per image')
     parser.add_argument('--threshold', type=_unit_interval, default=0.5,
                         help='multi-label models: print the labels scoring at least this')
+    parser.add_argument('--unknown_threshold', type=number, default=0.0,
+                        help='models that judge whether an image is unlike their training images '
+                        '(retrain since this version, single-label): call it unknown when its '
+                        'unknown score is above this; 0 is the operating point chosen in '
+                        'training (5%% of validation images), higher calls fewer images unknown')
     parser.add_argument('--batch_size', type=_positive, default=32,
                         help='how many images to run through the model at once')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
@@ -98,18 +103,21 @@ def main(argv: Sequence[str]) -> int:
                                       args.batch_size)
         threshold = args.threshold if model.multi_label else None
         return _report(results, labels, args.top_k, args.json, threshold,
-                       models.not_probabilities(model.output_op))
+                       models.not_probabilities(model.output_op), args.unknown_threshold)
     except tf.errors.OpError as e:
         return error(_PROGRAM, f'running {args.graph} failed: {error_summary(e)}')
 
 
 def _report(results, labels: List[str], top_k: int, as_json: bool,
-            threshold: Optional[float] = None, note: str = '') -> int:
+            threshold: Optional[float] = None, note: str = '',
+            unknown_threshold: float = 0.0) -> int:
     """Prints each result as it comes (JSON: all at the end); 1 if any image failed, else 0.
 
     A multi-label model (threshold given) prints only the labels scoring at least `threshold`;
     its JSON has every label's score. A `note` on the scores (not probabilities) is a field of
-    each JSON result; in text it is said once, by _explain.
+    each JSON result; in text it is said once, by _explain. Where the model judges whether an
+    image is unlike its training images, one scoring above `unknown_threshold` gets an `unknown`
+    line first (with the best guess and that score); its JSON has `unknown` and `unknown_score`.
     """
     failed = 0
     collected = []
@@ -119,9 +127,17 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
             print(f'{_PROGRAM}: error: cannot classify {result.path}: {result.error}',
                   file=sys.stderr)
         if as_json:
-            collected.append(_as_json(result, labels, len(labels) if threshold else top_k, note))
+            found = _as_json(result, labels, len(labels) if threshold else top_k, note)
+            if result.unknown_score is not None:
+                found.update(unknown=result.unknown_score > unknown_threshold,
+                             unknown_score=result.unknown_score)
+            collected.append(found)
         elif not result.error:
             print(result.path)
+            if result.unknown_score is not None and result.unknown_score > unknown_threshold:
+                best = _top(result.scores, 1)[0]
+                print(f'unknown (best guess = {labels[best]}, '
+                      f'unknown score = {result.unknown_score:.5f} > {unknown_threshold:g})')
             for index in _top(result.scores, top_k, threshold):
                 print(f'{labels[index]} (score = {result.scores[index]:.5f})')
             print(flush=True)

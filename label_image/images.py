@@ -25,6 +25,7 @@ class Result:
     path: str
     scores: Optional[np.ndarray] = None
     error: str = ''
+    unknown_score: Optional[float] = None  # Where the model carries the judgement.
 
 
 def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
@@ -76,9 +77,10 @@ def _classify_decoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
     for indices, batch in image_io.image_batches([images[i][0] for i in readable],
                                                  classifier.spec.size, batch_size, ordered=True):
         positions = [readable[i] for i in indices.numpy()]
-        for position, scores in zip(positions, classifier.classify(batch)):
+        scores, judged = classifier.classify_judged(batch)
+        for index, position in enumerate(positions):
             yield from _failures(images[done:position])  # Dropped by the pipeline: unusable.
-            yield Result(images[position][0], scores)
+            yield Result(images[position][0], scores[index], unknown_score=_at(judged, index))
             done = position + 1
     yield from _failures(images[done:])
 
@@ -123,7 +125,16 @@ def _prepare(classifier: Classifier, path: str,
 
 def _classify_batch(classifier: Classifier, prepared) -> List[Result]:
     good = [item for _, item, error in prepared if not error]
-    if good:
-        scores = iter(classifier.classify(good))
-    return [Result(path, error=error) if error else Result(path, next(scores))
-            for path, _, error in prepared]
+    scores, judged = classifier.classify_judged(good) if good else (None, None)
+    results, index = [], 0
+    for path, _, error in prepared:
+        if error:
+            results.append(Result(path, error=error))
+        else:
+            results.append(Result(path, scores[index], unknown_score=_at(judged, index)))
+            index += 1
+    return results
+
+
+def _at(judged: Optional[np.ndarray], index: int) -> Optional[float]:
+    return None if judged is None else float(judged[index])

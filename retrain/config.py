@@ -163,6 +163,10 @@ class RetrainConfig:
         False, '--image_dir holds train/, validation/ (or val/) and optionally test/, each with '
         'the class folders: use exactly that split (no --testing_percentage or '
         '--validation_percentage).')
+    calibrate: bool = setting(
+        False, 'Fit a temperature on the validation images so that the scores are calibrated '
+        '(of images scored 0.8, about 80% right), and build it into every output; logs the '
+        'validation calibration error before and after. Single-label runs.')
     # Not a flag: the CLI sets it when --testing_percentage or --validation_percentage is given.
     percentages_given: bool = False
 
@@ -216,6 +220,8 @@ class RetrainConfig:
             raise ConfigError('--label_thresholds needs --multi_label')
         if self.split_folders:
             self._check_split_folders()
+        if self.multi_label and self.calibrate:
+            raise ConfigError('--calibrate is for single-label runs, not --multi_label')
         problem = graph_names.final_name_problem(self.final_tensor_name)
         if problem:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '

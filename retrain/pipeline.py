@@ -57,15 +57,15 @@ def _run(config: RetrainConfig) -> float:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')
         return float('nan')
-    head = task.tuned(data, _train(config, task.head_type, len(gathered.labels), data, extractor),
-                      gathered.labels)
+    head = _train(config, task.head_type, len(gathered.labels), data, extractor)
+    head = task.calibrated(data, task.tuned(data, head, gathered.labels))
     accuracy = task.test(data, head, gathered.labels)
     report = task.report(gathered, data, head, accuracy, skipped)
     tensorboard_final.write_final(config.summaries_dir, gathered.labels,
                                   *task.confusion(data, head), head, config.final_tensor_name,
                                   config.how_many_training_steps)
     _write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
-                                   data.paths['training'], report))
+                                   data.paths['training'], report, task.judgement(data, head)))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 

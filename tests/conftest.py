@@ -213,10 +213,13 @@ LABEL_IMAGE_SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
 
 
 def label_image_blocks(stdout: str) -> Dict[str, list]:
-    """{path: [(label, score), ...]} from label_image's text output."""
+    """{path: [(label, score), ...]} from label_image's text output (the `unknown` line of an
+    image a model judges unlike its training images left out)."""
     blocks = {}
     for block in stdout.strip().split('\n\n'):
         path, *lines = block.splitlines()
+        if lines and lines[0].startswith('unknown ('):
+            lines = lines[1:]
         blocks[path] = [(m.group(1), float(m.group(2)))
                         for m in map(LABEL_IMAGE_SCORE_LINE.match, lines)]
     return blocks

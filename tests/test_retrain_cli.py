@@ -454,7 +454,8 @@ def test_final_tensor_name_tflite_quantize_and_quiet_verbosity(tmp_path, tiny_mo
     assert scores.argmax() == 2  # red
     interpreter = tflite_interpreter(model_path=str(out / 'model.tflite'))
     assert any(t['dtype'] == np.int8 for t in interpreter.get_tensor_details())
-    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (given,), (taken, judged) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert judged['name'] == 'unknown_score_output'  # Whatever the output's name.
     interpreter.set_tensor(given['index'], image[np.newaxis])
     interpreter.invoke()
     assert interpreter.get_tensor(taken['index'])[0].argmax() == 2

@@ -14,8 +14,14 @@ UNIT_INPUT = 'Placeholder'
 CENTERED_INPUTS = ('Mul', 'input')
 MODEL_INPUT = 'module_input'
 BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder'
+# The judgement of single-label graphs (retrain.train.unknown): a score per image, above 0 when
+# the image is unlike the training images, and that comparison; their ops under UNKNOWN_SCOPE.
+UNKNOWN_SCORE = 'unknown_score'
+UNKNOWN = 'unknown'
+UNKNOWN_SCOPE = 'unknown_judgement'
 # Scopes of the other nodes: pixel conversions, the frozen model, the new layer's variables.
-SCOPES = ('decode_and_resize', 'center', 'uncenter', 'module', 'final_training_ops')
+SCOPES = ('decode_and_resize', 'center', 'uncenter', 'module', 'final_training_ops',
+          UNKNOWN_SCOPE)
 
 # TensorFlow's rule for the name of an op created at the top of a graph.
 _NODE_NAME = re.compile(r'^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$')
@@ -30,7 +36,7 @@ def final_name_problem(name: str) -> str:
         return ('it is not a TensorFlow node name (letters, digits and . _ - / \\ >, starting '
                 'with a letter, digit or dot, not ending with /)')
     taken = [n.lower() for n in (JPEG_INPUT, UNIT_INPUT, *CENTERED_INPUTS, MODEL_INPUT,
-                                 BOTTLENECK_INPUT, *SCOPES)]
+                                 BOTTLENECK_INPUT, UNKNOWN_SCORE, UNKNOWN, *SCOPES)]
     lowered = name.lower()  # Below an entry point too: TensorFlow names constants `Mul/y`.
     if lowered in taken or lowered.startswith(tuple(n + '/' for n in taken)):
         return 'the exported graph has a node or scope of that name already'

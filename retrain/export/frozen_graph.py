@@ -11,10 +11,14 @@ The frozen graph is what old client code loads, so it answers every historical e
 Each entry point is a tensor on one chain, so feeding any of them skips what lies before it.
 The chain ends in `module_input:0`, float [N, H, W, 3] in [0, 1] as the model itself reads it:
 label_image feeds that, past the pixel conversions between the historical entry points.
+A single-label graph also answers whether each image is unlike the training images
+(retrain.train.unknown): `unknown_score:0` (float [N], above 0: unknown) and `unknown:0` (bool
+[N]), added beside `final_result:0`, which is unchanged.
 The feature extractor is frozen into constants and imported under `module/`; the entry points
 are created first so that they get their exact names (graph names are unique case-insensitively).
 """
 import os
+from typing import Optional
 
 import tensorflow as tf
 
@@ -30,6 +34,7 @@ from retrain.common.graph_names import (
 from retrain.data import image_io
 from retrain.export.outputs import Trained
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
+from retrain.train import unknown
 from retrain.train.heads import Head
 
 
@@ -44,8 +49,10 @@ def check_exportable(extractor: FeatureExtractor) -> None:
 
 
 def build_graph(extractor: FeatureExtractor, head: Head,
-                final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
-    """The complete classifier as a frozen GraphDef with all entry points (see module doc)."""
+                final_tensor_name: str = 'final_result',
+                judgement: Optional[unknown.Fitted] = None) -> tf.compat.v1.GraphDef:
+    """The complete classifier as a frozen GraphDef with all entry points (see module doc), and
+    `unknown_score`, `unknown` when given a judgement."""
     frozen = extractor.freeze()  # Eagerly, before building a graph.
     height, width = extractor.image_size
     graph = tf.Graph()
@@ -67,7 +74,9 @@ def build_graph(extractor: FeatureExtractor, head: Head,
         bottleneck_input = tf.compat.v1.placeholder_with_default(
             import_extractor(frozen, images), [None, extractor.bottleneck_size],
             name=BOTTLENECK_INPUT)
-        add_final_layer(bottleneck_input, head, final_tensor_name)
+        logits = add_final_layer(bottleneck_input, head, final_tensor_name)
+        if judgement is not None:
+            unknown.tf_score(judgement, bottleneck_input, logits)
     return graph.as_graph_def()
 
 
@@ -79,9 +88,9 @@ def import_extractor(frozen: FrozenExtractor, images: tf.Tensor) -> tf.Tensor:
     return bottleneck
 
 
-def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: str) -> None:
+def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: str) -> tf.Tensor:
     """The new layer's ops under their classic names: final_training_ops/..., final_result
-    (softmax, or a sigmoid per label for a multi-label head)."""
+    (softmax, or a sigmoid per label for a multi-label head); returns the logits."""
     with tf.name_scope('final_training_ops'):
         with tf.name_scope('weights'):
             weights = tf.constant(head.weights, name='final_weights')
@@ -91,6 +100,7 @@ def add_final_layer(bottleneck_input: tf.Tensor, head: Head, final_tensor_name: 
             logits = tf.add(tf.matmul(bottleneck_input, weights), biases, name='add')
     activation = {'softmax': tf.nn.softmax, 'sigmoid': tf.math.sigmoid}[head.activation]
     activation(logits, name=final_tensor_name)
+    return logits
 
 
 def final_layer_graph(head: Head, final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
@@ -112,7 +122,7 @@ def graph_of(trained: Trained) -> tf.compat.v1.GraphDef:
     """The run's classifier graph, built once: the graph file and the SavedModel share it."""
     if trained.graph_def is None:
         trained.graph_def = build_graph(trained.extractor, trained.head,
-                                        trained.config.final_tensor_name)
+                                        trained.config.final_tensor_name, trained.unknown)
     return trained.graph_def
 
 

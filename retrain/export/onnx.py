@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from retrain.common import fileio, interrupts
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNIT_INPUT
+from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE
 from retrain.export import onnx_contract, tflite
 from retrain.export.outputs import Trained
 
@@ -27,16 +27,28 @@ def _inference_graph(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, in
                      input_tensor: str, output_tensor: str,
                      batch: Optional[int]) -> tf.compat.v1.GraphDef:
     """`graph_def` imported under `classifier/` between a fresh `image` [batch, H, W, 3] input
-    and a `scores` output: the file's tensor names whatever the graph's own names are."""
+    and a `scores` output (and `unknown_score` where the graph has one): the file's tensor names
+    whatever the graph's own names are."""
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, [batch, image_size[0], image_size[1], 3],
                                          name=onnx_contract.INPUT_NAME)
-        scores, = tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: image},
-                                                 return_elements=[output_tensor],
-                                                 name='classifier')
-        tf.identity(scores, name=onnx_contract.OUTPUT_NAME)
+        outputs = tf.graph_util.import_graph_def(
+            graph_def, input_map={input_tensor: image},
+            return_elements=[output_tensor] + [f'{name}:0' for name in _judged(graph_def)],
+            name='classifier')
+        for output, name in zip(outputs, _output_names(graph_def)):
+            tf.identity(output, name=name)
     return _defaults_as_identities(graph.as_graph_def())
+
+
+def _judged(graph_def: tf.compat.v1.GraphDef) -> list:
+    return [UNKNOWN_SCORE] if any(node.name == UNKNOWN_SCORE for node in graph_def.node) else []
+
+
+def _output_names(graph_def: tf.compat.v1.GraphDef) -> list:
+    """The file's outputs: `scores`, then `unknown_score` where the graph judges."""
+    return [onnx_contract.OUTPUT_NAME] + [onnx_contract.UNKNOWN_OUTPUT] * len(_judged(graph_def))
 
 
 def _defaults_as_identities(graph_def: tf.compat.v1.GraphDef) -> tf.compat.v1.GraphDef:
@@ -69,12 +81,13 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int], label
         raise ToolError('ONNX output needs tf2onnx and onnx: '
                         f'{onnx_contract.EXTRA_HINT}') from None
     python_logging.getLogger('tf2onnx').setLevel(python_logging.ERROR)  # Per-op chatter.
-    names = {f'{name}:0': name for name in (onnx_contract.INPUT_NAME, onnx_contract.OUTPUT_NAME)}
+    outputs = _output_names(graph_def)
+    names = {f'{name}:0': name for name in (onnx_contract.INPUT_NAME, *outputs)}
     try:
         model, _ = tf2onnx.convert.from_graph_def(
             _inference_graph(graph_def, image_size, input_tensor, output_tensor, batch),
             input_names=[f'{onnx_contract.INPUT_NAME}:0'],
-            output_names=[f'{onnx_contract.OUTPUT_NAME}:0'], opset=OPSET,
+            output_names=[f'{name}:0' for name in outputs], opset=OPSET,
             tensors_to_rename=names)
     except Exception as e:  # noqa: BLE001  tf2onnx raises many kinds.
         raise ToolError(f'cannot convert the classifier to ONNX: {type(e).__name__}: '
@@ -97,7 +110,8 @@ def write_onnx(path: str, model) -> None:
 
 def write_output(path: str, trained: Trained) -> None:
     config, extractor = trained.config, trained.extractor
-    graph = tflite.classifier_graph(extractor, trained.head, config.final_tensor_name)
+    graph = tflite.classifier_graph(extractor, trained.head, config.final_tensor_name,
+                                    trained.unknown)
     write_onnx(path, convert(
         graph, extractor.image_size, trained.labels, trained.head.activation,
         config.final_tensor_name + ':0',

@@ -4,7 +4,8 @@ One contract for every file, whoever wrote it (`retrain --onnx_output_file`, `co
   input    one, float32 [N, H, W, 3], RGB in [0, 1], N free (the SavedModel's serving_default
            takes the same pixels);
   output   the first is the class scores [N, classes], softmax (sigmoid per label for
-           --multi_label models);
+           --multi_label models); single-label files of retrain add `unknown_score` float [N]
+           (above 0: the image is unlike the training images; retrain.train.unknown);
   metadata_props  labels: the labels in score order, one per line;
                   image_size: "H,W";  input_range: "0,1";  scores: "softmax" or "sigmoid".
 A client reads these and needs nothing else (no labels file, no TensorFlow).
@@ -15,9 +16,11 @@ loaders have.
 from typing import Dict, Sequence, Tuple
 
 from retrain.common.errors import ToolError
+from retrain.common.graph_names import UNKNOWN_SCORE
 
 LABELS, IMAGE_SIZE, INPUT_RANGE, SCORES = 'labels', 'image_size', 'input_range', 'scores'
 INPUT_NAME, OUTPUT_NAME = 'image', 'scores'
+UNKNOWN_OUTPUT = UNKNOWN_SCORE  # The optional second output.
 BATCH = 'N'  # The name of the free batch dimension of the input and the scores.
 PRODUCER = 'retrain'
 EXTRA_HINT = "pip install '.[onnx]'"  # What writing and reading .onnx files need.

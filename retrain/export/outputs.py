@@ -63,4 +63,5 @@ class Trained:
     labels: List[str]
     training_paths: List[str]  # The int8 TFLite model calibrates on them.
     report: Optional[Dict] = None  # The run report's data, for --report_dir.
+    unknown: Any = None  # retrain.train.unknown.Fitted: the judgement the outputs carry, or None.
     graph_def: Any = None  # Built once by the first writer that needs it (frozen_graph.graph_of).

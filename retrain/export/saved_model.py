@@ -6,6 +6,9 @@
                    -> scores: float [N, classes], the same scores in the same order,
                       classes: string [N, classes], the label of each score (batch-major, so
                       TF Serving's REST `instances` answers pair them up per image).
+Graphs that carry the unknown judgement (retrain.train.unknown) add to both signatures
+  unknown_score: float [N], above 0 for an image unlike the training images,
+  unknown: bool [N], that comparison at the default operating point.
 The input key ends in `_bytes`, so TF Serving's REST API decodes {"b64": "..."} values for it.
 Images are decoded and resized by retrain.data.image_io, exactly as the frozen graph's
 `DecodeJpeg/contents` path does, so both give the same scores. An empty batch (no images, where
@@ -16,13 +19,13 @@ graph, not from serving_default: its guard would become an IF op.)
 """
 import contextlib
 import logging as python_logging
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError
-from retrain.common.graph_names import UNIT_INPUT
+from retrain.common.graph_names import UNIT_INPUT, UNKNOWN, UNKNOWN_SCORE
 from retrain.data import image_io
 from retrain.export import frozen_graph
 from retrain.export.outputs import Trained
@@ -48,11 +51,14 @@ class ServingModule(tf.Module):
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name='')
         feed, scores = (graph.get_tensor_by_name(name) for name in (input_tensor, output_tensor))
+        self._judged = [name for name in (UNKNOWN_SCORE, UNKNOWN)
+                        if any(node.name == name for node in graph_def.node)]
 
         def classify(images):
-            return tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: images},
-                                                  return_elements=[output_tensor],
-                                                  name='classifier')[0]
+            return tf.graph_util.import_graph_def(
+                graph_def, input_map={input_tensor: images},
+                return_elements=[output_tensor] + [f'{name}:0' for name in self._judged],
+                name='classifier')
 
         self._classify = tf.compat.v1.wrap_function(classify, [tf.TensorSpec(feed.shape,
                                                                               feed.dtype)])
@@ -70,33 +76,46 @@ class ServingModule(tf.Module):
 
     def _serve(self, image: tf.Tensor) -> dict:
         if image.shape.rank == 0 or image.shape[0] is not None:  # One image, or a fixed batch:
-            return {'prediction': self._classify(image)}  # never empty, nothing to guard.
-        return {'prediction': self._unless_empty(image, lambda: self._classify(image))}
+            results = self._classify(image)  # never empty, nothing to guard.
+        else:
+            results = self._unless_empty(image, lambda: self._classify(image))
+        return self._named('prediction', results)
 
     def _serve_bytes(self, image_bytes: tf.Tensor) -> dict:
-        scores = self._unless_empty(image_bytes, lambda: self._scores_of_bytes(image_bytes))
-        classes = tf.tile(self._labels[tf.newaxis], [tf.shape(scores)[0], 1])
-        return {'scores': scores, 'classes': classes}
+        results = self._unless_empty(image_bytes, lambda: self._scores_of_bytes(image_bytes))
+        classes = tf.tile(self._labels[tf.newaxis], [tf.shape(results[0])[0], 1])
+        return {**self._named('scores', results), 'classes': classes}
 
-    def _unless_empty(self, batch: tf.Tensor, scores: Callable[[], tf.Tensor]) -> tf.Tensor:
-        """scores(), or [0, classes] for an empty batch (without running the graph)."""
-        empty = tf.zeros([0, self._labels.shape[0]], tf.float32)
+    def _named(self, key: str, results: Sequence[tf.Tensor]) -> dict:
+        """The scores under `key`, then the judgement's outputs under their graph names."""
+        return dict(zip([key, *self._judged], results))
+
+    def _unless_empty(self, batch: tf.Tensor,
+                      results: Callable[[], Sequence[tf.Tensor]]) -> List[tf.Tensor]:
+        """results(), or empty ones ([0, classes] scores) for an empty batch, without running
+        the graph."""
+        classes = self._labels.shape[0]
+        shapes = [[None, classes]] + [[None]] * len(self._judged)
+        empty = [tf.zeros([0, classes], tf.float32)] + [
+            tf.zeros([0], dtype) for dtype in (tf.float32, tf.bool)[:len(self._judged)]]
         return tf.cond(tf.shape(batch)[0] > 0,
-                       lambda: tf.ensure_shape(scores(), [None, self._labels.shape[0]]),
+                       lambda: [tf.ensure_shape(t, s) for t, s in zip(results(), shapes)],
                        lambda: empty)
 
     def _scores_of_bytes(self, image_bytes: tf.Tensor) -> tf.Tensor:
         shape = self._feed.shape
-        if self._feed.dtype == tf.string:
-            return tf.map_fn(lambda contents: tf.reshape(self._classify(contents), [-1]),
-                             image_bytes, fn_output_signature=tf.float32)
+        if self._feed.dtype == tf.string:  # Old graphs only: without a judgement.
+            return [tf.map_fn(lambda contents: tf.reshape(self._classify(contents)[0], [-1]),
+                              image_bytes, fn_output_signature=tf.float32)]
         size = (shape[1], shape[2])
         images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size),
                            image_bytes, fn_output_signature=tf.TensorSpec(
                                [size[0], size[1], 3], tf.float32))
         if shape[0] is None:
             return self._classify(images)
-        return tf.map_fn(lambda image: self._classify(image[tf.newaxis])[0], images)
+        return tf.map_fn(lambda image: [t[0] for t in self._classify(image[tf.newaxis])], images,
+                         fn_output_signature=[tf.float32, tf.float32, tf.bool][
+                             :1 + len(self._judged)])
 
 
 @contextlib.contextmanager

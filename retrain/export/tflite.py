@@ -9,6 +9,8 @@ frozen classifier is cut at `Placeholder:0`. Quantization:
   dynamic  int8 weights, float activations (about 4x smaller, no data needed);
   int8     int8 weights and activations, calibrated on representative training images; the
            input and output stay float32, so callers feed and read the same tensors as always.
+A single-label run's model has a second output, the unknown score [1, 1] (retrain.train.unknown:
+above 0, the image is unlike the training images), named in the metadata.
 Every file carries TensorFlow Lite metadata (retrain.export.tflite_metadata), so MediaPipe Tasks
 run it as it is.
 """
@@ -19,11 +21,12 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNIT_INPUT
+from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite_metadata
 from retrain.export.outputs import Trained
 from retrain.features.extractors import FeatureExtractor
+from retrain.train import unknown
 from retrain.train.heads import Head
 
 QUANTIZATIONS = ('none', 'dynamic', 'int8')
@@ -33,21 +36,26 @@ REPRESENTATIVE_IMAGES = 100
 
 
 def classifier_graph(extractor: FeatureExtractor, head: Head,
-                     final_tensor_name: str = 'final_result') -> tf.compat.v1.GraphDef:
-    """Image `Placeholder` [N, H, W, 3] in [0, 1] -> frozen extractor -> new layer -> softmax."""
+                     final_tensor_name: str = 'final_result',
+                     judgement: Optional[unknown.Fitted] = None) -> tf.compat.v1.GraphDef:
+    """Image `Placeholder` [N, H, W, 3] in [0, 1] -> frozen extractor -> new layer -> softmax
+    (and the unknown judgement's score when given one)."""
     frozen = extractor.freeze()  # Eagerly, before building a graph.
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, extractor.input_spec().shape,
                                          name='Placeholder')
-        frozen_graph.add_final_layer(frozen_graph.import_extractor(frozen, image), head,
-                               final_tensor_name)
+        bottlenecks = frozen_graph.import_extractor(frozen, image)
+        logits = frozen_graph.add_final_layer(bottlenecks, head, final_tensor_name)
+        if judgement is not None:
+            unknown.tf_score(judgement, bottlenecks, logits)
     return graph.as_graph_def()
 
 
 def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
                output_tensor: str, input_tensor: str) -> tf.lite.TFLiteConverter:
-    """A converter for the classifier from image [1, H, W, 3] in [0, 1] to the scores.
+    """A converter for the classifier from image [1, H, W, 3] in [0, 1] to the scores, and to
+    the unknown score [1, 1] (second output) where the graph carries one.
 
     The graph is imported with a fixed-shape input in place of `input_tensor`, so every shape in
     it is static (as TensorFlow Lite's kernels want); what used to feed that tensor is pruned.
@@ -58,8 +66,15 @@ def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
                                          name='image')
         tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: image}, name='')
         with tf.compat.v1.Session(graph=graph) as session:
-            return tf.compat.v1.lite.TFLiteConverter.from_session(
-                session, [image], [graph.get_tensor_by_name(output_tensor)])
+            outputs = [graph.get_tensor_by_name(output_tensor)]
+            if _judged(graph_def):  # [1, 1]: a score per image, in the scores' layout.
+                outputs.append(tf.reshape(graph.get_tensor_by_name(f'{UNKNOWN_SCORE}:0'),
+                                          [-1, 1], name=UNKNOWN_SCORE + '_output'))
+            return tf.compat.v1.lite.TFLiteConverter.from_session(session, [image], outputs)
+
+
+def _judged(graph_def: tf.compat.v1.GraphDef) -> bool:
+    return any(node.name == UNKNOWN_SCORE for node in graph_def.node)
 
 
 def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
@@ -114,13 +129,14 @@ def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[
                       if quantize == 'int8' and len(training_paths) else None)
     model = tflite_metadata.add_metadata(
         convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
-        description, labels)
+        description, labels, judged=_judged(graph_def))
     fileio.atomic_write(path, model)
 
 
 def write_output(path: str, trained: Trained) -> None:
     config = trained.config
-    graph = classifier_graph(trained.extractor, trained.head, config.final_tensor_name)
+    graph = classifier_graph(trained.extractor, trained.head, config.final_tensor_name,
+                             trained.unknown)
     write_tflite(path, graph, trained.extractor.image_size, config.final_tensor_name + ':0',
                  config.tflite_quantize, trained.training_paths, config.random_seed,
                  allow_truncated=config.allow_truncated_images, labels=trained.labels,

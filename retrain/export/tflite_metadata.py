@@ -22,6 +22,7 @@ import flatbuffers
 import numpy as np
 from flatbuffers import table
 
+from retrain.common.graph_names import UNKNOWN_SCORE
 from retrain.common.tf_internals import tflite_schema as schema
 
 METADATA_NAME = 'TFLITE_METADATA'
@@ -35,6 +36,8 @@ _RGB = 1
 _FEATURE_PROPERTIES, _IMAGE_PROPERTIES = 1, 2
 _NORMALIZATION_OPTIONS = 1
 _COLOR_SPACES = {0: 'unknown', 1: 'RGB', 2: 'grayscale'}
+UNKNOWN_DESCRIPTION = ('How unlike the training images the image is: above 0, call it unknown '
+                       '(the operating point chosen in training).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Metadata:
 
 def add_metadata(model: bytes, name: str, description: str,
                  labels: Optional[Sequence[str]] = None,
-                 value_range: Tuple[float, float] = (0.0, 1.0)) -> bytes:
+                 value_range: Tuple[float, float] = (0.0, 1.0), judged: bool = False) -> bytes:
     """The .tflite `model` with image-classifier metadata (and `labels` zipped in, if given).
 
     `value_range` is what the float input expects for pixels 0 and 255; MediaPipe maps pixels
@@ -73,7 +76,8 @@ def add_metadata(model: bytes, name: str, description: str,
         low, high = value_range
         std = 255.0 / (high - low)
         normalization = (0.0 - low * std, std)  # 0.0 - 0.0: no "-0" in reports.
-    metadata = _build_metadata(name, description, normalization, value_range, labels is not None)
+    metadata = _build_metadata(name, description, normalization, value_range, labels is not None,
+                               judged)
     parsed.buffers = [_AlignedBuffer(data=b.data, offset=b.offset, size=b.size)
                       for b in parsed.buffers]
     buffer = _AlignedBuffer(data=np.frombuffer(metadata, np.uint8))
@@ -178,7 +182,8 @@ class _Writer:
 
 
 def _build_metadata(name: str, description: str, normalization: Optional[Tuple[float, float]],
-                    value_range: Tuple[float, float], with_labels: bool) -> bytes:
+                    value_range: Tuple[float, float], with_labels: bool,
+                    judged: bool = False) -> bytes:
     w = _Writer()
     # Input: an RGB image, normalized as the model expects.
     image_properties = w.table([(0, 'byte', _RGB)])
@@ -207,8 +212,15 @@ def _build_metadata(name: str, description: str, normalization: Optional[Tuple[f
                            (1, 'offset', w.string('The probability of each class.')),
                            (3, 'offset', feature_content), (5, 'offset', w.stats(0.0, 1.0)),
                            (6, 'offset', files)])
+    outputs = [probability]
+    if judged:  # The second output: retrain.train.unknown's score.
+        outputs.append(w.table([
+            (0, 'offset', w.string(UNKNOWN_SCORE)),
+            (1, 'offset', w.string(UNKNOWN_DESCRIPTION)),
+            (3, 'offset', w.table([(0, 'uint8', _FEATURE_PROPERTIES),
+                                   (1, 'offset', w.table([]))]))]))
     subgraph = w.table([(2, 'offset', w.tables([image])),
-                        (3, 'offset', w.tables([probability]))])
+                        (3, 'offset', w.tables(outputs))])
     root = w.table([(0, 'offset', w.string(name)), (1, 'offset', w.string(description)),
                     (3, 'offset', w.tables([subgraph])),
                     (7, 'offset', w.string(_PARSER_VERSION))])

@@ -16,6 +16,7 @@ from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
 from retrain.report import run_report
+from retrain.train import unknown
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
 
@@ -69,6 +70,15 @@ class Task:
         """(true, predicted) class of each test image, for TensorBoard's confusion matrix; empty
         where classes do not apply."""
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
+        """The layer with --calibrate's temperature built in (the task's scores allowing)."""
+        return head
+
+    def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
+        """What the exported model needs to call an image unknown (retrain.train.unknown); None
+        where the task has no such judgement."""
+        return None
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
                skipped: List[Skipped]) -> Optional[Dict]:

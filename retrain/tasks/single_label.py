@@ -6,7 +6,7 @@ A softmax over the classes (docs/COMPATIBILITY.md section 6); tested by `Final t
 run report (retrain.report) looks for duplicates, split leaks and suspected label errors.
 """
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from absl import logging
@@ -16,6 +16,7 @@ from retrain.data import image_lists, single_label_table, split_folders
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.tasks.base import Gathered, Task
+from retrain.train import calibration, unknown
 from retrain.train.heads import Head
 
 
@@ -68,3 +69,34 @@ class SingleLabel(Task):
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
+
+    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
+        """With --calibrate, the layer giving logits / T, T fitted on the validation images
+        (retrain.train.calibration); their calibration error is logged before and after."""
+        x, y = data.features['validation'], data.labels['validation']
+        if not self.config.calibrate:
+            return head
+        if not len(y):
+            logging.warning('--calibrate: no validation images, so no temperature is fitted')
+            return head
+        logits = x @ head.weights + head.biases
+        temperature = calibration.fit_temperature(logits, y)
+        tuned = calibration.calibrated(head, temperature)
+        logging.info('Calibrated: temperature %.3f; validation expected calibration error '
+                     '%.3f before, %.3f after (N=%d)', temperature,
+                     calibration.expected_calibration_error(head.predict(x), y),
+                     calibration.expected_calibration_error(tuned.predict(x), y), len(y))
+        return tuned
+
+    def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
+        """Fitted on the cached bottlenecks, so not after --fine_tune_steps (the module that
+        computed them has changed since)."""
+        if self.config.fine_tune_steps:
+            logging.info('Fine-tuned: the exported model carries no unknown judgement')
+            return None
+        fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
+                             head.biases, data.features['validation'])
+        logging.info('Unknown judgement fitted: %.0f%% of validation images score above 0 '
+                     '(the default operating point)', unknown.VALIDATION_FLAGGED * 100)
+        return fitted
+

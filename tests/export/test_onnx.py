@@ -82,6 +82,22 @@ def test_scores_are_the_graph_s_and_the_saved_model_s(retrained, image_dir):
     assert not [n for n in os.listdir(out) if n.startswith('.')]  # Staged, moved into place.
 
 
+
+def test_the_file_judges_unknown_as_the_graph(retrained, image_dir):
+    """A second output, unknown_score [N], the frozen graph's, as the contract says."""
+    out, _ = retrained
+    images = np.concatenate([_images(image_dir)[::15], np.random.default_rng(0).random(
+        (3, 32, 32, 3), np.float32)])
+    session = onnxruntime.InferenceSession(os.path.join(out, 'model.onnx'),
+                                           providers=['CPUExecutionProvider'])
+    assert [o.name for o in session.get_outputs()] == ['scores', 'unknown_score']
+    judged = session.run(['unknown_score'], {'image': images})[0]
+    classify = graph_function(load_graph_def(os.path.join(out, 'graph.pb')), ['Placeholder:0'],
+                              ['unknown_score:0'])
+    expected = classify(tf.constant(images))[0].numpy()
+    np.testing.assert_allclose(judged, expected, rtol=1e-4, atol=1e-2)  # Float32 sums.
+    assert (judged > 0).tolist() == (expected > 0).tolist()
+
 def test_file_carries_its_contract(retrained):
     out, _ = retrained
     model = onnx.load(os.path.join(out, 'model.onnx'))
@@ -92,12 +108,14 @@ def test_file_carries_its_contract(retrained):
         'labels': '\n'.join(labels), 'image_size': '32,32', 'input_range': '0,1',
         'scores': 'softmax'}
     assert labels == sorted(CLASS_COLOURS)
-    (given,), (taken,) = model.graph.input, model.graph.output
+    (given,), (taken, judged) = model.graph.input, model.graph.output
     dims = [d.dim_param or d.dim_value for d in given.type.tensor_type.shape.dim]
     assert (given.name, given.type.tensor_type.elem_type, dims) == (
         'image', onnx.TensorProto.FLOAT, ['N', 32, 32, 3])
     dims = [d.dim_param or d.dim_value for d in taken.type.tensor_type.shape.dim]
     assert (taken.name, dims) == ('scores', ['N', 3])
+    dims = [d.dim_param or d.dim_value for d in judged.type.tensor_type.shape.dim]
+    assert (judged.name, dims) == ('unknown_score', ['N'])
     assert model.producer_name == 'retrain' and 'classes' in model.doc_string
     assert onnx_contract.file_access_problem(model) == ''
     assert {o.domain: o.version for o in model.opset_import}.get('') == 13

@@ -1,10 +1,12 @@
 """retrain.export.saved_model: the signatures of a SavedModel that `python -m retrain` wrote."""
+import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import retrain_args, run_module
+from conftest import label_image_blocks, retrain_args, run_module
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +29,27 @@ def test_an_empty_batch_gives_empty_results_on_both_signatures(saved_model):
     answer = loaded.signatures['serving_bytes'](image_bytes=tf.constant([], tf.string))
     assert answer['scores'].shape == (0, 3) and answer['classes'].shape == (0, 3)
     assert answer['scores'].dtype == tf.float32 and answer['classes'].dtype == tf.string
+    assert default(image=tf.zeros([0, height, width, 3]))['unknown'].shape == (0,)
+    assert answer['unknown_score'].shape == (0,) and answer['unknown'].dtype == tf.bool
 
+
+def test_both_signatures_judge_as_the_frozen_graph(saved_model, image_dir, tmp_path):
+    noise = str(tmp_path / 'noise.png')
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 48, 3), np.uint8)
+    tf.io.write_file(noise, tf.io.encode_png(pixels))
+    images = [os.path.join(image_dir, 'red', 'red_001.jpg'), noise]
+    graph = os.path.join(os.path.dirname(saved_model), 'graph.pb')
+    labels = os.path.join(os.path.dirname(saved_model), 'labels.txt')
+    answers = [json.loads(run_module('label_image', '--graph', model, '--labels', labels,
+                                     '--json', *images).stdout) for model in (graph, saved_model)]
+    for frozen, saved in zip(*answers):
+        assert frozen['unknown'] == saved['unknown']
+        assert saved['unknown_score'] == pytest.approx(frozen['unknown_score'], 1e-4, 1e-3)
+    contents = tf.constant([tf.io.read_file(path).numpy() for path in images])
+    by_bytes = tf.saved_model.load(saved_model).signatures['serving_bytes'](image_bytes=contents)
+    np.testing.assert_allclose(by_bytes['unknown_score'].numpy(),
+                               [a['unknown_score'] for a in answers[0]], 1e-4, 1e-3)
+    assert by_bytes['unknown'].numpy().tolist() == [a['unknown'] for a in answers[0]]
 
 def test_label_image_reads_the_guarded_scores_as_probabilities(saved_model, image_dir):
     """The empty-batch guard (an If) hides no Softmax: no note that scores are not
@@ -36,4 +58,4 @@ def test_label_image_reads_the_guarded_scores_as_probabilities(saved_model, imag
     labels = os.path.join(os.path.dirname(saved_model), 'labels.txt')
     result = run_module('label_image', '--graph', saved_model, '--labels', labels, image)
     assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
-    assert result.stdout.splitlines()[1].startswith('red (score = ')
+    assert label_image_blocks(result.stdout)[image][0][0] == 'red'

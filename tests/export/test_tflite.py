@@ -53,7 +53,7 @@ def _graph_scores(graph_def, images: np.ndarray) -> np.ndarray:
 
 def _tflite_scores(model: bytes, images: np.ndarray):
     interpreter = tflite_interpreter(model_content=model)
-    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (given,), (taken, *_) = interpreter.get_input_details(), interpreter.get_output_details()
     scores = []
     for image in images:
         interpreter.set_tensor(given['index'], image[np.newaxis])
@@ -73,6 +73,26 @@ def test_float_model_matches_the_graph(retrained, image_dir):
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)  # A softmax comes out.
     assert not [n for n in os.listdir(retrained) if n.startswith('.')]  # Written atomically.
+
+
+def test_float_model_judges_unknown_as_the_graph(retrained, image_dir):
+    """The second output, [1, 1], is the frozen graph's unknown_score; label_image reads it."""
+    images = np.concatenate([_images(image_dir)[::15], np.random.default_rng(0).random(
+        (3, 32, 32, 3), np.float32)])
+    interpreter = tflite_interpreter(model_path=str(retrained / 'model.tflite'))
+    (given,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    assert [o['name'] for o in outputs] == ['final_result', 'unknown_score_output']
+    assert list(outputs[1]['shape']) == [1, 1]
+    judged = []
+    for image in images:
+        interpreter.set_tensor(given['index'], image[np.newaxis])
+        interpreter.invoke()
+        judged.append(interpreter.get_tensor(outputs[1]['index'])[0, 0])
+    classify = graph_function(load_graph_def(str(retrained / 'graph.pb')), ['Placeholder:0'],
+                              ['unknown_score:0'])
+    expected = classify(tf.constant(images))[0].numpy()
+    np.testing.assert_allclose(judged, expected, rtol=1e-4, atol=1e-2)  # Float32 sums.
+    assert (np.array(judged) > 0).tolist() == (expected > 0).tolist()
 
 
 @pytest.mark.parametrize('quantize', ['dynamic', 'int8'])

@@ -182,6 +182,7 @@ def test_legacy_poets_graph_without_preprocessing_flags(shared_dir):
         names = f.read().splitlines()
     for answer in json.loads(result.stdout):
         top = answer['predictions'][0]
+        assert set(answer) == {'image', 'predictions'}  # No judgement: as before.
         for mean in (127.5, 128.0):  # How Poets retrain.py trained it; how its label_image fed it.
             expected = gb.classic_run(graph, answer['image'], 'input:0', mean, mean, 224)[0]
             assert top['label'] == names[int(np.argmax(expected))]
@@ -235,6 +236,7 @@ def test_utf16_labels_are_read_with_a_bom_and_refused_without(tmp_path):
     expected = gb.classic_run(graph, photo, 'Placeholder:0')[0]
     assert [p['label'] for p in json.loads(read.stdout)[0]['predictions']] == [
         names[i] for i in np.argsort(-expected)]
+    assert 'unknown' not in json.loads(read.stdout)[0]  # Old graphs: no judgement.
     refused = run_module('label_image', '--graph', graph, '--labels', without_bom, photo)
     assert refused.returncode == 1 and refused.stdout == ''
     errors = [line for line in refused.stderr.splitlines() if line.startswith('label_image')]
@@ -271,7 +273,7 @@ def test_folder_links_and_names_that_are_not_utf8(retrained, folder_with_a_fake_
             expected, expected)
 
 
-# Creates $MARKER when the tool first calls Classifier.classify: the model is about to run.
+# Creates $MARKER when the tool first calls Classifier.classify_judged: the model is about to run.
 _CLASSIFY_HOOK = '''import importlib.abc, importlib.util, os, sys
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -282,11 +284,11 @@ class _Hook(importlib.abc.MetaPathFinder):
         load = spec.loader.exec_module
         def exec_module(module):
             load(module)
-            classify = module.Classifier.classify
+            classify = module.Classifier.classify_judged  # classify calls it too.
             def marked(self, images):
                 open(os.environ['MARKER'], 'w').close()
                 return classify(self, images)
-            module.Classifier.classify = marked
+            module.Classifier.classify_judged = marked
         spec.loader.exec_module = exec_module
         return spec
 sys.meta_path.insert(0, _Hook())
@@ -360,3 +362,66 @@ def test_scores_that_are_not_probabilities_are_said_to_be_so_once(tmp_path):
     plain = run_module('label_image', '--graph', softmax, '--labels', labels, '--json', image)
     assert plain.returncode == 0 and plain.stderr == '', plain.stderr[-3000:]
     assert sorted(json.loads(plain.stdout)[0]) == ['image', 'predictions']
+
+
+@pytest.fixture(scope='module')
+def odd_and_usual_images(tmp_path_factory, image_dir) -> list:
+    """The photos of the training colours, then images unlike any of them."""
+    folder = tmp_path_factory.mktemp('odd')
+    usual = list(gb.image_paths(image_dir))
+    rng = np.random.default_rng(5)
+    odd = []
+    for index in range(3):  # Noise of every colour at once: like no class.
+        path = str(folder / f'noise_{index}.png')
+        tf.io.write_file(path, tf.io.encode_png(rng.integers(0, 256, (40, 48, 3), np.uint8)))
+        odd.append(path)
+    return usual + odd
+
+
+def test_retrained_graph_judges_unknown_beside_an_unchanged_final_result(retrained):
+    graph, _ = retrained
+    graph_def = tf.compat.v1.GraphDef.FromString(open(graph, 'rb').read())
+    nodes = {node.name: node for node in graph_def.node}
+    assert nodes['final_result'].op == 'Softmax'
+    assert nodes['final_result'].input == ['final_training_ops/Wx_plus_b/add']
+    assert nodes['unknown_score'].attr['T'].type == tf.float32.as_datatype_enum
+    assert nodes['unknown'].op == 'Greater' and nodes['unknown'].input[0] == 'unknown_score'
+
+
+def test_label_image_says_unknown_with_the_best_guess_and_the_score(retrained,
+                                                                    odd_and_usual_images):
+    graph, labels = retrained
+    result = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                        *odd_and_usual_images)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout)
+    judged = [answer['unknown'] for answer in answers]
+    assert all(answer['unknown'] == (answer['unknown_score'] > 0) for answer in answers)
+    assert judged[-3:] == [True] * 3 and np.mean(judged[:-3]) < 0.15, judged
+    text = run_module('label_image', '--graph', graph, '--labels', labels, '--top_k', '1',
+                      *odd_and_usual_images)
+    blocks = text.stdout.strip().split('\n\n')
+    for answer, block in zip(answers, blocks):
+        lines = block.splitlines()
+        guess = answer['predictions'][0]['label']
+        if answer['unknown']:
+            assert lines[1] == (f'unknown (best guess = {guess}, '
+                                f'unknown score = {answer["unknown_score"]:.5f} > 0)')
+            assert lines[2].startswith(f'{guess} (score = ')
+        else:
+            assert lines[1:] == [f'{guess} (score = {answer["predictions"][0]["score"]:.5f})']
+    # The operating point moves with the flag: past every score, nothing is unknown.
+    highest = max(answer['unknown_score'] for answer in answers)
+    lenient = run_module('label_image', '--graph', graph, '--labels', labels, '--json',
+                         '--unknown_threshold', str(highest + 1), *odd_and_usual_images)
+    assert not any(answer['unknown'] for answer in json.loads(lenient.stdout))
+
+
+def test_inspect_says_whether_a_model_carries_the_judgement(retrained, tmp_path):
+    graph, _ = retrained
+    carries = run_module('compat', 'inspect', graph)
+    assert carries.returncode == 0, carries.stderr[-3000:]
+    assert ('unknown judgement: unknown_score:0 (float32 [N]), above 0: unlike the training '
+            'images') in carries.stdout.splitlines()
+    old = run_module('compat', 'inspect', gb.save(gb.hub_like(), str(tmp_path / 'old.pb')))
+    assert 'unknown judgement: none (' in old.stdout

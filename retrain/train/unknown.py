@@ -1,0 +1,142 @@
+"""Knowing when an image is unlike the training images: the "unknown" judgement of a
+single-label model.
+
+The score, chosen by measurement (bench/bench_unknown.py), adds two standardized parts: the
+relative Mahalanobis distance of an image's bottleneck (its squared distance to the nearest class
+mean under the classes' shared covariance, minus its distance to the mean of all training images
+under theirs: what is merely unusual about any photo cancels) and the energy of its logits
+(minus their logsumexp). Each part is standardized by its mean and spread on the validation
+images. Everything is fitted at the end of training from the cached bottlenecks; no image is
+read again.
+
+The score is shifted so that 0 is the default operating point: the threshold above which
+`VALIDATION_FLAGGED` of the validation images lie. An image scoring above 0 is unknown; a client
+may compare with another number to move the operating point (1 is one validation spread
+stricter).
+
+Covariances are shrunk towards a multiple of the identity, Σ = (1 - a) S + a t I (S the sample
+covariance, t its mean eigenvalue), and kept as their precision t' I - W Wᵀ, W [D, r] from S's
+largest eigenvectors (exact when S has rank r or less, as with fewer than r + 1 training images;
+beyond them S's spectrum is read as 0): a squared distance is then t' |v|² - |v W|², two matrix
+products that every export format runs. `tf_score` builds the score in TensorFlow once for all
+of them (retrain.export.frozen_graph adds it to the graph the other formats come from).
+"""
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from retrain.common.graph_names import UNKNOWN, UNKNOWN_SCOPE, UNKNOWN_SCORE
+
+SHRINKAGE = 0.9  # a: the share of each covariance replaced by its mean eigenvalue (measured).
+MAX_RANK = 256   # r: columns of W kept (the exported constants are D x r floats).
+VALIDATION_FLAGGED = 0.05  # The default operating point: this share of validation images.
+
+
+@dataclasses.dataclass
+class Precision:
+    """Σ⁻¹ = scale I - factor factorᵀ."""
+    scale: float
+    factor: np.ndarray  # [D, r]
+
+
+@dataclasses.dataclass
+class Fitted:
+    """What the score needs (module doc): score = (relative Mahalanobis) * weights[0] +
+    energy * weights[1] + offset."""
+    center: np.ndarray       # [D] the mean of all training bottlenecks
+    class_means: np.ndarray  # [K, D] relative to `center`
+    within: Precision        # shared by the classes
+    background: Precision    # of all training images around `center`
+    weights: Tuple[float, float] = (1.0, 0.0)
+    offset: float = 0.0
+
+
+def _precision(centered: np.ndarray) -> Precision:
+    """The shrunk covariance of rows already centred, as a Precision."""
+    count, size = centered.shape
+    if count < size:  # S's eigenvectors from the smaller Gram matrix.
+        values, vectors = np.linalg.eigh(centered @ centered.T / count)
+        keep = values > values.max() * 1e-9
+        values, vectors = values[keep], vectors[:, keep]
+        vectors = centered.T @ vectors / np.sqrt(values * count)
+    else:
+        values, vectors = np.linalg.eigh(centered.T @ centered / count)
+    order = np.argsort(values)[::-1][:MAX_RANK]
+    values, vectors = values[order], vectors[:, order]
+    floor = SHRINKAGE * float(np.sum(centered * centered)) / (count * size)
+    shrunk = (1 - SHRINKAGE) * values + floor
+    factor = vectors * np.sqrt(np.maximum(1.0 / floor - 1.0 / shrunk, 0.0))
+    return Precision(1.0 / floor, factor.astype(np.float32))
+
+
+def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: np.ndarray,
+        validation: Optional[np.ndarray] = None) -> Fitted:
+    """The statistics from the training bottlenecks (labels: class indices) and the trained
+    layer; standardization and operating point from the validation bottlenecks (from the
+    training ones where there are none)."""
+    features = features.astype(np.float64)
+    center = features.mean(0)
+    centered = features - center
+    num_classes = weights.shape[1]
+    class_means = np.stack([centered[labels == k].mean(0) if np.any(labels == k)
+                            else np.zeros(features.shape[1]) for k in range(num_classes)])
+    model = Fitted(center.astype(np.float32), class_means.astype(np.float32),
+                   _precision(centered - class_means[labels]), _precision(centered))
+    reference = validation if validation is not None and len(validation) else features
+    found = parts(model, reference, reference @ weights + biases)
+    spread = np.maximum(found.std(0), 1e-12)
+    model.weights = tuple(float(w) for w in 1.0 / spread)
+    combined = (found / spread).sum(1)
+    model.offset = -float(np.quantile(combined, 1 - VALIDATION_FLAGGED))
+    return model
+
+
+def distances(precision: Precision, v: np.ndarray) -> np.ndarray:
+    """Squared distances of the vectors v [..., D] under `precision`."""
+    projected = v @ precision.factor.astype(np.float64)
+    return precision.scale * np.sum(v * v, -1) - np.sum(projected * projected, -1)
+
+
+def parts(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """[N, 2]: relative Mahalanobis distance and energy of each row."""
+    centered = x.astype(np.float64) - model.center
+    nearest = distances(model.within, centered[:, None, :] - model.class_means[None]).min(1)
+    relative = nearest - distances(model.background, centered)
+    top = logits.max(1)
+    energy = -(top + np.log(np.exp(logits - top[:, None]).sum(1)))
+    return np.stack([relative, energy], 1)
+
+
+def score(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """[N] unknown scores of bottlenecks x with their logits: above 0 is unknown."""
+    return parts(model, x, logits) @ np.array(model.weights) + model.offset
+
+
+def tf_score(model: Fitted, bottlenecks: tf.Tensor, logits: tf.Tensor) -> None:
+    """Adds `unknown_score` (float [N]) and `unknown` (bool [N], score > 0) to the current
+    graph, as `score` computes them, with the squared distances expanded into products
+    (x - m)ᵀP(x - m) = xᵀPx - 2 xᵀPm + mᵀPm, so no [N, K, D] tensor is made."""
+    with tf.name_scope(UNKNOWN_SCOPE):
+        centered = bottlenecks - tf.constant(model.center)
+        within, background = model.within, model.background
+        means = model.class_means.astype(np.float64)
+        projected_means = means @ within.factor.astype(np.float64)
+        mean_terms = (within.scale * np.sum(means * means, 1)
+                      - np.sum(projected_means * projected_means, 1))
+        # Precision times each mean, [D, K]: scale m - W (Wᵀ m).
+        pulled = (within.scale * means - projected_means @ within.factor.T).T
+        squares = tf.reduce_sum(tf.square(centered), 1)
+        within_squares = tf.reduce_sum(tf.square(tf.matmul(centered, within.factor)), 1)
+        to_class = ((within.scale * squares - within_squares)[:, tf.newaxis]
+                    - 2.0 * tf.matmul(centered, tf.constant(pulled, tf.float32))
+                    + tf.constant(mean_terms, tf.float32))
+        nearest = tf.reduce_min(to_class, 1)
+        background_squares = tf.reduce_sum(
+            tf.square(tf.matmul(centered, background.factor)), 1)
+        relative = nearest - (background.scale * squares - background_squares)
+        energy = -tf.reduce_logsumexp(logits, 1)
+        combined = model.weights[0] * relative + model.weights[1] * energy
+    scores = tf.add(combined, model.offset, name=UNKNOWN_SCORE)
+    tf.greater(scores, 0.0, name=UNKNOWN)

@@ -1,0 +1,61 @@
+"""retrain.train.unknown: the statistics, the operating point and the TensorFlow score."""
+import numpy as np
+import tensorflow as tf
+
+from retrain.train import unknown
+
+
+def _clusters(rng: np.random.Generator, count: int, size: int = 24, classes: int = 3):
+    """Gaussian classes around well separated means, the same for every rng; (x, labels)."""
+    fixed = np.random.default_rng(123)
+    means = fixed.normal(0, 4, (classes, size))
+    spread = fixed.uniform(0.2, 2.0, size)  # Not isotropic: the covariance matters.
+    labels = np.arange(count) % classes
+    return (means[labels] + rng.normal(0, 1, (count, size)) * spread).astype(np.float32), labels
+
+
+def _fitted(rng):
+    x, y = _clusters(rng, 300)
+    weights = rng.normal(0, 0.3, (x.shape[1], 3)).astype(np.float32)
+    biases = np.zeros(3, np.float32)
+    validation, _ = _clusters(np.random.default_rng(1), 200)
+    return unknown.fit(x, y, weights, biases, validation), weights, biases, validation
+
+
+def test_the_low_rank_precision_is_the_inverse_of_the_shrunk_covariance():
+    rng = np.random.default_rng(0)
+    centered = rng.normal(0, 1, (10, 16)) * rng.uniform(0.1, 3, 16)  # rank 10 < 16: W is exact.
+    precision = unknown._precision(centered)
+    sample = centered.T @ centered / len(centered)
+    floor = unknown.SHRINKAGE * np.trace(sample) / 16
+    expected = np.linalg.inv((1 - unknown.SHRINKAGE) * sample + floor * np.eye(16))
+    factor = precision.factor.astype(np.float64)
+    np.testing.assert_allclose(precision.scale * np.eye(16) - factor @ factor.T, expected,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_the_operating_point_flags_five_percent_of_validation_and_far_images():
+    rng = np.random.default_rng(0)
+    model, weights, biases, validation = _fitted(rng)
+    flagged = unknown.score(model, validation, validation @ weights + biases) > 0
+    assert abs(flagged.mean() - unknown.VALIDATION_FLAGGED) < 0.011
+    unseen, _ = _clusters(np.random.default_rng(2), 200)
+    far = rng.normal(0, 4, (200, 24)).astype(np.float32)  # No class's distribution.
+    unseen_flagged = (unknown.score(model, unseen, unseen @ weights + biases) > 0).mean()
+    far_flagged = (unknown.score(model, far, far @ weights + biases) > 0).mean()
+    assert unseen_flagged < 0.12 and far_flagged > 0.9
+
+
+def test_the_graph_computes_the_same_scores():
+    rng = np.random.default_rng(0)
+    model, weights, biases, validation = _fitted(rng)
+    x = np.concatenate([validation[:50], rng.normal(0, 4, (50, 24)).astype(np.float32)])
+    graph = tf.Graph()
+    with graph.as_default():
+        features = tf.compat.v1.placeholder(tf.float32, [None, 24])
+        unknown.tf_score(model, features, tf.matmul(features, weights) + biases)
+    with tf.compat.v1.Session(graph=graph) as session:
+        scores, judged = session.run(['unknown_score:0', 'unknown:0'], {features: x})
+    expected = unknown.score(model, x, x @ weights + biases)
+    np.testing.assert_allclose(scores, expected, atol=1e-3 * np.abs(expected).max())
+    assert judged.dtype == bool and (judged == (scores > 0)).all()
