@@ -99,11 +99,22 @@ def distances(precision: Precision, v: np.ndarray) -> np.ndarray:
     return precision.scale * np.sum(v * v, -1) - np.sum(projected * projected, -1)
 
 
+def _nearest_class(precision: Precision, v: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Squared distance of each row of v [N, D] to its nearest row of means [K, D], expanded
+    as tf_score expands it, so memory stays N x (D + K), not N x K x D."""
+    factor = precision.factor.astype(np.float64)
+    projected, projected_means = v @ factor, means @ factor
+    cross = precision.scale * (v @ means.T) - projected @ projected_means.T
+    to_class = (distances(precision, v)[:, None] - 2.0 * cross
+                + distances(precision, means)[None, :])
+    return to_class.min(1)
+
+
 def parts(model: Fitted, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     """[N, 2]: relative Mahalanobis distance and energy of each row."""
     centered = x.astype(np.float64) - model.center
-    nearest = distances(model.within, centered[:, None, :] - model.class_means[None]).min(1)
-    relative = nearest - distances(model.background, centered)
+    relative = _nearest_class(model.within, centered, model.class_means.astype(np.float64))
+    relative -= distances(model.background, centered)
     top = logits.max(1)
     energy = -(top + np.log(np.exp(logits - top[:, None]).sum(1)))
     return np.stack([relative, energy], 1)
