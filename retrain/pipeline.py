@@ -60,12 +60,13 @@ def _run(config: RetrainConfig) -> float:
     head = _train(config, task.head_type, len(gathered.labels), data, extractor)
     head = task.calibrated(data, task.tuned(data, head, gathered.labels))
     accuracy = task.test(data, head, gathered.labels)
-    report = task.report(gathered, data, head, accuracy, skipped)
+    judgement = task.judgement(data, head)
+    report = task.report(gathered, data, head, accuracy, skipped, judgement)
     tensorboard_final.write_final(config.summaries_dir, gathered.labels,
                                   *task.confusion(data, head), head, config.final_tensor_name,
                                   config.how_many_training_steps)
     _write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
-                                   data.paths['training'], report, task.judgement(data, head)))
+                                   data.paths['training'], report, judgement))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 

@@ -305,6 +305,54 @@ def _curves(report: Dict) -> str:
     return f'<section id="curves"><h2>Training curves</h2>{body}</section>'
 
 
+def _reliability(bins: List[Dict]) -> str:
+    """An SVG reliability diagram: each confidence bin's accuracy as a bar, the diagonal where
+    confidence and accuracy agree."""
+    size, pad = 220, 36
+    def at(value): return pad + value * (size - pad - 10)
+    def up(value): return size - pad + 10 - value * (size - pad - 10)
+    bars = ''.join(
+        f'<rect x="{at(b["low"]):.1f}" y="{up(b["accuracy"]):.1f}" '
+        f'width="{at(b["high"]) - at(b["low"]) - 1:.1f}" height="{up(0) - up(b["accuracy"]):.1f}" '
+        f'fill="#2563eb"><title>{b["images"]} images scored {b["low"]:.2f}-{b["high"]:.2f}: '
+        f'{b["accuracy"]:.0%} right, mean score {b["confidence"]:.2f}</title></rect>'
+        for b in bins)
+    axes = (f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(1)}" y2="{up(1)}" stroke="#ea580c" '
+            'stroke-dasharray="4 3"/>'
+            f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(1)}" y2="{up(0)}" stroke="#cbd2d9"/>'
+            f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(0)}" y2="{up(1)}" stroke="#cbd2d9"/>'
+            f'<text x="{at(0) - 4}" y="{up(1) + 4}" text-anchor="end">1</text>'
+            f'<text x="{at(0) - 4}" y="{up(0) + 4}" text-anchor="end">0</text>'
+            f'<text x="{at(0)}" y="{size - 8}">score 0</text>'
+            f'<text x="{at(1)}" y="{size - 8}" text-anchor="end">1</text>')
+    return (f'<svg width="{size}" height="{size}" role="img" aria-label="Reliability diagram">'
+            f'{axes}{bars}</svg>')
+
+
+def _confidence(report: Dict) -> str:
+    """Whether the top score means what it says, and how often the model says unknown."""
+    found = report['confidence']
+    split = 'test' if found['split'] == 'testing' else 'validation'
+    if not found['images']:
+        body = '<p class="muted">No test or validation images to measure on.</p>'
+    else:
+        body = (f'<p>Reliability of the top score on the {found["images"]} {split} images: a '
+                'bar per score range, as high as the share of its images the model got right; '
+                'on the dashed line the score means what it says. Expected calibration error '
+                f'{_number(found["expected_calibration_error"])} (--calibrate fits a temperature to lower it).</p>'
+                + _reliability(found['bins']))
+    judged = found['unknown']
+    if judged is None:
+        body += ('<p class="muted">This model carries no unknown judgement (fine-tuned runs do '
+                 'not: their cached bottlenecks no longer match the module).</p>')
+    else:
+        body += ('<p>At the default operating point (unknown score above 0), the model calls '
+                 f'{_percent(judged["validation_share"])} of the validation images and '
+                 f'{_percent(judged["testing_share"])} of the test images unknown; '
+                 'label_image --unknown_threshold moves it.</p>')
+    return f'<section id="confidence"><h2>Confidence</h2>{body}</section>'
+
+
 def _relabelled_images(section_id: str, title: str, items: List[Dict], to_key: str,
                        to_class: str, empty: str, thumbs: Dict[str, Optional[str]]) -> str:
     """Thumbnails captioned `given -> items[to_key]` and a score (misclassified, label issues)."""
@@ -369,6 +417,7 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     first = ((('labels', 'Labels'), ('co-occurrence', 'Labels together')) if multi_label
              else (('classes', 'Classes'), ('confusion', 'Confusion matrix')))
     nav = ''.join(f'<a href="#{anchor}">{name}</a>' for anchor, name in first + (
+        *((('confidence', 'Confidence'),) if 'confidence' in report else ()),
         ('curves', 'Training curves'),
         ('misclassified', 'Misclassified'), ('duplicates', 'Duplicates'),
         ('label-issues', 'Suspected label errors'), ('skipped', 'Skipped files'),
@@ -381,7 +430,7 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
         f'{_E(model)}</p></header><main><nav>{nav}</nav>'
         + _cards(report)
         + (_labels(report) + _co_occurrence(report) if multi_label
-           else _classes(report) + _confusion(report))
+           else _classes(report) + _confusion(report) + _confidence(report))
         + _curves(report)
         + (_mispredicted(report, thumbs) if multi_label else _misclassified(report, thumbs))
         + _duplicates(report, thumbs)

@@ -20,7 +20,7 @@ from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.config import RetrainConfig
 from retrain.data.image_lists import CATEGORIES
 from retrain.report import findings, page
-from retrain.train import multilabel_metrics
+from retrain.train import calibration, multilabel_metrics, unknown
 from retrain.train.heads import Head
 
 
@@ -86,6 +86,26 @@ def _test_results(data: Bottlenecks, head: Head, labels: List[str]) -> Dict:
             'misclassified': misclassified}
 
 
+def _confidence(data: Bottlenecks, head: Head, judgement: Optional[unknown.Fitted]) -> Dict:
+    """How far the scores can be trusted: the reliability diagram of the test images (of the
+    validation ones without any) and, where the model carries the unknown judgement, the share of
+    each split it calls unknown at the default operating point (retrain.train.unknown)."""
+    split = 'testing' if len(data.labels['testing']) else 'validation'
+    x, y = data.features[split], data.labels[split]
+    probabilities = head.predict(x) if len(y) else np.zeros((0, head.biases.size))
+    result = {'split': split, 'images': int(len(y)),
+              'expected_calibration_error': (calibration.expected_calibration_error(
+                  probabilities, y) if len(y) else None),
+              'bins': calibration.reliability(probabilities, y), 'unknown': None}
+    if judgement is not None:
+        result['unknown'] = {'threshold': 0.0, **{
+            f'{name}_share': (float(np.mean(unknown.score(
+                judgement, data.features[name], data.features[name] @ head.weights + head.biases)
+                > 0)) if len(data.labels[name]) else None)
+            for name in ('validation', 'testing')}}
+    return result
+
+
 def _multi_label_results(data: Bottlenecks, head: Head, labels: List[str]) -> Dict:
     """Per-label counts, test AP and F1; label co-occurrence (images having both, all splits);
     the test images whose predicted label set differs from theirs, most wrong labels first."""
@@ -142,13 +162,16 @@ def _label_issue(found: findings.Findings, labels: List[str],
 
 
 def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
-          accuracy: float, findings: findings.Findings, skipped: List[Skipped]) -> Dict:
+          accuracy: float, findings: findings.Findings, skipped: List[Skipped],
+          judgement: Optional[unknown.Fitted] = None) -> Dict:
     """The report as JSON-ready data (its schema: README, "Reading the report")."""
     paths, splits = findings.paths, findings.splits
     duplicates = findings.duplicates
     curves = read_curves(config.summaries_dir)
     multi_label = findings.labels.ndim == 2
-    results = (_multi_label_results if multi_label else _test_results)(data, head, labels)
+    results = (_multi_label_results(data, head, labels) if multi_label else
+               {**_test_results(data, head, labels),
+                'confidence': _confidence(data, head, judgement)})
     return {
         'format': page.FORMAT,
         'kind': 'multi_label' if multi_label else 'single_label',
@@ -175,7 +198,8 @@ def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Hea
 
 
 def report_run(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
-               accuracy: float, skipped: List[Skipped]) -> Optional[Dict]:
+               accuracy: float, skipped: List[Skipped],
+               judgement: Optional[unknown.Fitted] = None) -> Optional[Dict]:
     """Logs the findings; with config.report_dir, returns the report for the page (written with
     the run's other outputs, all or nothing: page.write)."""
     started = time.monotonic()
@@ -185,6 +209,6 @@ def report_run(config: RetrainConfig, labels: List[str], data: Bottlenecks, head
         logging.info('Report: took %.2f s; --report_dir DIR shows the images',
                      time.monotonic() - started)
         return None
-    report = build(config, labels, data, head, accuracy, found, skipped)
+    report = build(config, labels, data, head, accuracy, found, skipped, judgement)
     logging.info('Report: took %.2f s', time.monotonic() - started)
     return report

@@ -81,12 +81,14 @@ class Task:
         return None
 
     def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
-               skipped: List[Skipped]) -> Optional[Dict]:
+               skipped: List[Skipped], judgement: Optional[unknown.Fitted] = None
+               ) -> Optional[Dict]:
         """The run report's data for --report_dir (None without it), its findings logged (unless
         --noreport); retrain.report tells the kinds of run apart by their labels."""
         if not (self.config.report or self.config.report_dir):
             return None
-        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped)
+        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped,
+                                     judgement)
 
 
 def _label_counts(labels: np.ndarray, num_labels: int) -> np.ndarray:

@@ -7,6 +7,8 @@ and biases divided by T give logits / T in every output, and the unknown judgeme
 after) sees the same logits. Expected calibration error (ECE): the gap between confidence and
 accuracy, averaged over equal-width confidence bins weighted by their share of images.
 """
+from typing import Dict, List
+
 import numpy as np
 
 from retrain.train.heads import Head
@@ -40,18 +42,24 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp((low + high) / 2))
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
-                               bins: int = ECE_BINS) -> float:
-    """ECE of the top score (module doc)."""
+def reliability(probabilities: np.ndarray, labels: np.ndarray,
+                bins: int = ECE_BINS) -> List[Dict]:
+    """The reliability diagram's non-empty bins of the top score: each bin's confidence range,
+    its images, their mean confidence and their accuracy."""
     confidence = probabilities.max(axis=1)
     right = probabilities.argmax(axis=1) == labels
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    error = 0.0
-    for index in range(bins):
-        chosen = which == index
-        if chosen.any():
-            error += chosen.mean() * abs(confidence[chosen].mean() - right[chosen].mean())
-    return float(error)
+    return [{'low': index / bins, 'high': (index + 1) / bins, 'images': int(chosen.sum()),
+             'confidence': float(confidence[chosen].mean()),
+             'accuracy': float(right[chosen].mean())}
+            for index in range(bins) if (chosen := which == index).any()]
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               bins: int = ECE_BINS) -> float:
+    """ECE of the top score (module doc)."""
+    return float(sum(b['images'] * abs(b['confidence'] - b['accuracy'])
+                     for b in reliability(probabilities, labels, bins)) / max(len(labels), 1))
 
 
 def calibrated(head: Head, temperature: float) -> Head:

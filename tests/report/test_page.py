@@ -80,6 +80,29 @@ def test_report_json_follows_the_documented_schema(reported):
     assert data['metrics']['validation_accuracy'] == curves['validation']['accuracy'][-1][1]
 
 
+def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
+    _, out, _ = reported
+    confidence = _load(out)['confidence']
+    assert confidence['split'] == 'testing'
+    assert sum(b['images'] for b in confidence['bins']) == confidence['images'] > 0
+    for b in confidence['bins']:
+        assert b['low'] <= b['confidence'] <= b['high'] and 0 <= b['accuracy'] <= 1
+    error = sum(b['images'] * abs(b['confidence'] - b['accuracy']) for b in confidence['bins'])
+    assert confidence['expected_calibration_error'] == pytest.approx(error / confidence['images'])
+    unknown = confidence['unknown']
+    assert unknown['threshold'] == 0
+    # The default operating point flags 5% of the validation images (retrain.train.unknown),
+    # at least one of them.
+    validated = _load(out)['splits']['validation']
+    assert unknown['validation_share'] == pytest.approx(max(1, round(0.05 * validated))
+                                                        / validated, abs=0.05)
+    assert 0 <= unknown['testing_share'] <= 1
+    with open(os.path.join(out, 'report', 'index.html'), encoding='utf-8') as f:
+        html = f.read()
+    assert '<section id="confidence">' in html and 'aria-label="Reliability diagram"' in html
+    assert html.count('<rect ') == len(confidence['bins'])
+
+
 def test_page_is_one_small_file_with_thumbnails(reported):
     _, out, _ = reported
     assert sorted(os.listdir(os.path.join(out, 'report'))) == sorted(page.FILES)
@@ -105,7 +128,7 @@ def test_page_and_its_images_load_in_headless_chromium(reported, tmp_path):
          f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=20000', '--dump-dom',
          'file://' + os.path.abspath(html)],
         capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
-    assert '<h1>Retrain report</h1>' in dom
+    assert '<h1>Retrain report</h1>' in dom and 'aria-label="Reliability diagram"' in dom
     assert images > 0
     assert dom.count('data-loaded="yes"') == images, 'some thumbnails did not load'
 
