@@ -339,7 +339,8 @@ def _confidence(report: Dict) -> str:
         body = (f'<p>Reliability of the top score on the {found["images"]} {split} images: a '
                 'bar per score range, as high as the share of its images the model got right; '
                 'on the dashed line the score means what it says. Expected calibration error '
-                f'{_number(found["expected_calibration_error"])} (--calibrate fits a temperature to lower it).</p>'
+                f'{_number(found["expected_calibration_error"])} (--calibrate fits a '
+                'temperature to lower it).</p>'
                 + _reliability(found['bins']))
     judged = found['unknown']
     if judged is None:

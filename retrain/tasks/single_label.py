@@ -96,7 +96,9 @@ class SingleLabel(Task):
             return None
         fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
                              head.biases, data.features['validation'])
-        logging.info('Unknown judgement fitted: %.0f%% of validation images score above 0 '
-                     '(the default operating point)', unknown.VALIDATION_FLAGGED * 100)
+        logging.info('Unknown judgement fitted: %.0f%% of %s images score above 0 '
+                     '(the default operating point)', unknown.VALIDATION_FLAGGED * 100,
+                     'validation' if len(data.labels['validation']) else
+                     'training (there are no validation)')
         return fitted
 
