@@ -105,10 +105,8 @@ def _notes() -> None:
 
 
 def job_from_flags():
-    """The run.Job of the parsed flags (imports TensorFlow-free modules only)."""
-    from make_image_classifier.run import Job
-    from retrain.config import RetrainConfig
-    from retrain.train.keras_head import HeadSettings
+    """The run.Job of the parsed flags; the flags' own rules are checked before TensorFlow is
+    imported (RetrainConfig checks the rest)."""
     if not 0 <= FLAGS.validation_split < 1:
         raise ConfigError(f'--validation_split must be from 0 to below 1, not '
                           f'{FLAGS.validation_split}')
@@ -118,6 +116,9 @@ def job_from_flags():
     if not 0 <= FLAGS.dropout_rate < 1 or not 0 <= FLAGS.label_smoothing <= 1:
         raise ConfigError('--dropout_rate must be from 0 to below 1 and --label_smoothing from '
                           '0 to 1')
+    from make_image_classifier.run import Job
+    from retrain.config import RetrainConfig
+    from retrain.train.keras_head import HeadSettings
     augment = FLAGS.do_data_augmentation
     config = RetrainConfig(
         image_dir=FLAGS.image_dir or '', tfhub_module=FLAGS.tfhub_module,
