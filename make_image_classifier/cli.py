@@ -6,6 +6,7 @@ Exit codes as retrain's: 2 for a bad command line, 1 for other errors (and for
 --assert_accuracy_at_least not met, where it raised), 130 for Ctrl-C; no traceback.
 """
 import dataclasses
+import functools
 import os
 import sys
 import tempfile
@@ -20,56 +21,62 @@ DEFAULT_MODULE = 'https://tfhub.dev/google/tf2-preview/mobilenet_v2/feature_vect
 USAGE = ('Trains an image classifier on folders of images, as TF Hub\'s make_image_classifier '
          'did.\n\nusage: make_image_classifier --image_dir DIR [flags]\n')
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('image_dir', None, 'A directory with subdirectories of images, one per class. '
-                    'If unset, the TensorFlow Flowers example dataset is used.')
-flags.DEFINE_string('tfhub_module', DEFAULT_MODULE, 'Which image feature extractor to use: a '
-                    'TF Hub handle or the folder of a TF2 SavedModel.')
-flags.DEFINE_integer('image_size', None, 'The height and width of images to feed into '
-                     '--tfhub_module (only for modules of variable input size).')
-flags.DEFINE_string('saved_model_dir', None, 'The final model is exported as a SavedModel '
-                    'directory with this name.')
-flags.DEFINE_string('tflite_output_file', None, 'The final model is exported as a .tflite '
-                    'flatbuffers file with this name.')
-flags.DEFINE_string('labels_output_file', None, 'Where to save the labels (the names of the '
-                    'image subdirectories), in the order of the model\'s predictions.')
-flags.DEFINE_string('summaries_dir', None, 'Where to save TensorBoard summaries.')
-flags.DEFINE_float('assert_accuracy_at_least', None, 'If set, fail (and export nothing) when the '
-                   'validation accuracy at the end of training is below this number (0 to 1).')
-flags.DEFINE_integer('train_epochs', 5, 'Training does this many passes over the training '
-                     'images.')
-flags.DEFINE_bool('do_fine_tuning', False, 'Also train the --tfhub_module with the new layer.')
-flags.DEFINE_integer('batch_size', 32, 'How many images each training step takes.')
-flags.DEFINE_float('learning_rate', 0.005, 'The learning rate of gradient descent.')
-flags.DEFINE_float('momentum', 0.9, 'The momentum of gradient descent.')
-flags.DEFINE_float('dropout_rate', 0.2, 'The fraction of the features dropped in training.')
-flags.DEFINE_float('l1_regularizer', 0.0, 'L1 penalty on the new layer\'s weights.')
-flags.DEFINE_float('l2_regularizer', 0.0001, 'L2 penalty on the new layer\'s weights.')
-flags.DEFINE_float('label_smoothing', 0.1, 'The amount of label smoothing of the loss.')
-flags.DEFINE_float('validation_split', 0.2, 'The fraction of each class held out for '
-                   'validation.')
-flags.DEFINE_bool('do_data_augmentation', False, 'Train on randomly distorted images.')
-flags.DEFINE_integer('rotation_range', 40, 'Augmentation: rotation range in degrees (not done '
-                     'here; see the log).')
-flags.DEFINE_bool('horizontal_flip', True, 'Augmentation: mirror images at random.')
-flags.DEFINE_float('width_shift_range', 0.2, 'Augmentation: horizontal shift, a fraction of the '
-                   'width.')
-flags.DEFINE_float('height_shift_range', 0.2, 'Augmentation: vertical shift, a fraction of the '
-                   'height.')
-flags.DEFINE_float('shear_range', 0.2, 'Augmentation: shear (ignored, as on TensorFlow >= 2.5).')
-flags.DEFINE_float('zoom_range', 0.2, 'Augmentation: zoom range.')
-flags.DEFINE_bool('set_memory_growth', False, 'Let GPU memory grow as needed.')
-flags.DEFINE_enum('distribution_strategy', '', ['', 'mirrored'], 'Distribution strategy (the '
-                  'head trains on the CPU here; see the log).')
-flags.DEFINE_bool('use_tf_data_input', False, 'Read images with tf.data (the split and the '
-                  'results are the same here).')
+# Its own flag set: retrain's flags share names with these, and both CLIs load in one process
+# (the packaging test imports every console script).
+FLAGS = flags.FlagValues()
+_string, _integer, _float, _bool, _enum = (
+    functools.partial(definer, flag_values=FLAGS) for definer in (
+        flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool,
+        flags.DEFINE_enum))
+_string('image_dir', None, 'A directory with subdirectories of images, one per class. '
+        'If unset, the TensorFlow Flowers example dataset is used.')
+_string('tfhub_module', DEFAULT_MODULE, 'Which image feature extractor to use: a '
+        'TF Hub handle or the folder of a TF2 SavedModel.')
+_integer('image_size', None, 'The height and width of images to feed into '
+         '--tfhub_module (only for modules of variable input size).')
+_string('saved_model_dir', None, 'The final model is exported as a SavedModel '
+        'directory with this name.')
+_string('tflite_output_file', None, 'The final model is exported as a .tflite '
+        'flatbuffers file with this name.')
+_string('labels_output_file', None, 'Where to save the labels (the names of the '
+        'image subdirectories), in the order of the model\'s predictions.')
+_string('summaries_dir', None, 'Where to save TensorBoard summaries.')
+_float('assert_accuracy_at_least', None, 'If set, fail (and export nothing) when the '
+       'validation accuracy at the end of training is below this number (0 to 1).')
+_integer('train_epochs', 5, 'Training does this many passes over the training '
+         'images.')
+_bool('do_fine_tuning', False, 'Also train the --tfhub_module with the new layer.')
+_integer('batch_size', 32, 'How many images each training step takes.')
+_float('learning_rate', 0.005, 'The learning rate of gradient descent.')
+_float('momentum', 0.9, 'The momentum of gradient descent.')
+_float('dropout_rate', 0.2, 'The fraction of the features dropped in training.')
+_float('l1_regularizer', 0.0, 'L1 penalty on the new layer\'s weights.')
+_float('l2_regularizer', 0.0001, 'L2 penalty on the new layer\'s weights.')
+_float('label_smoothing', 0.1, 'The amount of label smoothing of the loss.')
+_float('validation_split', 0.2, 'The fraction of each class held out for '
+       'validation.')
+_bool('do_data_augmentation', False, 'Train on randomly distorted images.')
+_integer('rotation_range', 40, 'Augmentation: rotation range in degrees (not done '
+         'here; see the log).')
+_bool('horizontal_flip', True, 'Augmentation: mirror images at random.')
+_float('width_shift_range', 0.2, 'Augmentation: horizontal shift, a fraction of the '
+       'width.')
+_float('height_shift_range', 0.2, 'Augmentation: vertical shift, a fraction of the '
+       'height.')
+_float('shear_range', 0.2, 'Augmentation: shear (ignored, as on TensorFlow >= 2.5).')
+_float('zoom_range', 0.2, 'Augmentation: zoom range.')
+_bool('set_memory_growth', False, 'Let GPU memory grow as needed.')
+_enum('distribution_strategy', '', ['', 'mirrored'], 'Distribution strategy (the '
+      'head trains on the CPU here; see the log).')
+_bool('use_tf_data_input', False, 'Read images with tf.data (the split and the '
+      'results are the same here).')
 # Our additions, off or neutral by default so its command lines behave as before.
-flags.DEFINE_string('bottleneck_dir', os.path.join(tempfile.gettempdir(),
-                                                   'make_image_classifier_bottlenecks'),
-                    'Where image features are cached; a second run reuses them.')
-flags.DEFINE_integer('random_seed', None, 'Seed for all randomness, for identical runs.')
-flags.DEFINE_enum('logging_verbosity', 'INFO', list(logs.LEVELS),
-                  'How much logging output should be produced.')
+_string('bottleneck_dir', os.path.join(tempfile.gettempdir(),
+                                       'make_image_classifier_bottlenecks'),
+        'Where image features are cached; a second run reuses them.')
+_integer('random_seed', None, 'Seed for all randomness, for identical runs.')
+_enum('logging_verbosity', 'INFO', list(logs.LEVELS),
+      'How much logging output should be produced.')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 
@@ -178,23 +185,22 @@ def main(argv) -> int:
 
 
 def _parse_flags(argv):
+    """These flags, then absl's own (logging) on what is left; `--help` lists these and exits 0;
+    a bad flag is a usage error: one line, exit code 2."""
+    if _HELP_FLAGS & set(argv[1:]):
+        print(USAGE)
+        print(FLAGS.get_help())
+        sys.exit(0)
     try:
-        return FLAGS(argv)
+        return flags.FLAGS(FLAGS(argv, known_only=True))
     except flags.Error as e:
         print(f'make_image_classifier: error: {e}', file=sys.stderr)
         sys.exit(2)
 
 
 def run() -> None:
-    """Console-script entry point; `--help` lists these flags and exits 0."""
-    sys.modules['__main__'].__doc__ = USAGE
-    for flag in FLAGS.get_flags_for_module(__name__):
-        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    """Console-script entry point."""
     try:
         app.run(main, flags_parser=_parse_flags)
-    except SystemExit as e:
-        if e.code == 1 and _HELP_FLAGS & set(sys.argv[1:]):
-            sys.exit(0)
-        raise
     except BrokenPipeError:
         exit_as_the_reader_left()
