@@ -63,13 +63,13 @@ _float('width_shift_range', 0.2, 'Augmentation: horizontal shift, a fraction of 
        'width.')
 _float('height_shift_range', 0.2, 'Augmentation: vertical shift, a fraction of the '
        'height.')
-_float('shear_range', 0.2, 'Augmentation: shear (ignored, as on TensorFlow >= 2.5).')
+_float('shear_range', 0.0, 'Augmentation: shear (not done here; see the log).')
 _float('zoom_range', 0.2, 'Augmentation: zoom range.')
 _bool('set_memory_growth', False, 'Let GPU memory grow as needed.')
-_enum('distribution_strategy', '', ['', 'mirrored'], 'Distribution strategy (the '
+_enum('distribution_strategy', None, ['', 'mirrored'], 'Distribution strategy (the '
       'head trains on the CPU here; see the log).')
-_bool('use_tf_data_input', False, 'Read images with tf.data (the split and the '
-      'results are the same here).')
+_bool('use_tf_data_input', None, 'Which of its readers\' validation split to take: tf.data\'s '
+      '(unset, as it did on TensorFlow >= 2.5, or true) or ImageDataGenerator\'s (false).')
 # Our additions, off or neutral by default so its command lines behave as before.
 _string('bottleneck_dir', os.path.join(tempfile.gettempdir(),
                                        'make_image_classifier_bottlenecks'),
@@ -93,8 +93,8 @@ def _notes() -> None:
         logging.warning('--rotation_range=%d: rotations are not done here; the other '
                         'augmentations are', FLAGS.rotation_range)
     if augment and FLAGS.shear_range:
-        logging.warning('--shear_range=%g is ignored, as make_image_classifier ignored it on '
-                        'TensorFlow >= 2.5', FLAGS.shear_range)
+        logging.warning('--shear_range=%g is ignored: shearing is not done here (its tf.data '
+                        'reader, the default, refused it)', FLAGS.shear_range)
     if augment and FLAGS.width_shift_range != FLAGS.height_shift_range:
         logging.warning('--width_shift_range and --height_shift_range: one random crop margin '
                         'of the larger (%d%%) shifts both ways', _percent(
@@ -106,9 +106,6 @@ def _notes() -> None:
     if FLAGS.distribution_strategy:
         logging.warning('--distribution_strategy=%s: the new layer trains on cached features '
                         'on one device; the flag is ignored', FLAGS.distribution_strategy)
-    if FLAGS.use_tf_data_input:
-        logging.warning('--use_tf_data_input: images are read by this tool\'s own pipeline; the '
-                        'validation split stays the per-class slice of ImageDataGenerator')
 
 
 def job_from_flags():
@@ -142,7 +139,7 @@ def job_from_flags():
                         FLAGS.momentum, FLAGS.dropout_rate, FLAGS.l1_regularizer,
                         FLAGS.l2_regularizer, FLAGS.label_smoothing)
     return Job(config, head, FLAGS.validation_split, FLAGS.assert_accuracy_at_least,
-               FLAGS.do_fine_tuning)
+               FLAGS.do_fine_tuning, FLAGS.use_tf_data_input is not False)
 
 
 def _memory_growth() -> None:

@@ -34,13 +34,15 @@ class Job:
     validation_split: float
     assert_accuracy_at_least: Optional[float] = None
     fine_tune: bool = False
+    tf_data_split: bool = True  # Its tf.data reader's split, else ImageDataGenerator's.
 
 
 def run(job: Job) -> float:
     """Runs the job; returns the last epoch's validation accuracy (NaN without validation)."""
     started = time.monotonic()
     config = job.config
-    labels, examples = keras_split.split_examples(config.image_dir, job.validation_split)
+    labels, examples = keras_split.split_examples(config.image_dir, job.validation_split,
+                                                  job.tf_data_split)
     if job.fine_tune:  # As many steps through the module as its epochs of batches held.
         training = sum(e.split == 'training' for e in examples)
         steps = job.head.epochs * keras_head.steps_per_epoch(training, job.head.batch_size)

@@ -1,16 +1,27 @@
-"""make_image_classifier's split of class folders: the validation images are the ones its Keras
-ImageDataGenerator(validation_split=s) chose, so a folder gives the same validation set here.
+"""make_image_classifier's split of class folders: the validation images are the ones it chose
+for the same folder, so its users keep their validation set.
 
-Keras listed each class folder's images (recursively: folders in sorted order, names sorted
-within each folder) and took the first int(s * n) of them as the validation subset, the rest as
-training. Classes are the folder names in sorted order, labels unchanged (not lowercased as
-retrain's are), since its labels file held the folder names.
+Both of its readers listed the classes as the sorted folder names (labels unchanged, not
+lowercased as retrain's are: its labels file held the folder names) and each class's images
+recursively, folders in sorted path order and names sorted within each. Then
+- tf.data (`image_dataset_from_directory`, its default on TensorFlow >= 2.5): all images, class
+  after class, shuffled by numpy's RandomState(123) (`seed=123`); the last int(s * n) are
+  validation;
+- ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
+  validation.
+Each reader took its own extensions; images of other types are left out as it left them out.
 """
 import os
 from typing import List, Tuple
 
+import numpy as np
+
 from retrain.data import image_lists
 from retrain.data.examples import Example
+
+TF_DATA_SEED = 123
+TF_DATA_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
+IMAGE_DATA_GENERATOR_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
 
 
 def _keras_order(relative: str, class_dir: str) -> Tuple[str, str]:
@@ -18,16 +29,30 @@ def _keras_order(relative: str, class_dir: str) -> Tuple[str, str]:
     return os.path.join(class_dir, os.path.dirname(relative)), os.path.basename(relative)
 
 
-def split_examples(image_dir: str, validation_split: float) -> Tuple[List[str], List[Example]]:
-    """(labels, examples in cache order: training, then validation)."""
+def split_examples(image_dir: str, validation_split: float,
+                   tf_data: bool = True) -> Tuple[List[str], List[Example]]:
+    """(labels, examples in cache order: training, then validation) as the chosen reader split
+    them."""
     folders = sorted(image_lists.class_folders(image_dir), key=lambda f: f.dir_name)
     image_lists.check_classes(image_dir, folders)
-    chosen = {'training': [], 'validation': []}
+    extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
+    listed = []  # (location, class index, position in its class, images of its class)
     for index, folder in enumerate(folders):
         class_dir = os.path.join(image_dir, folder.dir_name)
-        files = sorted(folder.files, key=lambda name: _keras_order(name, class_dir))
-        held_out = int(validation_split * len(files))
-        for position, relative in enumerate(files):
-            split = 'validation' if position < held_out else 'training'
-            chosen[split].append(Example(os.path.join(folder.dir_name, relative), split, index))
-    return [f.dir_name for f in folders], chosen['training'] + chosen['validation']
+        files = sorted((name for name in folder.files if name.lower().endswith(extensions)),
+                       key=lambda name: _keras_order(name, class_dir))
+        listed += [(os.path.join(folder.dir_name, name), index, position, len(files))
+                   for position, name in enumerate(files)]
+    if tf_data:
+        order = list(range(len(listed)))
+        np.random.RandomState(TF_DATA_SEED).shuffle(order)
+        held_out = int(validation_split * len(listed))
+        validation = set(order[len(order) - held_out:]) if held_out else set()
+    else:
+        validation = {i for i, (_, _, position, count) in enumerate(listed)
+                      if position < int(validation_split * count)}
+    examples = [Example(location, 'validation' if i in validation else 'training', index)
+                for i, (location, index, _, _) in enumerate(listed)]
+    return ([f.dir_name for f in folders],
+            [e for e in examples if e.split == 'training']
+            + [e for e in examples if e.split == 'validation'])

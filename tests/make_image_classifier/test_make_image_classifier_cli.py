@@ -24,7 +24,8 @@ for argv in json.loads(sys.argv[1]):
         k: v for k, v in dataclasses.asdict(job.config).items()
         if isinstance(v, (str, int, float, bool, type(None)))},
         'validation_split': job.validation_split, 'fine_tune': job.fine_tune,
-        'assert_accuracy_at_least': job.assert_accuracy_at_least}))
+        'assert_accuracy_at_least': job.assert_accuracy_at_least,
+        'tf_data_split': job.tf_data_split}))
 '''
 
 
@@ -49,7 +50,8 @@ def test_every_flag_parses_with_its_default_and_its_forms():
          '--rotation_range=10', '--horizontal_flip', '--width_shift_range=0.1',
          '--height_shift_range=0.3', '--shear_range=0.1', '--zoom_range=0.4',
          '--set_memory_growth', '--distribution_strategy=mirrored', '--use_tf_data_input'],
-        ['--do_data_augmentation', '--nohorizontal_flip', '--nodo_fine_tuning'])
+        ['--do_data_augmentation', '--nohorizontal_flip', '--nodo_fine_tuning',
+         '--nouse_tf_data_input'])
     assert defaults == {**defaults, 'tfhub_module':
                         'https://tfhub.dev/google/tf2-preview/mobilenet_v2/feature_vector/4',
                         'epochs': 5, 'batch_size': 32, 'learning_rate': 0.005, 'momentum': 0.9,
@@ -58,7 +60,7 @@ def test_every_flag_parses_with_its_default_and_its_forms():
                         'assert_accuracy_at_least': None, 'flip_left_right': False,
                         'random_crop': 0, 'random_scale': 0, 'saved_model_dir': '',
                         'tflite_output_file': '', 'output_labels': '', 'summaries_dir': '',
-                        'output_graph': ''}
+                        'output_graph': '', 'tf_data_split': True}
     assert given == {**given, 'image_dir': 'imgs', 'tfhub_module': 'mod', 'image_size': 96,
                      'saved_model_dir': 'sm', 'tflite_output_file': 'm.tflite',
                      'output_labels': 'l.txt', 'summaries_dir': 'logs',
@@ -66,10 +68,11 @@ def test_every_flag_parses_with_its_default_and_its_forms():
                      'batch_size': 8, 'train_batch_size': 8, 'learning_rate': 0.1,
                      'momentum': 0.5, 'dropout_rate': 0.3, 'l1': 0.01, 'l2': 0.02,
                      'label_smoothing': 0.0, 'validation_split': 0.3,
-                     'flip_left_right': True, 'random_crop': 30, 'random_scale': 40}
+                     'flip_left_right': True, 'random_crop': 30, 'random_scale': 40,
+                     'tf_data_split': True}
     # With augmentation, the flip follows its own flag (on by default, off with --no...).
     assert negated['flip_left_right'] is False and negated['random_crop'] == 20
-    assert negated['fine_tune'] is False
+    assert negated['fine_tune'] is False and negated['tf_data_split'] is False
 
 
 @pytest.mark.parametrize('args, message', [
@@ -84,15 +87,26 @@ def test_bad_values_are_one_line_usage_errors(args, message, tmp_path):
     assert message in done.stderr and 'Traceback' not in done.stderr
 
 
-def test_validation_images_are_its_first_sorted_slice_of_each_class(tmp_path):
+def test_validation_images_are_image_data_generators_first_sorted_slice(tmp_path):
     folder = make_image_folder(str(tmp_path / 'images'), per_class=12,
                                colours={'b': (0, 0, 200), 'a': (200, 0, 0)})
-    labels, examples = keras_split.split_examples(folder, 0.2)
+    labels, examples = keras_split.split_examples(folder, 0.2, tf_data=False)
     assert labels == ['a', 'b']
     held_out = [e.location for e in examples if e.split == 'validation']
-    assert held_out == [os.path.join(c, f'{c}_{i:03d}.{"png" if i == 9 else "jpg"}')
+    assert held_out == [os.path.join(c, f'{c}_{i:03d}.jpg')
                         for c in 'ab' for i in range(2)]  # int(0.2 * 12) == 2 per class.
     assert [e.split for e in examples] == ['training'] * 20 + ['validation'] * 4
+
+
+def test_validation_images_by_default_are_image_dataset_from_directorys(image_dir):
+    keras = pytest.importorskip('keras')
+    validation = keras.utils.image_dataset_from_directory(
+        image_dir, validation_split=0.2, subset='validation', seed=keras_split.TF_DATA_SEED,
+        image_size=(8, 8), batch_size=8)
+    expected = sorted(os.path.relpath(path, image_dir) for path in validation.file_paths)
+    _, examples = keras_split.split_examples(image_dir, 0.2)
+    assert sorted(e.location for e in examples if e.split == 'validation') == expected
+    assert sum(e.split == 'training' for e in examples) == 90 - len(expected)
 
 
 @pytest.fixture(scope='module')
@@ -188,7 +202,7 @@ def test_fine_tuning_with_augmentation_on_the_tiny_module(tiny_module, image_dir
         'make_image_classifier', f'--image_dir={image_dir}', f'--tfhub_module={tiny_module}',
         f'--saved_model_dir={tmp_path / "sm"}', f'--bottleneck_dir={tmp_path / "cache"}',
         '--train_epochs=1', '--batch_size=16', '--do_fine_tuning', '--do_data_augmentation',
-        '--distribution_strategy=mirrored', timeout=300)
+        '--distribution_strategy=mirrored', '--shear_range=0.1', timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'Fine-tuning' in done.stderr and 'flip_left_right=True' in done.stderr
     for flag in ('--shear_range', '--rotation_range', '--distribution_strategy'):
