@@ -20,6 +20,10 @@ from retrain.export import frozen_graph, outputs, staging
 from retrain.features import loading
 from retrain.train import distortions, fine_tuning, keras_head
 
+# Its Keras model's serving_default: input layer `input_1`, output layer `dense` (as its
+# SavedModels show on TensorFlow 2.21 with tf_keras), which its users' clients name.
+SIGNATURE_KEYS = ('input_1', 'dense')
+
 
 class AccuracyFailed(ToolError):
     """The last epoch's val_accuracy is below --assert_accuracy_at_least: nothing is written."""
@@ -72,7 +76,8 @@ def run(job: Job) -> float:
     accuracy = history.get('val_accuracy', float('nan'))
     _check_accuracy(accuracy, job.assert_accuracy_at_least)
     pipeline.write_outputs(outputs.Trained(config, extractor, head, labels,
-                                           data.paths['training']))
+                                           data.paths['training'],
+                                           signature_keys=SIGNATURE_KEYS))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 

@@ -17,7 +17,7 @@ modules are imported when the run writes.
 import dataclasses
 import importlib
 from types import ModuleType
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from retrain.config import RetrainConfig
 
@@ -64,3 +64,5 @@ class Trained:
     training_paths: List[str]  # The int8 TFLite model calibrates on them.
     report: Optional[Dict] = None  # The run report's data, for --report_dir.
     graph_def: Any = None  # Built once by the first writer that needs it (frozen_graph.graph_of).
+    # The SavedModel's serving_default (input, output) keys; None: retrain's.
+    signature_keys: Optional[Tuple[str, str]] = None

@@ -157,7 +157,9 @@ def test_saved_model_serving_default_gives_probabilities(trained, image_dir):
     loaded = tf.saved_model.load(str(out / 'new' / 'saved_model'))
     serve = loaded.signatures['serving_default']
     images, classes = _images(image_dir)
-    (scores,) = serve(**{next(iter(serve.structured_input_signature[1])): images}).values()
+    assert list(serve.structured_input_signature[1]) == ['input_1']  # Its Keras model's keys.
+    assert list(serve.structured_outputs) == ['dense']
+    scores = serve(input_1=images)['dense']
     assert scores.shape == (len(classes), 3)
     np.testing.assert_allclose(scores.numpy().sum(axis=1), 1, rtol=1e-5)
     assert (scores.numpy().argmax(axis=1) == classes).all()
