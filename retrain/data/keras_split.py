@@ -4,9 +4,11 @@ for the same folder, so its users keep their validation set.
 Both of its readers listed the classes as the sorted folder names (labels unchanged, not
 lowercased as retrain's are: its labels file held the folder names) and each class's images
 recursively, folders in sorted path order and names sorted within each. Then
-- tf.data (`image_dataset_from_directory`, its default on TensorFlow >= 2.5): all images, class
-  after class, shuffled by numpy's RandomState(123) (`seed=123`); the last int(s * n) are
-  validation;
+- tf.data (`image_dataset_from_directory`, its default on TensorFlow >= 2.5): its validation
+  subset was read with shuffle=False, so the last int(s * n) images of the listing, class after
+  class, are validation. (Its training subset was read shuffled, with seed 123, and took the
+  first n - int(s * n) of the shuffled list: about s of its validation images were trained on,
+  and as many others never used. Here training is every image not in validation.)
 - ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
   validation.
 Each reader took its own extensions; images of other types are left out as it left them out.
@@ -14,12 +16,9 @@ Each reader took its own extensions; images of other types are left out as it le
 import os
 from typing import List, Tuple
 
-import numpy as np
-
 from retrain.data import image_lists
 from retrain.data.examples import Example
 
-TF_DATA_SEED = 123
 TF_DATA_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
 IMAGE_DATA_GENERATOR_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
 
@@ -44,10 +43,8 @@ def split_examples(image_dir: str, validation_split: float,
         listed += [(os.path.join(folder.dir_name, name), index, position, len(files))
                    for position, name in enumerate(files)]
     if tf_data:
-        order = list(range(len(listed)))
-        np.random.RandomState(TF_DATA_SEED).shuffle(order)
         held_out = int(validation_split * len(listed))
-        validation = set(order[len(order) - held_out:]) if held_out else set()
+        validation = set(range(len(listed) - held_out, len(listed)))
     else:
         validation = {i for i, (_, _, position, count) in enumerate(listed)
                       if position < int(validation_split * count)}
