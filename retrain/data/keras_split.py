@@ -5,10 +5,12 @@ Both of its readers listed the classes as the sorted folder names (labels unchan
 lowercased as retrain's are: its labels file held the folder names) and each class's images
 recursively, folders in sorted path order and names sorted within each. Then
 - tf.data (`image_dataset_from_directory`, its default on TensorFlow >= 2.5): its validation
-  subset was read with shuffle=False, so the last int(s * n) images of the listing, class after
-  class, are validation. (Its training subset was read shuffled, with seed 123, and took the
-  first n - int(s * n) of the shuffled list: about s of its validation images were trained on,
-  and as many others never used. Here training is every image not in validation.)
+  subset was read with shuffle=False, so the last k = int(s * n) images of the listing, class
+  after class, are validation; its training subset was read shuffled by numpy's RandomState(123)
+  (`seed=123`) and took the first n - k of the shuffled list. The two overlap (about s of the
+  validation images are trained on, as many others are never used) and the last classes are
+  over-represented in validation; both are kept, so a run trains on the same images and its
+  --assert_accuracy_at_least thresholds keep their meaning.
 - ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
   validation.
 Each reader took its own extensions; images of other types are left out as it left them out.
@@ -16,9 +18,12 @@ Each reader took its own extensions; images of other types are left out as it le
 import os
 from typing import List, Tuple
 
+import numpy as np
+
 from retrain.data import image_lists
 from retrain.data.examples import Example
 
+TF_DATA_SEED = 123
 TF_DATA_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
 IMAGE_DATA_GENERATOR_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
 
@@ -44,12 +49,15 @@ def split_examples(image_dir: str, validation_split: float,
                    for position, name in enumerate(files)]
     if tf_data:
         held_out = int(validation_split * len(listed))
-        validation = set(range(len(listed) - held_out, len(listed)))
+        shuffled = list(range(len(listed)))
+        np.random.RandomState(TF_DATA_SEED).shuffle(shuffled)
+        training = shuffled[:len(listed) - held_out]
+        validation = range(len(listed) - held_out, len(listed))
     else:
-        validation = {i for i, (_, _, position, count) in enumerate(listed)
-                      if position < int(validation_split * count)}
-    examples = [Example(location, 'validation' if i in validation else 'training', index)
-                for i, (location, index, _, _) in enumerate(listed)]
+        validation = [i for i, (_, _, position, count) in enumerate(listed)
+                      if position < int(validation_split * count)]
+        training = sorted(set(range(len(listed))) - set(validation))
     return ([f.dir_name for f in folders],
-            [e for e in examples if e.split == 'training']
-            + [e for e in examples if e.split == 'validation'])
+            [Example(listed[i][0], split, listed[i][1])
+             for split, chosen in (('training', training), ('validation', validation))
+             for i in chosen])

@@ -98,15 +98,19 @@ def test_validation_images_are_image_data_generators_first_sorted_slice(tmp_path
     assert [e.split for e in examples] == ['training'] * 20 + ['validation'] * 4
 
 
-def test_validation_images_by_default_are_image_dataset_from_directorys(image_dir):
+def test_by_default_both_subsets_are_image_dataset_from_directorys(image_dir):
     keras = pytest.importorskip('keras')
-    validation = keras.utils.image_dataset_from_directory(
-        image_dir, validation_split=0.2, subset='validation', seed=123, shuffle=False,
-        image_size=(8, 8), batch_size=8)  # As it read its validation images.
-    expected = sorted(os.path.relpath(path, image_dir) for path in validation.file_paths)
+
+    def subset(name, shuffle):  # As it read them: validation unshuffled, training shuffled.
+        found = keras.utils.image_dataset_from_directory(
+            image_dir, validation_split=0.2, subset=name, seed=keras_split.TF_DATA_SEED,
+            shuffle=shuffle, image_size=(8, 8), batch_size=8)
+        return sorted(os.path.relpath(path, image_dir) for path in found.file_paths)
+
     _, examples = keras_split.split_examples(image_dir, 0.2)
-    assert sorted(e.location for e in examples if e.split == 'validation') == expected
-    assert sum(e.split == 'training' for e in examples) == 90 - len(expected)
+    for split, name, shuffle in (('validation', 'validation', False),
+                                 ('training', 'training', True)):
+        assert sorted(e.location for e in examples if e.split == split) == subset(name, shuffle)
 
 
 @pytest.fixture(scope='module')
