@@ -65,8 +65,8 @@ def _run(config: RetrainConfig) -> float:
     tensorboard_final.write_final(config.summaries_dir, gathered.labels,
                                   *task.confusion(data, head), head, config.final_tensor_name,
                                   config.how_many_training_steps)
-    _write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
-                                   data.paths['training'], report, judgement))
+    write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
+                                  data.paths['training'], report, judgement))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 
@@ -110,7 +110,7 @@ def _train(config: RetrainConfig, head_type: type, num_labels: int, data: Bottle
     return head
 
 
-def _write_outputs(trained: outputs.Trained) -> None:
+def write_outputs(trained: outputs.Trained) -> None:
     """Every output of the run (retrain.export.outputs), all or nothing, then its log line."""
     written = [(output, path) for output, path, _ in outputs.wanted(trained.config)
                if output.writer]

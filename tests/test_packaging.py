@@ -154,7 +154,7 @@ def test_setup_cfg_extras_and_console_scripts():
             assert re.search(r'>=[\d.]+,<\d', requirement), f'{requirement} has no range'
     scripts = dict(line.split(' = ') for line in
                    config['options.entry_points']['console_scripts'].strip().splitlines())
-    assert set(scripts) == {'retrain', 'label_image'}
+    assert set(scripts) == {'retrain', 'label_image', 'make_image_classifier'}
     for target in scripts.values():
         module, function = target.split(':')
         assert callable(getattr(importlib.import_module(module), function))
@@ -217,6 +217,7 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
         metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
         entry_points = archive.read(next(n for n in names if n.endswith('entry_points.txt')))
     for module in ('retrain/cli.py', 'retrain/cache/beam_fill.py', 'label_image/cli.py',
+                   'make_image_classifier/cli.py',
                    'compat/graphs.py'):
         assert module in names
     assert not [n for n in names if n.startswith(('tests/', 'bench/'))]
@@ -238,7 +239,8 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
                            check=False)
     assert os.path.realpath(where.stdout.strip()).startswith(os.path.realpath(venv)), \
         where.stdout + where.stderr
-    for name, expected in (('retrain', '--how_many_training_steps'), ('label_image', '--graph')):
+    for name, expected in (('retrain', '--how_many_training_steps'), ('label_image', '--graph'),
+                           ('make_image_classifier', '--tfhub_module')):
         result = subprocess.run([_script(venv, name), '--help'], capture_output=True, text=True,
                                 env=env, cwd=str(tmp_path), timeout=300, check=False)
         assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ modules are imported when the run writes.
 import dataclasses
 import importlib
 from types import ModuleType
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from retrain.config import RetrainConfig
 
@@ -65,3 +65,5 @@ class Trained:
     report: Optional[Dict] = None  # The run report's data, for --report_dir.
     unknown: Any = None  # retrain.train.unknown.Fitted: the judgement the outputs carry, or None.
     graph_def: Any = None  # Built once by the first writer that needs it (frozen_graph.graph_of).
+    # The SavedModel's serving_default (input, output) keys; None: retrain's.
+    signature_keys: Optional[Tuple[str, str]] = None

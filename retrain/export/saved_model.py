@@ -19,7 +19,7 @@ graph, not from serving_default: its guard would become an IF op.)
 """
 import contextlib
 import logging as python_logging
-from typing import Callable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -31,6 +31,8 @@ from retrain.export import frozen_graph
 from retrain.export.outputs import Trained
 
 DEFAULT_SIGNATURE = 'serving_default'
+# serving_default's input and output keys; make_image_classifier's Keras model had its own.
+DEFAULT_KEYS = ('image', 'prediction')
 BYTES_SIGNATURE = 'serving_bytes'
 # What a SavedModel folder holds; a folder holding anything else is not ours to replace.
 SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
@@ -45,7 +47,8 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, graph_def: tf.compat.v1.GraphDef, input_tensor: str, output_tensor: str,
-                 labels: Optional[Sequence[str]] = None):
+                 labels: Optional[Sequence[str]] = None,
+                 keys: Tuple[str, str] = DEFAULT_KEYS):
         super().__init__()
         graph = tf.Graph()
         with graph.as_default():
@@ -65,7 +68,8 @@ class ServingModule(tf.Module):
         self._feed = tf.TensorSpec(feed.shape, feed.dtype)
         names = labels if labels is not None else [str(i) for i in range(scores.shape[-1])]
         self._labels = tf.constant(list(names), tf.string)
-        image = tf.TensorSpec(feed.shape, feed.dtype, name='image')
+        self._output_key = keys[1]
+        image = tf.TensorSpec(feed.shape, feed.dtype, name=keys[0])
         self.serve = tf.function(self._serve, input_signature=[image])
         self.serve_bytes = tf.function(self._serve_bytes, input_signature=[
             tf.TensorSpec([None], tf.string, name='image_bytes')])
@@ -79,7 +83,7 @@ class ServingModule(tf.Module):
             results = self._classify(image)  # never empty, nothing to guard.
         else:
             results = self._unless_empty(image, lambda: self._classify(image))
-        return self._named('prediction', results)
+        return self._named(self._output_key, results)
 
     def _serve_bytes(self, image_bytes: tf.Tensor) -> dict:
         results = self._unless_empty(image_bytes, lambda: self._scores_of_bytes(image_bytes))
@@ -139,7 +143,8 @@ def quiet_tensorflow_logger() -> Iterator[None]:
 def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
                       input_tensor: str = f'{UNIT_INPUT}:0',
                       output_tensor: str = 'final_result:0',
-                      labels: Optional[Sequence[str]] = None) -> None:
+                      labels: Optional[Sequence[str]] = None,
+                      keys: Tuple[str, str] = DEFAULT_KEYS) -> None:
     """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output
     `prediction`) and `serving_bytes` (encoded images in, `scores` and `classes` out; see
     the module doc). `labels` name the classes (default: their indices).
@@ -147,7 +152,7 @@ def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
     Built from the frozen graph itself, so the SavedModel and the graph cannot disagree; any
     frozen classifier graph (old ones too) goes through here.
     """
-    module = ServingModule(graph_def, input_tensor, output_tensor, labels)
+    module = ServingModule(graph_def, input_tensor, output_tensor, labels, keys)
     with fileio.atomic_directory(directory) as temp, quiet_tensorflow_logger():
         tf.saved_model.save(module, temp, signatures=module.signatures)
 
@@ -170,7 +175,7 @@ def check_output(path: str) -> None:
 def write_output(path: str, trained: Trained) -> None:
     write_saved_model(path, frozen_graph.graph_of(trained),
                       output_tensor=trained.config.final_tensor_name + ':0',
-                      labels=trained.labels)
+                      labels=trained.labels, keys=trained.signature_keys or DEFAULT_KEYS)
 
 
 def wrote_line(path: str, trained: Trained) -> str:

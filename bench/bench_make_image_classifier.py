@@ -1,0 +1,141 @@
+"""make_image_classifier here against the original, run from its source with tf_keras:
+`python -m bench.bench_make_image_classifier`.
+
+    python -m bench.bench_make_image_classifier --image_dir DIR --tfhub_module MODULE \
+        [--peer_python /work/peer-venv/bin/python] [--json PATH]
+
+Holds out every fifth photo of each class (sorted names) as unseen test photos, runs both tools
+with the same command line on the rest (ours cold: an empty bottleneck cache, then warm with
+other hyperparameters), and scores each SavedModel's serving_default on the test photos, fed the
+same pixels (TensorFlow's bilinear resize, scaled to [0, 1]). Prints the wall times and the
+accuracies; without the peer (see bench/README_make_image_classifier.md) its row says why.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER_MODULE = 'tensorflow_hub.tools.make_image_classifier.make_image_classifier'
+DEFAULT_PEER = os.environ.get('MAKE_IMAGE_CLASSIFIER_PEER_PYTHON',
+                              os.path.join(os.sep, 'work', 'peer-venv', 'bin', 'python'))
+
+
+def _split(image_dir: str, train_dir: str) -> List[Tuple[str, str]]:
+    """Links the training photos into `train_dir`; returns the test photos (path, class)."""
+    test = []
+    for name in sorted(os.listdir(image_dir)):
+        folder = os.path.join(image_dir, name)
+        if not os.path.isdir(folder):
+            continue
+        os.makedirs(os.path.join(train_dir, name))
+        for i, file in enumerate(sorted(os.listdir(folder))):
+            if i % 5 == 4:
+                test.append((os.path.join(folder, file), name))
+            else:
+                os.link(os.path.join(folder, file), os.path.join(train_dir, name, file))
+    return test
+
+
+def _timed(command: List[str], env: Dict[str, str]) -> Tuple[float, subprocess.CompletedProcess]:
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+    return time.monotonic() - started, done
+
+
+def _accuracy(saved_model: str, labels_file: str, test: List[Tuple[str, str]]) -> float:
+    """Top-1 accuracy of serving_default on the test photos, as a client of the original."""
+    serve = tf.saved_model.load(saved_model).signatures['serving_default']
+    (key, spec), = serve.structured_input_signature[1].items()
+    size = spec.shape[1:3]
+    with open(labels_file, encoding='utf-8') as f:
+        labels = f.read().splitlines()
+    right = 0
+    for start in range(0, len(test), 32):
+        batch = test[start:start + 32]
+        images = tf.stack([tf.image.resize(tf.cast(tf.io.decode_image(
+            tf.io.read_file(path), channels=3, expand_animations=False), tf.float32),
+            size) / 255.0 for path, _ in batch])
+        (scores,) = serve(**{key: images}).values()
+        right += sum(labels[i] == name for i, (_, name) in
+                     zip(scores.numpy().argmax(axis=1), batch))
+    return right / len(test)
+
+
+def _peer_missing(peer_python: str) -> Optional[str]:
+    if not os.path.exists(peer_python):
+        return f'no peer interpreter at {peer_python}'
+    found = subprocess.run([peer_python, '-c', f'import importlib.util as u; '
+                            f'print(u.find_spec("{PEER_MODULE}") is not None)'],
+                           capture_output=True, text=True)
+    if found.stdout.strip() != 'True':
+        return f'{peer_python} cannot import {PEER_MODULE}'
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog='python -m bench.bench_make_image_classifier',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('--image_dir', required=True, help='class folders of photos')
+    parser.add_argument('--tfhub_module', required=True, help='a local TF2 feature-vector module')
+    parser.add_argument('--peer_python', default=DEFAULT_PEER,
+                        help='python of the venv with tensorflow, tf_keras and the tool')
+    parser.add_argument('--json', default='', help='also write the results here')
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix='bench_mic_')
+    rows = []
+    try:
+        train_dir = os.path.join(work, 'train')
+        test = _split(args.image_dir, train_dir)
+        common = [f'--image_dir={train_dir}', f'--tfhub_module={args.tfhub_module}']
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+        runs = [('ours, cold', [sys.executable, '-m', 'make_image_classifier'],
+                 [f'--bottleneck_dir={os.path.join(work, "cache")}'], env),
+                ('ours, warm, --learning_rate=0.01', [sys.executable, '-m',
+                                                      'make_image_classifier'],
+                 [f'--bottleneck_dir={os.path.join(work, "cache")}', '--learning_rate=0.01'],
+                 env)]
+        missing = _peer_missing(args.peer_python)
+        if missing:
+            rows.append({'run': 'original (tf_keras)', 'skipped': missing})
+        else:
+            runs.append(('original (tf_keras)', [args.peer_python, '-m', PEER_MODULE], [],
+                         dict(os.environ, TF_USE_LEGACY_KERAS='1')))
+        for index, (name, command, extra, run_env) in enumerate(runs):
+            out = os.path.join(work, f'out{index}')
+            os.makedirs(out)  # The original fails when the labels file's folder is missing.
+            outputs = [f'--saved_model_dir={os.path.join(out, "saved_model")}',
+                       f'--labels_output_file={os.path.join(out, "labels.txt")}']
+            seconds, done = _timed([*command, *common, *outputs, *extra], run_env)
+            if done.returncode:
+                rows.append({'run': name, 'failed': done.stderr[-1500:]})
+                continue
+            rows.append({'run': name, 'seconds': round(seconds, 1),
+                         'test_accuracy': _accuracy(os.path.join(out, 'saved_model'),
+                                                    os.path.join(out, 'labels.txt'), test),
+                         'test_photos': len(test)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f'{"run":36} {"wall s":>8} {"test accuracy":>14}')
+    for row in rows:
+        if 'seconds' in row:
+            print(f'{row["run"]:36} {row["seconds"]:8.1f} {row["test_accuracy"]:13.1%} '
+                  f'(N={row["test_photos"]})')
+        else:
+            print(f'{row["run"]:36} {row.get("skipped") or "failed: " + row["failed"]}')
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump({'results': rows, 'load_average': os.getloadavg()}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

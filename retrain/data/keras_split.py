@@ -1,0 +1,63 @@
+"""make_image_classifier's split of class folders: the validation images are the ones it chose
+for the same folder, so its users keep their validation set.
+
+Both of its readers listed the classes as the sorted folder names (labels unchanged, not
+lowercased as retrain's are: its labels file held the folder names) and each class's images
+recursively, folders in sorted path order and names sorted within each. Then
+- tf.data (`image_dataset_from_directory`, its default on TensorFlow >= 2.5): its validation
+  subset was read with shuffle=False, so the last k = int(s * n) images of the listing, class
+  after class, are validation; its training subset was read shuffled by numpy's RandomState(123)
+  (`seed=123`) and took the first n - k of the shuffled list. The two overlap (about s of the
+  validation images are trained on, as many others are never used) and the last classes are
+  over-represented in validation; both are kept, so a run trains on the same images and its
+  --assert_accuracy_at_least thresholds keep their meaning.
+- ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
+  validation.
+Each reader took its own extensions; images of other types are left out as it left them out.
+"""
+import os
+from typing import List, Tuple
+
+import numpy as np
+
+from retrain.data import image_lists
+from retrain.data.examples import Example
+
+TF_DATA_SEED = 123
+TF_DATA_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
+IMAGE_DATA_GENERATOR_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
+
+
+def _keras_order(relative: str, class_dir: str) -> Tuple[str, str]:
+    """Keras' sort: by the walked folder's full path, then by file name within it."""
+    return os.path.join(class_dir, os.path.dirname(relative)), os.path.basename(relative)
+
+
+def split_examples(image_dir: str, validation_split: float,
+                   tf_data: bool = True) -> Tuple[List[str], List[Example]]:
+    """(labels, examples in cache order: training, then validation) as the chosen reader split
+    them."""
+    folders = sorted(image_lists.class_folders(image_dir), key=lambda f: f.dir_name)
+    image_lists.check_classes(image_dir, folders)
+    extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
+    listed = []  # (location, class index, position in its class, images of its class)
+    for index, folder in enumerate(folders):
+        class_dir = os.path.join(image_dir, folder.dir_name)
+        files = sorted((name for name in folder.files if name.lower().endswith(extensions)),
+                       key=lambda name: _keras_order(name, class_dir))
+        listed += [(os.path.join(folder.dir_name, name), index, position, len(files))
+                   for position, name in enumerate(files)]
+    if tf_data:
+        held_out = int(validation_split * len(listed))
+        shuffled = list(range(len(listed)))
+        np.random.RandomState(TF_DATA_SEED).shuffle(shuffled)
+        training = shuffled[:len(listed) - held_out]
+        validation = range(len(listed) - held_out, len(listed))
+    else:
+        validation = [i for i, (_, _, position, count) in enumerate(listed)
+                      if position < int(validation_split * count)]
+        training = sorted(set(range(len(listed))) - set(validation))
+    return ([f.dir_name for f in folders],
+            [Example(listed[i][0], split, listed[i][1])
+             for split, chosen in (('training', training), ('validation', validation))
+             for i in chosen])
