@@ -73,6 +73,10 @@ class ServingModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[image])
         self.serve_bytes = tf.function(self._serve_bytes, input_signature=[
             tf.TensorSpec([None], tf.string, name='image_bytes')])
+        # `tf.saved_model.load(path)(images)` (and hub.load, hub.KerasLayer) gives the scores,
+        # as for a saved Keras model; not a signature, so TF Serving sees only the two above.
+        self.__call__ = tf.function(lambda image: self._serve(image)[self._output_key],
+                                    input_signature=[image])
 
     @property
     def signatures(self) -> dict:

@@ -167,6 +167,8 @@ def test_saved_model_serving_default_gives_probabilities(trained, image_dir):
     assert scores.shape == (len(classes), 3)
     np.testing.assert_allclose(scores.numpy().sum(axis=1), 1, rtol=1e-5)
     assert (scores.numpy().argmax(axis=1) == classes).all()
+    # Called as its saved Keras model was (model(images), hub.load, hub.KerasLayer).
+    np.testing.assert_allclose(loaded(images).numpy(), scores.numpy(), rtol=1e-6)
     keras = pytest.importorskip('keras')
     if not hasattr(keras.layers, 'TFSMLayer'):
         pytest.skip('Keras 2: no TFSMLayer')
