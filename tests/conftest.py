@@ -6,6 +6,7 @@ cleanly when it is absent (a user's fresh clone).
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -210,6 +211,22 @@ def fixed_split(image_dir: str) -> Tuple[str, str]:
 
 
 LABEL_IMAGE_SCORE_LINE = re.compile(r'^(\w+) \(score = (\d\.\d{5})\)$')
+
+
+def rendered_in_chromium(html: str, profile: str) -> Tuple[str, int]:
+    """(the DOM headless Chromium renders from the page at `html`, the page's <img> count);
+    skips the test where Chromium is not installed."""
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    if not chromium:
+        pytest.skip('chromium is not installed (apt-get install chromium)')
+    with open(html, encoding='utf-8') as f:
+        images = f.read().count('<img ')
+    dom = subprocess.run(
+        [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+         f'--user-data-dir={profile}', '--virtual-time-budget=20000', '--dump-dom',
+         'file://' + os.path.abspath(html)],
+        capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
+    return dom, images
 
 
 def label_image_blocks(stdout: str) -> Dict[str, list]:

@@ -3,13 +3,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
 from retrain.report import page
 
-from conftest import retrain_args, run_module
+from conftest import rendered_in_chromium, retrain_args, run_module
 from multilabel_images import make_pair_folders
 
 
@@ -76,17 +75,8 @@ def test_report_json_has_the_multi_label_parts(reported):
 
 
 def test_multi_label_page_renders_in_headless_chromium(reported, tmp_path):
-    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
-    if not chromium:
-        pytest.skip('chromium is not installed (apt-get install chromium)')
-    html = os.path.join(reported[1], page.HTML)
-    with open(html, encoding='utf-8') as f:
-        images = f.read().count('<img ')
-    dom = subprocess.run(
-        [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-         f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=20000', '--dump-dom',
-         'file://' + os.path.abspath(html)],
-        capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
+    dom, images = rendered_in_chromium(os.path.join(reported[1], page.HTML),
+                                       str(tmp_path / 'profile'))
     assert '<h1>Retrain report</h1>' in dom
     for section in ('labels', 'co-occurrence', 'misclassified', 'duplicates', 'label-issues'):
         assert f'<section id="{section}">' in dom

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import tensorflow as tf
 from retrain.common.errors import ConfigError, ToolError
 from retrain.report import page
 
-from conftest import make_image_folder, retrain_args, run_module
+from conftest import make_image_folder, rendered_in_chromium, retrain_args, run_module
 
 
 @pytest.fixture(scope='module')
@@ -116,18 +115,9 @@ def test_page_is_one_small_file_with_thumbnails(reported):
 
 
 def test_page_and_its_images_load_in_headless_chromium(reported, tmp_path):
-    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
-    if not chromium:
-        pytest.skip('chromium is not installed (apt-get install chromium)')
     _, out, _ = reported
-    html = os.path.join(out, 'report', 'index.html')
-    with open(html, encoding='utf-8') as f:
-        images = f.read().count('<img ')
-    dom = subprocess.run(
-        [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-         f'--user-data-dir={tmp_path / "profile"}', '--virtual-time-budget=20000', '--dump-dom',
-         'file://' + os.path.abspath(html)],
-        capture_output=True, text=True, encoding='utf-8', timeout=300, check=True).stdout
+    dom, images = rendered_in_chromium(os.path.join(out, 'report', 'index.html'),
+                                       str(tmp_path / 'profile'))
     assert '<h1>Retrain report</h1>' in dom and 'aria-label="Reliability diagram"' in dom
     assert images > 0
     assert dom.count('data-loaded="yes"') == images, 'some thumbnails did not load'
