@@ -159,9 +159,10 @@ def main(argv) -> int:
     logs.setup(FLAGS.logging_verbosity)
     interrupts.install('make_image_classifier: interrupted; nothing was half-written')
     try:
-        job = job_from_flags()  # Checked now, before the slow TensorFlow import.
-        _notes()
+        # First, quietly: the job's settings (retrain.train.keras_head) import TensorFlow.
         import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
+        job = job_from_flags()
+        _notes()
         if FLAGS.set_memory_growth:
             _memory_growth()
         from make_image_classifier import run as runner

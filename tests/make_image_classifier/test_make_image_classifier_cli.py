@@ -2,6 +2,7 @@
 the accuracy gate, the cache reused by a second run, fine-tuning with augmentation."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -149,6 +150,10 @@ def test_log_has_keras_epoch_lines_and_where_outputs_went(trained):
         assert path in done.stderr
     assert os.listdir(out / 'logs') and sorted(os.listdir(out / 'logs')) == ['train',
                                                                             'validation']
+    # Its own lines and progress bars only: no TensorFlow notices (CUDA probing, the converter).
+    for line in done.stderr.splitlines():
+        assert (line.startswith('Caching bottlenecks: ')
+                or re.match(r'[IWE] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}: \S', line)), line
 
 
 def test_labels_file_is_one_folder_name_a_line(trained):
