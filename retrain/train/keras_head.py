@@ -22,7 +22,7 @@ from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.common import interrupts
 from retrain.common.errors import ToolError
 from retrain.train.heads import Head
-from retrain.train.tensorboard_steps import StepWriter
+from retrain.train.tensorboard_steps import run_writers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +56,6 @@ def _metrics(head: Head, x: np.ndarray, y: np.ndarray, settings: HeadSettings,
     return loss, accuracy, (probabilities - target) / len(y)
 
 
-def _writers(summaries_dir: str) -> Dict[str, StepWriter]:
-    if not summaries_dir:
-        return {}
-    return {split: StepWriter(f'{summaries_dir.rstrip("/")}/{split}')
-            for split in ('train', 'validation')}
-
-
 def train(data: Bottlenecks, num_classes: int, settings: HeadSettings, summaries_dir: str = '',
           seed: Optional[int] = None,
           training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None
@@ -81,7 +74,7 @@ def train(data: Bottlenecks, num_classes: int, settings: HeadSettings, summaries
                 np.zeros(num_classes, np.float32))
     velocity = [np.zeros_like(head.weights), np.zeros_like(head.biases)]
     steps = steps_per_epoch(len(train_y), settings.batch_size)
-    writers = _writers(summaries_dir)
+    writers = run_writers(summaries_dir)
     keep = 1.0 - settings.dropout_rate
     history: Dict[str, float] = {}
     for epoch in range(settings.epochs):

@@ -23,18 +23,11 @@ from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.train.heads import Head
 from retrain.train.sampler import Sampler
-from retrain.train.tensorboard_steps import StepWriter
+from retrain.train.tensorboard_steps import StepWriter, run_writers
 
 
 def _timestamp() -> str:
     return str(datetime.datetime.now())
-
-
-def _writers(summaries_dir: str):
-    if not summaries_dir:
-        return None, None
-    return (StepWriter(f'{summaries_dir.rstrip("/")}/train'),
-            StepWriter(f'{summaries_dir.rstrip("/")}/validation'))
 
 
 def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
@@ -67,7 +60,8 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
     train_sampler = Sampler(train_y, num_classes, rng)
     validation_sampler = (Sampler(data.labels['validation'], num_classes, rng)
                           if len(data.labels['validation']) else None)
-    train_writer, validation_writer = _writers(config.summaries_dir)
+    writers = run_writers(config.summaries_dir)
+    train_writer, validation_writer = writers.get('train'), writers.get('validation')
     steps = config.how_many_training_steps
     for i in range(steps):
         interrupts.check()  # A flag: cheap, and distorted steps can take a second each.
@@ -82,9 +76,8 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
                       train_writer, validation_writer)
         if checkpoint_every and on_checkpoint and i > 0 and i % checkpoint_every == 0:
             on_checkpoint(i, head.copy())
-    for writer in (train_writer, validation_writer):
-        if writer:
-            writer.close()
+    for writer in writers.values():
+        writer.close()
     return head
 
 

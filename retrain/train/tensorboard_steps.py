@@ -69,3 +69,13 @@ class StepWriter:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def run_writers(summaries_dir: str) -> Dict[str, StepWriter]:
+    """A writer for each TensorBoard run of training, `train` and `validation` folders in
+    `summaries_dir` (none without one). Joined with '/', which TensorFlow's file systems (local,
+    gs://) all accept."""
+    if not summaries_dir:
+        return {}
+    return {run: StepWriter(f'{summaries_dir.rstrip("/")}/{run}')
+            for run in ('train', 'validation')}
