@@ -18,7 +18,7 @@ from google.protobuf import message
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNKNOWN_SCORE
+from retrain.common.graph_names import UNKNOWN_SCORE, judges
 from retrain.common.tf_internals import saved_model_pb2
 from retrain.data import image_io
 from retrain.features import graph_files
@@ -200,7 +200,7 @@ def _load_frozen_graph(path: str, overrides: Overrides, allow_unsafe_ops: bool) 
 def _judgement_of(graph_def: tf.compat.v1.GraphDef, overrides: Overrides) -> List[str]:
     """[`unknown_score:0`] when a retrained graph carries the judgement and its own output is
     read (not one named by --output_layer), else []."""
-    if overrides.output_layer or not any(node.name == UNKNOWN_SCORE for node in graph_def.node):
+    if overrides.output_layer or not judges(graph_def):
         return []
     return [f'{UNKNOWN_SCORE}:0']
 

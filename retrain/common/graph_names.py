@@ -41,3 +41,9 @@ def final_name_problem(name: str) -> str:
     if lowered in taken or lowered.startswith(tuple(n + '/' for n in taken)):
         return 'the exported graph has a node or scope of that name already'
     return ''
+
+
+def judges(graph_def) -> bool:
+    """Whether a frozen graph (a GraphDef) carries the unknown judgement (retrain.train.unknown):
+    every format written from it, and every reader of it, asks this."""
+    return any(node.name == UNKNOWN_SCORE for node in graph_def.node)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from retrain.common import fileio, interrupts
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE
+from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE, judges
 from retrain.export import onnx_contract, tflite
 from retrain.export.outputs import Trained
 
@@ -43,7 +43,7 @@ def _inference_graph(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, in
 
 
 def _judged(graph_def: tf.compat.v1.GraphDef) -> list:
-    return [UNKNOWN_SCORE] if any(node.name == UNKNOWN_SCORE for node in graph_def.node) else []
+    return [UNKNOWN_SCORE] if judges(graph_def) else []
 
 
 def _output_names(graph_def: tf.compat.v1.GraphDef) -> list:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE
+from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE, judges
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite_metadata
 from retrain.export.outputs import Trained
@@ -67,14 +67,10 @@ def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
         tf.graph_util.import_graph_def(graph_def, input_map={input_tensor: image}, name='')
         with tf.compat.v1.Session(graph=graph) as session:
             outputs = [graph.get_tensor_by_name(output_tensor)]
-            if _judged(graph_def):  # [1, 1]: a score per image, in the scores' layout.
+            if judges(graph_def):  # [1, 1]: a score per image, in the scores' layout.
                 outputs.append(tf.reshape(graph.get_tensor_by_name(f'{UNKNOWN_SCORE}:0'),
                                           [-1, 1], name=UNKNOWN_SCORE + '_output'))
             return tf.compat.v1.lite.TFLiteConverter.from_session(session, [image], outputs)
-
-
-def _judged(graph_def: tf.compat.v1.GraphDef) -> bool:
-    return any(node.name == UNKNOWN_SCORE for node in graph_def.node)
 
 
 def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
@@ -129,7 +125,7 @@ def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[
                       if quantize == 'int8' and len(training_paths) else None)
     model = tflite_metadata.add_metadata(
         convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
-        description, labels, judged=_judged(graph_def))
+        description, labels, judged=judges(graph_def))
     fileio.atomic_write(path, model)
 
 
