@@ -58,7 +58,7 @@ def _run(config: RetrainConfig) -> float:
                      'trained or written')
         return float('nan')
     head = _train(config, task.head_type, len(gathered.labels), data, extractor)
-    head = task.calibrated(data, task.tuned(data, head, gathered.labels))
+    head = task.tuned(data, head, gathered.labels)
     accuracy = task.test(data, head, gathered.labels)
     judgement = task.judgement(data, head)
     report = task.report(gathered, data, head, accuracy, skipped, judgement)

@@ -50,8 +50,8 @@ class Task:
         return f'label {gathered.labels[index]!r} has no readable images'
 
     def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
-        """The trained layer as the run exports it (adjusted on the validation images where the
-        task does that)."""
+        """The trained layer as the run exports it, adjusted on the validation images where the
+        task does that (--calibrate's temperature, --label_thresholds' cuts)."""
         return head
 
     def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
@@ -70,10 +70,6 @@ class Task:
         """(true, predicted) class of each test image, for TensorBoard's confusion matrix; empty
         where classes do not apply."""
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-
-    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
-        """The layer with --calibrate's temperature built in (the task's scores allowing)."""
-        return head
 
     def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
         """What the exported model needs to call an image unknown (retrain.train.unknown); None

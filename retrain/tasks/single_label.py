@@ -70,7 +70,7 @@ class SingleLabel(Task):
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)
 
-    def calibrated(self, data: Bottlenecks, head: Head) -> Head:
+    def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
         """With --calibrate, the layer giving logits / T, T fitted on the validation images
         (retrain.train.calibration); their calibration error is logged before and after."""
         x, y = data.features['validation'], data.labels['validation']

@@ -40,9 +40,9 @@ def test_calibration_error_falls_once_the_temperature_is_built_into_the_layer():
                        {'training': labels[:0], 'validation': labels[parts[0]],
                         'testing': labels[parts[1]]}, {k: [''] * n for k, n in split.items()})
     head = Head(weights, biases)
-    off = SingleLabel(RetrainConfig()).calibrated(data, head)
+    off = SingleLabel(RetrainConfig()).tuned(data, head, [])
     assert off is head  # Off by default: the layer, and final_result, as trained.
-    tuned = SingleLabel(RetrainConfig(calibrate=True)).calibrated(data, head)
+    tuned = SingleLabel(RetrainConfig(calibrate=True)).tuned(data, head, [])
     np.testing.assert_allclose(tuned.weights * 3.0, weights, rtol=0.1, atol=0.02)
     test_x, test_y = data.features['testing'], data.labels['testing']
     assert (tuned.predict(test_x).argmax(1) == head.predict(test_x).argmax(1)).all()
