@@ -109,8 +109,8 @@ def _notes() -> None:
 
 
 def job_from_flags():
-    """The run.Job of the parsed flags; the flags' own rules are checked before TensorFlow is
-    imported (RetrainConfig checks the rest)."""
+    """The run.Job of the parsed flags: the flags' own rules are checked here, RetrainConfig
+    checks the rest (TensorFlow is imported by then: run.Job's settings need it)."""
     if not 0 <= FLAGS.validation_split < 1:
         raise ConfigError(f'--validation_split must be from 0 to below 1, not '
                           f'{FLAGS.validation_split}')
