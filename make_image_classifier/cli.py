@@ -177,8 +177,7 @@ def main(argv) -> int:
         print(f'make_image_classifier: error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
-        interrupts.report()
-        return 130
+        interrupts.end_interrupted()
     return 0
 
 

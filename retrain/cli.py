@@ -77,8 +77,7 @@ def main(argv) -> int:
         print(f'retrain: error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
-        interrupts.report()  # The line given to install, once.
-        return 130
+        interrupts.end_interrupted()  # The line given to install, once; exit code 130.
     return 0
 
 

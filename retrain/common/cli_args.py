@@ -63,7 +63,6 @@ def run_main(program: str, main: Callable[[Sequence[str]], int]) -> None:
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:
-        interrupts.report()
-        sys.exit(130)
+        interrupts.end_interrupted()
     except BrokenPipeError:  # The reader has seen enough.
         exit_as_the_reader_left()

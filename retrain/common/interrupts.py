@@ -20,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, NoReturn, Optional
 
 _GRACE_S = 1.0  # Time the main thread gets to end the usual way (its line, its clean-up).
 _requested = threading.Event()
@@ -92,9 +92,19 @@ def _watch(receiving: socket.socket, sending: socket.socket) -> None:
                 cleanup()
             except Exception:  # noqa: BLE001  The others still run; the process ends anyway.
                 pass
+    end_interrupted()  # The main thread cannot be unwound.
+
+
+def end_interrupted() -> NoReturn:
+    """Prints the interrupted line (once) and ends the process with exit code 130, now.
+
+    Not through sys.exit: CPython ends a process by SIGINT (return code -2, not 130) when a
+    KeyboardInterrupt once escaped code it ran through PyRun_* (as extension modules run Python
+    code), even where the tool caught that interrupt; a full-suite run saw it."""
     _flush(sys.stdout)
     report()
-    os._exit(130)  # The main thread cannot be unwound.
+    _flush(sys.stderr)
+    os._exit(130)
 
 
 def _flush(stream) -> None:
