@@ -96,9 +96,11 @@ class SingleLabel(Task):
             return None
         fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
                              head.biases, data.features['validation'])
-        logging.info('Unknown judgement fitted: %.0f%% of %s images score above 0 '
+        validation = len(data.labels['validation'])
+        logging.info('Unknown judgement fitted: %.0f%% of the %s images score above 0 '
                      '(the default operating point)', unknown.VALIDATION_FLAGGED * 100,
-                     'validation' if len(data.labels['validation']) else
-                     'training (there are no validation)')
+                     'validation' if validation >= unknown.MIN_REFERENCE else
+                     f'{validation} validation and {len(data.labels["training"])} held-out '
+                     'training')
         return fitted
 

@@ -69,3 +69,19 @@ def test_the_nearest_class_distance_is_the_direct_one_without_an_images_by_class
     direct = np.min([unknown.distances(model.within, centered - m) for m in means], axis=0)
     np.testing.assert_allclose(unknown._nearest_class(model.within, centered, means), direct,
                                rtol=1e-6, atol=1e-6)
+
+
+def test_few_validation_images_still_give_a_steady_operating_point():
+    """With 9 validation images, their 95th percentile is chance; the held-out training
+    images steady it. Every draw of the 9 must flag few new in-domain images."""
+    rng = np.random.default_rng(0)
+    x, y = _clusters(rng, 90)
+    weights = rng.normal(0, 0.3, (x.shape[1], 3)).astype(np.float32)
+    biases = np.zeros(3, np.float32)
+    unseen, _ = _clusters(np.random.default_rng(2), 600)
+    shares = []
+    for draw in range(10):
+        validation, _ = _clusters(np.random.default_rng(10 + draw), 9)
+        model = unknown.fit(x, y, weights, biases, validation)
+        shares.append((unknown.score(model, unseen, unseen @ weights + biases) > 0).mean())
+    assert max(shares) < 0.15 and 0.01 < np.mean(shares) < 0.1, shares
