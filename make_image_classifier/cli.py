@@ -77,6 +77,12 @@ _string('bottleneck_dir', os.path.join(tempfile.gettempdir(),
 _integer('random_seed', None, 'Seed for all randomness, for identical runs.')
 _enum('logging_verbosity', 'INFO', list(logs.LEVELS),
       'How much logging output should be produced.')
+_bool('report', False, 'Log duplicates, validation leaks and suspected label errors found in '
+      'the image features, as retrain does (about a second).')
+_string('report_dir', None, 'Also write that run report here: index.html (opens from disk) and '
+        'report.json. A new or empty folder, or an old report.')
+_string('onnx_output_file', None, 'Also write the classifier as ONNX here (needs the onnx '
+        'extra): float images [N, size, size, 3] in [0, 1] -> probabilities.')
 
 _HELP_FLAGS = {'-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml'}
 
@@ -130,7 +136,9 @@ def job_from_flags():
         tflite_output_file=FLAGS.tflite_output_file or '',
         output_labels=FLAGS.labels_output_file or '', summaries_dir=FLAGS.summaries_dir or '',
         output_graph='', bottleneck_dir=FLAGS.bottleneck_dir, learning_rate=FLAGS.learning_rate,
-        train_batch_size=FLAGS.batch_size, random_seed=FLAGS.random_seed, report=False,
+        train_batch_size=FLAGS.batch_size, random_seed=FLAGS.random_seed,
+        report=FLAGS.report, report_dir=FLAGS.report_dir or '',
+        onnx_output_file=FLAGS.onnx_output_file or '',
         flip_left_right=augment and FLAGS.horizontal_flip,
         random_crop=_percent(max(FLAGS.width_shift_range, FLAGS.height_shift_range))
         if augment else 0,

@@ -3,6 +3,8 @@ its head trained by epochs (retrain.train.keras_head), then the accuracy gate an
 
 Augmentation trains the head on distorted images (retrain.train.distortions); fine-tuning then
 trains the module with the head (retrain.train.fine_tuning) for as many steps as the epochs held.
+Our additions (the run report, ONNX) come from retrain's single-label task and writers, when
+asked.
 """
 import dataclasses
 import time
@@ -10,7 +12,7 @@ from typing import Optional
 
 from absl import logging
 
-from retrain import pipeline
+from retrain import pipeline, tasks
 from retrain.cache import bottleneck_files
 from retrain.common import interrupts
 from retrain.common.errors import ToolError
@@ -18,6 +20,7 @@ from retrain.config import RetrainConfig
 from retrain.data import keras_split
 from retrain.export import frozen_graph, outputs, staging
 from retrain.features import loading
+from retrain.tasks.base import Gathered
 from retrain.train import distortions, fine_tuning, keras_head
 
 # Its Keras model's serving_default: input layer `input_1`, output layer `dense` (as its
@@ -57,9 +60,9 @@ def run(job: Job) -> float:
     frozen_graph.check_exportable(extractor)
     logging.info('Using module %s with image size %s', config.tfhub_module, extractor.image_size)
     logging.info('Found %d classes: %s', len(labels), ', '.join(labels))
-    data, _ = bottleneck_files.load_or_compute(config.image_dir, examples, config.bottleneck_dir,
-                                               extractor, config.cache_batch_size,
-                                               config.allow_truncated_images)
+    data, skipped = bottleneck_files.load_or_compute(
+        config.image_dir, examples, config.bottleneck_dir, extractor, config.cache_batch_size,
+        config.allow_truncated_images)
     tuning = job.fine_tune and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
                                             extractor, config, config.random_seed)
@@ -75,8 +78,10 @@ def run(job: Job) -> float:
     interrupts.check()
     accuracy = history.get('val_accuracy', float('nan'))
     _check_accuracy(accuracy, job.assert_accuracy_at_least)
+    report = tasks.task_for(config).report(Gathered(labels, examples), data, head,
+                                           float('nan'), skipped)
     pipeline.write_outputs(outputs.Trained(config, extractor, head, labels,
-                                           data.paths['training'],
+                                           data.paths['training'], report,
                                            signature_keys=SIGNATURE_KEYS))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy

@@ -50,7 +50,8 @@ def test_every_flag_parses_with_its_default_and_its_forms():
          '--label_smoothing=0.0', '--validation_split=0.3', '--do_data_augmentation',
          '--rotation_range=10', '--horizontal_flip', '--width_shift_range=0.1',
          '--height_shift_range=0.3', '--shear_range=0.1', '--zoom_range=0.4',
-         '--set_memory_growth', '--distribution_strategy=mirrored', '--use_tf_data_input'],
+         '--set_memory_growth', '--distribution_strategy=mirrored', '--use_tf_data_input',
+         '--report', '--report_dir=rep', '--onnx_output_file=m.onnx'],
         ['--do_data_augmentation', '--nohorizontal_flip', '--nodo_fine_tuning',
          '--nouse_tf_data_input'])
     assert defaults == {**defaults, 'tfhub_module':
@@ -61,7 +62,8 @@ def test_every_flag_parses_with_its_default_and_its_forms():
                         'assert_accuracy_at_least': None, 'flip_left_right': False,
                         'random_crop': 0, 'random_scale': 0, 'saved_model_dir': '',
                         'tflite_output_file': '', 'output_labels': '', 'summaries_dir': '',
-                        'output_graph': '', 'tf_data_split': True}
+                        'output_graph': '', 'tf_data_split': True, 'report': False,
+                        'report_dir': '', 'onnx_output_file': ''}
     assert given == {**given, 'image_dir': 'imgs', 'tfhub_module': 'mod', 'image_size': 96,
                      'saved_model_dir': 'sm', 'tflite_output_file': 'm.tflite',
                      'output_labels': 'l.txt', 'summaries_dir': 'logs',
@@ -70,7 +72,8 @@ def test_every_flag_parses_with_its_default_and_its_forms():
                      'momentum': 0.5, 'dropout_rate': 0.3, 'l1': 0.01, 'l2': 0.02,
                      'label_smoothing': 0.0, 'validation_split': 0.3,
                      'flip_left_right': True, 'random_crop': 30, 'random_scale': 40,
-                     'tf_data_split': True}
+                     'tf_data_split': True, 'report': True, 'report_dir': 'rep',
+                     'onnx_output_file': 'm.onnx'}
     # With augmentation, the flip follows its own flag (on by default, off with --no...).
     assert negated['flip_left_right'] is False and negated['random_crop'] == 20
     assert negated['fine_tune'] is False and negated['tf_data_split'] is False
@@ -150,6 +153,7 @@ def test_log_has_keras_epoch_lines_and_where_outputs_went(trained):
         assert path in done.stderr
     assert os.listdir(out / 'logs') and sorted(os.listdir(out / 'logs')) == ['train',
                                                                             'validation']
+    assert 'Report:' not in done.stderr  # Our additions are off by default.
     # Its own lines and progress bars only: no TensorFlow notices (CUDA probing, the converter).
     for line in done.stderr.splitlines():
         assert (line.startswith('Caching bottlenecks: ')
@@ -221,3 +225,28 @@ def test_fine_tuning_with_augmentation_on_the_tiny_module(tiny_module, image_dir
     for flag in ('--shear_range', '--rotation_range', '--distribution_strategy'):
         assert done.stderr.count(flag) == 1, flag
     assert tf.saved_model.load(str(tmp_path / 'sm')).signatures['serving_default']
+
+
+def test_our_additions_when_asked_a_report_and_onnx_agreeing_with_its_saved_model(
+        trained, tiny_module, image_dir, tmp_path):
+    onnxruntime = pytest.importorskip('onnxruntime', reason='the onnx extra is not installed')
+    out, _ = trained
+    done = run_module(
+        'make_image_classifier', f'--image_dir={image_dir}', f'--tfhub_module={tiny_module}',
+        f'--saved_model_dir={tmp_path / "sm"}', f'--onnx_output_file={tmp_path / "m.onnx"}',
+        f'--report_dir={tmp_path / "report"}', '--report', f'--bottleneck_dir={out / "cache"}',
+        '--train_epochs=10', '--batch_size=8', '--random_seed=1', timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'Report: ' in done.stderr and ' 0 to compute' in done.stderr
+    with open(tmp_path / 'report' / 'report.json', encoding='utf-8') as f:
+        report = json.load(f)
+    assert [c['label'] for c in report['per_class']] == ['blue', 'green', 'red']
+    assert report['splits']['training'] + report['splits']['validation'] == 90
+    assert (tmp_path / 'report' / 'index.html').is_file()
+    images, classes = _images(image_dir)
+    session = onnxruntime.InferenceSession(str(tmp_path / 'm.onnx'),
+                                           providers=['CPUExecutionProvider'])
+    scores = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    served = tf.saved_model.load(str(tmp_path / 'sm')).signatures['serving_default']
+    np.testing.assert_allclose(scores, served(input_1=images)['dense'].numpy(), atol=1e-5)
+    assert (scores.argmax(axis=1) == classes).all()
