@@ -4,10 +4,11 @@
 
 Defaults use ../shared (flower_photos_small and the real MobileNet V2 module). From `per_class`
 photos of each class it makes three sets: the photos as they are, the same photos upscaled to
-12 megapixels (bench.large_images), and the photos with a 16000x16000 PNG among them. Prints a
-table: caching images/s of each set (the cache's own pipeline and model, timed after a warm-up
-pass, median of --repeats rounds), and the wall time, peak RSS and outcome of a whole
-`python -m retrain` on it (/usr/bin/time -v).
+12 megapixels (bench.large_images), and the photos with a 16000x16000 PNG among them; the 12 MP
+set is measured again with --fast_jpeg_decoding (`phone_12mp fast`). Prints a table: caching
+images/s of each set (the cache's own pipeline and model, timed after a warm-up pass, median of
+--repeats rounds), and the wall time, peak RSS and outcome of a whole `python -m retrain` on it
+(/usr/bin/time -v).
 """
 import argparse
 import os
@@ -65,7 +66,7 @@ def caching_rate(paths: Sequence[str], extractor: FeatureExtractor) -> float:
     return count / (time.perf_counter() - started)
 
 
-def retrain_run(image_dir: str, module: str, out: str) -> Dict[str, object]:
+def retrain_run(image_dir: str, module: str, out: str, *extra: str) -> Dict[str, object]:
     """A whole `python -m retrain` in a fresh folder: wall time, peak RSS, exit status, skips.
 
     Peak RSS as /usr/bin/time -v reports it: the rusage of a child forked from this process
@@ -74,7 +75,7 @@ def retrain_run(image_dir: str, module: str, out: str) -> Dict[str, object]:
                '--tfhub_module', module, '--bottleneck_dir', os.path.join(out, 'bn'),
                '--how_many_training_steps', '20', '--output_graph', os.path.join(out, 'graph.pb'),
                '--output_labels', os.path.join(out, 'labels.txt'),
-               '--summaries_dir', os.path.join(out, 'sum')]
+               '--summaries_dir', os.path.join(out, 'sum'), *extra]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     started = time.perf_counter()
     result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -95,22 +96,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--per_class', type=int, default=6)
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args(argv)
-    extractor = load_extractor(RetrainConfig(tfhub_module=args.tfhub_module))
+    extractors = {flag: load_extractor(RetrainConfig(tfhub_module=args.tfhub_module,
+                                                     fast_jpeg_decoding=bool(flag)))
+                  for flag in ('', '--fast_jpeg_decoding')}
     with tempfile.TemporaryDirectory() as work:
         sets = make_sets(args.image_dir, work, args.per_class)
-        paths = {name: _paths(folder) for name, folder in sets.items()}
-        for name in sets:
-            caching_rate(paths[name], extractor)  # Warm-up: tracing, the page cache.
-        rates: Dict[str, List[float]] = {name: [] for name in sets}
+        rows = [(name, folder, '') for name, folder in sets.items()]
+        rows.insert(2, ('phone_12mp fast', sets['phone_12mp'], '--fast_jpeg_decoding'))
+        for _, folder, flag in rows:  # Warm-up: tracing, the page cache.
+            caching_rate(_paths(folder), extractors[flag])
+        rates: Dict[str, List[float]] = {name: [] for name, _, _ in rows}
         for _ in range(args.repeats):  # Round robin: other processes come and go.
-            for name in sets:
-                rates[name].append(caching_rate(paths[name], extractor))
+            for name, folder, flag in rows:
+                rates[name].append(caching_rate(_paths(folder), extractors[flag]))
         print(f'{"set":16} {"images":>6} {"MB":>7} {"cache img/s":>11} {"run s":>6} '
               f'{"peak RSS MB":>11} {"exit":>4}  skipped')
-        for index, (name, folder) in enumerate(sets.items()):
-            run = retrain_run(folder, args.tfhub_module, os.path.join(work, f'out{index}'))
-            megabytes = sum(os.path.getsize(p) for p in paths[name]) / 2**20
-            print(f'{name:16} {len(paths[name]):6d} {megabytes:7.1f} '
+        for index, (name, folder, flag) in enumerate(rows):
+            run = retrain_run(folder, args.tfhub_module, os.path.join(work, f'out{index}'),
+                              *([flag] if flag else []))
+            megabytes = sum(os.path.getsize(p) for p in _paths(folder)) / 2**20
+            print(f'{name:16} {len(_paths(folder)):6d} {megabytes:7.1f} '
                   f'{statistics.median(rates[name]):11.1f} {run["run_s"]:6.1f} '
                   f'{run["peak_rss_mb"]:11.0f} {run["exit"]:4d}  {"; ".join(run["skipped"])}')
     print(f'({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})')

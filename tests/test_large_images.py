@@ -84,3 +84,23 @@ def test_label_image_skips_a_huge_image_in_one_line(run, model):
     assert [line for line in result.stderr.splitlines() if huge in line] == [
         f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}']
     assert 'red_000.jpg' in result.stdout
+
+
+def test_fast_jpeg_decoding_caches_under_its_own_names_beside_the_classic_values(run,
+                                                                               tiny_module):
+    """The same cache folder: the run reads none of the classic files and writes its own, whose
+    values for images too small to scale are the classic ones."""
+    images, out, first = run
+    result = run_module('retrain', *retrain_args(images, tiny_module, out, 10,
+                                                 '--output_graph', os.path.join(out, 'fast.pb'),
+                                                 '--fast_jpeg_decoding'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    computed = [re.search(r'(?m)^\S+ \S+ \S+ 0 bottlenecks cached in .*, (\d+) to compute',
+                          done.stderr).group(1) for done in (first, result)]
+    assert computed[0] == computed[1]
+    suffix = hub_cache_suffix(tiny_module)
+    for name in ('red_000.jpg', 'big.jpg'):
+        classic, scaled = (bottleneck_files.read_bottleneck(
+            os.path.join(out, 'bn', 'red', name + suffix + tail + '.txt'), 19)
+            for tail in ('', '_scaled_jpegs'))
+        np.testing.assert_allclose(scaled, classic, atol=1e-5)

@@ -184,7 +184,8 @@ def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
     """Yields (indices [B], bottlenecks [B, D]) batches for the decodable images of `paths`."""
     function = inference_function(extractor)
     for indices, images in image_io.image_batches(paths, extractor.image_size, batch_size,
-                                                  allow_truncated):
+                                                  allow_truncated,
+                                                  scaled_jpegs=extractor.scaled_jpegs):
         features = function(images).numpy()
         yield indices.numpy(), features
         if progress:

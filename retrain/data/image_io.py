@@ -11,6 +11,10 @@ scale (libjpeg's DCT scaling), the least that brings it within the budget; other
 JPEGs still over it at 1/8, fail with an error naming the size. Images within the budget are
 decoded exactly as before, so their cached values do not change. Parallel decoding holds at most
 max_in_flight() images, so it needs at most IN_FLIGHT_BYTES of decoded pixels on any machine.
+
+Asked to (`least_size`: retrain's --fast_jpeg_decoding), a JPEG is also decoded at the smallest
+DCT scale that keeps it SCALED_MARGIN times the size it is resized to on each side: a 12 MP photo
+for a 224x224 model at 1/4, in a quarter of the time. Its pixels are then not the classic ones.
 """
 import os
 from typing import Optional, Sequence, Tuple
@@ -32,6 +36,9 @@ BYTES_PER_PIXEL = 3  # Decoded to 8-bit RGB.
 # The decoded pixels parallel decoding may hold at once, whatever the number of cores.
 IN_FLIGHT_BYTES = 1536 * 2**20
 _JPEG_RATIOS = (1, 2, 4, 8)  # The scales libjpeg decodes at.
+# A JPEG decoded at a smaller scale stays at least this many times the resized size on each side
+# (bench/bench_fast_jpeg.py measured the accuracy).
+SCALED_MARGIN = 2
 
 
 def max_in_flight() -> int:
@@ -49,14 +56,17 @@ def over_budget(height: int, width: int) -> str:
             f'is over the limit of {PIXEL_BUDGET:,} pixels')
 
 
-def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
+def decode(contents: tf.Tensor, allow_truncated: bool = False,
+           least_size: Optional[Sequence[int]] = None) -> tf.Tensor:
     """Encoded bytes (scalar string) -> uint8 [H, W, 3], within PIXEL_BUDGET (see the module
     doc); InvalidArgumentError for an image over it. Works eagerly and in graphs.
 
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
-    TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
+    TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected. With
+    `least_size` (height, width), a large JPEG is decoded scaled down (module doc).
     """
-    return tf.cond(tf.io.is_jpeg(contents), lambda: _decode_jpeg(contents, allow_truncated),
+    return tf.cond(tf.io.is_jpeg(contents),
+                   lambda: _decode_jpeg(contents, allow_truncated, least_size),
                    lambda: _decode_not_jpeg(contents))
 
 
@@ -76,12 +86,19 @@ def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
         return _decode_full(contents)
 
 
-def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool) -> tf.Tensor:
-    """Decoded at the least of _JPEG_RATIOS that brings it within PIXEL_BUDGET; at full scale
+def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
+                 least_size: Optional[Sequence[int]]) -> tf.Tensor:
+    """Decoded at the least of _JPEG_RATIOS that brings it within PIXEL_BUDGET (or, with
+    `least_size`, the largest that keeps it SCALED_MARGIN times that, if larger); at full scale
     by the very op used before the budget. One control-flow op each: they cost per image."""
     size = image_header.jpeg_size(contents)
     pixels = size[0] * size[1]
     scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
+    if least_size is not None:
+        scale = tf.maximum(scale, sum(
+            tf.cast((size[0] >= SCALED_MARGIN * least_size[0] * r)
+                    & (size[1] >= SCALED_MARGIN * least_size[1] * r), tf.int32)
+            for r in _JPEG_RATIOS[1:]))
 
     def at(ratio: int) -> tf.Tensor:
         if ratio == 1 and not allow_truncated:
@@ -109,26 +126,31 @@ def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return resized if batched else resized[0]
 
 
-def decode_and_resize(contents: tf.Tensor, size: Sequence[int],
-                      allow_truncated: bool = False) -> tf.Tensor:
-    return resize_to_unit_range(decode(contents, allow_truncated), size)
+def decode_and_resize(contents: tf.Tensor, size: Sequence[int], allow_truncated: bool = False,
+                      scaled_jpegs: bool = False) -> tf.Tensor:
+    """`scaled_jpegs`: large JPEGs are decoded scaled down towards `size` (module doc)."""
+    return resize_to_unit_range(
+        decode(contents, allow_truncated, size if scaled_jpegs else None), size)
 
 
 def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
-                  allow_truncated: bool = False, ordered: bool = False) -> tf.data.Dataset:
+                  allow_truncated: bool = False, ordered: bool = False,
+                  scaled_jpegs: bool = False) -> tf.data.Dataset:
     """(indices, images) batches of the decodable files of `paths`, in roughly that order
     (exactly, when `ordered`: a slow file then holds up the ones after it).
 
     Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
     consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
-    the caller finds them as the missing indices. `allow_truncated`: see decode.
+    the caller finds them as the missing indices. `allow_truncated`, `scaled_jpegs`: see
+    decode_and_resize.
 
     tf.data's autotuning is off and decoding runs on max_in_flight() threads: with it on, tearing
     the pipeline down after the last batch waited for its tuning thread to wake up, which held
     about half of the runs for 6 to 8 s (3,670 photos: 21 s instead of 12 s).
     """
     def load(index, path):
-        return index, decode_and_resize(tf.io.read_file(path), image_size, allow_truncated)
+        return index, decode_and_resize(tf.io.read_file(path), image_size, allow_truncated,
+                                        scaled_jpegs)
 
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -44,6 +44,8 @@ class FeatureExtractor:
       legacy_cache_suffixes: suffixes of older caches of the same model (TF 1.0-1.4 Inception
         caches have none), read when the `cache_suffix` file is missing and never rewritten.
       frozen: the model frozen (see `freeze`); given up front by models that come frozen.
+      scaled_jpegs: bottlenecks are computed from large JPEGs decoded scaled down
+        (--fast_jpeg_decoding, retrain.data.image_io); `cache_suffix` then says so.
     """
     function: Callable[[tf.Tensor], tf.Tensor]
     image_size: Tuple[int, int]
@@ -54,6 +56,7 @@ class FeatureExtractor:
     owner: object = None
     legacy_cache_suffixes: Sequence[str] = ()
     frozen: Optional[FrozenExtractor] = None
+    scaled_jpegs: bool = False
 
     def input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.image_size[0], self.image_size[1], 3], tf.float32)
