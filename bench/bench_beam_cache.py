@@ -18,20 +18,17 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.shared_inputs import MODULE, PHOTOS
 from retrain.cache import beam_fill, bottleneck_files
 from retrain.data import image_lists
 from retrain.features.hub_module import load_hub_module
 from retrain.tasks.single_label import examples_of
 
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'shared')
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
+    parser.add_argument('--module', default=MODULE)
+    parser.add_argument('--image_dir', default=PHOTOS)
     parser.add_argument('--runner', default='DirectRunner')
     parser.add_argument('--beam_pipeline_options', default='')
     args = parser.parse_args()

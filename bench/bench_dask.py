@@ -22,13 +22,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.dask_cluster import bottlenecks_written, local_cluster
+from bench.shared_inputs import MODULE, PHOTOS
 from retrain.cache import beam_fill, bottleneck_files
 from retrain.data import image_lists
 from retrain.features.hub_module import load_hub_module
 from retrain.tasks.single_label import examples_of
-
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'shared')
 
 
 def _largest_difference(jobs, local_dir: str, dask_dir: str, size: int) -> float:
@@ -43,9 +41,8 @@ def _largest_difference(jobs, local_dir: str, dask_dir: str, size: int) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
+    parser.add_argument('--module', default=MODULE)
+    parser.add_argument('--image_dir', default=PHOTOS)
     parser.add_argument('--workers', type=int, default=2)
     args = parser.parse_args()
     missing = [m for m in ('apache_beam', 'dask', 'distributed') if not importlib.util.find_spec(m)]

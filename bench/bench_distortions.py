@@ -17,13 +17,11 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.shared_inputs import MODULE, PHOTOS
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.features.hub_module import load_hub_module
 from retrain.train import distortions
-
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'shared')
 
 
 def _rate(count: int, seconds: float) -> str:
@@ -40,9 +38,8 @@ def _time(function, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
+    parser.add_argument('--module', default=MODULE)
+    parser.add_argument('--image_dir', default=PHOTOS)
     parser.add_argument('--batch', type=int, default=100)
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--classic_images', type=int, default=20)

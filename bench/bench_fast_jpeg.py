@@ -18,21 +18,19 @@ import os
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 
 from bench.large_images import write_upscaled
+from bench.shared_inputs import add_input_flags
 from retrain.cache import bottleneck_files
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.features.loading import load_extractor
 from retrain.train import loop
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SHARED = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
 
 
 def _photos(image_dir: str, per_class: int) -> Dict[str, List[str]]:
@@ -45,7 +43,7 @@ def _photos(image_dir: str, per_class: int) -> Dict[str, List[str]]:
     return found
 
 
-def _features(extractor, paths: Sequence[str]) -> (np.ndarray, float):
+def _features(extractor, paths: Sequence[str]) -> Tuple[np.ndarray, float]:
     """Bottlenecks of `paths` in order, and the images/s it took."""
     started = time.perf_counter()
     values = np.zeros((len(paths), extractor.bottleneck_size), np.float32)
@@ -76,9 +74,7 @@ def _accuracy(train: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
-    parser.add_argument('--tfhub_module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
+    add_input_flags(parser)
     parser.add_argument('--per_class', type=int, default=100)
     parser.add_argument('--folds', type=int, default=5)
     parser.add_argument('--steps', type=int, default=1000)

@@ -23,13 +23,13 @@ from typing import Dict, List, Optional, Sequence
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from bench.large_images import write_blank_png, write_upscaled
+from bench.shared_inputs import add_input_flags
 from retrain.cache import bottleneck_files
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
 from retrain.features.loading import load_extractor
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SHARED = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
 HUGE_PNG_SIDE = 16000
 
 
@@ -90,9 +90,7 @@ def retrain_run(image_dir: str, module: str, out: str, *extra: str) -> Dict[str,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data', 'flower_photos_small'))
-    parser.add_argument('--tfhub_module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
+    add_input_flags(parser)
     parser.add_argument('--per_class', type=int, default=6)
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args(argv)

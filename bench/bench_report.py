@@ -15,10 +15,8 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
+from bench.shared_inputs import add_input_flags
 from retrain.report import findings
-
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                       'shared')
 
 
 def _timed(function: Callable, *args):
@@ -77,10 +75,7 @@ def scale_rows(sizes: List[int], dim: int) -> List[Tuple]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--image_dir', default=os.path.join(_SHARED, 'data',
-                                                            'flower_photos_small'))
-    parser.add_argument('--tfhub_module', default=os.path.join(
-        _SHARED, 'models', 'mobilenet_v2_100_224_feature_vector'))
+    add_input_flags(parser)
     parser.add_argument('--bottleneck_dir', default=os.path.join(tempfile.gettempdir(),
                                                                 'bench_report_bottlenecks'))
     parser.add_argument('--sizes', default='3670,30000,100000')
