@@ -14,7 +14,8 @@ max_in_flight() images, so it needs at most IN_FLIGHT_BYTES of decoded pixels on
 
 Asked to (`least_size`: retrain's --fast_jpeg_decoding), a JPEG is also decoded at the smallest
 DCT scale that keeps it SCALED_MARGIN times the size it is resized to on each side: a 12 MP photo
-for a 224x224 model at 1/4, in a quarter of the time. Its pixels are then not the classic ones.
+for a 224x224 model at 1/4, in 17 ms instead of 27 (reading the compressed data, which scaling
+does not shorten, is most of a decode). Its pixels are then not the classic ones.
 """
 import os
 from typing import Optional, Sequence, Tuple

@@ -97,10 +97,10 @@ class SingleLabel(Task):
         fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
                              head.biases, data.features['validation'])
         validation = len(data.labels['validation'])
+        held_out = unknown.held_out_count(validation, len(data.labels['training']))
         logging.info('Unknown judgement fitted: %.0f%% of the %s images score above 0 '
                      '(the default operating point)', unknown.VALIDATION_FLAGGED * 100,
-                     'validation' if validation >= unknown.MIN_REFERENCE else
-                     f'{validation} validation and {len(data.labels["training"])} held-out '
-                     'training')
+                     f'{validation} validation and {held_out} held-out training' if held_out
+                     else 'validation' if validation else 'training')
         return fitted
 

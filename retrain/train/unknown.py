@@ -89,20 +89,27 @@ def _statistics(features: np.ndarray, labels: np.ndarray, num_classes: int) -> F
                   _precision(centered - class_means[labels]), _precision(centered))
 
 
+def held_out_count(validation: int, training: int) -> int:
+    """How many training images join the reference images (module doc): none with
+    MIN_REFERENCE validation images, or too few training images to hold any out."""
+    if validation >= MIN_REFERENCE or training < 2 * HELD_OUT_FOLDS:
+        return 0
+    return min(training, HELD_OUT_MOST)
+
+
 def _held_out_parts(features: np.ndarray, labels: np.ndarray, num_classes: int,
-                    logits: np.ndarray) -> np.ndarray:
-    """`parts` of up to HELD_OUT_MOST training rows, each with the statistics fitted without its
-    fold, as an unseen image would score (in-sample, a bottleneck is near the means and inside
-    the covariance it helped to make: with D above N it scores far too low). Folds hold at most
-    a fifth of the rows: a small set takes five more fits, a large one a single one. The logits
+                    logits: np.ndarray, count: int) -> np.ndarray:
+    """`parts` of `count` training rows, each with the statistics fitted without its fold, as
+    an unseen image would score (in-sample, a bottleneck is near the means and inside the
+    covariance it helped to make: with D above N it scores far too low). Folds hold at most a
+    fifth of the rows: a small set takes five more fits, a large one a single one. The logits
     are the trained layer's, which did see them."""
-    count = len(features)
-    held = np.random.default_rng(0).permutation(count)[:HELD_OUT_MOST]
-    folds = math.ceil(len(held) / max(1, count // HELD_OUT_FOLDS))
+    held = np.random.default_rng(0).permutation(len(features))[:count]
+    folds = math.ceil(count / max(1, len(features) // HELD_OUT_FOLDS))
     found = []
     for k in range(folds):
         rows = held[k::folds]
-        kept = np.ones(count, bool)
+        kept = np.ones(len(features), bool)
         kept[rows] = False
         without = _statistics(features[kept], labels[kept], num_classes)
         found.append(parts(without, features[rows], logits[rows]))
@@ -113,15 +120,16 @@ def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: n
         validation: Optional[np.ndarray] = None) -> Fitted:
     """The statistics from the training bottlenecks (labels: class indices) and the trained
     layer; standardization and operating point from reference images: the validation
-    bottlenecks, and where there are fewer than MIN_REFERENCE of them, every training bottleneck
-    too, each scored held out (`_held_out_parts`)."""
+    bottlenecks and `held_out_count` training ones, scored held out (`_held_out_parts`); the
+    training ones as they are where there are neither."""
     features = features.astype(np.float64)
     model = _statistics(features, labels, weights.shape[1])
     validation = np.zeros((0, features.shape[1])) if validation is None else validation
     found = parts(model, validation, validation @ weights + biases)
-    if len(found) < MIN_REFERENCE and len(features) >= 2 * HELD_OUT_FOLDS:
+    held_out = held_out_count(len(validation), len(features))
+    if held_out:
         found = np.concatenate([found, _held_out_parts(
-            features, labels, weights.shape[1], features @ weights + biases)])
+            features, labels, weights.shape[1], features @ weights + biases, held_out)])
     elif not len(found):
         found = parts(model, features, features @ weights + biases)
     spread = np.maximum(found.std(0), 1e-12)
