@@ -265,6 +265,20 @@ def _confusion(report: Dict) -> str:
             f'<tr><th></th>{head}</tr>{"".join(rows)}</table></section>')
 
 
+def _axes(left: float, right: float, bottom: float, top: float, y_ends: Tuple[str, str],
+          x_ends: Tuple[str, str], label_y: float) -> str:
+    """The L of a chart's axes from (left, bottom) to `right` and `top`: the y axis' bottom and
+    top values beside its ends, the x axis' first and last under its ends at `label_y`."""
+    return (f'<line x1="{left:.1f}" y1="{bottom:.1f}" x2="{right:.1f}" y2="{bottom:.1f}" '
+            'stroke="#cbd2d9"/>'
+            f'<line x1="{left:.1f}" y1="{bottom:.1f}" x2="{left:.1f}" y2="{top:.1f}" '
+            'stroke="#cbd2d9"/>'
+            f'<text x="{left - 4:.1f}" y="{top + 4:.1f}" text-anchor="end">{y_ends[1]}</text>'
+            f'<text x="{left - 4:.1f}" y="{bottom + 4:.1f}" text-anchor="end">{y_ends[0]}</text>'
+            f'<text x="{left:.1f}" y="{label_y}">{x_ends[0]}</text>'
+            f'<text x="{right:.1f}" y="{label_y}" text-anchor="end">{x_ends[1]}</text>')
+
+
 def _chart(title: str, series: Sequence[Tuple[str, str, List[Tuple[int, float]]]]) -> str:
     """An SVG line chart of (name, colour, [(step, value)]) series."""
     width, height, pad = 460, 220, 40
@@ -283,13 +297,8 @@ def _chart(title: str, series: Sequence[Tuple[str, str, List[Tuple[int, float]]]
         for _, colour, values in series)
     legend = ''.join(f'<text x="{pad + 110 * k}" y="14" style="fill:{colour}">&#9632; {name}</text>'
                      for k, (name, colour, _) in enumerate(series))
-    axes = (f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{width - 10}" y2="{y(y0):.1f}" '
-            'stroke="#cbd2d9"/>'
-            f'<line x1="{pad}" y1="{y(y0):.1f}" x2="{pad}" y2="20" stroke="#cbd2d9"/>'
-            f'<text x="{pad - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.2g}</text>'
-            f'<text x="{pad - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.2g}</text>'
-            f'<text x="{pad}" y="{height - 8}">step {x0}</text>'
-            f'<text x="{width - 10}" y="{height - 8}" text-anchor="end">{x1}</text>')
+    axes = _axes(pad, width - 10, y(y0), y(y1), (f'{y0:.2g}', f'{y1:.2g}'),
+                 (f'step {x0}', str(x1)), height - 8)
     return (f'<div><div><b>{_E(title)}</b></div><svg width="{width}" height="{height}" '
             f'role="img" aria-label="{_E(title)}">{axes}{lines}{legend}</svg></div>')
 
@@ -319,12 +328,7 @@ def _reliability(bins: List[Dict]) -> str:
         for b in bins)
     axes = (f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(1)}" y2="{up(1)}" stroke="#ea580c" '
             'stroke-dasharray="4 3"/>'
-            f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(1)}" y2="{up(0)}" stroke="#cbd2d9"/>'
-            f'<line x1="{at(0)}" y1="{up(0)}" x2="{at(0)}" y2="{up(1)}" stroke="#cbd2d9"/>'
-            f'<text x="{at(0) - 4}" y="{up(1) + 4}" text-anchor="end">1</text>'
-            f'<text x="{at(0) - 4}" y="{up(0) + 4}" text-anchor="end">0</text>'
-            f'<text x="{at(0)}" y="{size - 8}">score 0</text>'
-            f'<text x="{at(1)}" y="{size - 8}" text-anchor="end">1</text>')
+            + _axes(at(0), at(1), up(0), up(1), ('0', '1'), ('score 0', '1'), size - 8))
     return (f'<svg width="{size}" height="{size}" role="img" aria-label="Reliability diagram">'
             f'{axes}{bars}</svg>')
 
