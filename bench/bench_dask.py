@@ -17,26 +17,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.cache_parity import differences, in_process_cache
 from bench.dask_cluster import bottlenecks_written, local_cluster
 from bench.shared_inputs import MODULE, PHOTOS
-from retrain.cache import beam_fill, bottleneck_files
-from retrain.data import image_lists
+from retrain.cache import beam_fill
 from retrain.features.hub_module import load_hub_module
-from retrain.tasks.single_label import examples_of
-
-
-def _largest_difference(jobs, local_dir: str, dask_dir: str, size: int) -> float:
-    largest = 0.0
-    for job in jobs:
-        dask_values = bottleneck_files.read_bottleneck(job[1], size)
-        local_values = bottleneck_files.read_bottleneck(job[1].replace(dask_dir, local_dir, 1),
-                                                        size)
-        largest = max(largest, float(np.max(np.abs(dask_values - local_values))))
-    return largest
 
 
 def main() -> None:
@@ -51,15 +38,11 @@ def main() -> None:
         print(f'skipped: {", ".join(missing)} not found (pip install ".[dask]"; ../shared)')
         return
 
-    classes = image_lists.create_image_lists(args.image_dir, 10, 10)
-    extractor = load_hub_module(args.module)
     with tempfile.TemporaryDirectory() as temp:
         local_dir, dask_dir = os.path.join(temp, 'local'), os.path.join(temp, 'dask')
-        started = time.perf_counter()
-        bottleneck_files.load_or_compute(args.image_dir, examples_of(classes), local_dir,
-                                         extractor)
-        local_seconds = time.perf_counter() - started
-        jobs = beam_fill.cache_jobs(args.image_dir, examples_of(classes), dask_dir, extractor)
+        examples, extractor, local_seconds = in_process_cache(args.image_dir, args.module,
+                                                              local_dir)
+        jobs = beam_fill.cache_jobs(args.image_dir, examples, dask_dir, extractor)
         with local_cluster(temp, args.workers) as (address, logs):
             started = time.perf_counter()
             computed = beam_fill.fill_cache(jobs, dask_dir, extractor,
@@ -67,7 +50,7 @@ def main() -> None:
                                              'DaskRunner', [f'--dask_client_address={address}'])
             dask_seconds = time.perf_counter() - started
             written = [bottlenecks_written(log) for log in logs]
-        largest = _largest_difference(jobs, local_dir, dask_dir, extractor.bottleneck_size)
+        largest, _ = differences(jobs, dask_dir, local_dir, extractor.bottleneck_size)
     print(f'images:                   {len(jobs)} ({computed} computed on Dask)')
     for name, seconds in (('in-process cache:', local_seconds),
                           (f'Dask, {args.workers} workers:', dask_seconds)):
