@@ -2,12 +2,17 @@
 
     python -m bench.make_multilabel_set SOURCE_DIR OUT_DIR [--layout side_by_side] [--per_pair 25]
     python -m bench.make_multilabel_set SOURCE_DIR OUT_DIR --layout tinted [--colours red,blue]
+    python -m bench.make_multilabel_set SOURCE_DIR OUT_DIR --layout patterned
 
 side_by_side: each new image is two photos of different classes side by side (each squeezed to
 half the width), labelled with both classes; per_pair images for each pair of classes.
 tinted: each photo once, turned to grey and toned into one of the colours (its mid-tones become
 the colour, black and white stay), in turn within each class so every (class, colour) pair has as
 many images; labelled with its class and its colour: the structure of a colour_item set.
+patterned: each photo toned as in tinted (its blacks and whites as well), then left solid or
+covered with white stripes, checks or dots; labelled with its colour and its pattern, not its
+flower: the attributes of a clothing set, which a linear layer tells apart almost perfectly (the
+flowers hold tinted near mAP 0.85).
 Each new image is written into the folder of each of its labels (the Multi-label-Inception-net
 layout that `retrain --multi_label` reads). Every source photo is used at most once, so no photo
 is shared between images that may fall in different splits.
@@ -18,12 +23,14 @@ import os
 import random
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 SIZE = 224
 # Mid-tone of each colour name: what a person would call that colour.
 COLOURS = {'red': (215, 25, 25), 'green': (30, 160, 40), 'blue': (35, 65, 215),
            'yellow': (225, 195, 20), 'purple': (140, 40, 180)}
+# A fabric's pattern, as clothing sets label it ('solid': none drawn).
+PATTERNS = ('solid', 'striped', 'checked', 'dotted')
 # (image, its labels, its file name)
 Made = Tuple[Image.Image, Tuple[str, ...], str]
 
@@ -51,15 +58,55 @@ def side_by_side(photos: Dict[str, List[str]], per_pair: int) -> Iterator[Made]:
             yield image, (first, second), f'{first}_{second}_{i:03d}.jpg'
 
 
+def _toned(path: str, colour: str, strong: bool = False) -> Image.Image:
+    """The photo in shades of `colour`; `strong`: its blacks and whites tinted too, so that
+    even a dark or pale photo shows the colour."""
+    grey = ImageOps.grayscale(Image.open(path).convert('RGB'))
+    mid = COLOURS[colour]
+    black, white = (((0, 0, 0), (255, 255, 255)) if not strong else
+                    (tuple(c // 3 for c in mid), tuple((c + 255 * 2) // 3 for c in mid)))
+    return ImageOps.colorize(grey, black=black, white=white, mid=mid)
+
+
 def tinted(photos: Dict[str, List[str]], colours: Sequence[str]) -> Iterator[Made]:
     """Every photo toned into one colour, the colours in turn within each class."""
     for name, paths in sorted(photos.items()):
         for i, path in enumerate(paths):
             colour = colours[i % len(colours)]
-            grey = ImageOps.grayscale(Image.open(path).convert('RGB'))
-            image = ImageOps.colorize(grey, black=(0, 0, 0), white=(255, 255, 255),
-                                      mid=COLOURS[colour])
-            yield image, (name, colour), f'{name}_{colour}_{i:03d}.jpg'
+            yield _toned(path, colour), (name, colour), f'{name}_{colour}_{i:03d}.jpg'
+
+
+def _pattern(image: Image.Image, pattern: str, rng: random.Random) -> None:
+    """White `pattern` over the whole image, its period 1/8 to 1/16 of the shorter side."""
+    period = max(4, int(min(image.size) / rng.uniform(8, 16)))
+    width, height = image.size
+    draw, white = ImageDraw.Draw(image), (255, 255, 255)
+    offset = rng.randrange(period)
+    if pattern == 'striped':
+        for at in range(offset - height, max(width, height) * 2, period):
+            draw.line([(at, 0), (at + height, height)], fill=white, width=max(1, period // 4))
+    elif pattern == 'checked':
+        for row, top in enumerate(range(offset - period, height, period)):
+            for column, left in enumerate(range(offset - period, width, period)):
+                if (row + column) % 2:
+                    draw.rectangle((left, top, left + period - 1, top + period - 1), fill=white)
+    elif pattern == 'dotted':
+        radius = max(1, period // 5)
+        for top in range(offset, height, period):
+            for left in range(offset, width, period):
+                draw.ellipse((left - radius, top - radius, left + radius, top + radius),
+                             fill=white)
+
+
+def patterned(photos: Dict[str, List[str]], colours: Sequence[str],
+              rng: random.Random) -> Iterator[Made]:
+    """Every photo toned into one colour with a pattern over it, each (colour, pattern) in
+    turn."""
+    for i, path in enumerate(p for _, paths in sorted(photos.items()) for p in paths):
+        colour, pattern = colours[i % len(colours)], PATTERNS[i // len(colours) % len(PATTERNS)]
+        image = _toned(path, colour, strong=True)
+        _pattern(image, pattern, rng)
+        yield image, (colour, pattern), f'{colour}_{pattern}_{i:03d}.jpg'
 
 
 def make(source: str, out: str, per_pair: int = 25, seed: int = 0, layout: str = 'side_by_side',
@@ -69,7 +116,9 @@ def make(source: str, out: str, per_pair: int = 25, seed: int = 0, layout: str =
     rng = random.Random(seed)
     for paths in photos.values():
         rng.shuffle(paths)
-    made = side_by_side(photos, per_pair) if layout == 'side_by_side' else tinted(photos, colours)
+    made = {'side_by_side': lambda: side_by_side(photos, per_pair),
+            'tinted': lambda: tinted(photos, colours),
+            'patterned': lambda: patterned(photos, colours, rng)}[layout]()
     written = 0
     for image, labels, name in made:
         for label in labels:
@@ -84,10 +133,11 @@ def main() -> None:
                                      description=__doc__.splitlines()[0])
     parser.add_argument('source')
     parser.add_argument('out')
-    parser.add_argument('--layout', choices=('side_by_side', 'tinted'), default='side_by_side')
+    parser.add_argument('--layout', choices=('side_by_side', 'tinted', 'patterned'),
+                        default='side_by_side')
     parser.add_argument('--per_pair', type=int, default=25, help='side_by_side: images a pair')
     parser.add_argument('--colours', default='red,green,blue,yellow',
-                        help=f'tinted: comma-separated, of {", ".join(COLOURS)}')
+                        help=f'tinted, patterned: comma-separated, of {", ".join(COLOURS)}')
     args = parser.parse_args()
     colours = args.colours.split(',')
     unknown = sorted(set(colours) - set(COLOURS))

@@ -62,3 +62,58 @@ def test_make_multilabel_set_tints_each_photo_once_into_its_class_and_colour(tmp
     refused = run_module('bench.make_multilabel_set', image_dir, str(tmp_path / 'x'),
                          '--layout', 'tinted', '--colours', 'red,teal')
     assert refused.returncode == 2 and 'unknown colours teal' in refused.stderr
+
+
+def test_patterned_set_labels_each_photo_with_its_colour_and_its_pattern(tmp_path, image_dir):
+    out = tmp_path / 'patterned'
+    result = run_module('bench.make_multilabel_set', image_dir, str(out), '--layout', 'patterned')
+    assert result.returncode == 0, result.stderr
+    folders = collections.defaultdict(set)
+    for folder in os.listdir(out):
+        for name in os.listdir(out / folder):
+            folders[name].add(folder)
+    assert len(folders) == sum(f.endswith('.jpg') for name in os.listdir(image_dir)
+                               for f in os.listdir(os.path.join(image_dir, name)))
+    white = collections.defaultdict(list)
+    for name, labels in folders.items():
+        colour, pattern = name.split('_')[:2]
+        assert labels == {colour, pattern}
+        pixels = np.asarray(Image.open(out / colour / name), np.float64)
+        white[colour, pattern].append(pixels.min(axis=2).mean())  # White raises every channel.
+    pairs = collections.Counter(tuple(name.split('_')[:2]) for name in folders)
+    assert len(pairs) == 16 and max(pairs.values()) - min(pairs.values()) <= 1  # In turn.
+    for colour in ('red', 'green', 'blue', 'yellow'):
+        solid = np.mean(white[colour, 'solid'])
+        for pattern in ('striped', 'checked', 'dotted'):
+            assert np.mean(white[colour, pattern]) > solid + 10, (colour, pattern)
+
+
+def test_multilabel_quality_bench_prints_each_step_count_and_the_converged_reference(
+        tmp_path, image_dir, tiny_module):
+    made = run_module('bench.make_multilabel_set', image_dir, str(tmp_path / 'set'),
+                      '--layout', 'patterned')
+    assert made.returncode == 0, made.stderr
+    result = run_module('bench.bench_multilabel_quality', '--image_dir', str(tmp_path / 'set'),
+                        '--bottleneck_dir', str(tmp_path / 'bn'), '--tfhub_module', tiny_module,
+                        '--steps', '10,40', '--label_thresholds')
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line[:34].strip(): line[34:].split() for line in result.stdout.splitlines()
+            if 'steps' in line[:34] or line.startswith('converged')}
+    assert set(rows) == {'10 steps, rate 0.01', '10 steps, --label_thresholds',
+                         '40 steps, rate 0.01', '40 steps, --label_thresholds',
+                         'converged linear reference'}
+    for name, (mean_ap, f1, exact) in rows.items():
+        assert 0 <= float(mean_ap) <= 1 and 0 <= float(f1) <= 1, name
+        assert 0 <= float(exact.rstrip('%')) <= 100, name
+    assert '8 labels' in result.stdout and 'reference L2 weight' in result.stdout
+
+
+def test_the_reference_layer_reaches_a_zero_gradient():
+    from bench.bench_multilabel_quality import _fit_label, _with_bias
+    rng = np.random.default_rng(0)
+    x = _with_bias(rng.normal(size=(60, 5)))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(np.float64)
+    w = _fit_label(x, y, 1e-2)
+    p = 1 / (1 + np.exp(-(x @ w)))
+    penalty = np.append(np.full(5, 1e-2), 0.0)
+    assert np.abs(x.T @ (p - y) / len(y) + penalty * w).max() < 1e-8
