@@ -1,18 +1,22 @@
 """Which score tells images unlike the training data (`python -m bench.bench_unknown`).
 
     python -m bench.bench_unknown --bottleneck_dir DIR [--known 3] [--splits 10] [--steps 4000]
-                                [--shrinkage 0.9]
+                                [--shrinkage 0.9] [--outside OTHER_DIR]
 
 Works on a filled bottleneck cache of class folders (run `python -m retrain --image_dir ...
 --bottleneck_dir DIR --how_many_training_steps 0` once): for each split, the head is trained
 as retrain trains it on some classes (60% of their images; 20% validation, 20% test) and the
-other classes are shown as out-of-domain. Each score (higher: more unknown) is rated by its AUROC
-(test in-domain against out-of-domain) and by the share of out-of-domain images flagged at the
-threshold that flags 10% of the in-domain test images, and at the default operating point
-(the threshold that flags 5% of the validation images). It also prints the test images'
-expected calibration error without and with --calibrate's temperature, and with a temperature
-fitted on the test images themselves (the floor of that estimate on so few images). Set
-OPENBLAS_NUM_THREADS=1 on a busy machine.
+other classes are shown as out-of-domain; with --outside, every class is known, in 5 folds
+(3/5 training, 1/5 validation, 1/5 test), and the images of another cache (run retrain with
+--how_many_training_steps 0 on, say, ants and bees) are the out-of-domain ones. Each score
+(higher: more unknown) is rated by its AUROC (test in-domain against out-of-domain) and by the
+share of out-of-domain images flagged at the threshold that flags 10% of the in-domain test
+images, and at the default operating point (the threshold that flags 5% of the validation
+images); a line gives what the exported model itself calls unknown (score above 0). It also
+prints the test images' expected calibration error without and with --calibrate's temperature,
+and with a temperature fitted on the test images themselves (the floor of that estimate on so
+few images), and over the test images of all splits pooled, where a split's ~80 images estimate
+it too high. Set OPENBLAS_NUM_THREADS=1 on a busy machine.
 """
 import argparse
 import glob
@@ -28,6 +32,8 @@ from absl import logging
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.train import calibration, loop, unknown
+
+FOLDS = 5  # With --outside: a fifth of every class tested, a fifth validating, in turn.
 
 
 def _load(bottleneck_dir: str) -> dict:
@@ -86,36 +92,59 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=4000)
     parser.add_argument('--shrinkage', type=float, default=unknown.SHRINKAGE,
                         help='covariance shrinkage to try (unknown.SHRINKAGE)')
+    parser.add_argument('--outside', default='',
+                        help='filled bottleneck cache of images of other kinds (e.g. ants and '
+                        'bees): every class is then known, and each of 5 folds tests on another '
+                        'fifth of every class (--known and --splits <= 5 then ignored / folds)')
     args = parser.parse_args()
     logging.set_verbosity(logging.WARNING)
     unknown.SHRINKAGE = args.shrinkage
     classes = _load(args.bottleneck_dir)
     names = sorted(classes)
     rng = np.random.default_rng(0)
+    if args.outside:
+        outside_images = np.concatenate(list(_load(args.outside).values()))
+        orders = {name: rng.permutation(len(classes[name])) for name in names}
+        splits = [(tuple(names), fold) for fold in range(min(args.splits, FOLDS))]
+    else:
+        splits = [(known, None) for known in
+                  itertools.combinations(names, args.known)][:args.splits]
     totals: dict = {}
     fit_times = []
     errors = []  # Test-set ECE without, with --calibrate and with the test's own T, per split.
-    splits = list(itertools.combinations(names, args.known))[:args.splits]
-    for known in splits:
+    pooled = []  # (probabilities without, with --calibrate, labels) of each split's test images.
+    judged = []  # Share of in-domain test and out-of-domain images the model calls unknown.
+    for known, fold in splits:
         parts = {'training': [], 'validation': [], 'testing': []}
         for label, name in enumerate(known):
-            x = classes[name][rng.permutation(len(classes[name]))]
-            cut = (int(len(x) * 0.6), int(len(x) * 0.8))
-            for part, chunk in zip(parts, np.split(x, cut)):
+            if fold is None:
+                x = classes[name][rng.permutation(len(classes[name]))]
+                chunks = np.split(x, (int(len(x) * 0.6), int(len(x) * 0.8)))
+            else:
+                fifths = np.array_split(classes[name][orders[name]], FOLDS)
+                chunks = (np.concatenate([f for i, f in enumerate(fifths)
+                                          if i not in (fold, (fold + 1) % FOLDS)]),
+                          fifths[(fold + 1) % FOLDS], fifths[fold])
+            for part, chunk in zip(parts, chunks):
                 parts[part].append((chunk, np.full(len(chunk), label)))
         features = {p: np.concatenate([c for c, _ in v]) for p, v in parts.items()}
         labels = {p: np.concatenate([y for _, y in v]) for p, v in parts.items()}
         data = Bottlenecks(features, labels, {p: [''] * len(v) for p, v in features.items()})
-        head = loop.train(data, len(known), RetrainConfig(how_many_training_steps=args.steps,
-                                                          random_seed=0, summaries_dir=''))
+        config = RetrainConfig(how_many_training_steps=args.steps, random_seed=0,
+                               summaries_dir='')
+        head = loop.train(data, len(known), config)
         started = time.perf_counter()
         model = unknown.fit(features['training'], labels['training'], head.weights,
-                            head.biases, features['validation'])
+                            head.biases, features['validation'],
+                            loop.trained_without(data, len(known), config))
         fit_times.append(time.perf_counter() - started)
-        outside = np.concatenate([classes[n] for n in names if n not in known])
+        outside = (outside_images if args.outside else
+                   np.concatenate([classes[n] for n in names if n not in known]))
         sets = {k: _scores(model, head, features['training'], x)
                 for k, x in (('in', features['testing']), ('out', outside),
                              ('val', features['validation']))}
+        judged.append([np.mean(unknown.score(model, x, x @ head.weights + head.biases) > 0)
+                       for x in (features['testing'], outside)])
         for name in sets['in']:
             totals.setdefault(name, []).append(
                 _rate(sets['in'][name], sets['out'][name], sets['val'][name]))
@@ -125,19 +154,34 @@ def main() -> None:
         errors.append([calibration.expected_calibration_error(h.predict(features['testing']),
                                                               labels['testing'])
                        for h in (head, tuned, oracle)])
-    print(f'{len(splits)} splits: train on {args.known} of {len(names)} classes, the others '
-          f'out-of-domain; {args.steps} steps; means (min) over splits')
+        pooled.append((head.predict(features['testing']), tuned.predict(features['testing']),
+                       labels['testing']))
+    if args.outside:
+        print(f'{len(splits)} folds: train on all {len(names)} classes, {len(outside_images)} '
+              f'images of {args.outside} out-of-domain; {args.steps} steps; means (min) over '
+              f'folds')
+    else:
+        print(f'{len(splits)} splits: train on {args.known} of {len(names)} classes, the others '
+              f'out-of-domain; {args.steps} steps; means (min) over splits')
     print(f'{"score":<26}{"AUROC":>14}{"OOD@10%ID":>14}{"ID@default":>12}{"OOD@default":>13}')
     for name, rows in totals.items():
         rows = np.array(rows)
         mean, low = rows.mean(0), rows.min(0)
         print(f'{name:<26}{mean[0]:>8.3f} ({low[0]:.2f}){mean[1]:>8.1%} ({low[1]:.0%})'
               f'{mean[2]:>12.1%}{mean[3]:>13.1%}')
+    inside, out = np.mean(judged, axis=0)
+    print(f'the model\'s own judgement (unknown score above 0): {inside:.1%} of in-domain test '
+          f'images, {out:.1%} of out-of-domain images called unknown (mean over splits)')
     print(f'fit time: {max(fit_times) * 1000:.0f} ms at most')
     before, after, floor = np.mean(errors, axis=0)
     print(f'--calibrate: test expected calibration error {before:.3f} before, {after:.3f} after '
           f'(mean over splits; {floor:.3f} with the temperature fitted on the test images '
           f'themselves: the least that a temperature reaches on this many images)')
+    together = [np.concatenate(parts) for parts in zip(*pooled)]
+    print(f'--calibrate: test expected calibration error over the {len(together[2])} test '
+          f'images of all splits together (each scored by its own split\'s layer): '
+          f'{calibration.expected_calibration_error(together[0], together[2]):.3f} before, '
+          f'{calibration.expected_calibration_error(together[1], together[2]):.3f} after')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from retrain.data import image_lists, single_label_table, split_folders
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
 from retrain.tasks.base import Gathered, Task
-from retrain.train import calibration, unknown
+from retrain.train import calibration, loop, unknown
 from retrain.train.heads import Head
 
 
@@ -29,6 +29,7 @@ def examples_of(classes: List[ImageClass]) -> List[Example]:
 
 class SingleLabel(Task):
     """A class per image, from its folder."""
+    _temperature = 1.0  # --calibrate's, once tuned() has fitted one.
 
     def gather(self) -> Gathered:
         config = self.config
@@ -81,6 +82,7 @@ class SingleLabel(Task):
             return head
         logits = x @ head.weights + head.biases
         temperature = calibration.fit_temperature(logits, y)
+        self._temperature = temperature
         tuned = calibration.calibrated(head, temperature)
         logging.info('Calibrated: temperature %.3f; validation expected calibration error '
                      '%.3f before, %.3f after (N=%d)', temperature,
@@ -90,12 +92,15 @@ class SingleLabel(Task):
 
     def judgement(self, data: Bottlenecks, head: Head) -> Optional[unknown.Fitted]:
         """Fitted on the cached bottlenecks, so not after --fine_tune_steps (the module that
-        computed them has changed since)."""
+        computed them has changed since); the layers trained without held-out images train on
+        them too, even in a run whose layer trained on distorted images."""
         if self.config.fine_tune_steps:
             logging.info('Fine-tuned: the exported model carries no unknown judgement')
             return None
         fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
-                             head.biases, data.features['validation'])
+                             head.biases, data.features['validation'],
+                             loop.trained_without(data, head.weights.shape[1], self.config,
+                                                  self._temperature))
         validation = len(data.labels['validation'])
         held_out = unknown.held_out_count(validation, len(data.labels['training']))
         logging.info('Unknown judgement fitted: %.0f%% of the %s images score above 0 '

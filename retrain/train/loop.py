@@ -44,8 +44,9 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
           checkpoint_every: int = 0,
           training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None,
-          head_type: type = Head) -> Head:
-    """Trains the layer, logging the classic lines; returns its weights.
+          head_type: type = Head, log: bool = True) -> Head:
+    """Trains the layer, logging the classic lines (unless not `log`: no lines, no TensorBoard
+    files); returns its weights.
 
     `on_checkpoint(step, head)` is called every `checkpoint_every` steps (intermediate graphs).
     `training_batches(indices)`, if given, supplies each step's (bottlenecks, labels) for the
@@ -60,7 +61,7 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
     train_sampler = Sampler(train_y, num_classes, rng)
     validation_sampler = (Sampler(data.labels['validation'], num_classes, rng)
                           if len(data.labels['validation']) else None)
-    writers = run_writers(config.summaries_dir)
+    writers = run_writers(config.summaries_dir) if log else {}
     train_writer, validation_writer = writers.get('train'), writers.get('validation')
     steps = config.how_many_training_steps
     for i in range(steps):
@@ -71,7 +72,7 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
         else:
             x, y = (t.numpy() for t in training_batches(chosen))
         head.step(x, y, config.learning_rate)
-        if i % config.eval_step_interval == 0 or i + 1 == steps:
+        if log and (i % config.eval_step_interval == 0 or i + 1 == steps):
             _evaluate(i, head, (x, y), data, config, validation_sampler,
                       train_writer, validation_writer)
         if checkpoint_every and on_checkpoint and i > 0 and i % checkpoint_every == 0:
@@ -79,6 +80,23 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
     for writer in writers.values():
         writer.close()
     return head
+
+
+def trained_without(data: Bottlenecks, num_classes: int, config: RetrainConfig,
+                    temperature: float = 1.0) -> Callable[[np.ndarray],
+                                                          Tuple[np.ndarray, np.ndarray]]:
+    """A function training the layer again, quietly, on the training images where a mask is
+    True; it returns (weights, biases) giving logits / `temperature` (unknown.fit's
+    layer_without: the logits of images the layer has not seen)."""
+    x, y = data.features['training'], data.labels['training']
+
+    def layer(kept: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        fold = Bottlenecks({'training': x[kept], 'validation': x[:0]},
+                           {'training': y[kept], 'validation': y[:0]},
+                           {'training': [], 'validation': []})
+        trained = train(fold, num_classes, config, log=False)
+        return trained.weights / temperature, trained.biases / temperature
+    return layer
 
 
 def _evaluate(step: int, head: Head, batch: Tuple[np.ndarray, np.ndarray], data: Bottlenecks,
