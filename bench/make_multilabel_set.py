@@ -59,12 +59,12 @@ def side_by_side(photos: Dict[str, List[str]], per_pair: int) -> Iterator[Made]:
 
 
 def _toned(path: str, colour: str, strong: bool = False) -> Image.Image:
-    """The photo in shades of `colour`; `strong`: its blacks and whites tinted too, so that
-    even a dark or pale photo shows the colour."""
+    """The photo in shades of `colour`; `strong`: its blacks half the colour and its whites
+    half-way from it to white, so that even a dark or pale photo shows the colour."""
     grey = ImageOps.grayscale(Image.open(path).convert('RGB'))
     mid = COLOURS[colour]
     black, white = (((0, 0, 0), (255, 255, 255)) if not strong else
-                    (tuple(c // 3 for c in mid), tuple((c + 255 * 2) // 3 for c in mid)))
+                    (tuple(c // 2 for c in mid), tuple((c + 255) // 2 for c in mid)))
     return ImageOps.colorize(grey, black=black, white=white, mid=mid)
 
 
