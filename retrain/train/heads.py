@@ -10,6 +10,10 @@ threshold; its labels are 0/1 float32 rows. Summed, not averaged, over labels: t
 each logit is then (sigmoid - label) / images, as a softmax logit's is (softmax - one_hot) /
 images, so every label learns at the classic rate whatever the number of labels (averaged, a
 run with 20 labels learnt 20 times slower and stopped short of its best at the usual step counts).
+The sigmoid head also trains on bottlenecks centred on the training images' mean
+(`trains_centered`, retrain.train.loop) and is then written back for bottlenecks as they are:
+bottlenecks are all positive, and their shared mean makes gradient steps crawl along every
+other direction.
 """
 import dataclasses
 from typing import Tuple
@@ -28,6 +32,7 @@ class Head:
     weights: np.ndarray
     biases: np.ndarray
     activation = 'softmax'  # Of the exported graph's final_result (retrain.export.frozen_graph).
+    trains_centered = False  # On bottlenecks minus their training mean (module doc).
 
     @classmethod
     def initial(cls, size: int, num_classes: int, rng: np.random.Generator) -> 'Head':
@@ -40,6 +45,12 @@ class Head:
 
     def copy(self) -> 'Head':
         return type(self)(self.weights.copy(), self.biases.copy())
+
+    def uncentered(self, center: np.ndarray) -> 'Head':
+        """This layer, trained on bottlenecks minus `center`, for bottlenecks as they are:
+        (x - center) @ weights + biases = x @ weights + (biases - center @ weights)."""
+        shift = center.astype(np.float64) @ self.weights.astype(np.float64)
+        return type(self)(self.weights.copy(), (self.biases - shift).astype(np.float32))
 
     def _shifted_logits(self, features: np.ndarray) -> np.ndarray:
         logits = features @ self.weights + self.biases
@@ -79,6 +90,7 @@ class Head:
 class SigmoidHead(Head):
     """The trained layer of a multi-label run: a sigmoid per label."""
     activation = 'sigmoid'
+    trains_centered = True
 
     @staticmethod
     def tf_metrics(logits: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:

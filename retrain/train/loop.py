@@ -56,6 +56,12 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
     if not len(data.labels['training']):
         raise ToolError('no training images: every image fell into validation or testing')
     rng = np.random.default_rng(config.random_seed)
+    # A head that trains centred (heads.Head.trains_centered) sees bottlenecks minus this, and
+    # is written back for bottlenecks as they are wherever it leaves the loop.
+    center = data.features['training'].mean(0) if head_type.trains_centered else None
+    if center is not None:
+        data = Bottlenecks({split: x - center for split, x in data.features.items()},
+                           data.labels, data.paths)
     train_x, train_y = data.features['training'], data.labels['training']
     head = head_type.initial(train_x.shape[1], num_classes, rng)
     train_sampler = Sampler(train_y, num_classes, rng)
@@ -71,15 +77,21 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
             x, y = train_x[chosen], train_y[chosen]
         else:
             x, y = (t.numpy() for t in training_batches(chosen))
+            x = x if center is None else x - center
         head.step(x, y, config.learning_rate)
         if log and (i % config.eval_step_interval == 0 or i + 1 == steps):
             _evaluate(i, head, (x, y), data, config, validation_sampler,
                       train_writer, validation_writer)
         if checkpoint_every and on_checkpoint and i > 0 and i % checkpoint_every == 0:
-            on_checkpoint(i, head.copy())
+            on_checkpoint(i, _as_is(head.copy(), center))
     for writer in writers.values():
         writer.close()
-    return head
+    return _as_is(head, center)
+
+
+def _as_is(head: Head, center: Optional[np.ndarray]) -> Head:
+    """The head for bottlenecks as they are (it trained on them minus `center`, if given)."""
+    return head if center is None else head.uncentered(center)
 
 
 def trained_without(data: Bottlenecks, num_classes: int, config: RetrainConfig,

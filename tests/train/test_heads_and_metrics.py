@@ -7,7 +7,7 @@ from retrain.config import RetrainConfig
 from retrain.tasks.multi_label import MultiLabel
 from retrain.train import loop
 from retrain.train import multilabel_metrics as metrics
-from retrain.train.heads import SigmoidHead
+from retrain.train.heads import Head, SigmoidHead
 from retrain.train.sampler import Sampler
 
 
@@ -183,6 +183,29 @@ def test_two_labels_reach_the_converged_layer_in_1000_steps_at_the_default_rate(
                - metrics.mean_average_precision(test_truth, best)) < 0.005
     assert abs(metrics.exact_match(test_truth, ours >= 0)
                - metrics.exact_match(test_truth, best >= 0)) < 0.02
+
+
+def test_the_sigmoid_layer_trains_centred_so_a_shared_offset_changes_nothing():
+    """Bottlenecks share a large positive mean; the layer learns on them minus their training
+    mean, so adding a constant to every bottleneck gives the same scores. A softmax layer
+    trains on them as they are (classic values, bit for bit)."""
+    rng = np.random.default_rng(0)
+    x, truth = _toy(rng, 300, rng.normal(0, 1, (2, 32)))
+    config = RetrainConfig(how_many_training_steps=200, random_seed=0, summaries_dir='')
+
+    def trained(features, head_type, y):
+        data = Bottlenecks({'training': features, 'validation': features[:0]},
+                           {'training': y, 'validation': y[:0]},
+                           {'training': [''] * len(features), 'validation': []})
+        return loop.train(data, 2, config, head_type=head_type, log=False)
+
+    shifted = (x + 3.0).astype(np.float32)
+    plain, moved = trained(x, SigmoidHead, truth), trained(shifted, SigmoidHead, truth)
+    np.testing.assert_allclose(moved.logits(shifted.astype(np.float64)),
+                               plain.logits(x.astype(np.float64)), atol=1e-3)
+    classes = truth[:, 0].astype(np.int64)
+    assert not np.allclose(trained(shifted, Head, classes).weights,
+                           trained(x, Head, classes).weights, atol=1e-3)
 
 
 def test_label_cuts_move_from_0_5_only_where_that_gets_more_images_right():
