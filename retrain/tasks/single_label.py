@@ -97,12 +97,17 @@ class SingleLabel(Task):
         if self.config.fine_tune_steps:
             logging.info('Fine-tuned: the exported model carries no unknown judgement')
             return None
+        validation, training = len(data.labels['validation']), len(data.labels['training'])
+        held_out = unknown.held_out_count(validation, training)
+        if held_out:  # It takes as long as training did, times the folds: say why.
+            logging.info('Unknown judgement: %d validation images are too few to set its '
+                         'operating point alone; training the layer %d more times without %d '
+                         'held-out training images', validation,
+                         unknown.held_out_folds(held_out, training), held_out)
         fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
                              head.biases, data.features['validation'],
                              loop.trained_without(data, head.weights.shape[1], self.config,
                                                   self._temperature))
-        validation = len(data.labels['validation'])
-        held_out = unknown.held_out_count(validation, len(data.labels['training']))
         logging.info('Unknown judgement fitted: %.0f%% of the %s images score above 0 '
                      '(the default operating point)', unknown.VALIDATION_FLAGGED * 100,
                      f'{validation} validation and {held_out} held-out training' if held_out

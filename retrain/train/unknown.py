@@ -102,6 +102,12 @@ def held_out_count(validation: int, training: int) -> int:
     return min(training, HELD_OUT_MOST)
 
 
+def held_out_folds(count: int, training: int) -> int:
+    """How many folds `count` held-out training images take (each at most a fifth of them all):
+    so many more fits, and layers trained again."""
+    return math.ceil(count / max(1, training // HELD_OUT_FOLDS))
+
+
 # A layer trained on the training rows where the mask is True: (weights, biases).
 LayerWithout = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -116,7 +122,7 @@ def _held_out_parts(features: np.ndarray, labels: np.ndarray, num_classes: int,
     Folds hold at most a fifth of the rows: a small set takes five more fits, a large one a
     single one."""
     held = np.random.default_rng(0).permutation(len(features))[:count]
-    folds = math.ceil(count / max(1, len(features) // HELD_OUT_FOLDS))
+    folds = held_out_folds(count, len(features))
     found = []
     for k in range(folds):
         rows = held[k::folds]

@@ -81,7 +81,7 @@ def test_report_json_follows_the_documented_schema(reported):
 
 
 def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
-    _, out, _ = reported
+    process, out, _ = reported
     confidence = _load(out)['confidence']
     assert confidence['split'] == 'testing'
     assert sum(b['images'] for b in confidence['bins']) == confidence['images'] > 0
@@ -95,6 +95,11 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
     # with this few validation images, the held-out training ones too): few validation images.
     validated = _load(out)['splits']['validation']
     assert 0 < validated < unknown_module.MIN_REFERENCE
+    training = _load(out)['splits']['training']
+    assert (f'{validated} validation images are too few to set its operating point alone; '
+            f'training the layer {unknown_module.held_out_folds(training, training)} more times '
+            f'without {training} held-out training images'
+            in process.stderr)
     assert unknown['validation_share'] <= 0.2 and unknown['testing_share'] <= 0.2
     with open(os.path.join(out, 'report', 'index.html'), encoding='utf-8') as f:
         html = f.read()
