@@ -84,6 +84,27 @@ def _rate(inside, outside, validation) -> tuple:
             float(np.mean(inside > at_default)), float(np.mean(outside > at_default)))
 
 
+def _split(classes: dict, known: tuple, fold, rng: np.random.Generator,
+           orders: dict) -> Bottlenecks:
+    """The known classes' bottlenecks in training, validation and test: drawn at random 60/20/20
+    (fold None), or fold `fold` of FOLDS over each class in the fixed `orders`."""
+    parts = {'training': [], 'validation': [], 'testing': []}
+    for label, name in enumerate(known):
+        if fold is None:
+            x = classes[name][rng.permutation(len(classes[name]))]
+            chunks = np.split(x, (int(len(x) * 0.6), int(len(x) * 0.8)))
+        else:
+            fifths = np.array_split(classes[name][orders[name]], FOLDS)
+            chunks = (np.concatenate([f for i, f in enumerate(fifths)
+                                      if i not in (fold, (fold + 1) % FOLDS)]),
+                      fifths[(fold + 1) % FOLDS], fifths[fold])
+        for part, chunk in zip(parts, chunks):
+            parts[part].append((chunk, np.full(len(chunk), label)))
+    features = {p: np.concatenate([c for c, _ in v]) for p, v in parts.items()}
+    labels = {p: np.concatenate([y for _, y in v]) for p, v in parts.items()}
+    return Bottlenecks(features, labels, {p: [''] * len(v) for p, v in features.items()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--bottleneck_dir', required=True)
@@ -115,21 +136,8 @@ def main() -> None:
     pooled = []  # (probabilities without, with --calibrate, labels) of each split's test images.
     judged = []  # Share of in-domain test and out-of-domain images the model calls unknown.
     for known, fold in splits:
-        parts = {'training': [], 'validation': [], 'testing': []}
-        for label, name in enumerate(known):
-            if fold is None:
-                x = classes[name][rng.permutation(len(classes[name]))]
-                chunks = np.split(x, (int(len(x) * 0.6), int(len(x) * 0.8)))
-            else:
-                fifths = np.array_split(classes[name][orders[name]], FOLDS)
-                chunks = (np.concatenate([f for i, f in enumerate(fifths)
-                                          if i not in (fold, (fold + 1) % FOLDS)]),
-                          fifths[(fold + 1) % FOLDS], fifths[fold])
-            for part, chunk in zip(parts, chunks):
-                parts[part].append((chunk, np.full(len(chunk), label)))
-        features = {p: np.concatenate([c for c, _ in v]) for p, v in parts.items()}
-        labels = {p: np.concatenate([y for _, y in v]) for p, v in parts.items()}
-        data = Bottlenecks(features, labels, {p: [''] * len(v) for p, v in features.items()})
+        data = _split(classes, known, fold, rng, orders if args.outside else {})
+        features, labels = data.features, data.labels
         config = RetrainConfig(how_many_training_steps=args.steps, random_seed=0,
                                summaries_dir='')
         head = loop.train(data, len(known), config)
@@ -156,13 +164,19 @@ def main() -> None:
                        for h in (head, tuned, oracle)])
         pooled.append((head.predict(features['testing']), tuned.predict(features['testing']),
                        labels['testing']))
-    if args.outside:
-        print(f'{len(splits)} folds: train on all {len(names)} classes, {len(outside_images)} '
-              f'images of {args.outside} out-of-domain; {args.steps} steps; means (min) over '
-              f'folds')
-    else:
-        print(f'{len(splits)} splits: train on {args.known} of {len(names)} classes, the others '
-              f'out-of-domain; {args.steps} steps; means (min) over splits')
+    header = (f'{len(splits)} folds: train on all {len(names)} classes, '
+              f'{len(outside_images)} images of {args.outside} out-of-domain'
+              if args.outside else
+              f'{len(splits)} splits: train on {args.known} of {len(names)} classes, the others '
+              f'out-of-domain')
+    _print(f'{header}; {args.steps} steps; means (min) over splits', totals, judged, fit_times,
+           errors, pooled)
+
+
+def _print(header: str, totals: dict, judged: list, fit_times: list, errors: list,
+           pooled: list) -> None:
+    """The table of scores and the lines after it (module doc)."""
+    print(header)
     print(f'{"score":<26}{"AUROC":>14}{"OOD@10%ID":>14}{"ID@default":>12}{"OOD@default":>13}')
     for name, rows in totals.items():
         rows = np.array(rows)
@@ -182,7 +196,6 @@ def main() -> None:
           f'images of all splits together (each scored by its own split\'s layer): '
           f'{calibration.expected_calibration_error(together[0], together[2]):.3f} before, '
           f'{calibration.expected_calibration_error(together[1], together[2]):.3f} after')
-
 
 if __name__ == '__main__':
     main()

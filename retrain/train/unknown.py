@@ -119,8 +119,8 @@ def _held_out_parts(features: np.ndarray, labels: np.ndarray, num_classes: int,
     inside the covariance it helped to make (with D above N it scores far too low), and the
     layer that learnt it is surer of it (held-out flower photos scored with the full layer's
     logits set the operating point so low that 13-20% of unseen flowers were called unknown).
-    Folds hold at most a fifth of the rows: a small set takes five more fits, a large one a
-    single one."""
+    Folds hold at most a fifth of the rows (held_out_folds): a small set takes five or six
+    more fits, a large one a single one."""
     held = np.random.default_rng(0).permutation(len(features))[:count]
     folds = held_out_folds(count, len(features))
     found = []
