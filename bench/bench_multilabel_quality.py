@@ -25,6 +25,7 @@ from bench.shared_inputs import MODULE
 from retrain import tasks
 from retrain.cache import bottleneck_files
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.features import loading
 from retrain.train import loop, multilabel_metrics
@@ -105,10 +106,13 @@ def main() -> None:
                            tfhub_module=args.tfhub_module, multi_label=True, random_seed=0,
                            testing_percentage=args.testing_percentage, summaries_dir='')
     task = tasks.task_for(config)
-    gathered = task.gather()
-    data, _ = bottleneck_files.load_or_compute(
-        config.image_dir, gathered.examples, config.bottleneck_dir,
-        loading.load_extractor(config), config.cache_batch_size, False)
+    try:
+        gathered = task.gather()
+        data, _ = bottleneck_files.load_or_compute(
+            config.image_dir, gathered.examples, config.bottleneck_dir,
+            loading.load_extractor(config), config.cache_batch_size, False)
+    except ToolError as e:
+        parser.error(str(e))
     x, truth = data.features['testing'].astype(np.float64), data.labels['testing']
     print(f'{len(gathered.labels)} labels; {len(data.labels["training"])} training, '
           f'{len(data.labels["validation"])} validation, {len(truth)} test images')

@@ -123,8 +123,13 @@ def main() -> None:
     classes = _load(args.bottleneck_dir)
     names = sorted(classes)
     rng = np.random.default_rng(0)
+    if len(classes) < 2:
+        parser.error(f'{args.bottleneck_dir} holds no bottleneck files of two classes or more')
     if args.outside:
-        outside_images = np.concatenate(list(_load(args.outside).values()))
+        other = _load(args.outside)
+        if not other:
+            parser.error(f'--outside {args.outside} holds no bottleneck files')
+        outside_images = np.concatenate(list(other.values()))
         orders = {name: rng.permutation(len(classes[name])) for name in names}
         splits = [(tuple(names), fold) for fold in range(min(args.splits, FOLDS))]
     else:

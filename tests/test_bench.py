@@ -117,3 +117,12 @@ def test_the_reference_layer_reaches_a_zero_gradient():
     p = 1 / (1 + np.exp(-(x @ w)))
     penalty = np.append(np.full(5, 1e-2), 0.0)
     assert np.abs(x.T @ (p - y) / len(y) + penalty * w).max() < 1e-8
+
+
+def test_multilabel_quality_bench_refuses_a_missing_folder_in_one_line(tmp_path):
+    result = run_module('bench.bench_multilabel_quality', '--image_dir', str(tmp_path / 'none'),
+                        '--bottleneck_dir', str(tmp_path / 'bn'))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f"error: image directory not found: '{tmp_path / 'none'}'")
+    assert 'Traceback' not in result.stderr
