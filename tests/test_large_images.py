@@ -25,8 +25,11 @@ def run(tmp_path_factory, tiny_module):
     big = tf.io.encode_jpeg(tf.fill([7000, 8000, 3], tf.constant(220, tf.uint8)))
     tf.io.write_file(os.path.join(images, 'red', 'big.jpg'), big)
     out = str(tmp_path_factory.mktemp('out'))
+    # 30% to test: the split hashes the (temporary) paths, and with the default 10% some folders'
+    # 32 images left none for `Final test accuracy`.
     result = run_module('retrain', *retrain_args(images, tiny_module, out, 10,
-                                                 '--saved_model_dir', os.path.join(out, 'sm')))
+                                                 '--saved_model_dir', os.path.join(out, 'sm'),
+                                                 '--testing_percentage', '30'))
     return images, out, result
 
 
