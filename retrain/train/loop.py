@@ -57,11 +57,12 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
         raise ToolError('no training images: every image fell into validation or testing')
     rng = np.random.default_rng(config.random_seed)
     # A head that trains centred (heads.Head.trains_centered) sees bottlenecks minus this, and
-    # is written back for bottlenecks as they are wherever it leaves the loop.
+    # is written back for bottlenecks as they are wherever it leaves the loop. Only the splits
+    # the loop reads are centred: a copy of the test images' would go unused.
     center = data.features['training'].mean(0) if head_type.trains_centered else None
     if center is not None:
-        data = Bottlenecks({split: x - center for split, x in data.features.items()},
-                           data.labels, data.paths)
+        data = Bottlenecks({split: data.features[split] - center
+                            for split in ('training', 'validation')}, data.labels, data.paths)
     train_x, train_y = data.features['training'], data.labels['training']
     head = head_type.initial(train_x.shape[1], num_classes, rng)
     train_sampler = Sampler(train_y, num_classes, rng)
