@@ -93,14 +93,20 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
     assert unknown['threshold'] == 0
     # The default operating point flags 5% of the reference images (retrain.train.unknown:
     # with this few validation images, the held-out training ones too): few validation images.
-    validated = _load(out)['splits']['validation']
+    splits = _load(out)['splits']
+    validated, training = splits['validation'], splits['training']
     assert 0 < validated < unknown_module.MIN_REFERENCE
-    training = _load(out)['splits']['training']
     assert (f'{validated} validation images are too few to set its operating point alone; '
             f'training the layer {unknown_module.held_out_folds(training, training)} more times '
             f'without {training} held-out training images'
             in process.stderr)
-    assert unknown['validation_share'] <= 0.2 and unknown['testing_share'] <= 0.2
+    # The shares are of this run's images. Not bounded near 5% here: the images of a class are
+    # one colour, so they score alike and cross the threshold together (measured over 60 runs:
+    # 0% of the test images in most, up to 55% when a class sits at the threshold); the rate
+    # itself is tested in tests/train/test_unknown.py on images that differ.
+    for split in ('validation', 'testing'):
+        flagged = unknown[f'{split}_share'] * splits[split]
+        assert flagged == pytest.approx(round(flagged)) and 0 <= flagged < splits[split]
     with open(os.path.join(out, 'report', 'index.html'), encoding='utf-8') as f:
         html = f.read()
     assert '<section id="confidence">' in html and 'aria-label="Reliability diagram"' in html
