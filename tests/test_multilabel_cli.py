@@ -28,7 +28,7 @@ def trained(tmp_path_factory, tiny_module, pair_folders):
     out = str(tmp_path_factory.mktemp('multilabel_run'))
     result = run_module('retrain', *retrain_args(pair_folders, tiny_module, out, 150,
                                                  '--multi_label', '--random_seed', '0',
-                                                 '--learning_rate', '2.0',
+                                                 '--learning_rate', '0.2',
                                                  '--saved_model_dir',
                                                  os.path.join(out, 'saved_model'),
                                                  '--tflite_output_file',

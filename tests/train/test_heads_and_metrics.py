@@ -147,6 +147,14 @@ def _toy(rng, n: int, directions: np.ndarray):
     return x, truth
 
 
+def _sampled_loss(x: np.ndarray, truth: np.ndarray, w: np.ndarray) -> float:
+    """The loss of [weights; biases] w under the sampler's distribution (a label, then an image
+    having it)."""
+    drawn = (truth / truth.sum(axis=0)).sum(axis=1) / truth.shape[1]
+    logits = np.hstack([x, np.ones((len(x), 1))]).astype(np.float64) @ w
+    return float(drawn @ (np.logaddexp(0, logits) - truth * logits).sum(axis=1))
+
+
 def _converged(x: np.ndarray, truth: np.ndarray, iterations: int = 4000) -> np.ndarray:
     """[weights; biases] minimizing the loss under the sampler's distribution (a label, then an
     image having it), by full-batch accelerated gradient descent to a gradient near 0."""
@@ -163,7 +171,7 @@ def _converged(x: np.ndarray, truth: np.ndarray, iterations: int = 4000) -> np.n
     return w
 
 
-def test_two_labels_reach_the_converged_layer_in_1000_steps_at_the_default_rate():
+def test_two_labels_reach_the_converged_layer_in_500_steps_at_the_default_rate():
     num_labels = 2
     rng = np.random.default_rng(0)
     directions = rng.normal(0, 1, (num_labels, 32))
@@ -174,8 +182,11 @@ def test_two_labels_reach_the_converged_layer_in_1000_steps_at_the_default_rate(
                        {'training': truth, 'validation': truth[:0], 'testing': test_truth},
                        {'training': [''] * len(x), 'validation': [], 'testing': [''] * 400})
     head = loop.train(data, num_labels, RetrainConfig(
-        how_many_training_steps=1000, random_seed=0, summaries_dir='', eval_step_interval=1000),
+        how_many_training_steps=500, random_seed=0, summaries_dir='', eval_step_interval=500),
         head_type=SigmoidHead)
+    # The loss the steps descend is near its least (without momentum: 0.09 above it here).
+    trained = np.vstack([head.weights, head.biases[None]]).astype(np.float64)
+    assert _sampled_loss(x, truth, trained) - _sampled_loss(x, truth, reference) < 0.02
     ours = head.logits(test_x.astype(np.float64))
     best = np.hstack([test_x, np.ones((400, 1))]) @ reference
     assert np.mean((ours >= 0) == (best >= 0)) > 0.98
