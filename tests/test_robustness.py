@@ -89,6 +89,27 @@ def test_unicode_and_spaced_class_names(tiny_module, tmp_path):
         assert f.read().splitlines() == ['sun flowers', 'café', '玫瑰']  # Sorted folder order.
 
 
+def test_classes_of_copies_of_one_image_train_without_the_unknown_judgement(image_dir, tiny_module,
+                                                                          tmp_path):
+    """Every bottleneck of a class the same: no spread to tell an unusual image by (it divided
+    by zero once); the run ends with the classic outputs and says why the judgement is missing."""
+    copies = str(tmp_path / 'copies')
+    for label in ('red', 'blue'):
+        os.makedirs(os.path.join(copies, label))
+        for i in range(12):
+            shutil.copy(os.path.join(image_dir, label, f'{label}_000.jpg'),
+                        os.path.join(copies, label, f'copy_{i}.jpg'))
+    out = str(tmp_path / 'out')
+    result = run_module('retrain', *retrain_args(copies, tiny_module, out, 10))
+    assert result.returncode == 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert 'the exported model carries no unknown judgement' in result.stderr
+    graph_def = tf.compat.v1.GraphDef()
+    with open(os.path.join(out, 'graph.pb'), 'rb') as f:
+        graph_def.ParseFromString(f.read())
+    names = {node.name for node in graph_def.node}
+    assert 'final_result' in names and 'unknown_score' not in names
+
+
 @pytest.mark.parametrize('case', ['missing', 'empty', 'one_class', 'no_readable'])
 def test_bad_image_dir_errors(case, tiny_module, tmp_path):
     image_dir = str(tmp_path / 'images')

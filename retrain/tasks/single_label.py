@@ -104,10 +104,16 @@ class SingleLabel(Task):
                          'operating point alone; training the layer %d more times without %d '
                          'held-out training images', validation,
                          unknown.held_out_folds(held_out, training), held_out)
-        fitted = unknown.fit(data.features['training'], data.labels['training'], head.weights,
-                             head.biases, data.features['validation'],
-                             loop.trained_without(data, head.weights.shape[1], self.config,
-                                                  self._temperature))
+        try:
+            fitted = unknown.fit(data.features['training'], data.labels['training'],
+                                 head.weights, head.biases, data.features['validation'],
+                                 loop.trained_without(data, head.weights.shape[1], self.config,
+                                                      self._temperature))
+        except unknown.NoSpread:
+            logging.warning('Unknown judgement: the training images of each class give one '
+                            'bottleneck (copies of one image?), so nothing tells an unusual '
+                            'image apart; the exported model carries no unknown judgement')
+            return None
         logging.info('Unknown judgement fitted: %.0f%% of the %s images score above 0 '
                      '(the default operating point)', unknown.VALIDATION_FLAGGED * 100,
                      f'{validation} validation and {held_out} held-out training' if held_out

@@ -66,8 +66,14 @@ class Fitted:
     offset: float = 0.0
 
 
-def _precision(centered: np.ndarray) -> Precision:
-    """The shrunk covariance of rows already centred, as a Precision."""
+class NoSpread(ValueError):
+    """The images of every class have identical bottlenecks: there is no spread to measure an
+    unusual image by."""
+
+
+def _precision(centered: np.ndarray, magnitude: float) -> Precision:
+    """The shrunk covariance of rows already centred, as a Precision; NoSpread where their
+    spread is nothing beside `magnitude` (the mean square of the bottlenecks)."""
     count, size = centered.shape
     if count < size:  # S's eigenvectors from the smaller Gram matrix.
         values, vectors = np.linalg.eigh(centered @ centered.T / count)
@@ -79,6 +85,8 @@ def _precision(centered: np.ndarray) -> Precision:
     order = np.argsort(values)[::-1][:MAX_RANK]
     values, vectors = values[order], vectors[:, order]
     floor = SHRINKAGE * float(np.sum(centered * centered)) / (count * size)
+    if not floor > 1e-12 * magnitude:
+        raise NoSpread()
     shrunk = (1 - SHRINKAGE) * values + floor
     factor = vectors * np.sqrt(np.maximum(1.0 / floor - 1.0 / shrunk, 0.0))
     return Precision(1.0 / floor, factor.astype(np.float32))
@@ -90,8 +98,10 @@ def _statistics(features: np.ndarray, labels: np.ndarray, num_classes: int) -> F
     centered = features - center
     class_means = np.stack([centered[labels == k].mean(0) if np.any(labels == k)
                             else np.zeros(features.shape[1]) for k in range(num_classes)])
+    magnitude = float(np.mean(features * features))
     return Fitted(center.astype(np.float32), class_means.astype(np.float32),
-                  _precision(centered - class_means[labels]), _precision(centered))
+                  _precision(centered - class_means[labels], magnitude),
+                  _precision(centered, magnitude))
 
 
 def held_out_count(validation: int, training: int) -> int:
@@ -142,7 +152,8 @@ def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: n
     bottlenecks and `held_out_count` training ones, scored held out (`_held_out_parts`, their
     logits from `layer_without`, which trains the layer again on the rows of a mask; without
     it, the layer does not depend on the training images); the training ones as they are where
-    there are neither."""
+    there are neither. Raises NoSpread where the training images of each class (or of a fold's
+    rest) are one bottleneck repeated."""
     features = features.astype(np.float64)
     model = _statistics(features, labels, weights.shape[1])
     validation = np.zeros((0, features.shape[1])) if validation is None else validation

@@ -1,5 +1,6 @@
 """retrain.train.unknown: the statistics, the operating point and the TensorFlow score."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from retrain.cache.bottleneck_files import Bottlenecks
@@ -27,13 +28,20 @@ def _fitted(rng):
 def test_the_low_rank_precision_is_the_inverse_of_the_shrunk_covariance():
     rng = np.random.default_rng(0)
     centered = rng.normal(0, 1, (10, 16)) * rng.uniform(0.1, 3, 16)  # rank 10 < 16: W is exact.
-    precision = unknown._precision(centered)
+    precision = unknown._precision(centered, 1.0)
     sample = centered.T @ centered / len(centered)
     floor = unknown.SHRINKAGE * np.trace(sample) / 16
     expected = np.linalg.inv((1 - unknown.SHRINKAGE) * sample + floor * np.eye(16))
     factor = precision.factor.astype(np.float64)
     np.testing.assert_allclose(precision.scale * np.eye(16) - factor @ factor.T, expected,
                                rtol=1e-4, atol=1e-6)
+
+
+def test_classes_of_one_repeated_bottleneck_leave_nothing_to_judge_by():
+    x = np.repeat(np.eye(2, 8, dtype=np.float32) + 1, 10, axis=0)  # Two rows, ten copies each.
+    with pytest.raises(unknown.NoSpread):
+        unknown.fit(x, np.repeat([0, 1], 10), np.zeros((8, 2), np.float32),
+                    np.zeros(2, np.float32))
 
 
 def test_the_operating_point_flags_five_percent_of_validation_and_far_images():
