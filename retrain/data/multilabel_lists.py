@@ -74,8 +74,12 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
     if image_labels_dir and image_labels_file:
         raise ConfigError('give --image_labels_dir or --image_labels_file, not both')
     if by_split_folders:
-        images = {category: _from_class_folders(image_dir, folder)
-                  for category, folder in split_folders.find(image_dir).items()}
+        folders = split_folders.find(image_dir)
+        images = {category: _from_class_folders(image_dir, folder, category == 'training')
+                  for category, folder in folders.items()}
+        split_folders.check_labels(folders, {
+            category: sorted(set().union(*(image.labels for image in found)))
+            for category, found in images.items()})
     else:
         if image_labels_dir:
             found = _from_label_files(image_dir, image_labels_dir)
@@ -90,7 +94,7 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
         for image in found:
             images[image_lists.which_set(image.key, validation_percentage,
                                          testing_percentage)].append(image)
-    labels = sorted(set().union(*(image.labels for c in CATEGORIES for image in images[c])))
+    labels = sorted(set().union(*(image.labels for split in images.values() for image in split)))
     if len(labels) < 2:
         raise ToolError(f'{len(labels)} label(s) found for the images of {image_dir!r}; '
                         'multi-label training needs at least two')
@@ -99,13 +103,15 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
                                      for category in CATEGORIES})
 
 
-def _from_class_folders(image_dir: str, split_folder: str = '') -> List[LabelledImage]:
+def _from_class_folders(image_dir: str, split_folder: str = '',
+                        trains: bool = True) -> List[LabelledImage]:
     """The images of the class folders of image_dir, or of its `split_folder` (whose name then
-    leads their keys and folders)."""
+    leads their keys and folders); folders with few images are warned about where they train."""
     top = os.path.join(image_dir, split_folder) if split_folder else image_dir
     copies: Dict[str, List[Tuple[ClassFolder, str]]] = {}
     for folder in image_lists.class_folders(top):
-        image_lists.warn_about_size(os.path.join(top, folder.dir_name), len(folder.files))
+        if trains:
+            image_lists.warn_about_size(os.path.join(top, folder.dir_name), len(folder.files))
         for relative in sorted(folder.files):
             copies.setdefault(split_key(relative), []).append((folder, relative))
     found, clashes = [], []

@@ -9,7 +9,7 @@ matched by label (retrain.data.image_lists.label_for_dir). Each image is cached 
 image_dir (`train/daisy/x.jpg`), so the three splits never share a cache file.
 """
 import os
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 from absl import logging
 
@@ -57,23 +57,33 @@ def image_classes(image_dir: str) -> List[ImageClass]:
                  for split, folder in folders.items()}
     training = per_split['training']
     image_lists.check_classes(os.path.join(image_dir, folders['training']), training)
+    check_labels(folders, {split: [folder.label for folder in class_folders]
+                           for split, class_folders in per_split.items()})
     classes = {folder.label: ImageClass(folder.label, '') for folder in training}
     for split, class_folders in per_split.items():
         top = folders[split]
         for folder in class_folders:
-            if folder.label not in classes:
-                raise ToolError(f'--split_folders: class {folder.dir_name!r} has images in '
-                                f'{top}/ but none in {folders["training"]}/: a class with no '
-                                'training images cannot be learnt; add some or remove it')
             if split == 'training':
                 image_lists.warn_about_size(os.path.join(image_dir, top, folder.dir_name),
                                             len(folder.files))
             classes[folder.label].images(split).extend(
                 os.path.join(top, folder.dir_name, relative) for relative in folder.files)
+    return list(classes.values())
+
+
+def check_labels(folders: Dict[str, str], labels: Dict[str, Iterable[str]]) -> None:
+    """Given the labels that the images of each split have: raises ToolError for one that train/
+    lacks, and names in an info line those of train/ that validation/ or test/ lack (module
+    doc). Single-label and multi-label runs alike."""
+    training = list(dict.fromkeys(labels['training']))
+    for split, found in labels.items():
+        untrained = sorted(set(found) - set(training))
+        if untrained:
+            raise ToolError(f'--split_folders: class {untrained[0]!r} has images in '
+                            f'{folders[split]}/ but none in {folders["training"]}/: a class with '
+                            'no training images cannot be learnt; add some or remove it')
     for split in CATEGORIES[1:]:
-        missing = [label for label, image_class in classes.items()
-                   if split in folders and not image_class.images(split)]
-        if missing:
+        missing = [label for label in training if label not in set(labels.get(split, ()))]
+        if split in folders and missing:
             logging.info('--split_folders: no %s images in %s/ for %s', split, folders[split],
                          ', '.join(missing))
-    return list(classes.values())

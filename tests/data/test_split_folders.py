@@ -75,6 +75,32 @@ def test_multi_label_class_folders_in_split_folders(tmp_path):
                    for image in images)
 
 
+@pytest.mark.parametrize('extra, split', [('test/purple/1.jpg', 'test'),
+                                          ('val/purple/1.jpg', 'val')])
+def test_a_multi_label_label_train_lacks_is_refused_as_a_class_is(tmp_path, extra, split):
+    root = tmp_path / 'images'
+    for folder, seed in (('train', 0), ('val', 1), ('test', 2)):
+        make_pair_folders(str(root / folder), per_pair=3, seed=seed)
+    _write(os.path.join(root, *extra.split('/')))
+    with pytest.raises(ToolError, match=rf"class 'purple' has images in {split}/ but none in "
+                                        r'train/'):
+        multilabel_lists.gather(str(root), 10, 10, by_split_folders=True)
+
+
+def test_multi_label_split_folders_name_what_validation_lacks_and_warn_of_small_training(
+        tmp_path, caplog):
+    root = tmp_path / 'images'
+    for folder, seed in (('train', 0), ('val', 1)):
+        make_pair_folders(str(root / folder), per_pair=3, seed=seed)
+    _write(os.path.join(root, 'train', 'purple', 'p.jpg'))
+    with caplog.at_level(logging.INFO, logger='absl'):
+        multilabel_lists.gather(str(root), 10, 10, by_split_folders=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert '--split_folders: no validation images in val/ for purple' in messages
+    small = [m for m in messages if 'has less than 20 images' in m]
+    assert small and all(os.path.join(str(root), 'train', '') in m for m in small)
+
+
 def test_without_test_folder_there_are_no_test_images(tmp_path):
     root = _tree(tmp_path / 'images', ['train/a/1.jpg', 'train/b/1.jpg', 'validation/a/2.jpg'])
     assert split_folders.find(root) == {'training': 'train', 'validation': 'validation'}
