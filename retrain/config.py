@@ -219,6 +219,10 @@ class RetrainConfig:
             if extra and getattr(self, field.name) and not extra_installed(extra):
                 raise ConfigError(f'--{field.name} needs the {extra} extra: '
                                   f"pip install '.[{extra}]'")
+        if not self.image_dir:  # The flower photos come without labels files or split folders.
+            for name in ('image_labels_dir', 'image_labels_file', 'split_folders'):
+                if getattr(self, name):
+                    raise ConfigError(f'--{name} needs --image_dir, the folder its images are in')
         if self.image_labels_dir and not self.multi_label:
             raise ConfigError('--image_labels_dir needs --multi_label')
         if self.label_thresholds and not self.multi_label:

@@ -149,6 +149,11 @@ def test_every_node_of_the_exported_graph_is_a_name_refused_for_the_output(tiny_
     ({'split_folders': True, 'multi_label': True, 'image_labels_dir': 'lab'},
      '--split_folders reads class folders only, not --image_labels_dir'),
     ({'image_labels_dir': 'lab'}, '--image_labels_dir needs --multi_label'),
+    # Without --image_dir a run downloads the flower photos: not the images a table names.
+    ({'image_dir': '', 'image_labels_file': 'labels.csv'}, '--image_labels_file needs --image_dir'),
+    ({'image_dir': '', 'split_folders': True}, '--split_folders needs --image_dir'),
+    ({'image_dir': '', 'multi_label': True, 'image_labels_dir': 'lab'},
+     '--image_labels_dir needs --image_dir'),
 ])
 def test_label_layouts_that_do_not_go_together_are_refused(changes, message):
     """Library use is refused as the command line is: percentages other than the defaults

@@ -343,6 +343,8 @@ def test_a_reader_that_left_ends_the_tool_quietly(module, tmp_path):
     (['--image_labels_dir', 'labels'], '--image_labels_dir needs --multi_label'),
     (['--label_thresholds'], '--label_thresholds needs --multi_label'),
     (['--split_folders', '--testing_percentage', '10'], '--split_folders takes the split'),
+    (['--image_dir=', '--image_labels_file', 'labels.csv'],
+     '--image_labels_file needs --image_dir'),
 ])
 def test_usage_errors_exit_2_with_one_line_before_any_work(tmp_path, tiny_module, image_dir,
                                                           bad, named):
