@@ -81,13 +81,23 @@ def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
             x = x if center is None else x - center
         head.step(x, y, config.learning_rate)
         if log and (i % config.eval_step_interval == 0 or i + 1 == steps):
+            _check_finite(head, i + 1)
             _evaluate(i, head, (x, y), data, config, validation_sampler,
                       train_writer, validation_writer)
         if checkpoint_every and on_checkpoint and i > 0 and i % checkpoint_every == 0:
             on_checkpoint(i, _as_is(head.copy(), center))
     for writer in writers.values():
         writer.close()
+    _check_finite(head, steps)
     return _as_is(head, center)
+
+
+def _check_finite(head: Head, steps: int) -> None:
+    """Raises ToolError for a layer that a far too high rate has made infinite or NaN (its
+    summaries, then every output, would be NaN)."""
+    if not (np.isfinite(head.weights).all() and np.isfinite(head.biases).all()):
+        raise ToolError(f'training diverged: the new layer is not finite after {steps} steps; '
+                        'lower --learning_rate')
 
 
 def _as_is(head: Head, center: Optional[np.ndarray]) -> Head:

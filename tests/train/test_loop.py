@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from retrain.cache.bottleneck_files import Bottlenecks
+from retrain.common.errors import ToolError
 from retrain.config import RetrainConfig
 from retrain.train.heads import Head
 from retrain.train.loop import train
@@ -108,6 +109,17 @@ def test_learns_and_logs_the_classic_lines(caplog):
     assert [step for step, _ in checkpoints] == [10, 20]
     # Each checkpoint keeps the layer as it was then, not the one training went on changing.
     assert not np.array_equal(checkpoints[0][1].weights, head.weights)
+
+
+@pytest.mark.parametrize('log', [True, False])
+def test_a_rate_that_overflows_the_layer_is_an_error_not_nan_outputs(tmp_path, log):
+    data = _separable(np.random.default_rng(4))
+    config = RetrainConfig(how_many_training_steps=30, learning_rate=1e38, random_seed=0,
+                           summaries_dir=str(tmp_path / 'summaries'))
+    with pytest.raises(ToolError, match=r'training diverged: the new layer is not finite after '
+                                        r'\d+ steps; lower --learning_rate'), \
+            np.errstate(over='ignore', invalid='ignore'):
+        train(data, 3, config, log=log)
 
 
 def test_distorted_batches_replace_the_cached_ones():
