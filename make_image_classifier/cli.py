@@ -7,7 +7,9 @@ Exit codes as retrain's: 2 for a bad command line, 1 for other errors (and for
 """
 import dataclasses
 import functools
+import hashlib
 import os
+import re
 import sys
 import tempfile
 
@@ -71,9 +73,8 @@ _enum('distribution_strategy', None, ['', 'mirrored'], 'Distribution strategy (t
 _bool('use_tf_data_input', None, 'Which of its readers\' validation split to take: tf.data\'s '
       '(unset, as it did on TensorFlow >= 2.5, or true) or ImageDataGenerator\'s (false).')
 # Our additions, off or neutral by default so its command lines behave as before.
-_string('bottleneck_dir', os.path.join(tempfile.gettempdir(),
-                                       'make_image_classifier_bottlenecks'),
-        'Where image features are cached; a second run reuses them.')
+_string('bottleneck_dir', None, 'Where image features are cached; a second run reuses them. '
+        'Default: a folder of the temporary folder for each --image_dir.')
 _integer('random_seed', None, 'Seed for all randomness, for identical runs.')
 _enum('logging_verbosity', 'INFO', list(logs.LEVELS),
       'How much logging output should be produced.')
@@ -126,6 +127,11 @@ def job_from_flags():
     if not 0 <= FLAGS.dropout_rate < 1 or not 0 <= FLAGS.label_smoothing <= 1:
         raise ConfigError('--dropout_rate must be from 0 to below 1 and --label_smoothing from '
                           '0 to 1')
+    if not 0 <= FLAGS.momentum <= 1:  # Keras' SGD refused others; NaN trained a NaN model.
+        raise ConfigError(f'--momentum must be from 0 to 1, not {FLAGS.momentum}')
+    for name in ('l1_regularizer', 'l2_regularizer'):
+        if not 0 <= FLAGS[name].value < float('inf'):
+            raise ConfigError(f'--{name} must be a finite number from 0, not {FLAGS[name].value}')
     from make_image_classifier.run import Job
     from retrain.config import RetrainConfig
     from retrain.train.keras_head import HeadSettings
@@ -135,7 +141,8 @@ def job_from_flags():
         image_size=FLAGS.image_size or 0, saved_model_dir=FLAGS.saved_model_dir or '',
         tflite_output_file=FLAGS.tflite_output_file or '',
         output_labels=FLAGS.labels_output_file or '', summaries_dir=FLAGS.summaries_dir or '',
-        output_graph='', bottleneck_dir=FLAGS.bottleneck_dir, learning_rate=FLAGS.learning_rate,
+        output_graph='', bottleneck_dir=_cache(FLAGS.image_dir),
+        learning_rate=FLAGS.learning_rate,
         train_batch_size=FLAGS.batch_size, random_seed=FLAGS.random_seed,
         report=FLAGS.report, report_dir=FLAGS.report_dir or '',
         onnx_output_file=FLAGS.onnx_output_file or '',
@@ -148,6 +155,26 @@ def job_from_flags():
                         FLAGS.l2_regularizer, FLAGS.label_smoothing)
     return Job(config, head, FLAGS.validation_split, FLAGS.assert_accuracy_at_least,
                FLAGS.do_fine_tuning, FLAGS.use_tf_data_input is not False)
+
+
+def _cache(image_dir: str) -> str:
+    """--bottleneck_dir, or where not given, a folder of the temporary folder for `image_dir`
+    (cache files are named by class folder and file name, so two image folders sharing one
+    cache would be given each other's features); '' for no image_dir yet."""
+    if FLAGS.bottleneck_dir or not image_dir:
+        return FLAGS.bottleneck_dir or ''
+    where = os.path.realpath(image_dir)
+    name = f'{os.path.basename(where)}_{hashlib.sha1(os.fsencode(where)).hexdigest()[:12]}'
+    return os.path.join(tempfile.gettempdir(), 'make_image_classifier_bottlenecks', name)
+
+
+# Errors of retrain's library name its flags; where this tool's differ, they are said its way.
+_FLAG_NAMES = {'--output_labels': '--labels_output_file', '--train_batch_size': '--batch_size'}
+
+
+def _in_our_words(message: str) -> str:
+    return re.sub('|'.join(map(re.escape, _FLAG_NAMES)) + r'\b',
+                  lambda found: _FLAG_NAMES[found.group(0)], message)
 
 
 def _memory_growth() -> None:
@@ -176,13 +203,13 @@ def main(argv) -> int:
         from make_image_classifier import run as runner
         if not job.config.image_dir:
             from retrain.common import downloads
+            image_dir = downloads.flower_photos()
             job = dataclasses.replace(job, config=dataclasses.replace(
-                job.config, image_dir=downloads.flower_photos()))
-            logging.info('No --image_dir given, using the flower photos in %s',
-                         job.config.image_dir)
+                job.config, image_dir=image_dir, bottleneck_dir=_cache(image_dir)))
+            logging.info('No --image_dir given, using the flower photos in %s', image_dir)
         runner.run(job)
     except ToolError as e:
-        print(f'make_image_classifier: error: {e}', file=sys.stderr)
+        print(f'make_image_classifier: error: {_in_our_words(str(e))}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
         interrupts.end_interrupted()

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from absl import logging
 
@@ -90,8 +90,10 @@ class ClassFolder:
     files: List[str]
 
 
-def class_folders(image_dir: str) -> List[ClassFolder]:
-    """The class folders of `image_dir` that hold images, in class-index order.
+def class_folders(image_dir: str,
+                  label_of: Callable[[str], str] = label_for_dir) -> List[ClassFolder]:
+    """The class folders of `image_dir` that hold images, in class-index order, labelled by
+    `label_of` their name (the classic label by default).
 
     Raises ToolError when the folder is missing or a file, or two folders give one label.
     """
@@ -110,7 +112,7 @@ def class_folders(image_dir: str) -> List[ClassFolder]:
         if not files:
             logging.warning('No files found in %s', class_dir)
             continue
-        label = label_for_dir(dir_name)
+        label = label_of(dir_name)
         if not label.strip():
             raise ToolError(f'class folder {class_dir!r} gives an empty label; rename it')
         if label in labels_seen:

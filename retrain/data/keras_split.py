@@ -14,12 +14,15 @@ recursively, folders in sorted path order and names sorted within each. Then
 - ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
   validation.
 Each reader took its own extensions; images of other types are left out as it left them out.
+A folder name that cannot be a line of the labels file (a line break, not UTF-8) is refused
+before any work.
 """
 import os
 from typing import List, Tuple
 
 import numpy as np
 
+from retrain.common.errors import ToolError
 from retrain.data import image_lists
 from retrain.data.examples import Example
 
@@ -33,12 +36,28 @@ def _keras_order(relative: str, class_dir: str) -> Tuple[str, str]:
     return os.path.join(class_dir, os.path.dirname(relative)), os.path.basename(relative)
 
 
+def _check_label(class_dir: str) -> None:
+    """Raises ToolError unless the folder's name can be a line of the labels file (UTF-8)."""
+    name = os.path.basename(class_dir)
+    if '\n' in name or '\r' in name:
+        raise ToolError(f'class folder {class_dir!r}: its name holds a line break, so it '
+                        'cannot be a line of the labels file; rename it')
+    try:
+        name.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ToolError(f'class folder {class_dir!r}: its name is not UTF-8 text, so it cannot '
+                        'be written to the labels file; rename it') from None
+
+
 def split_examples(image_dir: str, validation_split: float,
                    tf_data: bool = True) -> Tuple[List[str], List[Example]]:
     """(labels, examples in cache order: training, then validation) as the chosen reader split
     them."""
-    folders = sorted(image_lists.class_folders(image_dir), key=lambda f: f.dir_name)
+    folders = sorted(image_lists.class_folders(image_dir, label_of=str),
+                     key=lambda f: f.dir_name)
     image_lists.check_classes(image_dir, folders)
+    for folder in folders:
+        _check_label(os.path.join(image_dir, folder.dir_name))
     extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
     listed = []  # (location, class index, position in its class, images of its class)
     for index, folder in enumerate(folders):

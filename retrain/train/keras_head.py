@@ -103,6 +103,9 @@ def train(data: Bottlenecks, num_classes: int, settings: HeadSettings, summaries
         history = {'loss': float(np.mean(losses)), 'accuracy': right / seen}
         history.update(_validation(head, data, settings, num_classes))
         _log_epoch(epoch, settings.epochs, steps, time.monotonic() - started, history)
+        if not np.isfinite(history['loss']):  # Every later epoch, and the model, would be NaN.
+            raise ToolError(f'training diverged: the loss is {history["loss"]} in epoch '
+                            f'{epoch + 1}; lower --learning_rate (or --momentum)')
         for split, writer in writers.items():
             prefix = 'val_' if split == 'validation' else ''
             if prefix + 'loss' in history:

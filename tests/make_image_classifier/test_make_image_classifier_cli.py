@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from retrain.common.errors import ToolError
 from retrain.data import keras_split
 
 from conftest import REPO_ROOT, make_image_folder, run_module, tflite_interpreter
@@ -84,11 +85,37 @@ def test_every_flag_parses_with_its_default_and_its_forms():
     (['--train_epochs=0'], '--train_epochs'),
     (['--distribution_strategy=tpu'], 'distribution_strategy'),
     (['--batch_size=x'], 'batch_size'),
+    # Keras' SGD refused these; NaN once trained and exported a model that answers NaN.
+    (['--momentum=nan'], '--momentum must be from 0 to 1, not nan'),
+    (['--momentum=-1'], '--momentum must be from 0 to 1'),
+    (['--l2_regularizer=-1'], '--l2_regularizer must be a finite number from 0'),
+    (['--l1_regularizer=inf'], '--l1_regularizer must be a finite number from 0'),
 ])
 def test_bad_values_are_one_line_usage_errors(args, message, tmp_path):
     done = run_module('make_image_classifier', f'--image_dir={tmp_path}', *args, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_errors_name_its_flags_not_retrains(tmp_path):
+    images = make_image_folder(str(tmp_path / 'images'), per_class=2)
+    done = run_module('make_image_classifier', f'--image_dir={images}',
+                      f'--labels_output_file={os.path.join(images, "red", "labels.txt")}',
+                      timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert '--labels_output_file (' in done.stderr and '--output_labels' not in done.stderr
+
+
+def test_folder_names_are_its_labels_unchanged_and_must_fit_on_a_line(tmp_path):
+    """Its labels were the folder names: 'Roses' and 'roses' are two classes and '___' one
+    (retrain's labels would clash or be empty); a name with a line break is refused."""
+    colours = {'Roses': (200, 0, 0), 'roses': (0, 200, 0), '___': (0, 0, 200)}
+    images = make_image_folder(str(tmp_path / 'images'), per_class=3, colours=colours)
+    labels, _ = keras_split.split_examples(images, 0.2)
+    assert labels == ['Roses', '___', 'roses']
+    os.rename(os.path.join(images, '___'), os.path.join(images, 'two\nlines'))
+    with pytest.raises(ToolError, match=r"its name holds a line break"):
+        keras_split.split_examples(images, 0.2)
 
 
 def test_validation_images_are_image_data_generators_first_sorted_slice(tmp_path):
@@ -212,6 +239,36 @@ def test_unmet_accuracy_exits_1_exporting_nothing_from_the_cache(trained, tiny_m
     assert 'ACCURACY FAILED' in done.stderr and 'Traceback' not in done.stderr
     assert ' 0 to compute' in done.stderr  # Other hyperparameters, the same cached features.
     assert not os.listdir(tmp_path)
+
+
+def test_each_image_folder_has_its_own_default_cache(tiny_module, tmp_path):
+    """Cache files are named by class folder and file name: two folders of different photos
+    under the same names must not share features (the second once trained on the first's)."""
+    first = make_image_folder(str(tmp_path / 'first'), per_class=4)
+    second = make_image_folder(str(tmp_path / 'second'), per_class=4,
+                               colours={'red': (0, 0, 200), 'blue': (200, 0, 0)})
+    temporary = tmp_path / 'temporary'
+    temporary.mkdir()
+    for folder in (first, second, first):
+        done = run_module('make_image_classifier', f'--image_dir={folder}',
+                          f'--tfhub_module={tiny_module}', '--train_epochs=1',
+                          env_extra={'TMPDIR': str(temporary)}, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        cached = re.search(r'(\d+) bottlenecks cached in (\S+) ', done.stderr)
+        assert os.path.dirname(cached.group(2)) == str(
+            temporary / 'make_image_classifier_bottlenecks')
+    assert cached.group(1) != '0'  # The first folder's features, found again.
+    assert len(os.listdir(temporary / 'make_image_classifier_bottlenecks')) == 2
+
+
+def test_a_diverging_run_exports_nothing(tiny_module, image_dir, tmp_path):
+    done = run_module(
+        'make_image_classifier', f'--image_dir={image_dir}', f'--tfhub_module={tiny_module}',
+        f'--saved_model_dir={tmp_path / "out" / "sm"}', f'--bottleneck_dir={tmp_path / "bn"}',
+        '--learning_rate=1e30', timeout=300)
+    assert done.returncode == 1 and 'Traceback' not in done.stderr
+    assert 'make_image_classifier: error: training diverged: the loss is' in done.stderr
+    assert not os.path.exists(tmp_path / 'out')
 
 
 def test_fine_tuning_with_augmentation_on_the_tiny_module(tiny_module, image_dir, tmp_path):
