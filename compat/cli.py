@@ -6,7 +6,7 @@ Errors the user can fix are one line and exit code 1, as in the other commands.
 import argparse
 from typing import Sequence
 
-from retrain.common.cli_args import add_override_arguments, error, run_main
+from retrain.common.cli_args import OneLineParser, add_override_arguments, error, run_main
 from retrain.common.quiet_tensorflow import import_tensorflow
 from retrain.config import extra_installed
 
@@ -14,7 +14,7 @@ _PROGRAM = 'python -m compat'
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_PROGRAM, description='Inspect and convert retrained '
+    parser = OneLineParser(prog=_PROGRAM, description='Inspect and convert retrained '
                                      'graphs of every generation.')
     commands = parser.add_subparsers(dest='command', required=True)
     inspect = commands.add_parser('inspect', help='entry points, output, input size, '

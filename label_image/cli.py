@@ -12,7 +12,14 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from retrain.common.cli_args import add_override_arguments, error, number, run_main
+from retrain.common.cli_args import (
+    OneLineParser,
+    add_override_arguments,
+    error,
+    not_nan,
+    number,
+    run_main,
+)
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -20,7 +27,7 @@ _DEFAULT_LABELS = '/tmp/output_labels.txt'  # retrain's --output_labels default.
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=_PROGRAM, description='Classify images with a retrained graph of any generation, '
         'a SavedModel, a .tflite or an .onnx file. Preprocessing is detected from the model.')
     parser.add_argument('images', nargs='*', metavar='IMAGE_OR_DIR',
@@ -36,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                         dest='top_k', help='how many labels to print per image')
     parser.add_argument('--threshold', type=_unit_interval, default=0.5,
                         help='multi-label models: print the labels scoring at least this')
-    parser.add_argument('--unknown_threshold', type=number, default=0.0,
+    parser.add_argument('--unknown_threshold', type=not_nan, default=0.0,
                         help='models that judge whether an image is unlike their training images '
                         '(retrain since this version, single-label): call it unknown when its '
                         'unknown score is above this; 0 is the operating point chosen in '

@@ -11,6 +11,14 @@ from retrain.common import interrupts
 from retrain.common.errors import exit_as_the_reader_left
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, as retrain's are (argparse
+    prints its whole usage block first); exit code 2. `--help` still shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
 def add_override_arguments(parser) -> None:
     """The classic label_image flags that override what is detected (never needed)."""
     parser.add_argument('--input_layer', help='entry tensor, e.g. input or Placeholder')
@@ -27,6 +35,15 @@ def number(text: str, kind: type = float):
     except ValueError:
         wanted = 'a whole number' if kind is int else 'a number'
         raise argparse.ArgumentTypeError(f'must be {wanted}, not {text!r}') from None
+
+
+def not_nan(text: str) -> float:
+    """A number, infinities included (a threshold nothing or everything passes), but not NaN,
+    which every comparison fails silently."""
+    value = number(text)
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f'must be a number, not {text}')
+    return value
 
 
 def _finite(text: str) -> float:
