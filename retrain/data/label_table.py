@@ -3,10 +3,13 @@ same way for --multi_label (`label1;label2`) and single-label runs (one label a 
 
 A header row is recognized by its first cell not being an image file name. Table paths are
 normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes, accents composed or decomposed as
-macOS writes them); a path that leaves image_dir (`..`, absolute) names no image of it and is
-skipped with a warning. An image that no row names, and a row that names no image, are each
-named in a warning. How several rows for one image combine is the caller's rule (`Combine`):
-merged for multi-label runs, refused where they disagree for single-label ones.
+macOS writes them, an absolute path inside image_dir); a path that leaves image_dir names no
+image of it and is skipped with a warning. An image that no row names, and a row that names no
+image, are each named in a warning; a table none of whose rows names an image is refused (it
+was written for other paths). Labels are compared composed (NFC) too; labels that differ only
+in case are two labels, with a warning. How several rows for one image combine is the caller's
+rule (`Combine`): merged for multi-label runs, refused where they disagree for single-label
+ones.
 
 An image's key (the split hashes it) is its path relative to image_dir, written with `/`: the
 split does not depend on where the folder lies, and adding images never moves another.
@@ -23,6 +26,7 @@ from absl import logging
 
 from retrain.common import fileio
 from retrain.common.errors import ConfigError, ToolError
+from retrain.common.places import is_local
 from retrain.data import image_files
 
 # A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
@@ -45,11 +49,17 @@ def labelled_images(image_dir: str, table: str, row_form: str,
                     combine: Combine) -> List[Tuple[str, str, Set[str]]]:
     """(location relative to image_dir, key, labels) of each image below image_dir that a row of
     `table` labels, in sorted folder order. `row_form` is what a row looks like, for errors."""
-    rows = {key: combine(table, key, given) for key, given in _read(table, row_form).items()}
+    rows = {key: combine(table, key, given)
+            for key, given in _read(table, row_form, image_dir).items()}
+    images = [(location, split_key(location)) for location in all_images(image_dir)]
+    if not rows.keys() & {unicodedata.normalize('NFC', key) for _, key in images}:
+        raise ConfigError(f'no row of {table} names an image below {image_dir}: rows give each '
+                          'image\'s path relative to that folder, extension included '
+                          f'({row_form}; {len(rows)} row(s), {len(images)} image(s))')
+    _warn_of_case(table, set().union(*rows.values()))
     found = []
     used = set()
-    for location in all_images(image_dir):
-        key = split_key(location)
+    for location, key in images:
         row = unicodedata.normalize('NFC', key)
         if row not in rows:
             logging.warning('No labels for %s: it is not in %s',
@@ -63,7 +73,17 @@ def labelled_images(image_dir: str, table: str, row_form: str,
     return found
 
 
-def _read(path: str, row_form: str) -> Dict[str, Rows]:
+def _warn_of_case(table: str, labels: Set[str]) -> None:
+    by_case: Dict[str, List[str]] = {}
+    for label in sorted(labels):
+        by_case.setdefault(label.casefold(), []).append(label)
+    for alike in by_case.values():
+        if len(alike) > 1:
+            logging.warning('%s: the labels %s differ only in case: they are %d labels',
+                            table, ', '.join(map(repr, alike)), len(alike))
+
+
+def _read(path: str, row_form: str, image_dir: str) -> Dict[str, Rows]:
     """{image key: its rows} from the CSV (module doc)."""
     given: Dict[str, Rows] = {}
     for line, row in _rows(path):
@@ -74,7 +94,7 @@ def _read(path: str, row_form: str) -> Dict[str, Rows]:
         image = row[0].strip()
         if line == 1 and not image_files.has_image_extension(image):
             continue
-        labels, key = _row_labels(row[1], path, line), _table_key(image)
+        labels, key = _row_labels(row[1], path, line), _table_key(_inside(image, image_dir))
         if key is None:
             logging.warning('%s line %d names %s, which lies outside the image directory: rows '
                             'name images by their path relative to it', path, line, image)
@@ -104,12 +124,28 @@ def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
 def _row_labels(cell: str, path: str, line: int) -> Set[str]:
     """The labels of a `label1;label2` cell. The labels file holds one label a line, so a label
     with a line break in it (a quoted cell spanning lines) is refused."""
-    labels = {label.strip() for label in cell.split(';') if label.strip()}
+    labels = {unicodedata.normalize('NFC', label.strip()) for label in cell.split(';')
+              if label.strip()}
     for label in sorted(labels):
         if label.splitlines() != [label]:
-            raise ConfigError(f'{path} line {line}: the label {label!r} holds a line break; a '
-                              'label must be one line of the labels file')
+            long = len(label) > 40  # Most likely a quote left open, taking in the lines after.
+            shown = label[:40] + '...' if long else label
+            raise ConfigError(f'{path} line {line}: the label {shown!r} holds a line break'
+                              f'{" (a quote left open?)" if long else ""}; a label must be one '
+                              'line of the labels file')
     return labels
+
+
+def _inside(image: str, image_dir: str) -> str:
+    """A row's path relative to image_dir where it is an absolute path inside it; else as it
+    is."""
+    if not os.path.isabs(image) or not is_local(image_dir):
+        return image
+    try:
+        relative = os.path.relpath(os.path.abspath(image), os.path.abspath(image_dir))
+    except ValueError:  # Windows: another drive.
+        return image
+    return image if relative.split(os.sep)[0] == os.pardir else relative
 
 
 def _table_key(path: str) -> Optional[str]:

@@ -55,6 +55,10 @@ def test_labels_as_written_sorted_and_the_split_hashes_the_path_in_the_table(tmp
     ('a.jpg,x\n./a.jpg,y\n', r'gives a.jpg different labels on lines 1, 2; give one label per '
                              r'image, or --multi_label'),
     ('a.jpg,x,y\n', r'line 1: expected path,label but got 3 fields'),
+    # A quote left open takes the rest of the file into one label: the message shows its start.
+    ('a.jpg,"x\n' + 'b.jpg,y\n' * 500,
+     r"line 1: the label 'x(\\nb.jpg,y){4}\\nb.jpg,\.\.\.' holds a line break \(a quote left "
+     r"open\?\)"),
 ])
 def test_rows_a_single_label_table_cannot_hold_are_one_line_errors(tmp_path, table, message):
     _write(str(tmp_path / 'images' / 'a.jpg'))
@@ -72,3 +76,37 @@ def test_a_table_of_one_label_is_refused(tmp_path):
     with pytest.raises(ToolError, match='1 label.s. found in .*classification needs at least two'):
         single_label_table.image_classes(str(tmp_path / 'images'), str(tmp_path / 'labels.csv'),
                                          10, 10)
+
+
+@pytest.mark.parametrize('table', ['', 'id,label\n', 'a,x\nb,y\n'])
+def test_a_table_that_names_none_of_the_images_is_refused_in_one_line(tmp_path, caplog, table):
+    """Empty, a header alone, or written for other paths (here, ids without their extension):
+    one error, not a warning for each image and each row."""
+    for name in ('a.jpg', 'b.jpg'):
+        _write(str(tmp_path / 'images' / name))
+    (tmp_path / 'labels.csv').write_text(table, encoding='utf-8')
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            ConfigError, match=r'no row of .*labels.csv names an image below .*images: rows give '
+                               r"each image's path relative to that folder, extension included"):
+        single_label_table.image_classes(str(tmp_path / 'images'), str(tmp_path / 'labels.csv'),
+                                         10, 10)
+    assert not caplog.records
+
+
+def test_absolute_paths_inside_the_folder_and_labels_written_apart(tmp_path, caplog):
+    """An absolute path inside image_dir names its image; an accent composed or decomposed is
+    one label; labels that differ in case stay two, with a warning."""
+    root = tmp_path / 'images'
+    for name in ('a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'):
+        _write(str(root / name))
+    _write(str(tmp_path / 'outside.jpg'))
+    rows = [f'{root / "a.jpg"},caf\u00e9', 'b.jpg,cafe\u0301', 'c.jpg,Rose', 'd.jpg,rose',
+            f'{tmp_path / "outside.jpg"},rose']
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        classes = single_label_table.image_classes(str(root), str(tmp_path / 'labels.csv'), 0, 0)
+    assert {c.label: sorted(c.training) for c in classes} == {
+        'Rose': ['c.jpg'], 'café': ['a.jpg', 'b.jpg'], 'rose': ['d.jpg']}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("the labels 'Rose', 'rose' differ only in case" in m for m in messages)
+    assert any('outside.jpg, which lies outside the image directory' in m for m in messages)
