@@ -15,12 +15,20 @@ import tensorflow as tf
 from retrain.common import interrupts
 from retrain.common.errors import ToolError, error_summary
 
+# The longest file name, in bytes, of the common file systems (ext4, XFS, APFS; NTFS counts 255
+# UTF-16 units).
+NAME_MAX = 255
+
 
 def temp_name(path: str, kind: str = 'tmp') -> str:
     """A new hidden name beside `path` (a file or folder), so that renaming it stays on one disk;
-    it ends like `path`, so readers that go by the extension (.tflite) read it alike."""
+    it ends like `path`, so readers that go by the extension (.tflite) read it alike, and is cut
+    at the front to NAME_MAX bytes, so an output whose own name is that long can be staged."""
     head, tail = os.path.split(path.rstrip('/\\'))
-    return os.path.join(head, f'.{kind}-{uuid.uuid4().hex[:12]}.{tail}')
+    prefix = f'.{kind}-{uuid.uuid4().hex[:12]}.'
+    while len(os.fsencode(prefix + tail)) > NAME_MAX and len(tail) > 1:
+        tail = tail[1:]
+    return os.path.join(head, prefix + tail)
 
 
 # A temporary's path as TensorFlow puts it before the reason of an error: not for users' eyes.

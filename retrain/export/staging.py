@@ -4,8 +4,9 @@ A run's outputs belong together: a new graph beside an older run's labels makes 
 the wrong names with confidence. So every output path is checked before caching starts (one line
 naming the path and the reason), each output is written to a temporary beside its target, and only
 when all are written are they moved into place, with Ctrl-C held off. A failure on the way puts
-back what was there; no temporary is left behind. A tool only ever removes what it wrote: a
-folder is replaced only when it is empty or holds a SavedModel and nothing else.
+back what was there; no temporary is left behind, nor a folder made for the outputs. A tool only
+ever removes what it wrote: a folder is replaced only when it is empty or holds a SavedModel and
+nothing else.
 """
 import contextlib
 import os
@@ -33,6 +34,18 @@ def _nearest_existing(path: str) -> Optional[str]:
     return path
 
 
+def _missing_folders(folder: str) -> List[str]:
+    """The local folders that making `folder` would create, deepest first."""
+    missing = []
+    while folder and is_local(folder) and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
 def _check_creatable(folder: str, path: str) -> None:
     """`folder` exists and can take new files, or can be created: a probe file is written."""
     existing = _nearest_existing(folder.rstrip('/\\') or '.')
@@ -40,6 +53,12 @@ def _check_creatable(folder: str, path: str) -> None:
         return  # A bucket-like root: makedirs creates what it needs, errors come when writing.
     if not tf.io.gfile.isdir(existing):
         raise ToolError(f'cannot write {path}: {existing} is a file, not a folder')
+    if is_local(path):  # The names still to be made; the OS says so only when writing.
+        for name in os.path.relpath(os.path.abspath(path), existing).split(os.sep):
+            if len(os.fsencode(name)) > fileio.NAME_MAX:
+                raise ToolError(f'cannot write {path}: the name {name[:24]}... is '
+                                f'{len(os.fsencode(name))} bytes long, over the '
+                                f'{fileio.NAME_MAX} that file systems take')
     probe = fileio.temp_name(os.path.join(existing, 'probe'), 'probe')
     try:
         with tf.io.gfile.GFile(probe, 'wb') as f:
@@ -88,6 +107,7 @@ class Staging:
 
     def __init__(self):
         self._staged: List[Tuple[str, str]] = []  # (temporary, target)
+        self._made: List[str] = []  # Folders made for them, deepest first: removed if unused.
 
     @contextlib.contextmanager
     def output(self, target: str) -> Iterator[str]:
@@ -96,6 +116,7 @@ class Staging:
         temp = fileio.temp_name(target)
         self._staged.append((temp, target))
         try:
+            self._made[:0] = _missing_folders(os.path.dirname(temp))
             fileio.make_parent_dirs(temp)
             yield temp
         except ToolError as e:
@@ -107,6 +128,9 @@ class Staging:
     def discard(self) -> None:
         for temp, _ in self._staged:
             fileio.remove_quietly(temp)
+        for folder in self._made:
+            with contextlib.suppress(OSError):  # Not empty: something else was put there.
+                os.rmdir(folder)
 
     def commit(self) -> None:
         """Moves every output into place, or (on an error) puts back everything that was there.

@@ -116,16 +116,18 @@ def _bad_path(case, tmp_path, tmpfs, name):
         read_only = tmpfs(str(tmp_path / 'read_only'))
         _remount_read_only(read_only)
         return os.path.join(read_only, name), 'not writable'
+    if case == 'long_name':  # Once refused only when written, after caching and training.
+        return str(tmp_path / 'out' / ('L' * 300) / name), 'over the 255 that file systems take'
     raise ValueError(case)
 
 
 EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
                                          '--tflite_output_file', *(('--onnx_output_file',)
                                                                    if ONNX else ()))
-               for case in ('folder', 'parent_file', 'read_only')] + [
+               for case in ('folder', 'parent_file', 'read_only', 'long_name')] + [
     (flag, case) for flag in ('--saved_model_dir', '--summaries_dir',
                               '--intermediate_output_graphs_dir')
-    for case in ('file', 'parent_file', 'read_only')]
+    for case in ('file', 'parent_file', 'read_only', 'long_name')]
 
 
 @pytest.mark.parametrize('flag,case', EARLY_CASES)
@@ -145,6 +147,31 @@ def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path
         staging.check_run(config)
     assert path in str(refused.value) and reason in str(refused.value), refused.value
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
+
+
+def test_a_failed_write_removes_the_folders_made_for_it_and_only_those(tmp_path):
+    out = tmp_path / 'out'
+    out.mkdir()
+    with pytest.raises(ToolError, match='the writer failed'):
+        with staging.staged() as stage:
+            with stage.output(str(out / 'new' / 'deep' / 'graph.pb')) as temp:
+                assert os.path.isdir(os.path.dirname(temp))
+                with stage.output(str(out / 'kept' / 'labels.txt')):
+                    (out / 'kept' / 'a file of the user').write_bytes(b'')
+                raise ToolError('the writer failed')
+    assert sorted(os.listdir(out)) == ['kept']
+    assert os.listdir(out / 'kept') == ['a file of the user']
+
+
+def test_an_output_name_of_255_bytes_is_staged_beside_it_and_moved_into_place(tmp_path):
+    target = str(tmp_path / ('L' * 251 + '.txt'))
+    staging.check_file(target)
+    with staging.staged() as stage:
+        with stage.output(target) as temp:
+            assert temp.endswith('.txt') and len(os.path.basename(temp)) == 255
+            with open(temp, 'w', encoding='utf-8') as f:
+                f.write('labels\n')
+    assert os.listdir(tmp_path) == [os.path.basename(target)]
 
 
 @pytest.mark.parametrize('flag,case', [('--output_graph', 'read_only'),
