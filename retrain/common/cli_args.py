@@ -16,7 +16,7 @@ class OneLineParser(argparse.ArgumentParser):
     prints its whole usage block first); exit code 2. `--help` still shows the usage."""
 
     def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+        self.exit(2, f'{self.prog}: error: {message}\n')
 
 
 def add_override_arguments(parser) -> None:
