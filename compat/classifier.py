@@ -35,6 +35,10 @@ _ONNX_TYPES = {'tensor(float)': tf.float32, 'tensor(uint8)': tf.uint8,
 # Output ops whose scores are probabilities (TensorFlow's and TFLite's names).
 PROBABILITY_OPS = frozenset(['Softmax', 'Sigmoid', 'SOFTMAX', 'LOGISTIC'])
 
+# What a model that cannot tell images unlike its training images is said to carry.
+NO_JUDGEMENT = ('unknown judgement: none (no unknown_score: it cannot say an image is unlike '
+                'its training images)')
+
 
 def not_probabilities(output_op: str) -> str:
     """Says that scores from `output_op` are not probabilities; '' if they are or it is unknown."""
@@ -119,7 +123,7 @@ class Classifier:
         if not_probabilities(self.output_op):
             classes += ', ' + not_probabilities(self.output_op)
         judged = (f'\n  unknown {self.unknown_output} (above 0: unlike the training images)'
-                  if self.unknown_output else '')
+                  if self.unknown_output else '\n  ' + NO_JUDGEMENT)
         return (f'{self.path}: {self.format}, made by {self.kind}\n'
                 f'  input  {self.spec.describe()}\n  output {self.output} ({classes}){judged}')
 

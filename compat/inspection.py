@@ -15,9 +15,6 @@ ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
 
 
-# What inspect says of a model that cannot tell images unlike its training images.
-_NO_JUDGEMENT = ('unknown judgement: none (no unknown_score: it cannot say an image is unlike '
-                 'its training images)')
 
 
 def inspect(path: str,
@@ -33,8 +30,6 @@ def inspect(path: str,
                     f'or the host\n  unsafe ops: {", ".join(unsafe)}')
         model = models.load(path, overrides)
         described = model.describe() + '\n  unsafe ops: none'
-        if not model.unknown_output:
-            described += '\n  ' + _NO_JUDGEMENT
         if found in (models.TFLITE, models.ONNX):
             described += '\n' + metadata_report(model)
         return described
@@ -65,7 +60,8 @@ def inspect(path: str,
         lines.append(f'input size: {"x".join(map(str, spec.size)) if spec.size else "any"}')
         lines.append(f'preprocessing: {spec.describe()}')
         lines.append(f'unknown judgement: {_tensor(graph, UNKNOWN_SCORE + ":0")}, above 0: '
-                     'unlike the training images' if UNKNOWN_SCORE in names else _NO_JUDGEMENT)
+                     'unlike the training images' if UNKNOWN_SCORE in names
+                     else models.NO_JUDGEMENT)
     except ToolError as e:
         lines.append(f'cannot classify with it as it is: {e}')
     lines.append(f'unsafe ops: {", ".join(unsafe) if unsafe else "none"}')

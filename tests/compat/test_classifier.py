@@ -60,6 +60,13 @@ def test_decoded_arrays_and_bytes_give_the_same_scores_in_any_batch_size(tmp_pat
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
 
 
+def test_a_model_without_the_judgement_says_so_in_its_description(tmp_path):
+    """label_image -v prints the description: it says whether the model can call an image
+    unknown, both ways (the README promises it)."""
+    model = classifier.load(gb.save(gb.hub_like(), str(tmp_path / 'graph.pb')))
+    assert model.describe().splitlines()[-1] == '  ' + classifier.NO_JUDGEMENT
+
+
 def test_only_softmax_is_the_output_when_there_is_no_final_result(tmp_path):
     model = classifier.load(gb.save(gb.hub_like('probabilities'), str(tmp_path / 'graph.pb')))
     assert model.output == 'probabilities:0'
