@@ -71,7 +71,8 @@ def run(job: Job) -> float:
                                      config.random_seed,
                                      batches if config.distortions_enabled else None)
     if job.fine_tune:
-        head = fine_tuning.fine_tune(batches, head, extractor, data, config)
+        head = fine_tuning.fine_tune(batches, head, extractor, data, config,
+                                     module_training=True)  # As its Keras fit ran it.
         if len(data.labels['validation']):
             history['val_accuracy'] = head.metrics(data.features['validation'],
                                                    data.labels['validation'])[1]

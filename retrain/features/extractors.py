@@ -46,6 +46,8 @@ class FeatureExtractor:
       frozen: the model frozen (see `freeze`); given up front by models that come frozen.
       scaled_jpegs: bottlenecks are computed from large JPEGs decoded scaled down
         (--fast_jpeg_decoding, retrain.data.image_io); `cache_suffix` then says so.
+      training_function: the model in training mode, where it has one (a TF2 module's
+        `training=True`), for fine-tuning as Keras' fit runs it.
     """
     function: Callable[[tf.Tensor], tf.Tensor]
     image_size: Tuple[int, int]
@@ -57,6 +59,7 @@ class FeatureExtractor:
     legacy_cache_suffixes: Sequence[str] = ()
     frozen: Optional[FrozenExtractor] = None
     scaled_jpegs: bool = False
+    training_function: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
 
     def input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.image_size[0], self.image_size[1], 3], tf.float32)

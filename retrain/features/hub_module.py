@@ -71,6 +71,17 @@ def _tf2_call(module) -> Optional[Tuple[Callable, tf.TensorShape]]:
     return (lambda images: module(images)), shape
 
 
+def _training_call(module) -> Optional[Callable]:
+    """The module's `__call__` in training mode, where it was saved with one (TF Hub's
+    `training` argument: batch normalization on the batch, its moving averages updated)."""
+    call = getattr(module, '__call__', None)  # noqa: B004  The function itself, not a test.
+    functions = getattr(call, 'concrete_functions', None) or ()
+    if not any(len(f.structured_input_signature[0]) > 1
+               and f.structured_input_signature[0][1] is True for f in functions):
+        return None
+    return lambda images: module(images, training=True)
+
+
 def _tf1_signature(module) -> Optional[Tuple[Callable, tf.TensorShape]]:
     """The `image_feature_vector` (or `default`) signature of a module in the TF1 Hub format."""
     signatures = getattr(module, 'signatures', {})
@@ -122,7 +133,8 @@ def load_hub_module(handle: str, image_size: int = 0) -> FeatureExtractor:
     extractor = FeatureExtractor(
         function=call, image_size=size, bottleneck_size=int(probe.shape[1]),
         cache_suffix=hub_cache_suffix(handle), description=f'module {handle}',
-        trainable_variables=tuple(getattr(module, 'trainable_variables', ())), owner=module)
+        trainable_variables=tuple(getattr(module, 'trainable_variables', ())), owner=module,
+        training_function=_training_call(module))
     logging.info('Module %s: input %dx%d, bottleneck size %d', handle, size[0], size[1],
                  extractor.bottleneck_size)
     return extractor

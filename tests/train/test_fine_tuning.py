@@ -19,7 +19,13 @@ from retrain.train.distortions import ImageBatches
 from retrain.train.fine_tuning import fine_tune, tunable_variables
 from retrain.train.heads import Head, SigmoidHead
 
-from conftest import TinyFeatureVector, retrain_args, run_module, tflite_interpreter
+from conftest import (
+    TinyFeatureVector,
+    retrain_args,
+    run_module,
+    save_tiny_module,
+    tflite_interpreter,
+)
 
 
 @pytest.fixture(scope='module')
@@ -130,6 +136,46 @@ def test_fine_tuning_moves_the_module_variables_and_learns(head_type, learning_r
     assert not np.allclose(module.kernel.numpy(), kernel)  # The module's variable moved.
     features = arguments[2](tf.constant(images / 255.0, tf.float32)).numpy()
     assert tuned.metrics(features, labels)[1] >= 0.9
+
+
+class _BatchNormed(tf.Module):
+    """A module saved as TF Hub's are, with a `training` argument: in training mode it centres
+    its features on the batch and moves its moving mean, else it centres them on that mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernel = tf.Variable(np.eye(3, 4, dtype=np.float32))
+        self.moving_mean = tf.Variable(tf.zeros(4), trainable=False)
+
+    @tf.function
+    def __call__(self, images, training=False):
+        features = tf.matmul(tf.reduce_mean(images, axis=[1, 2]), self.kernel)
+        if training:
+            mean = tf.reduce_mean(features, 0)
+            self.moving_mean.assign(0.9 * self.moving_mean + 0.1 * mean)
+        else:
+            mean = self.moving_mean
+        return features - mean
+
+
+@pytest.mark.parametrize('module_training', [False, True])
+def test_make_image_classifiers_fine_tuning_runs_the_module_in_training_mode(tmp_path,
+                                                                             module_training):
+    """As its Keras fit ran a trainable TF Hub module; retrain's stays in inference mode."""
+    module = _BatchNormed()
+    for training in (False, True):
+        module.__call__.get_concrete_function(tf.TensorSpec([None, 32, 32, 3]), training)
+    tf.saved_model.save(module, str(tmp_path / 'module'))
+    extractor = load_hub_module(str(tmp_path / 'module'))
+    assert extractor.training_function is not None
+    assert load_hub_module(save_tiny_module(str(tmp_path / 'tiny'))).training_function is None
+    _, (_, _, _, data), images, labels = _bright_and_dark(Head)
+    batches = ImageBatches(images, labels, extractor, RetrainConfig(), seed=0)
+    head = Head(np.zeros((4, 2), np.float32), np.zeros(2, np.float32))
+    fine_tune(batches, head, extractor, data, RetrainConfig(fine_tune_steps=3, random_seed=0),
+              module_training=module_training)
+    moved = np.abs(extractor.owner.moving_mean.numpy()).max() > 0
+    assert moved == module_training
 
 
 def test_a_swallowed_ctrl_c_stops_fine_tuning_before_its_next_step():
