@@ -127,6 +127,12 @@ def job_from_flags():
     if not 0 <= FLAGS.dropout_rate < 1 or not 0 <= FLAGS.label_smoothing <= 1:
         raise ConfigError('--dropout_rate must be from 0 to below 1 and --label_smoothing from '
                           '0 to 1')
+    gate = FLAGS.assert_accuracy_at_least
+    if gate is not None and not 0 <= gate <= 1:  # An accuracy: refused before the training.
+        raise ConfigError(f'--assert_accuracy_at_least must be from 0 to 1, not {gate}')
+    if gate and not FLAGS.validation_split:
+        raise ConfigError('--assert_accuracy_at_least needs validation images: '
+                          '--validation_split above 0')
     if not 0 <= FLAGS.momentum <= 1:  # Keras' SGD refused others; NaN trained a NaN model.
         raise ConfigError(f'--momentum must be from 0 to 1, not {FLAGS.momentum}')
     for name in ('l1_regularizer', 'l2_regularizer'):

@@ -90,6 +90,10 @@ def test_every_flag_parses_with_its_default_and_its_forms():
     (['--momentum=-1'], '--momentum must be from 0 to 1'),
     (['--l2_regularizer=-1'], '--l2_regularizer must be a finite number from 0'),
     (['--l1_regularizer=inf'], '--l1_regularizer must be a finite number from 0'),
+    # Gates that no accuracy can pass: refused before the training, not after it.
+    (['--assert_accuracy_at_least=1.01'], '--assert_accuracy_at_least must be from 0 to 1'),
+    (['--assert_accuracy_at_least=0.5', '--validation_split=0'],
+     '--assert_accuracy_at_least needs validation images'),
 ])
 def test_bad_values_are_one_line_usage_errors(args, message, tmp_path):
     done = run_module('make_image_classifier', f'--image_dir={tmp_path}', *args, timeout=120)
@@ -234,7 +238,7 @@ def test_unmet_accuracy_exits_1_exporting_nothing_from_the_cache(trained, tiny_m
         'make_image_classifier', f'--image_dir={image_dir}', f'--tfhub_module={tiny_module}',
         f'--saved_model_dir={tmp_path / "sm"}', f'--labels_output_file={tmp_path / "l.txt"}',
         f'--bottleneck_dir={out / "cache"}', '--train_epochs=1', '--batch_size=8',
-        '--learning_rate=0.01', '--assert_accuracy_at_least=1.01', timeout=300)
+        '--learning_rate=0.000001', '--assert_accuracy_at_least=1', timeout=300)  # Untrained.
     assert done.returncode == 1
     assert 'ACCURACY FAILED' in done.stderr and 'Traceback' not in done.stderr
     assert ' 0 to compute' in done.stderr  # Other hyperparameters, the same cached features.
