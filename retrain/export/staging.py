@@ -150,12 +150,13 @@ class Staging:
                     tf.io.gfile.rename(temp, target)
                     moved.append(target)
             except (tf.errors.OpError, OSError) as e:
-                for target in moved:
-                    fileio.remove_quietly(target)
-                for old, target in aside:
-                    tf.io.gfile.rename(old, target)
+                failed = target  # The loops below name others.
+                for written in moved:
+                    fileio.remove_quietly(written)
+                for old, original in aside:
+                    tf.io.gfile.rename(old, original)
                 self.discard()
-                raise ToolError(f'cannot write {target}: {fileio.failure_reason(e, target)}; '
+                raise ToolError(f'cannot write {failed}: {fileio.failure_reason(e, failed)}; '
                                 f'the earlier outputs were kept') from None
             for old, _ in aside:
                 fileio.remove_quietly(old)

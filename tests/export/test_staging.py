@@ -163,6 +163,21 @@ def test_a_failed_write_removes_the_folders_made_for_it_and_only_those(tmp_path)
     assert os.listdir(out / 'kept') == ['a file of the user']
 
 
+def test_a_failed_move_names_its_own_output_and_puts_back_the_others(tmp_path):
+    """The error once named the last output put back (here a.txt), not the one that failed."""
+    (tmp_path / 'a.txt').write_text('old', encoding='utf-8')
+    with pytest.raises(ToolError) as failed:
+        with staging.staged() as stage:
+            for name in ('a.txt', 'b.txt'):
+                with stage.output(str(tmp_path / name)) as temp:
+                    with open(temp, 'w', encoding='utf-8') as f:
+                        f.write('new')
+            os.remove(temp)  # b.txt's temporary is gone when the outputs are moved.
+    assert str(failed.value).startswith(f'cannot write {tmp_path / "b.txt"}: ')
+    assert os.listdir(tmp_path) == ['a.txt']
+    assert (tmp_path / 'a.txt').read_text(encoding='utf-8') == 'old'
+
+
 def test_an_output_name_of_255_bytes_is_staged_beside_it_and_moved_into_place(tmp_path):
     target = str(tmp_path / ('L' * 251 + '.txt'))
     staging.check_file(target)
