@@ -94,8 +94,8 @@ class Head:
 class SigmoidHead(Head):
     """The trained layer of a multi-label run: a sigmoid per label."""
     # The step's velocity (weights', biases'): zero at first, so the first step is a plain one.
-    velocity: Optional[Tuple[np.ndarray, np.ndarray]] = dataclasses.field(default=None,
-                                                                         repr=False)
+    velocity: Optional[Tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default=None, repr=False, compare=False)
     activation = 'sigmoid'
     trains_centered = True
     MOMENTUM = 0.9
