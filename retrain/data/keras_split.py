@@ -39,7 +39,7 @@ def _keras_order(relative: str, class_dir: str) -> Tuple[str, str]:
 def _check_label(class_dir: str) -> None:
     """Raises ToolError unless the folder's name can be a line of the labels file (UTF-8)."""
     name = os.path.basename(class_dir)
-    if '\n' in name or '\r' in name:
+    if name.splitlines() != [name]:  # Any line break a reader of the file may split on.
         raise ToolError(f'class folder {class_dir!r}: its name holds a line break, so it '
                         'cannot be a line of the labels file; rename it')
     try:
