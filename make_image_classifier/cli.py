@@ -127,9 +127,11 @@ def job_from_flags():
     if not 0 <= FLAGS.dropout_rate < 1 or not 0 <= FLAGS.label_smoothing <= 1:
         raise ConfigError('--dropout_rate must be from 0 to below 1 and --label_smoothing from '
                           '0 to 1')
+    from make_image_classifier.run import AccuracyFailed, Job
     gate = FLAGS.assert_accuracy_at_least
-    if gate is not None and not 0 <= gate <= 1:  # An accuracy: refused before the training.
-        raise ConfigError(f'--assert_accuracy_at_least must be from 0 to 1, not {gate}')
+    if gate is not None and gate > 1:  # Its failure, with its exit code, before the training.
+        raise AccuracyFailed(f'ACCURACY FAILED: no accuracy reaches {gate:f}; no model was '
+                             'exported')
     if gate and not FLAGS.validation_split:
         raise ConfigError('--assert_accuracy_at_least needs validation images: '
                           '--validation_split above 0')
@@ -138,7 +140,6 @@ def job_from_flags():
     for name in ('l1_regularizer', 'l2_regularizer'):
         if not 0 <= FLAGS[name].value < float('inf'):
             raise ConfigError(f'--{name} must be a finite number from 0, not {FLAGS[name].value}')
-    from make_image_classifier.run import Job
     from retrain.config import RetrainConfig
     from retrain.train.keras_head import HeadSettings
     augment = FLAGS.do_data_augmentation

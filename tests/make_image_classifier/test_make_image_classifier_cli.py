@@ -90,8 +90,7 @@ def test_every_flag_parses_with_its_default_and_its_forms():
     (['--momentum=-1'], '--momentum must be from 0 to 1'),
     (['--l2_regularizer=-1'], '--l2_regularizer must be a finite number from 0'),
     (['--l1_regularizer=inf'], '--l1_regularizer must be a finite number from 0'),
-    # Gates that no accuracy can pass: refused before the training, not after it.
-    (['--assert_accuracy_at_least=1.01'], '--assert_accuracy_at_least must be from 0 to 1'),
+    # A gate without validation images could only fail: refused before the training.
     (['--assert_accuracy_at_least=0.5', '--validation_split=0'],
      '--assert_accuracy_at_least needs validation images'),
 ])
@@ -99,6 +98,18 @@ def test_bad_values_are_one_line_usage_errors(args, message, tmp_path):
     done = run_module('make_image_classifier', f'--image_dir={tmp_path}', *args, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_a_gate_above_1_fails_as_it_did_but_before_the_training(tmp_path):
+    images = make_image_folder(str(tmp_path / 'images'), per_class=2)
+    done = run_module('make_image_classifier', f'--image_dir={images}',
+                      f'--saved_model_dir={tmp_path / "sm"}', '--assert_accuracy_at_least=1.01',
+                      timeout=120)
+    assert done.returncode == 1 and 'Traceback' not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        'make_image_classifier: error: ACCURACY FAILED: no accuracy reaches 1.010000; no model '
+        'was exported')
+    assert 'Epoch' not in done.stderr and not os.path.exists(tmp_path / 'sm')
 
 
 def test_errors_name_its_flags_not_retrains(tmp_path):
@@ -238,7 +249,8 @@ def test_unmet_accuracy_exits_1_exporting_nothing_from_the_cache(trained, tiny_m
         'make_image_classifier', f'--image_dir={image_dir}', f'--tfhub_module={tiny_module}',
         f'--saved_model_dir={tmp_path / "sm"}', f'--labels_output_file={tmp_path / "l.txt"}',
         f'--bottleneck_dir={out / "cache"}', '--train_epochs=1', '--batch_size=8',
-        '--learning_rate=0.000001', '--assert_accuracy_at_least=1', timeout=300)  # Untrained.
+        '--learning_rate=0.000001', '--random_seed=3', '--assert_accuracy_at_least=1',
+        timeout=300)  # Hardly trained: its seeded start gets some validation images wrong.
     assert done.returncode == 1
     assert 'ACCURACY FAILED' in done.stderr and 'Traceback' not in done.stderr
     assert ' 0 to compute' in done.stderr  # Other hyperparameters, the same cached features.
