@@ -51,16 +51,18 @@ def labelled_images(image_dir: str, table: str, row_form: str,
     `table` labels, in sorted folder order. `row_form` is what a row looks like, for errors."""
     rows = {key: combine(table, key, given)
             for key, given in _read(table, row_form, image_dir).items()}
-    images = [(location, split_key(location)) for location in all_images(image_dir)]
-    if not rows.keys() & {unicodedata.normalize('NFC', key) for _, key in images}:
+    # (location, key, the key as rows give it: composed) of each image.
+    images = [(location, key, unicodedata.normalize('NFC', key))
+              for location, key in ((path, split_key(path))
+                                    for path in all_images(image_dir))]
+    if not rows.keys() & {row for _, _, row in images}:
         raise ConfigError(f'no row of {table} names an image below {image_dir}: rows give each '
                           'image\'s path relative to that folder, extension included '
                           f'({row_form}; {len(rows)} row(s), {len(images)} image(s))')
     _warn_of_case(table, set().union(*rows.values()))
     found = []
     used = set()
-    for location, key in images:
-        row = unicodedata.normalize('NFC', key)
+    for location, key, row in images:
         if row not in rows:
             logging.warning('No labels for %s: it is not in %s',
                             os.path.join(image_dir, location), table)
