@@ -1,7 +1,8 @@
 """Which score tells images unlike the training data (`python -m bench.bench_unknown`).
 
     python -m bench.bench_unknown --bottleneck_dir DIR [--known 3] [--splits 10] [--steps 4000]
-                                [--shrinkage 0.9] [--outside OTHER_DIR]
+                                [--shrinkage 0.9] [--validation_flagged 0.05]
+                                [--outside OTHER_DIR]
 
 Works on a filled bottleneck cache of class folders (run `python -m retrain --image_dir ...
 --bottleneck_dir DIR --how_many_training_steps 0` once): for each split, the head is trained
@@ -12,11 +13,12 @@ other classes are shown as out-of-domain; with --outside, every class is known, 
 (higher: more unknown) is rated by its AUROC (test in-domain against out-of-domain) and by the
 share of out-of-domain images flagged at the threshold that flags 10% of the in-domain test
 images, and at the default operating point (the threshold that flags 5% of the validation
-images); a line gives what the exported model itself calls unknown (score above 0). It also
-prints the test images' expected calibration error without and with --calibrate's temperature,
-and with a temperature fitted on the test images themselves (the floor of that estimate on so
-few images), and over the test images of all splits pooled, where a split's ~80 images estimate
-it too high. Set OPENBLAS_NUM_THREADS=1 on a busy machine.
+images; another share with --validation_flagged); a line gives what the exported model itself
+calls unknown (score above 0). It also prints the test images' expected calibration error
+without and with --calibrate's temperature, and with a temperature fitted on the test images
+themselves (the floor of that estimate on so few images), and over the test images of all
+splits pooled, where a split's ~80 images estimate it too high. Set OPENBLAS_NUM_THREADS=1
+on a busy machine.
 """
 import argparse
 import glob
@@ -70,16 +72,16 @@ def _scores(model: unknown.Fitted, head, train_x: np.ndarray, x: np.ndarray) -> 
     energy = -(logits.max(1) + np.log(np.exp(shifted).sum(1)))
     unit = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
     cosine = 1 - (x / np.linalg.norm(x, axis=1, keepdims=True) @ unit.T).max(1)
-    centered = x - model.center
+    centered = unknown.rooted(x) - model.center
     maha = unknown.distances(model.within, centered[:, None, :] - model.class_means[None])
     return {'max softmax': -softmax.max(1), 'energy': energy, 'cosine kNN': cosine,
-            'Mahalanobis': maha.min(1), 'relative Mahalanobis': found[:, 0],
+            'Mahalanobis (roots)': maha.min(1), 'relative Mahalanobis (roots)': found[:, 0],
             'chosen (unknown.score)': unknown.score(model, x, logits)}
 
 
 def _rate(inside, outside, validation) -> tuple:
     at_10 = np.quantile(inside, 0.9)
-    at_default = np.quantile(validation, 0.95)
+    at_default = np.quantile(validation, 1 - unknown.VALIDATION_FLAGGED)
     return (_auroc(inside, outside), float(np.mean(outside > at_10)),
             float(np.mean(inside > at_default)), float(np.mean(outside > at_default)))
 
@@ -117,9 +119,13 @@ def main() -> None:
                         help='filled bottleneck cache of images of other kinds (e.g. ants and '
                         'bees): every class is then known, and each of 5 folds tests on another '
                         'fifth of every class (--known and --splits <= 5 then ignored / folds)')
+    parser.add_argument('--validation_flagged', type=float, default=unknown.VALIDATION_FLAGGED,
+                        help='the operating point to try: the share of validation images '
+                        'flagged (unknown.VALIDATION_FLAGGED)')
     args = parser.parse_args()
     logging.set_verbosity(logging.WARNING)
     unknown.SHRINKAGE = args.shrinkage
+    unknown.VALIDATION_FLAGGED = args.validation_flagged
     classes = _load(args.bottleneck_dir)
     names = sorted(classes)
     rng = np.random.default_rng(0)

@@ -74,7 +74,7 @@ def test_the_graph_computes_the_same_scores():
 def test_the_nearest_class_distance_is_the_direct_one_without_an_images_by_classes_copy():
     rng = np.random.default_rng(2)
     model, _, _, validation = _fitted(rng)
-    centered = validation.astype(np.float64) - model.center
+    centered = unknown.rooted(validation) - model.center
     means = model.class_means.astype(np.float64)
     direct = np.min([unknown.distances(model.within, centered - m) for m in means], axis=0)
     np.testing.assert_allclose(unknown._nearest_class(model.within, centered, means), direct,
