@@ -24,8 +24,8 @@ _REQUIRED = ('training', 'validation')
 
 def find(image_dir: str) -> Dict[str, str]:
     """{split: name of its folder in image_dir}; testing only where test/ exists. Raises ToolError
-    when train/ or validation/ is missing or both validation/ and val/ exist; a warning names
-    other folders, which are not read."""
+    when train/ or validation/ is missing or both validation/ and val/ exist; warnings name
+    other folders and images outside class folders, which are not read."""
     if not image_dir or not image_files.isdir(image_dir):
         raise ToolError(f'image directory not found: {image_dir!r}')
     present = [name for name in image_files.listdir(image_dir)
@@ -46,7 +46,20 @@ def find(image_dir: str) -> Dict[str, str]:
     if others:
         logging.warning('--split_folders: %s is not train/, validation/, val/ or test/: not read',
                         ', '.join(os.path.join(image_dir, name) for name in others))
+    for folder in [image_dir] + [os.path.join(image_dir, name) for name in found.values()]:
+        _warn_of_loose_images(folder)
     return found
+
+
+def _warn_of_loose_images(folder: str) -> None:
+    """A warning naming the images that lie in `folder` itself, outside any class folder: the
+    run does not read them, and a user who put them there meant it to."""
+    loose = [name for name in image_files.listdir(folder) if image_files.is_image_name(name)
+             and not image_files.isdir(os.path.join(folder, name))]
+    if loose:
+        logging.warning('--split_folders: %d image(s) in %s lie outside any class folder: not '
+                        'read (%s%s)', len(loose), folder, ', '.join(loose[:3]),
+                        ', ...' if len(loose) > 3 else '')
 
 
 def image_classes(image_dir: str) -> List[ImageClass]:

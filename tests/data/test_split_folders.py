@@ -26,7 +26,8 @@ def _tree(root, files):
 def test_each_image_is_in_the_split_of_its_folder(tmp_path, caplog):
     files = ([f'train/Daisy/{i}.jpg' for i in range(25)]
              + ['train/roses/a.jpg', 'train/roses/b/c.jpg', 'val/daisy/v.jpg', 'val/roses/v.jpg',
-                'test/daisy/t.jpg', 'notes/x.jpg'])
+                'test/daisy/t.jpg', 'notes/x.jpg', 'train/loose.jpg', 'train/readme.txt',
+                'top.png'])
     root = _tree(tmp_path / 'images', files)
     with caplog.at_level(logging.INFO, logger='absl'):
         classes = split_folders.image_classes(root)
@@ -36,10 +37,15 @@ def test_each_image_is_in_the_split_of_its_folder(tmp_path, caplog):
     expected = sorted(({'Daisy': 'daisy'}.get(path.split('/')[1], path.split('/')[1]),
                        {'train': 'training', 'val': 'validation', 'test': 'testing'}[
                            path.split('/')[0]], path)
-                      for path in files if not path.startswith('notes'))
+                      for path in files if path.count('/') > 1 and not path.startswith('notes'))
     assert found == expected
     messages = [r.getMessage() for r in caplog.records]
     assert sum('notes' in m and 'not read' in m for m in messages) == 1
+    loose = [m for m in messages if 'outside any class folder' in m]
+    assert loose == [f'--split_folders: 1 image(s) in {root} lie outside any class folder: not '
+                     'read (top.png)',
+                     f'--split_folders: 1 image(s) in {os.path.join(root, "train")} lie outside '
+                     'any class folder: not read (loose.jpg)']
     assert any(m == '--split_folders: no testing images in test/ for roses' for m in messages)
     small = [m for m in messages if 'has less than 20 images' in m]
     assert small == [f'WARNING: Folder {os.path.join(root, "train", "roses")} has less than 20 '
