@@ -124,7 +124,8 @@ class RetrainConfig:
         '[0, 1] in, softmax out.', place=FILE)
     tflite_quantize: str = setting(
         'none', 'Quantization of --tflite_output_file: dynamic (int8 weights) or int8 (weights '
-        'and activations, calibrated on training images).', choices=('none', 'dynamic', 'int8'))
+        'and activations, calibrated on training images; without the unknown score, which int8 '
+        'would clip).', choices=('none', 'dynamic', 'int8'))
     onnx_output_file: str = setting(
         '', 'Also write the classifier as ONNX here (needs the onnx extra): float image '
         '[N, H, W, 3] in [0, 1] in, scores out, labels in its metadata.', place=FILE,

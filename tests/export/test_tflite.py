@@ -11,6 +11,7 @@ from compat import tflite as compat_tflite
 from compat.graphs import graph_function
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.common.errors import ToolError
+from retrain.common.graph_names import judges
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
@@ -114,6 +115,10 @@ def test_quantized_models_agree_on_top1(retrained, image_dir, quantize, tmp_path
     if quantize == 'int8':  # Activations really are int8 inside.
         inner = [t['dtype'] for t in interpreter.get_tensor_details()]
         assert np.int8 in inner
+    # The graph judges; int8 ranges calibrated on training images would clip the unknown score.
+    outputs = [t['name'] for t in interpreter.get_output_details()]
+    assert judges(graph_def)
+    assert outputs[1:] == ([] if quantize == 'int8' else ['unknown_score_output'])
 
 
 def test_bad_quantization_is_a_one_line_error(retrained):
