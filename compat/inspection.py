@@ -15,8 +15,6 @@ ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
                 'input_1/BottleneckInputPlaceholder')
 
 
-
-
 def inspect(path: str,
             overrides: models.Overrides = models.Overrides()) -> str:  # noqa: B008  Frozen.
     """A report on a model. Frozen graphs are only imported (importing runs nothing), so even

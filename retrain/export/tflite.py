@@ -53,13 +53,13 @@ def classifier_graph(extractor: FeatureExtractor, head: Head,
     return graph.as_graph_def()
 
 
-def carries_judgement(graph_def: tf.compat.v1.GraphDef, quantize: str) -> bool:
-    """Whether the file converted from `graph_def` has the unknown score: not with int8, whose
-    ranges are calibrated on training images, so the score of an unlike image is clipped below
-    the operating point (measured: an int8 file called none of 398 ants and bees photos
-    unknown, where its graph called 60%; a dynamic one agreed with its graph on 97.6% of those
-    and 500 flower photos together)."""
-    return judges(graph_def) and quantize != 'int8'
+def carries_judgement(judged: bool, quantize: str) -> bool:
+    """Whether the file of a classifier that judges (`judged`) has the unknown score: not an
+    int8 one, whose ranges are calibrated on training images, so the score of an unlike image is
+    clipped below the operating point (measured: an int8 file called none of 398 ants and bees
+    photos unknown, where its graph called 60%; a dynamic one agreed with its graph on 97.6% of
+    those and 500 flower photos together)."""
+    return judged and quantize != 'int8'
 
 
 def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
@@ -92,7 +92,7 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
         raise ToolError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
                         f'got {quantize!r}')
     converter = _converter(graph_def, image_size, output_tensor, input_tensor,
-                           carries_judgement(graph_def, quantize))
+                           carries_judgement(judges(graph_def), quantize))
     if quantize != 'none':
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == 'int8':
@@ -136,7 +136,7 @@ def write_tflite(path: str, graph_def: tf.compat.v1.GraphDef, image_size: Tuple[
                       if quantize == 'int8' and len(training_paths) else None)
     model = tflite_metadata.add_metadata(
         convert(graph_def, image_size, output_tensor, quantize, representative), MODEL_NAME,
-        description, labels, judged=carries_judgement(graph_def, quantize))
+        description, labels, judged=carries_judgement(judges(graph_def), quantize))
     fileio.atomic_write(path, model)
 
 
@@ -154,7 +154,8 @@ def write_output(path: str, trained: Trained) -> None:
 def wrote_line(path: str, trained: Trained) -> str:
     quantize = trained.config.tflite_quantize
     quantization = 'float' if quantize == 'none' else f'{quantize} quantization'
+    judged = trained.unknown is not None
     unjudged = (', without the unknown judgement: int8 would clip it'
-                if trained.unknown is not None and quantize == 'int8' else '')
+                if judged and not carries_judgement(judged, quantize) else '')
     return (f'Wrote TensorFlow Lite model ({quantization}, {tf.io.gfile.stat(path).length} '
             f'bytes{unjudged}) to {path}')
