@@ -4,13 +4,16 @@ Reading tens of thousands of small text files and parsing their decimals takes m
 float32 array takes a fraction of a second. Beside the text files of each (bottleneck_dir, cache
 suffix) we keep `_bottlenecks<suffix>.<token>.npy` (the values, [n, D]) and
 `_bottlenecks<suffix>.index.json` (the manifest: each row's text file, relative to the bottleneck
-dir, with the size and mtime the text file had when the row was taken from it, and a SHA-256
-checksum of that file list and the array together).
+dir, with the size and mtime the text file had when the row was taken from it and the size of its
+image then, and a SHA-256 checksum of that file list and the array together).
 
 The text files stay the format of record: a row is used only while its text file still exists
 with exactly the recorded size and mtime, and only from an index whose checksum proves that
 list and array are as one run wrote them (no row swapped, zeroed or damaged since); any other text
-file is read (or computed) as usual, and the index is rewritten afterwards. An index that is odd
+file is read (or computed) as usual, and the index is rewritten afterwards. An image whose size
+is no longer the recorded one was replaced under its name since: its row and its unchanged text
+file hold the old photo's values, so it is computed again (the classic scripts used them; sizes,
+not times, because a fresh checkout or copy gives every image a new time). An index that is odd
 in any way is ignored with a warning and rebuilt; failing to write one is a warning too: it is
 only an optimization. Deleting the index files is always safe. The array is memory-mapped, so a
 large cache costs page cache rather than a second private copy. Only local bottleneck dirs get an
@@ -31,11 +34,12 @@ from retrain.common import fileio
 from retrain.common.errors import ToolError
 from retrain.common.places import is_local
 
-_VERSION = 2
+_VERSION = 3
 _PREFIX = '_bottlenecks'
 _CHECKSUM_CHUNK = 16 << 20  # Bytes hashed per thread task (hashlib releases the GIL).
 # (size in bytes, mtime in ns) of a text file; None when it does not exist.
 Stamp = Optional[Tuple[int, int]]
+_UNKNOWN = -1  # The recorded size of an image that could not be measured (a remote one).
 
 
 def stamp(path: str) -> Stamp:
@@ -68,7 +72,8 @@ class CacheIndex:
         self.manifest_path = os.path.join(bottleneck_dir, f'{_PREFIX}{suffix}.index.json')
         self.array_prefix = f'{_PREFIX}{suffix}.'
         self.array_name = ''
-        self.rows: Dict[str, Tuple[int, int, int]] = {}  # key -> (size, mtime_ns, row)
+        # key -> (size, mtime_ns, row, image size in bytes)
+        self.rows: Dict[str, Tuple[int, int, int, int]] = {}
         self.values: Optional[np.ndarray] = None
         self._served = 0
         self._in_order = False  # Were the rows served those of the index, in its order?
@@ -97,7 +102,8 @@ class CacheIndex:
             return
         self.array_name, self.values, self.rows = name, values, rows
 
-    def _validate(self, manifest) -> Tuple[str, np.ndarray, Dict[str, Tuple[int, int, int]]]:
+    def _validate(self, manifest) -> Tuple[str, np.ndarray,
+                                           Dict[str, Tuple[int, int, int, int]]]:
         """The array name, mapped array and rows of a manifest; ValueError for anything odd."""
         if not isinstance(manifest, dict):
             raise ValueError('the manifest is not a JSON object')
@@ -108,7 +114,7 @@ class CacheIndex:
                 re.escape(self.array_prefix) + '[0-9a-f]{12}[.]npy', name):
             raise ValueError(f'bad array name {name!r}')
         if not isinstance(files, list) or not all(
-                isinstance(f, list) and len(f) == 3 and isinstance(f[0], str)
+                isinstance(f, list) and len(f) == 4 and isinstance(f[0], str)
                 and all(isinstance(n, int) for n in f[1:]) for f in files):
             raise ValueError('bad file list')
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
@@ -118,27 +124,35 @@ class CacheIndex:
                              'manifest')
         if manifest.get('checksum') != checksum(files, values):
             raise ValueError('checksum mismatch: the array or the file list changed')
-        return name, values, {key: (size, mtime, row)
-                              for row, (key, size, mtime) in enumerate(files)}
+        return name, values, {key: (size, mtime, row, image)
+                              for row, (key, size, mtime, image) in enumerate(files)}
 
-    def lookup(self, paths: Sequence[str]) -> Tuple[List[Optional[np.ndarray]], List[Stamp]]:
-        """For each text cache path: its indexed values if the file is unchanged, and its stamp.
+    def lookup(self, paths: Sequence[str], image_sizes: Sequence[Optional[int]]
+               ) -> Tuple[List[Optional[np.ndarray]], List[Stamp], List[bool]]:
+        """For each text cache path: its indexed values if the file is unchanged and its image
+        still has the recorded size (None where unknown), its stamp, and whether its image was
+        replaced since (module doc: then neither the row nor the text file is to be used).
 
         Stamps are taken before anything reads the files, so a file changed after this moment
         gets a stamp that no longer matches and is read again next time.
         """
         stamps = [stamp(p) for p in paths] if self.enabled else [None] * len(paths)
         found: List[Optional[np.ndarray]] = [None] * len(paths)
+        replaced = [False] * len(paths)
         served_rows = []
         if self.values is not None:
-            for i, (path, current) in enumerate(zip(paths, stamps)):
+            for i, (path, current, image) in enumerate(zip(paths, stamps, image_sizes)):
                 record = self.rows.get(self.key(path)) if current else None
-                if record and record[:2] == current:
-                    found[i] = self.values[record[2]]
-                    served_rows.append(record[2])
+                if not record or record[:2] != current:
+                    continue
+                if image is not None and record[3] not in (_UNKNOWN, image):
+                    replaced[i] = True
+                    continue
+                found[i] = self.values[record[2]]
+                served_rows.append(record[2])
         self._served = len(served_rows)
         self._in_order = served_rows == list(range(len(served_rows)))
-        return found, stamps
+        return found, stamps, replaced
 
     def rows_as_slice(self, rows: Sequence[np.ndarray]) -> Optional[np.ndarray]:
         """`rows` (from `lookup`) as one slice of the mapped index, when they are consecutive
@@ -153,23 +167,25 @@ class CacheIndex:
         return self.values[start:start + len(rows)]
 
     def save(self, paths: Sequence[str], values: Sequence[Optional[np.ndarray]],
-             stamps: Sequence[Stamp]) -> None:
+             stamps: Sequence[Stamp], image_sizes: Sequence[Optional[int]]) -> None:
         """Rewrites the index unless it already holds exactly these files.
 
-        `values[i]` must be the content of `paths[i]` as it was at `stamps[i]` (entries without
-        values or stamps are left out). The array is written first under a new name, then the
-        manifest is swapped in atomically, then the old array is removed.
+        `values[i]` must be the content of `paths[i]` as it was at `stamps[i]`, computed from an
+        image of `image_sizes[i]` bytes (entries without values or stamps are left out). The
+        array is written first under a new name, then the manifest is swapped in atomically,
+        then the old array is removed.
         """
         if not self.enabled or self._in_order and self._served == len(self.rows) == sum(
                 v is not None and s is not None for v, s in zip(values, stamps)):
             return
-        chosen = [(p, v, s) for p, v, s in zip(paths, values, stamps)
+        chosen = [(p, v, s, _UNKNOWN if image is None else image)
+                  for p, v, s, image in zip(paths, values, stamps, image_sizes)
                   if v is not None and s is not None]
         array = np.zeros((len(chosen), self.size), np.float32)
-        for row, (_, v, _) in enumerate(chosen):
+        for row, (_, v, _, _) in enumerate(chosen):
             array[row] = v
         name = f'{self.array_prefix}{uuid.uuid4().hex[:12]}.npy'
-        files = [[self.key(p), *s] for p, _, s in chosen]
+        files = [[self.key(p), *s, image] for p, _, s, image in chosen]
         try:
             self._write_array(name, array)
             fileio.atomic_write(self.manifest_path, json.dumps({

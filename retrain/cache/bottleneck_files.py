@@ -6,7 +6,8 @@ floats joined by commas, exactly as the classic scripts wrote them; their caches
 Missing values are computed in batches through a tf.data pipeline that reads, decodes and resizes
 in parallel while the model runs; the text files are written on a thread of their own. Files
 that are not images are skipped and named once. A binary copy of the cache (cache_index) makes
-warm starts fast; it is only used where the text files are unchanged.
+warm starts fast; it is only used where the text files are unchanged. An image replaced under
+its name since it was cached (its size changed: see binary_index) is computed again.
 
 An image whose classic cache file name no file system takes (longer than MAX_NAME_BYTES, or not
 valid UTF-8) is cached as `<start of its name>~<16 hex of a hash of the name><suffix>.txt`, the
@@ -206,6 +207,17 @@ def _existing(folders: Set[str]) -> Set[str]:
     return found
 
 
+def _image_size(path: str) -> Optional[int]:
+    """The size in bytes of a local image; None for a remote one (not worth a request each) or
+    one that is not there (decoding it says so)."""
+    if not is_local(path):
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
 def _read_cached(candidates: Sequence[str], size: int) -> Optional[np.ndarray]:
     for path in candidates:
         values = read_bottleneck(path, size)
@@ -230,8 +242,14 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
               for e in examples]
     size = extractor.bottleneck_size
     consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
-    values, stamps = consolidated.lookup(caches)
-    unread = [i for i, v in enumerate(values) if v is None]
+    image_sizes = [_image_size(image) for image in images]
+    values, stamps, replaced = consolidated.lookup(caches, image_sizes)
+    if any(replaced):
+        logging.warning('%d images changed since their bottlenecks were cached (replaced under '
+                        'the same name, e.g. %s): computing them again', sum(replaced),
+                        images[replaced.index(True)])
+    served = sum(v is not None for v in values)
+    unread = [i for i, v in enumerate(values) if v is None and not replaced[i]]
     candidates = {i: cache_files(bottleneck_dir, examples[i].location, extractor) for i in unread}
     existing = _existing({os.path.dirname(path) for paths in candidates.values()
                           for path in paths})
@@ -242,7 +260,7 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
             values[i] = value
     missing = [i for i, v in enumerate(values) if v is None]
     logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
-                 len(examples) - len(missing), bottleneck_dir, len(examples) - len(unread),
+                 len(examples) - len(missing), bottleneck_dir, served,
                  len(missing), extractor.description)
     nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
     if missing:
@@ -266,7 +284,7 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
         progress.close()
         for i in missing:
             stamps[i] = stamp(caches[i]) if values[i] is not None else None
-    consolidated.save(caches, values, stamps)
+    consolidated.save(caches, values, stamps, image_sizes)
     skipped = _skipped(images, values, allow_truncated, nonfinite)
     return _assemble(examples, images, values, size, consolidated), skipped
 

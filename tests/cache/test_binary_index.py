@@ -59,26 +59,31 @@ def _rewrite(manifest_path: str, manifest: dict, array_path: str, array: np.ndar
         json.dump(manifest, f)
 
 
+def _unmeasured(paths) -> list:
+    """The image sizes of text files without images: unknown."""
+    return [None] * len(paths)
+
+
 def _build(root: str, paths) -> None:
     index = CacheIndex(root, SUFFIX, SIZE)
-    _, stamps = index.lookup(paths)
-    index.save(paths, _text_values(paths), stamps)
+    _, stamps, _ = index.lookup(paths, _unmeasured(paths))
+    index.save(paths, _text_values(paths), stamps, _unmeasured(paths))
 
 
 def test_index_serves_unchanged_files_and_is_written_atomically(tmp_path):
     root = str(tmp_path)
     paths = _write_text_cache(root, 6)
     first = CacheIndex(root, SUFFIX, SIZE)
-    found, stamps = first.lookup(paths)
+    found, stamps, _ = first.lookup(paths, _unmeasured(paths))
     assert found == [None] * 6  # No index yet.
-    first.save(paths, _text_values(paths), stamps)
+    first.save(paths, _text_values(paths), stamps, _unmeasured(paths))
     names = _index_files(root)
     assert len(names) == 2 and names[1].endswith('.index.json') and names[0].endswith('.npy')
     manifest = json.load(open(os.path.join(root, names[1]), encoding='utf-8'))
     assert [f[0] for f in manifest['files']] == [f'class{i % 2}/img{i}.jpg{SUFFIX}.txt'
                                                 for i in range(6)]
 
-    found, _ = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    found = CacheIndex(root, SUFFIX, SIZE).lookup(paths, _unmeasured(paths))[0]
     for got, want in zip(found, _text_values(paths)):
         np.testing.assert_array_equal(got, want)
 
@@ -107,9 +112,20 @@ def test_changed_or_deleted_text_files_win_over_the_index(tmp_path):
     os.utime(paths[0], ns=(os.stat(paths[0]).st_atime_ns, os.stat(paths[0]).st_mtime_ns + 10**9))
     bottleneck_files.write_bottleneck(paths[1], np.array([7, 8, 9], np.float32))  # New size.
     os.remove(paths[2])
-    found, stamps = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    found, stamps, _ = CacheIndex(root, SUFFIX, SIZE).lookup(paths, _unmeasured(paths))
     assert found[0] is None and found[1] is None and found[2] is None and stamps[2] is None
     assert found[3] is not None
+
+
+def test_a_row_whose_image_changed_size_is_neither_served_nor_read(tmp_path):
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 3)
+    index = CacheIndex(root, SUFFIX, SIZE)
+    _, stamps, _ = index.lookup(paths, [100, 200, 300])
+    index.save(paths, _text_values(paths), stamps, [100, 200, None])
+    found, _, replaced = CacheIndex(root, SUFFIX, SIZE).lookup(paths, [100, 201, 301])
+    assert replaced == [False, True, False]  # The third image's size was never known.
+    assert found[0] is not None and found[1] is None and found[2] is not None
 
 
 @pytest.mark.parametrize('damage', ['garbage manifest', 'missing array', 'other size'])
@@ -125,7 +141,7 @@ def test_a_damaged_index_is_ignored(tmp_path, damage):
         os.remove(array)
     else:
         np.save(array, np.zeros((3, SIZE + 1), np.float32))
-    found, _ = CacheIndex(root, SUFFIX, SIZE).lookup(paths)
+    found = CacheIndex(root, SUFFIX, SIZE).lookup(paths, _unmeasured(paths))[0]
     assert found == [None] * 3
 
 

@@ -1,8 +1,10 @@
 """The classic text cache files: written fast, read back exactly, old files read as they are."""
+import functools
 import glob
 import hashlib
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -165,3 +167,60 @@ def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_p
     category = next(c for c in image_lists.CATEGORIES if image in data.paths[c])
     row = data.features[category][data.paths[category].index(image)]
     assert row.tolist() == [0.5, 0.25, 0.125]
+
+
+def _mean_colour(images: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(images, axis=[1, 2])
+
+
+def _by_image(data: bottleneck_files.Bottlenecks) -> dict:
+    return {path: row for split in data.paths
+            for path, row in zip(data.paths[split], data.features[split])}
+
+
+def _mean_colour_extractor() -> FeatureExtractor:
+    return FeatureExtractor(function=_mean_colour, image_size=(8, 8), bottleneck_size=3,
+                            cache_suffix='_m', description='mean colour')
+
+
+def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
+    """The classic scripts kept the old photo's values (its text file is unchanged); the index
+    knows the size of the image each row came from."""
+    caplog.set_level('INFO', logger='absl')
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    cache = str(tmp_path / 'bn')
+    load = functools.partial(bottleneck_files.load_or_compute, image_dir, examples, cache,
+                             _mean_colour_extractor())
+    before = _by_image(load()[0])
+    photo = sorted(glob.glob(os.path.join(image_dir, 'red', '*')))[0]
+    cached = os.path.join(cache, 'red', os.path.basename(photo) + '_m.txt')
+    write_image(photo, (0, 0, 250), np.random.default_rng(0), shape=(41, 48))
+    caplog.clear()
+    after = _by_image(load()[0])
+    assert ('1 images changed since their bottlenecks were cached (replaced under the same '
+            f'name, e.g. {photo}): computing them again') in caplog.text
+    assert '(14 from its index), 1 to compute' in caplog.text
+    assert after[photo][2] > 0.9 > before[photo][2]  # Blue now.
+    np.testing.assert_array_equal(bottleneck_files.read_bottleneck(cached, 3), after[photo])
+    assert all(np.array_equal(after[p], before[p]) for p in after if p != photo)
+    caplog.clear()
+    load()
+    assert '(15 from its index), 0 to compute' in caplog.text
+
+
+def test_a_fresh_copy_of_the_images_reuses_the_cache(tmp_path, caplog):
+    """New times on every image (a checkout, a copy beside a cache restored on CI) are not
+    changes."""
+    caplog.set_level('INFO', logger='absl')
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    cache = str(tmp_path / 'bn')
+    bottleneck_files.load_or_compute(image_dir, examples, cache, _mean_colour_extractor())
+    for image in glob.glob(os.path.join(image_dir, '*', '*')):
+        shutil.copyfile(image, image + '.new')
+        os.replace(image + '.new', image)
+        os.utime(image, ns=(2**62, 2**62))
+    caplog.clear()
+    bottleneck_files.load_or_compute(image_dir, examples, cache, _mean_colour_extractor())
+    assert '(15 from its index), 0 to compute' in caplog.text
