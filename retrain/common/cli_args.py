@@ -4,6 +4,7 @@ entry point that ends with the right code on Ctrl-C and when the reader of the o
 """
 import argparse
 import math
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -13,7 +14,15 @@ from retrain.common.errors import exit_as_the_reader_left
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr, as retrain's are (argparse
-    prints its whole usage block first); exit code 2. `--help` still shows the usage."""
+    prints its whole usage block first); exit code 2. `--help` still shows the usage.
+
+    A value such as `-1e9` or `-inf` after a flag is a number (argparse before Python 3.13 took
+    only `-5` and `-0.5` for numbers, and `--unknown_threshold -1e9` for a missing value)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r'^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$', re.IGNORECASE)
 
     def error(self, message: str):
         self.exit(2, f'{self.prog}: error: {message}\n')

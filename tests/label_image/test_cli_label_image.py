@@ -165,6 +165,15 @@ def test_bad_flag_values_are_usage_errors(bad, message):
     assert result.stderr.splitlines() == [f'label_image: error: {message}']
 
 
+@pytest.mark.parametrize('value, expected', [('-0.5', -0.5), ('-1e9', -1e9), ('-2.5E-1', -0.25),
+                                             ('-inf', -float('inf'))])
+def test_negative_numbers_in_every_notation_are_flag_values(value, expected):
+    """argparse of Python 3.11 took `-1e9` and `-inf` for flags: `expected one argument`."""
+    from label_image.cli import _parser
+    parsed = _parser().parse_args(['--unknown_threshold', value, 'photo.jpg'])
+    assert parsed.unknown_threshold == expected and parsed.images == ['photo.jpg']
+
+
 def test_no_images_is_a_usage_error():
     result = run_module('label_image')
     assert result.returncode == 2 and 'no images given' in result.stderr
