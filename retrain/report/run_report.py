@@ -24,26 +24,26 @@ from retrain.train import calibration, multilabel_metrics, unknown
 from retrain.train.heads import Head
 
 
-def _log(findings: findings.Findings) -> None:
+def _log(found: findings.Findings) -> None:
     """The lines every run prints (unless --noreport)."""
-    groups = findings.duplicates
+    groups = found.duplicates
     exact = sum(g.exact for g in groups)
     logging.info('Report: %d duplicate group(s) (%d exact, %d near) among %d images', len(groups),
-                 exact, len(groups) - exact, len(findings.paths))
-    if findings.approximate:
+                 exact, len(groups) - exact, len(found.paths))
+    if found.approximate:
         logging.info('Report: more than %d images: near-duplicates were searched in buckets of '
                      'similar images (a few may be missed)', findings.EXACT_SEARCH_LIMIT)
-    leaks = sum(findings.spans_splits(g) for g in groups)
+    leaks = sum(found.spans_splits(g) for g in groups)
     if leaks:
         logging.warning('Report: %d duplicate group(s) span training and validation/testing: test '
                         'accuracy is inflated by these', leaks)
-    multi_label = findings.labels.ndim == 2
-    conflicts = sum(findings.spans_classes(g) for g in groups)
+    multi_label = found.labels.ndim == 2
+    conflicts = sum(found.spans_classes(g) for g in groups)
     if conflicts:
         logging.warning('Report: %d duplicate group(s) span different %s: conflicting labels',
                         conflicts, 'label sets' if multi_label else 'classes')
     logging.info('Report: %d suspected label error(s): a cross-validated head confidently %s',
-                 len(findings.label_issues),
+                 len(found.label_issues),
                  'contradicts the given label' if multi_label else 'puts them in another class')
 
 
@@ -162,13 +162,13 @@ def _label_issue(found: findings.Findings, labels: List[str],
 
 
 def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
-          accuracy: float, findings: findings.Findings, skipped: List[Skipped],
+          accuracy: float, found: findings.Findings, skipped: List[Skipped],
           judgement: Optional[unknown.Fitted] = None) -> Dict:
     """The report as JSON-ready data (its schema: README, "Reading the report")."""
-    paths, splits = findings.paths, findings.splits
-    duplicates = findings.duplicates
+    paths, splits = found.paths, found.splits
+    duplicates = found.duplicates
     curves = read_curves(config.summaries_dir)
-    multi_label = findings.labels.ndim == 2
+    multi_label = found.labels.ndim == 2
     results = (_multi_label_results(data, head, labels) if multi_label else
                {**_test_results(data, head, labels),
                 'confidence': _confidence(data, head, judgement)})
@@ -187,11 +187,11 @@ def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Hea
         'duplicates': [[paths[i] for i in g.members] for g in duplicates],
         'duplicate_details': [
             {'exact': g.exact, 'similarity': round(g.similarity, 4),
-             'spans_splits': findings.spans_splits(g), 'spans_classes': findings.spans_classes(g),
-             'images': [{'path': paths[i], **_given(labels, findings.labels[i]),
+             'spans_splits': found.spans_splits(g), 'spans_classes': found.spans_classes(g),
+             'images': [{'path': paths[i], **_given(labels, found.labels[i]),
                          'split': splits[i]} for i in g.members]}
             for g in duplicates],
-        'label_issues': [_label_issue(findings, labels, issue) for issue in findings.label_issues],
+        'label_issues': [_label_issue(found, labels, issue) for issue in found.label_issues],
         'skipped': [{'path': s.path, 'reason': s.reason} for s in skipped],
         'curves': curves,
     }
