@@ -31,7 +31,7 @@ of them (retrain.export.frozen_graph adds it to the graph the other formats come
 """
 import dataclasses
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -50,6 +50,7 @@ VALIDATION_FLAGGED = 0.05  # The default operating point: this share of referenc
 MIN_REFERENCE = 100
 HELD_OUT_FOLDS = 5
 HELD_OUT_MOST = 1000  # Training images scored held out at most.
+CHUNK_ROWS = 4096  # Bottlenecks taken in float64 at a time to fit the statistics.
 
 
 @dataclasses.dataclass
@@ -76,25 +77,36 @@ class NoSpread(ValueError):
     unusual image by."""
 
 
-def _precision(centered: np.ndarray, magnitude: float) -> Precision:
-    """The shrunk covariance of rows already centred, as a Precision; NoSpread where their
-    spread is nothing beside `magnitude` (the mean square of the bottlenecks)."""
-    count, size = centered.shape
-    if count < size:  # S's eigenvectors from the smaller Gram matrix.
-        values, vectors = np.linalg.eigh(centered @ centered.T / count)
-        keep = values > values.max() * 1e-9
-        values, vectors = values[keep], vectors[:, keep]
-        vectors = centered.T @ vectors / np.sqrt(values * count)
-    else:
-        values, vectors = np.linalg.eigh(centered.T @ centered / count)
+def _shrunk(values: np.ndarray, vectors: np.ndarray, mean_square: float,
+            magnitude: float) -> Precision:
+    """The Precision of the covariance with these eigenpairs and mean eigenvalue (the mean
+    square of the centred rows); NoSpread where that is nothing beside `magnitude` (the mean
+    square of the bottlenecks)."""
     order = np.argsort(values)[::-1][:MAX_RANK]
     values, vectors = values[order], vectors[:, order]
-    floor = SHRINKAGE * float(np.sum(centered * centered)) / (count * size)
+    floor = SHRINKAGE * mean_square
     if not floor > 1e-12 * magnitude:
         raise NoSpread()
     shrunk = (1 - SHRINKAGE) * values + floor
     factor = vectors * np.sqrt(np.maximum(1.0 / floor - 1.0 / shrunk, 0.0))
     return Precision(1.0 / floor, factor.astype(np.float32))
+
+
+def _precision(centered: np.ndarray, magnitude: float) -> Precision:
+    """The shrunk covariance of fewer rows than columns, already centred, as a Precision: S's
+    eigenvectors from the smaller Gram matrix."""
+    count, size = centered.shape
+    values, vectors = np.linalg.eigh(centered @ centered.T / count)
+    keep = values > values.max() * 1e-9
+    values, vectors = values[keep], vectors[:, keep]
+    vectors = centered.T @ vectors / np.sqrt(values * count)
+    return _shrunk(values, vectors, float(np.sum(centered * centered)) / (count * size),
+                   magnitude)
+
+
+def _covariance_precision(covariance: np.ndarray, magnitude: float) -> Precision:
+    values, vectors = np.linalg.eigh(covariance)
+    return _shrunk(values, vectors, float(np.trace(covariance)) / len(covariance), magnitude)
 
 
 def rooted(x: np.ndarray) -> np.ndarray:
@@ -103,17 +115,43 @@ def rooted(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.abs(x) ** ROOT
 
 
+def _chunks(features: np.ndarray) -> Iterator[Tuple[slice, np.ndarray]]:
+    """(rows, their roots) CHUNK_ROWS at a time: a large set is never copied whole in float64
+    (100,000 bottlenecks of 1001 would take 800 MB a copy)."""
+    for start in range(0, len(features), CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        yield rows, rooted(features[rows])
+
+
 def _statistics(features: np.ndarray, labels: np.ndarray, num_classes: int) -> Fitted:
-    """The means and precisions of the roots of bottlenecks with their class indices."""
-    features = rooted(features)
-    center = features.mean(0)
-    centered = features - center
-    class_means = np.stack([centered[labels == k].mean(0) if np.any(labels == k)
-                            else np.zeros(features.shape[1]) for k in range(num_classes)])
-    magnitude = float(np.mean(features * features))
-    return Fitted(center.astype(np.float32), class_means.astype(np.float32),
-                  _precision(centered - class_means[labels], magnitude),
-                  _precision(centered, magnitude))
+    """The means and precisions of the roots of bottlenecks with their class indices. With more
+    images than dimensions, both covariances come from sums taken chunk by chunk in one pass:
+    the scatter around the overall mean is Σ x xᵀ - n c cᵀ, and the within-class scatter is that
+    less the classes' around it, Σ n_k m_k m_kᵀ (m_k relative to c)."""
+    count, size = features.shape
+    sums = np.zeros((num_classes, size))
+    gram = np.zeros((size, size)) if count >= size else None
+    square_sum = 0.0
+    for rows, roots in _chunks(features):
+        sums += np.eye(num_classes)[labels[rows]].T @ roots
+        square_sum += float(np.sum(roots * roots))
+        if gram is not None:
+            gram += roots.T @ roots
+    counts = np.bincount(labels, minlength=num_classes)
+    center = sums.sum(0) / count
+    class_means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None] - center,
+                           0.0)
+    magnitude = square_sum / (count * size)
+    if gram is None:
+        centered = rooted(features) - center
+        within = _precision(centered - class_means[labels], magnitude)
+        background = _precision(centered, magnitude)
+    else:
+        scatter = gram - count * np.outer(center, center)
+        between = (class_means * counts[:, None]).T @ class_means
+        within = _covariance_precision((scatter - between) / count, magnitude)
+        background = _covariance_precision(scatter / count, magnitude)
+    return Fitted(center.astype(np.float32), class_means.astype(np.float32), within, background)
 
 
 def held_out_count(validation: int, training: int) -> int:
@@ -152,7 +190,8 @@ def _held_out_parts(features: np.ndarray, labels: np.ndarray, num_classes: int,
         kept[rows] = False
         without = _statistics(features[kept], labels[kept], num_classes)
         weights, biases = layer_without(kept)
-        found.append(parts(without, features[rows], features[rows] @ weights + biases))
+        scored = features[rows].astype(np.float64)
+        found.append(parts(without, scored, scored @ weights + biases))
     return np.concatenate(found)
 
 
@@ -166,7 +205,6 @@ def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: n
     it, the layer does not depend on the training images); the training ones as they are where
     there are neither. Raises NoSpread where the training images of each class (or of a fold's
     rest) are one bottleneck repeated."""
-    features = features.astype(np.float64)
     model = _statistics(features, labels, weights.shape[1])
     validation = np.zeros((0, features.shape[1])) if validation is None else validation
     found = parts(model, validation, validation @ weights + biases)
@@ -176,7 +214,7 @@ def fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, biases: n
             features, labels, weights.shape[1],
             layer_without or (lambda kept: (weights, biases)), held_out)])
     elif not len(found):
-        found = parts(model, features, features @ weights + biases)
+        found = parts(model, features, features.astype(np.float64) @ weights + biases)
     spread = np.maximum(found.std(0), 1e-12)
     model.weights = tuple(float(w) for w in
                           np.array([2 * (1 - ENERGY_SHARE), 2 * ENERGY_SHARE]) / spread)
