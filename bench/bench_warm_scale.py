@@ -7,7 +7,9 @@ module whose bottleneck size is D. Then runs `python -m retrain` on it twice:
         is built beside them;
   warm: the index is current, so the text files are only stat'ed.
 and reports the wall time of each, when each logged `Step 0` (training started), and the peak RSS
-of each process, next to the size of the bottleneck array itself.
+of each process, next to the size of the bottleneck array itself. The runs skip the run report
+(`--noreport`): every placeholder image is the same empty file and the rows repeat 1000 vectors,
+so all of them are duplicates, which is no report's real workload (bench_report measures that).
 
 D defaults to 1001, the bottleneck size of the issue's job (the legacy MobileNet v1 0.25 graph is
 cut at its 1001 logits): at 100,000 images that is a 382 MiB float32 array and about 1 GB of text
@@ -84,7 +86,8 @@ def run_retrain(job: Dict[str, str], out: str, steps: int) -> Dict[str, float]:
                '--tfhub_module', job['module'], '--bottleneck_dir', job['bottleneck_dir'],
                '--how_many_training_steps', str(steps), '--output_graph',
                os.path.join(out, 'graph.pb'), '--output_labels', os.path.join(out, 'labels.txt'),
-               '--summaries_dir', os.path.join(out, 'summaries'), '--random_seed', '0']
+               '--summaries_dir', os.path.join(out, 'summaries'), '--random_seed', '0',
+               '--noreport']  # Its images and rows are copies of a few: bench_report's job.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONIOENCODING='utf-8',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     started = time.perf_counter()
