@@ -13,7 +13,8 @@ list and array are as one run wrote them (no row swapped, zeroed or damaged sinc
 file is read (or computed) as usual, and the index is rewritten afterwards. An image whose size
 is no longer the recorded one was replaced under its name since: its row and its unchanged text
 file hold the old photo's values, so it is computed again (the classic scripts used them; sizes,
-not times, because a fresh checkout or copy gives every image a new time). An index that is odd
+not times, because a fresh checkout or copy gives every image a new time); an index of the
+previous version, without them, is used and rewritten with them. An index that is odd
 in any way is ignored with a warning and rebuilt; failing to write one is a warning too: it is
 only an optimization. Deleting the index files is always safe. The array is memory-mapped, so a
 large cache costs page cache rather than a second private copy. Only local bottleneck dirs get an
@@ -35,6 +36,9 @@ from retrain.common.errors import ToolError
 from retrain.common.places import is_local
 
 _VERSION = 3
+# Rows of earlier versions: [key, size, mtime], without their image's size (used as unknown, and
+# rewritten with it at the end of the run, so an upgrade never reads a large cache's text again).
+_ROW_FIELDS = {2: 3, _VERSION: 4}
 _PREFIX = '_bottlenecks'
 _CHECKSUM_CHUNK = 16 << 20  # Bytes hashed per thread task (hashlib releases the GIL).
 # (size in bytes, mtime in ns) of a text file; None when it does not exist.
@@ -77,6 +81,7 @@ class CacheIndex:
         self.values: Optional[np.ndarray] = None
         self._served = 0
         self._in_order = False  # Were the rows served those of the index, in its order?
+        self._current = False  # Was the index loaded of this version (else it is rewritten)?
         self._prefix = os.path.join(bottleneck_dir, '')
         if self.enabled:
             self._load()
@@ -91,9 +96,10 @@ class CacheIndex:
         try:
             with open(self.manifest_path, 'rb') as f:
                 manifest = json.loads(f.read().decode('utf-8'))
-            if isinstance(manifest, dict) and manifest.get('version') != _VERSION:
+            if isinstance(manifest, dict) and manifest.get('version') not in _ROW_FIELDS:
                 return  # Another release's index: rebuilt without fuss.
             name, values, rows = self._validate(manifest)
+            self._current = manifest['version'] == _VERSION
         except FileNotFoundError:
             return
         except (OSError, ValueError, EOFError, SyntaxError) as e:  # Whatever np.load raises.
@@ -114,7 +120,8 @@ class CacheIndex:
                 re.escape(self.array_prefix) + '[0-9a-f]{12}[.]npy', name):
             raise ValueError(f'bad array name {name!r}')
         if not isinstance(files, list) or not all(
-                isinstance(f, list) and len(f) == 4 and isinstance(f[0], str)
+                isinstance(f, list) and len(f) == _ROW_FIELDS[manifest['version']]
+                and isinstance(f[0], str)
                 and all(isinstance(n, int) for n in f[1:]) for f in files):
             raise ValueError('bad file list')
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
@@ -124,8 +131,8 @@ class CacheIndex:
                              'manifest')
         if manifest.get('checksum') != checksum(files, values):
             raise ValueError('checksum mismatch: the array or the file list changed')
-        return name, values, {key: (size, mtime, row, image)
-                              for row, (key, size, mtime, image) in enumerate(files)}
+        return name, values, {key: (size, mtime, row, *(image or [_UNKNOWN]))
+                              for row, (key, size, mtime, *image) in enumerate(files)}
 
     def lookup(self, paths: Sequence[str], image_sizes: Sequence[Optional[int]]
                ) -> Tuple[List[Optional[np.ndarray]], List[Stamp], List[bool]]:
@@ -168,15 +175,16 @@ class CacheIndex:
 
     def save(self, paths: Sequence[str], values: Sequence[Optional[np.ndarray]],
              stamps: Sequence[Stamp], image_sizes: Sequence[Optional[int]]) -> None:
-        """Rewrites the index unless it already holds exactly these files.
+        """Rewrites the index unless it already holds exactly these files, in this version.
 
         `values[i]` must be the content of `paths[i]` as it was at `stamps[i]`, computed from an
         image of `image_sizes[i]` bytes (entries without values or stamps are left out). The
         array is written first under a new name, then the manifest is swapped in atomically,
         then the old array is removed.
         """
-        if not self.enabled or self._in_order and self._served == len(self.rows) == sum(
-                v is not None and s is not None for v, s in zip(values, stamps)):
+        unchanged = self._current and self._in_order and self._served == len(self.rows) == sum(
+            v is not None and s is not None for v, s in zip(values, stamps))
+        if not self.enabled or unchanged:
             return
         chosen = [(p, v, s, _UNKNOWN if image is None else image)
                   for p, v, s, image in zip(paths, values, stamps, image_sizes)

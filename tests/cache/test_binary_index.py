@@ -128,6 +128,27 @@ def test_a_row_whose_image_changed_size_is_neither_served_nor_read(tmp_path):
     assert found[0] is not None and found[1] is None and found[2] is not None
 
 
+def test_an_index_without_image_sizes_is_used_and_rewritten_with_them(tmp_path):
+    """The previous version's index: an upgrade must not parse a large cache's text again."""
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 3)
+    index = CacheIndex(root, SUFFIX, SIZE)
+    _, stamps, _ = index.lookup(paths, [100, 200, 300])
+    index.save(paths, _text_values(paths), stamps, [100, 200, 300])
+    array_path, manifest_path = [os.path.join(root, n) for n in _index_files(root)]
+    manifest = json.load(open(manifest_path, encoding='utf-8'))
+    manifest['version'], manifest['files'] = 2, [f[:3] for f in manifest['files']]
+    _rewrite(manifest_path, manifest, array_path, np.load(array_path))
+    older = CacheIndex(root, SUFFIX, SIZE)
+    found, stamps, replaced = older.lookup(paths, [100, 201, 300])
+    assert all(f is not None for f in found) and replaced == [False] * 3  # Sizes unknown.
+    older.save(paths, found, stamps, [100, 201, 300])
+    rewritten = json.load(open(manifest_path, encoding='utf-8'))
+    assert rewritten['version'] == 3 and [f[3] for f in rewritten['files']] == [100, 201, 300]
+    assert CacheIndex(root, SUFFIX, SIZE).lookup(paths, [100, 202, 300])[2] == [False, True,
+                                                                                 False]
+
+
 @pytest.mark.parametrize('damage', ['garbage manifest', 'missing array', 'other size'])
 def test_a_damaged_index_is_ignored(tmp_path, damage):
     root = str(tmp_path)
