@@ -113,6 +113,22 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
     assert html.count('<rect ') == len(confidence['bins'])
 
 
+def test_long_lists_show_their_first_entries_and_say_so(reported):
+    """A large set's page holds at most page.SHOWN images of a list, so it stays small."""
+    report = _load(reported[1])
+    wrong = {'path': reported[2], 'given': 'red', 'predicted': 'blue', 'confidence': 0.9}
+    report['misclassified'] = [wrong] * (page.SHOWN + 10)
+    group = report['duplicate_details'][0]
+    report['duplicate_details'] = [group] * (page.SHOWN + 1)
+    html = page.render(report, {})
+    section = re.search(r'<section id="misclassified">.*?</section>', html, re.S).group(0)
+    assert section.count('<figure') == page.SHOWN
+    assert f'The first {page.SHOWN} of {page.SHOWN + 10} are shown' in section
+    section = re.search(r'<section id="duplicates">.*?</section>', html, re.S).group(0)
+    assert section.count('class="group"') == page.SHOWN
+    assert f'The first {page.SHOWN} of {page.SHOWN + 1} are shown' in section
+
+
 def test_page_is_one_small_file_with_thumbnails(reported):
     _, out, _ = reported
     assert sorted(os.listdir(os.path.join(out, 'report'))) == sorted(page.FILES)
