@@ -245,7 +245,7 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
     image_sizes = [_image_size(image) for image in images]
     values, stamps, replaced = consolidated.lookup(caches, image_sizes)
     if any(replaced):
-        logging.warning('%d images changed since their bottlenecks were cached (replaced under '
+        logging.warning('%d image(s) changed since their bottlenecks were cached (replaced under '
                         'the same name, e.g. %s): computing them again', sum(replaced),
                         images[replaced.index(True)])
     served = sum(v is not None for v in values)

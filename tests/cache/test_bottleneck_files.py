@@ -198,7 +198,7 @@ def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     write_image(photo, (0, 0, 250), np.random.default_rng(0), shape=(41, 48))
     caplog.clear()
     after = _by_image(load()[0])
-    assert ('1 images changed since their bottlenecks were cached (replaced under the same '
+    assert ('1 image(s) changed since their bottlenecks were cached (replaced under the same '
             f'name, e.g. {photo}): computing them again') in caplog.text
     assert '(14 from its index), 1 to compute' in caplog.text
     assert after[photo][2] > 0.9 > before[photo][2]  # Blue now.
