@@ -27,16 +27,20 @@ def _fitted(rng):
     return unknown.fit(x, y, weights, biases, validation), weights, biases, validation
 
 
+def _assert_inverts_the_shrunk_covariance(precision: unknown.Precision, centered: np.ndarray):
+    size = centered.shape[1]
+    sample = centered.T @ centered / len(centered)
+    floor = unknown.SHRINKAGE * np.trace(sample) / size
+    expected = np.linalg.inv((1 - unknown.SHRINKAGE) * sample + floor * np.eye(size))
+    factor = precision.factor.astype(np.float64)
+    np.testing.assert_allclose(precision.scale * np.eye(size) - factor @ factor.T, expected,
+                               rtol=1e-4, atol=1e-6)
+
+
 def test_the_low_rank_precision_is_the_inverse_of_the_shrunk_covariance():
     rng = np.random.default_rng(0)
     centered = rng.normal(0, 1, (10, 16)) * rng.uniform(0.1, 3, 16)  # rank 10 < 16: W is exact.
-    precision = unknown._precision(centered, 1.0)
-    sample = centered.T @ centered / len(centered)
-    floor = unknown.SHRINKAGE * np.trace(sample) / 16
-    expected = np.linalg.inv((1 - unknown.SHRINKAGE) * sample + floor * np.eye(16))
-    factor = precision.factor.astype(np.float64)
-    np.testing.assert_allclose(precision.scale * np.eye(16) - factor @ factor.T, expected,
-                               rtol=1e-4, atol=1e-6)
+    _assert_inverts_the_shrunk_covariance(unknown._precision(centered, 1.0), centered)
 
 
 def test_many_images_are_fitted_in_chunks_as_they_would_be_whole(monkeypatch):
@@ -46,14 +50,8 @@ def test_many_images_are_fitted_in_chunks_as_they_would_be_whole(monkeypatch):
     centered = unknown.rooted(x) - unknown.rooted(x).mean(0)
     means = np.stack([centered[labels == k].mean(0) for k in range(3)])
     np.testing.assert_allclose(model.class_means, means, atol=1e-6)
-    for precision, rows in ((model.within, centered - means[labels]),
-                            (model.background, centered)):
-        sample = rows.T @ rows / len(rows)
-        floor = unknown.SHRINKAGE * np.trace(sample) / 24
-        expected = np.linalg.inv((1 - unknown.SHRINKAGE) * sample + floor * np.eye(24))
-        factor = precision.factor.astype(np.float64)
-        np.testing.assert_allclose(precision.scale * np.eye(24) - factor @ factor.T, expected,
-                                   rtol=1e-4, atol=1e-6)
+    _assert_inverts_the_shrunk_covariance(model.within, centered - means[labels])
+    _assert_inverts_the_shrunk_covariance(model.background, centered)
 
 
 def test_fitting_holds_no_float64_copy_of_the_training_bottlenecks():
