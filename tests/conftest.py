@@ -101,6 +101,18 @@ def make_image_folder(root: str, per_class: int = 30, seed: int = 0,
     return root
 
 
+def _mean_colour(images: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(images, axis=[1, 2])
+
+
+def mean_colour_extractor(cache_suffix: str = '_m'):
+    """A real (if trivial) TF feature extractor, each image's mean colour: in-process cache tests
+    without a module."""
+    from retrain.features.extractors import FeatureExtractor
+    return FeatureExtractor(function=_mean_colour, image_size=(8, 8), bottleneck_size=3,
+                            cache_suffix=cache_suffix, description='mean colour')
+
+
 @pytest.fixture(scope='session')
 def image_dir(tmp_path_factory) -> str:
     """Three separable classes of 30 images each (read-only by convention: copy to modify)."""

@@ -8,29 +8,17 @@ import stat
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from retrain.cache import bottleneck_files
 from retrain.cache.binary_index import CacheIndex, checksum
 from retrain.data import image_lists
-from retrain.features.extractors import FeatureExtractor
 from retrain.features.hub_module import hub_cache_suffix
 from retrain.tasks.single_label import examples_of
 
-from conftest import retrain_args, run_module
+from conftest import mean_colour_extractor, retrain_args, run_module
 
 SUFFIX = '_https~tfhub.dev~test~1'
 SIZE = 3
-
-
-def _mean_colour(images: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_mean(images, axis=[1, 2])
-
-
-def _extractor() -> FeatureExtractor:
-    """A real (if trivial) TF feature extractor: each image's mean colour."""
-    return FeatureExtractor(function=_mean_colour, image_size=(8, 8), bottleneck_size=SIZE,
-                            cache_suffix=SUFFIX, description='mean colour')
 
 
 def _write_text_cache(root: str, count: int) -> list:
@@ -168,7 +156,7 @@ def test_a_damaged_index_is_ignored(tmp_path, damage):
 
 def _loader(image_dir: str, cache: str):
     """A function running load_or_compute on the same folders each time it is called."""
-    extractor = _extractor()
+    extractor = mean_colour_extractor(SUFFIX)
 
     def load():
         classes = image_lists.create_image_lists(image_dir, 10, 10)

@@ -16,7 +16,7 @@ from retrain.data import image_lists
 from retrain.features.extractors import FeatureExtractor
 from retrain.tasks.single_label import examples_of
 
-from conftest import make_image_folder, retrain_args, run_module, write_image
+from conftest import make_image_folder, mean_colour_extractor, retrain_args, run_module, write_image
 
 
 def test_text_gives_back_every_float32_exactly(tmp_path):
@@ -114,9 +114,7 @@ def test_a_cache_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
     """A folder where a cache file should be: neither recomputed over (the write would fail, or
     replace what is not ours) nor a traceback, but one line naming the file and the reason."""
     image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
-    extractor = FeatureExtractor(function=lambda images: tf.reduce_mean(images, axis=[1, 2]),
-                                 image_size=(8, 8), bottleneck_size=3, cache_suffix='_m',
-                                 description='mean colour')
+    extractor = mean_colour_extractor()
     classes = image_lists.create_image_lists(image_dir, 10, 10)
     name = sorted(os.listdir(os.path.join(image_dir, 'red')))[0]
     blocked = os.path.join(str(tmp_path / 'bn'), 'red', name + '_m.txt')
@@ -169,18 +167,9 @@ def test_long_names_get_a_short_cache_name_and_classic_ones_are_still_read(tmp_p
     assert row.tolist() == [0.5, 0.25, 0.125]
 
 
-def _mean_colour(images: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_mean(images, axis=[1, 2])
-
-
 def _by_image(data: bottleneck_files.Bottlenecks) -> dict:
     return {path: row for split in data.paths
             for path, row in zip(data.paths[split], data.features[split])}
-
-
-def _mean_colour_extractor() -> FeatureExtractor:
-    return FeatureExtractor(function=_mean_colour, image_size=(8, 8), bottleneck_size=3,
-                            cache_suffix='_m', description='mean colour')
 
 
 def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
@@ -191,7 +180,7 @@ def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
     cache = str(tmp_path / 'bn')
     load = functools.partial(bottleneck_files.load_or_compute, image_dir, examples, cache,
-                             _mean_colour_extractor())
+                             mean_colour_extractor())
     before = _by_image(load()[0])
     photo = sorted(glob.glob(os.path.join(image_dir, 'red', '*')))[0]
     cached = os.path.join(cache, 'red', os.path.basename(photo) + '_m.txt')
@@ -216,11 +205,11 @@ def test_a_fresh_copy_of_the_images_reuses_the_cache(tmp_path, caplog):
     image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
     examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
     cache = str(tmp_path / 'bn')
-    bottleneck_files.load_or_compute(image_dir, examples, cache, _mean_colour_extractor())
+    bottleneck_files.load_or_compute(image_dir, examples, cache, mean_colour_extractor())
     for image in glob.glob(os.path.join(image_dir, '*', '*')):
         shutil.copyfile(image, image + '.new')
         os.replace(image + '.new', image)
         os.utime(image, ns=(2**62, 2**62))
     caplog.clear()
-    bottleneck_files.load_or_compute(image_dir, examples, cache, _mean_colour_extractor())
+    bottleneck_files.load_or_compute(image_dir, examples, cache, mean_colour_extractor())
     assert '(15 from its index), 0 to compute' in caplog.text
