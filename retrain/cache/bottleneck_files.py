@@ -242,7 +242,9 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
               for e in examples]
     size = extractor.bottleneck_size
     consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
-    image_sizes = [_image_size(image) for image in images]
+    # Only an index records them (a local bottleneck dir): else no stat is worth its time.
+    image_sizes = ([_image_size(image) for image in images] if consolidated.enabled
+                   else [None] * len(images))
     values, stamps, replaced = consolidated.lookup(caches, image_sizes)
     if any(replaced):
         logging.warning('%d image(s) changed since their bottlenecks were cached (replaced under '
