@@ -23,7 +23,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -104,27 +104,38 @@ def _open(path: str):
     return open(path, 'rb') if is_local(path) else tf.io.gfile.GFile(path, 'rb')
 
 
-def _size(path: str) -> int:
-    return os.path.getsize(path) if is_local(path) else tf.io.gfile.stat(path).length
+def _size(path: str) -> Optional[int]:
+    """The file's size; None if it is gone or unreadable (deleted since it was listed, say)."""
+    try:
+        return os.path.getsize(path) if is_local(path) else tf.io.gfile.stat(path).length
+    except (OSError, tf.errors.OpError):
+        return None
 
 
-def _digest(path: str) -> bytes:
-    with _open(path) as f:
-        return hashlib.sha256(f.read()).digest()
+def _digest(path: str) -> Optional[bytes]:
+    try:
+        with _open(path) as f:
+            return hashlib.sha256(f.read()).digest()
+    except (OSError, tf.errors.OpError):
+        return None
 
 
 def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
-    """Pairs (first, other) of files with identical bytes; reads only files of a shared size."""
+    """Pairs (first, other) of files with identical bytes; reads only files of a shared size.
+    A file that can no longer be read (its bottleneck was cached) is nobody's duplicate."""
     with concurrent.futures.ThreadPoolExecutor(_HASH_THREADS) as pool:
         sizes = list(pool.map(_size, paths))
         by_size: Dict[int, List[int]] = {}
         for i, size in enumerate(sizes):
-            by_size.setdefault(size, []).append(i)
+            if size is not None:
+                by_size.setdefault(size, []).append(i)
         candidates = [i for same in by_size.values() if len(same) > 1 for i in same]
         digests = dict(zip(candidates, pool.map(lambda i: _digest(paths[i]), candidates)))
     first: Dict[bytes, int] = {}
     pairs = []
     for i in candidates:
+        if digests[i] is None:
+            continue
         j = first.setdefault(digests[i], i)
         if j != i:
             pairs.append((j, i))

@@ -55,6 +55,14 @@ def test_exact_duplicates_are_the_files_with_the_same_bytes(photos):
     assert found == [['a_000.jpg', 'a_000_copy.jpg'], ['b_001.jpg', 'from_b.jpg']]
 
 
+def test_an_image_deleted_since_it_was_listed_is_nobody_s_duplicate(photos):
+    paths = _paths(photos)
+    os.remove(os.path.join(photos, 'a', 'a_000_copy.jpg'))  # Its bottleneck was cached.
+    pairs = findings.exact_duplicate_pairs(paths)
+    assert [sorted((_name(paths[i]), _name(paths[j]))) for i, j in pairs] == [
+        ['b_001.jpg', 'from_b.jpg']]
+
+
 def test_groups_hold_exact_and_reencoded_copies(photos):
     paths = _paths(photos)
     groups = findings.duplicate_groups(_pixel_features(paths), paths)
