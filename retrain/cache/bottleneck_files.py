@@ -97,7 +97,7 @@ def cache_files(bottleneck_dir: str, location: str, extractor: FeatureExtractor)
     return found
 
 
-@tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+@tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], autograph=False)
 def _format_rows(features: tf.Tensor) -> tf.Tensor:
     return tf.strings.reduce_join(tf.strings.as_string(features, precision=9, shortest=True),
                                   axis=1, separator=',')

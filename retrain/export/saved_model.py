@@ -70,13 +70,13 @@ class ServingModule(tf.Module):
         self._labels = tf.constant(list(names), tf.string)
         self._output_key = keys[1]
         image = tf.TensorSpec(feed.shape, feed.dtype, name=keys[0])
-        self.serve = tf.function(self._serve, input_signature=[image])
+        self.serve = tf.function(self._serve, input_signature=[image], autograph=False)
         self.serve_bytes = tf.function(self._serve_bytes, input_signature=[
-            tf.TensorSpec([None], tf.string, name='image_bytes')])
+            tf.TensorSpec([None], tf.string, name='image_bytes')], autograph=False)
         # `tf.saved_model.load(path)(images)` (and hub.load, hub.KerasLayer) gives the scores,
         # as for a saved Keras model; not a signature, so TF Serving sees only the two above.
         self.__call__ = tf.function(lambda image: self._serve(image)[self._output_key],
-                                    input_signature=[image])
+                                    input_signature=[image], autograph=False)
 
     @property
     def signatures(self) -> dict:

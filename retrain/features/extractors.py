@@ -67,7 +67,8 @@ class FeatureExtractor:
     def concrete_function(self):
         """The traced [None, H, W, 3] -> [None, D] function (traced once, then reused)."""
         if not hasattr(self, '_concrete'):
-            self._concrete = tf.function(self.function).get_concrete_function(self.input_spec())
+            self._concrete = tf.function(self.function, autograph=False).get_concrete_function(
+                self.input_spec())
         return self._concrete
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:

@@ -91,7 +91,7 @@ class ImageBatches:
         self.generator = (tf.random.Generator.from_seed(seed) if seed is not None
                           else tf.random.Generator.from_non_deterministic_state())
 
-    @tf.function
+    @tf.function(autograph=False)
     def distorted(self, indices: tf.Tensor) -> tf.Tensor:
         """float32 [B, H, W, 3] in [0, 1]: the images at `indices`, each distorted anew."""
         d = self.distortions
@@ -118,7 +118,7 @@ class ImageBatches:
     # imported graph of a legacy model, and its unused heads hard-code a batch of 1 (MobileNet's
     # `Predictions/Reshape_1` is [1, 1001]), so a known batch above 1 fails there; at run time
     # only the bottleneck's path runs. (One trace also serves every batch size.)
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)], autograph=False)
     def bottlenecks(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """(features [B, D], labels [B] or [B, L]) of freshly distorted images: training's hook."""
         return self.extractor(self.distorted(indices)), tf.gather(self.labels, indices)

@@ -48,7 +48,7 @@ class _FineTuner:
         self.variables = [self.weights, self.biases] + list(tunable_variables(extractor))
         self.learning_rate = learning_rate
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(self, indices):
         images = self.batches.distorted(indices)
         labels = tf.gather(self.batches.labels, indices)
