@@ -222,7 +222,7 @@ def test_wheel_installs_in_a_fresh_venv_and_its_scripts_answer(tmp_path):
         assert module in names
     assert not [n for n in names if n.startswith(('tests/', 'bench/'))]
     assert b'Provides-Extra: beam' in metadata and b'Requires-Dist: tensorflow' in metadata
-    assert b'retrain = retrain.cli:run' in entry_points
+    assert b'retrain = retrain.__main__:main' in entry_points
 
     # A fresh venv that sees exactly this interpreter's packages (TensorFlow: no downloads), not
     # this checkout; its own site-packages comes first, so the wheel shadows any installed copy.

@@ -14,6 +14,7 @@ not inside `deferred()`), it removes the temporaries registered with `removed_if
 only leaves what it wrote complete), prints the line and ends the process with exit code 130.
 """
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -58,6 +59,20 @@ def install(line: Optional[str] = None) -> None:
         sys.unraisablehook = report_unraisable
         if line is not None:
             _start_watchdog()
+
+
+def launch(module: str, program: str) -> None:
+    """Runs the `run()` of a tool's CLI `module`: the entry point of its command and of
+    `python -m`. A Ctrl-C that lands before the tool installs its handler (while its modules
+    load) also ends with one line (`<program>: interrupted`) and exit code 130, not a traceback.
+    """
+    global _line
+    try:
+        importlib.import_module(module).run()
+    except KeyboardInterrupt:
+        if not _requested.is_set():  # Python's own handler raised it: the tool had set no line.
+            _line = f'{program}: interrupted'
+        end_interrupted()
 
 
 def report() -> None:

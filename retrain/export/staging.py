@@ -83,6 +83,14 @@ def check_folder(path: str) -> None:
     _check_creatable(path, path)
 
 
+def check_cache_folder(path: str) -> None:
+    """Refuses a bottleneck dir that is a file or lies below one (before the model loads, not at
+    its first cache file). One that cannot be written is not refused: a full cache is only read."""
+    existing = _nearest_existing(path.rstrip('/\\') or '.')
+    if existing is not None and not tf.io.gfile.isdir(existing):
+        raise ToolError(f'cannot use --bottleneck_dir {path}: {existing} is a file, not a folder')
+
+
 def check_replaced(path: str, writer: ModuleType) -> None:
     """Refuses a folder replaced whole that its `writer` may not replace (its check_output: a
     tool only removes what it wrote) or whose parent cannot take it."""
@@ -92,7 +100,9 @@ def check_replaced(path: str, writer: ModuleType) -> None:
 
 def check_run(config: RetrainConfig) -> None:
     """Every output of the run can be written (one line naming the first that cannot): each
-    as its place asks, then as its writer asks (retrain.export.outputs)."""
+    as its place asks, then as its writer asks (retrain.export.outputs); and the bottleneck
+    cache is, or can become, a folder."""
+    check_cache_folder(config.bottleneck_dir)
     for output, path, place in outputs.wanted(config):
         if place == FILE:
             check_file(path)

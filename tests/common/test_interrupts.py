@@ -1,4 +1,5 @@
 """retrain.common.interrupts: Ctrl-C ends a tool with its one line, whatever Python cannot raise."""
+import os
 import signal
 import subprocess
 import sys
@@ -65,3 +66,36 @@ def test_a_tool_that_cannot_be_unwound_still_ends_with_its_line_and_130():
         if child.poll() is None:
             child.kill()
     assert child.returncode == 130 and stderr == 'tool: interrupted\n', stderr
+
+
+_LAUNCHING = '''
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # As at a terminal.
+from retrain.common.interrupts import launch
+launch('slow_cli', 'tool')
+'''
+_SLOW_CLI = '''
+import time
+print('loading', flush=True)
+time.sleep(60)  # Like absl and the CLI's own modules, before the tool's handler is set.
+
+
+def run():
+    print('ran')
+'''
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line_and_130(tmp_path):
+    """Before launch, a Ctrl-C in the first tenth of a second of `retrain` was a traceback."""
+    (tmp_path / 'slow_cli.py').write_text(_SLOW_CLI)
+    child = subprocess.Popen([sys.executable, '-c', _LAUNCHING], cwd=str(tmp_path), text=True,
+                             env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == 'loading\n'
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130 and stderr == 'tool: interrupted\n' and not stdout, stderr

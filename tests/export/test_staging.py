@@ -127,7 +127,8 @@ EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
                for case in ('folder', 'parent_file', 'read_only', 'long_name')] + [
     (flag, case) for flag in ('--saved_model_dir', '--summaries_dir',
                               '--intermediate_output_graphs_dir')
-    for case in ('file', 'parent_file', 'read_only', 'long_name')]
+    for case in ('file', 'parent_file', 'read_only', 'long_name')] + [
+    ('--bottleneck_dir', case) for case in ('file', 'parent_file')]
 
 
 @pytest.mark.parametrize('flag,case', EARLY_CASES)
@@ -147,6 +148,16 @@ def test_check_run_refuses_an_output_that_cannot_be_written(flag, case, tmp_path
         staging.check_run(config)
     assert path in str(refused.value) and reason in str(refused.value), refused.value
     assert _tree(str(tmp_path)) == before  # Nothing written, nothing removed.
+
+
+def test_a_read_only_bottleneck_dir_is_not_refused(tmp_path, tmpfs):
+    """A full cache on a read-only disk is only read; a missing file is refused when written."""
+    cache = tmpfs(str(tmp_path / 'cache'))
+    _remount_read_only(cache)
+    out = str(tmp_path / 'out')
+    staging.check_run(RetrainConfig(output_graph=os.path.join(out, 'graph.pb'),
+                                    output_labels=os.path.join(out, 'labels.txt'),
+                                    summaries_dir='', bottleneck_dir=cache))
 
 
 def test_a_failed_write_removes_the_folders_made_for_it_and_only_those(tmp_path):
