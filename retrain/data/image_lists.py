@@ -90,10 +90,10 @@ class ClassFolder:
     files: List[str]
 
 
-def class_folders(image_dir: str,
-                  label_of: Callable[[str], str] = label_for_dir) -> List[ClassFolder]:
-    """The class folders of `image_dir` that hold images, in class-index order, labelled by
-    `label_of` their name (the classic label by default).
+def class_folders(image_dir: str, label_of: Callable[[str], str] = label_for_dir,
+                  keep_empty: bool = False) -> List[ClassFolder]:
+    """The class folders of `image_dir` that hold images (all of them, with `keep_empty`), in
+    class-index order, labelled by `label_of` their name (the classic label by default).
 
     Raises ToolError when the folder is missing or a file, or two folders give one label.
     """
@@ -109,7 +109,7 @@ def class_folders(image_dir: str,
         if image_files.is_hidden(dir_name) or not image_files.isdir(class_dir):
             continue
         files = find_class_files(class_dir)
-        if not files:
+        if not files and not keep_empty:
             logging.warning('No files found in %s', class_dir)
             continue
         label = label_of(dir_name)

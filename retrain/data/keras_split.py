@@ -14,13 +14,16 @@ recursively, folders in sorted path order and names sorted within each. Then
 - ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
   validation.
 Each reader took its own extensions; images of other types are left out as it left them out.
-A folder name that cannot be a line of the labels file (a line break, not UTF-8) is refused
-before any work.
+A class folder without images of those types stayed a class (a line of the labels file, an
+output of the model that no image was trained towards), so clients that index its outputs by
+position keep working; it is kept so, with a warning. A folder name that cannot be a line of the
+labels file (a line break, not UTF-8) is refused before any work.
 """
 import os
 from typing import List, Tuple
 
 import numpy as np
+from absl import logging
 
 from retrain.common.errors import ToolError
 from retrain.data import image_lists
@@ -53,9 +56,8 @@ def split_examples(image_dir: str, validation_split: float,
                    tf_data: bool = True) -> Tuple[List[str], List[Example]]:
     """(labels, examples in cache order: training, then validation) as the chosen reader split
     them."""
-    folders = sorted(image_lists.class_folders(image_dir, label_of=str),
+    folders = sorted(image_lists.class_folders(image_dir, label_of=str, keep_empty=True),
                      key=lambda f: f.dir_name)
-    image_lists.check_classes(image_dir, folders)
     for folder in folders:
         _check_label(os.path.join(image_dir, folder.dir_name))
     extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
@@ -64,8 +66,14 @@ def split_examples(image_dir: str, validation_split: float,
         class_dir = os.path.join(image_dir, folder.dir_name)
         files = sorted((name for name in folder.files if name.lower().endswith(extensions)),
                        key=lambda name: _keras_order(name, class_dir))
+        if not files:
+            logging.warning('%s holds no %s images: kept as a class without images, as '
+                            'make_image_classifier kept it', class_dir,
+                            '/'.join(e.lstrip('.') for e in extensions))
         listed += [(os.path.join(folder.dir_name, name), index, position, len(files))
                    for position, name in enumerate(files)]
+    with_images = {index for _, index, _, _ in listed}
+    image_lists.check_classes(image_dir, [f for i, f in enumerate(folders) if i in with_images])
     if tf_data:
         held_out = int(validation_split * len(listed))
         shuffled = list(range(len(listed)))

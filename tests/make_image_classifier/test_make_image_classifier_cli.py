@@ -3,6 +3,7 @@ the accuracy gate, the cache reused by a second run, fine-tuning with augmentati
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -157,6 +158,26 @@ def test_by_default_both_subsets_are_image_dataset_from_directorys(image_dir):
     for split, name, shuffle in (('validation', 'validation', False),
                                  ('training', 'training', True)):
         assert sorted(e.location for e in examples if e.split == split) == subset(name, shuffle)
+
+
+def test_class_folders_without_its_images_stay_classes_as_in_keras(tmp_path):
+    """An empty folder, and one of only WebP files (which its readers skipped), were classes
+    with no images: an output of its model, a line of its labels file."""
+    keras = pytest.importorskip('keras')
+    images = make_image_folder(str(tmp_path / 'images'), per_class=5,
+                               colours={'b': (0, 0, 200), 'd': (200, 0, 0)})
+    os.makedirs(os.path.join(images, 'a_empty'))
+    os.makedirs(os.path.join(images, 'c_webp'))
+    shutil.copy(os.path.join(images, 'b', 'b_000.jpg'), os.path.join(images, 'c_webp', 'x.webp'))
+    labels, examples = keras_split.split_examples(images, 0.2)
+    found = keras.utils.image_dataset_from_directory(images, validation_split=0.2,
+                                                     subset='validation', seed=123,
+                                                     image_size=(8, 8))
+    assert labels == found.class_names == ['a_empty', 'b', 'c_webp', 'd']
+    assert sorted({e.label for e in examples}) == [1, 3]
+    shutil.rmtree(os.path.join(images, 'd'))  # Only one class with images left.
+    with pytest.raises(ToolError, match='only one class folder found'):
+        keras_split.split_examples(images, 0.2)
 
 
 @pytest.fixture(scope='module')
