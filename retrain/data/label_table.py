@@ -1,5 +1,6 @@
 """Labels given in a table: a UTF-8 CSV of `path/relative/to/image_dir.jpg,labels` rows, read the
-same way for --multi_label (`label1;label2`) and single-label runs (one label a row).
+same way for --multi_label (`label1;label2`) and single-label runs (one label a row). Cells
+separated by tabs (or, single-label, semicolons) are read too, where the first line shows it.
 
 A header row is recognized by its first cell not being an image file name. Table paths are
 normalized (`./a/b.jpg`, `a/../b.jpg`, Windows backslashes, accents composed or decomposed as
@@ -20,7 +21,7 @@ import os
 import posixpath
 import re
 import unicodedata
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from absl import logging
 
@@ -29,6 +30,10 @@ from retrain.common.errors import ConfigError, ToolError
 from retrain.common.places import is_local
 from retrain.data import image_files
 
+# Cell separators, in the order tried on the first line (_delimiter); multi-label tables take no
+# ';', which separates their labels.
+DELIMITERS = (',', '\t', ';')
+MULTI_LABEL_DELIMITERS = (',', '\t')
 # A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
 _DRIVE = re.compile(r'^[A-Za-z]:/')
 # (line, labels) of each row that names one image.
@@ -45,12 +50,13 @@ def merged(table: str, key: str, rows: Rows) -> Set[str]:
     return set().union(*(labels for _, labels in rows))
 
 
-def labelled_images(image_dir: str, table: str, row_form: str,
-                    combine: Combine) -> List[Tuple[str, str, Set[str]]]:
+def labelled_images(image_dir: str, table: str, row_form: str, combine: Combine,
+                    delimiters: Sequence[str] = DELIMITERS) -> List[Tuple[str, str, Set[str]]]:
     """(location relative to image_dir, key, labels) of each image below image_dir that a row of
-    `table` labels, in sorted folder order. `row_form` is what a row looks like, for errors."""
+    `table` labels, in sorted folder order. `row_form` is what a row looks like, for errors;
+    `delimiters`, the cell separators to try (_delimiter)."""
     rows = {key: combine(table, key, given)
-            for key, given in _read(table, row_form, image_dir).items()}
+            for key, given in _read(table, row_form, image_dir, delimiters).items()}
     # (location, key, the key as rows give it: composed) of each image.
     images = [(location, key, unicodedata.normalize('NFC', key))
               for location, key in ((path, split_key(path))
@@ -85,10 +91,11 @@ def _warn_of_case(table: str, labels: Set[str]) -> None:
                             table, ', '.join(map(repr, alike)), len(alike))
 
 
-def _read(path: str, row_form: str, image_dir: str) -> Dict[str, Rows]:
+def _read(path: str, row_form: str, image_dir: str,
+          delimiters: Sequence[str]) -> Dict[str, Rows]:
     """{image key: its rows} from the CSV (module doc)."""
     given: Dict[str, Rows] = {}
-    for line, row in _rows(path):
+    for line, row in _rows(path, delimiters):
         if not row or not row[0].strip():
             continue
         if len(row) != 2:
@@ -105,12 +112,31 @@ def _read(path: str, row_form: str, image_dir: str) -> Dict[str, Rows]:
     return given
 
 
-def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
+def _delimiter(text: str, path: str, delimiters: Sequence[str]) -> str:
+    """The first of `delimiters` that splits the first line into two cells (the first if none
+    does): spreadsheets save CSV with ';' where the comma is the decimal sign, and tables come as
+    TSV. A file another one reads was refused before (one cell a row): none is read otherwise."""
+    first = next(iter(text.splitlines()), '')
+    for delimiter in delimiters:
+        try:
+            if len(next(csv.reader([first], delimiter=delimiter), [])) == 2:
+                break
+        except csv.Error:
+            continue
+    else:
+        return delimiters[0]
+    if delimiter != delimiters[0]:
+        logging.info('Reading %s as a table of cells separated by %r', path, delimiter)
+    return delimiter
+
+
+def _rows(path: str, delimiters: Sequence[str]) -> Iterable[Tuple[int, List[str]]]:
     """(number of the line it starts on, cells) for each row of the CSV file at `path`.
 
     Lines end as the csv module reads them (newline=''): CR LF, LF or CR (old Macs), and a
     quoted cell may run over several lines, so rows and lines are counted apart."""
-    reader = csv.reader(io.StringIO(fileio.read_text(path, 'labels file'), newline=''))
+    text = fileio.read_text(path, 'labels file')
+    reader = csv.reader(io.StringIO(text, newline=''), delimiter=_delimiter(text, path, delimiters))
     line = 1
     while True:
         try:

@@ -87,7 +87,8 @@ def gather(image_dir: str, testing_percentage: float, validation_percentage: flo
             found = [LabelledImage(key, os.path.dirname(location), os.path.basename(location),
                                    labels)
                      for location, key, labels in label_table.labelled_images(
-                         image_dir, image_labels_file, 'path,label1;label2', label_table.merged)]
+                         image_dir, image_labels_file, 'path,label1;label2', label_table.merged,
+                         label_table.MULTI_LABEL_DELIMITERS)]
         else:
             found = _from_class_folders(image_dir)
         images = {category: [] for category in CATEGORIES}

@@ -77,15 +77,17 @@ def test_label_files_as_the_fork_read_them(tmp_path, caplog):
     assert sum('gone.jpg.txt' in w for w in warnings) == 1
 
 
-@pytest.mark.parametrize('encoding', ['utf-8', 'utf-8-sig', 'utf-16'])  # Excel, PowerShell 5.
-def test_a_labels_table_with_header_nested_paths_and_unicode_labels(tmp_path, caplog, encoding):
+@pytest.mark.parametrize('encoding,separator', [  # Excel, PowerShell 5, a TSV file.
+    ('utf-8', ','), ('utf-8-sig', ','), ('utf-16', ','), ('utf-8', '\t')])
+def test_a_labels_table_with_header_nested_paths_and_unicode_labels(tmp_path, caplog, encoding,
+                                                                    separator):
     root = tmp_path / 'images'
     rng = np.random.default_rng(2)
     for path in ('a/one.jpg', 'a/b/two.jpg', 'three.jpg', 'unlisted.jpg'):
         write_image(str(root / path), (90, 90, 90), rng)
     (tmp_path / 'labels.csv').write_text(
         'image,labels\na/one.jpg,shirt;red\na/b/two.jpg, shirt ; 玫瑰\nthree.jpg,red\n'
-        'missing.jpg,red\n', encoding=encoding)
+        'missing.jpg,red\n'.replace(',', separator), encoding=encoding)
     with caplog.at_level(logging.WARNING):
         found = multilabel_lists.gather(str(root), 0, 0,
                                         image_labels_file=str(tmp_path / 'labels.csv'))
@@ -105,6 +107,9 @@ def test_bad_tables_and_flag_mixes_are_one_line_errors(tmp_path):
     table = tmp_path / 'labels.csv'
     table.write_text('red/red_green_000.jpg,red,green\n', encoding='utf-8')
     with pytest.raises(ToolError, match=r'labels.csv line 1: expected path,label1;label2'):
+        multilabel_lists.gather(root, 10, 10, image_labels_file=str(table))
+    table.write_text('red/red_green_000.jpg;red\n', encoding='utf-8')  # ';' separates labels.
+    with pytest.raises(ToolError, match=r'line 1: expected path,label1;label2 but got 1 field'):
         multilabel_lists.gather(root, 10, 10, image_labels_file=str(table))
     with pytest.raises(ToolError, match='not both'):
         multilabel_lists.gather(root, 10, 10, str(tmp_path), str(table))

@@ -70,6 +70,24 @@ def test_rows_a_single_label_table_cannot_hold_are_one_line_errors(tmp_path, tab
     assert '\n' not in str(error.value)
 
 
+@pytest.mark.parametrize('delimiter', [';', '\t'])
+def test_semicolon_and_tab_separated_tables_read_as_the_comma_one(tmp_path, delimiter):
+    """As spreadsheets save CSV where the comma is the decimal sign, and TSV files."""
+    for name in ('a.jpg', 'b, c.jpg', 'd.jpg'):
+        _write(str(tmp_path / 'images' / name))
+    rows = [('path', 'label'), ('a.jpg', 'Sun, Flowers'), ('"b, c.jpg"', 'x'), ('d.jpg', 'x')]
+    tables = {}
+    for name, separator in (('comma.csv', ','), ('other.csv', delimiter)):
+        quoted = [(path, f'"{label}"' if ',' in label else label) for path, label in rows]
+        (tmp_path / name).write_text('\r\n'.join(separator.join(row) for row in quoted),
+                                     encoding='utf-8')
+        tables[name] = _splits(single_label_table.image_classes(
+            str(tmp_path / 'images'), str(tmp_path / name), 10, 10))
+    assert tables['other.csv'] == tables['comma.csv']
+    assert sorted(label for label, _ in tables['comma.csv'].values()) == ['Sun, Flowers', 'x',
+                                                                          'x']
+
+
 def test_a_table_of_one_label_is_refused(tmp_path):
     _write(str(tmp_path / 'images' / 'a.jpg'))
     (tmp_path / 'labels.csv').write_text('a.jpg,x\n', encoding='utf-8')
