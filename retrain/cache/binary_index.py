@@ -157,8 +157,9 @@ class CacheIndex:
                     continue
                 found[i] = self.values[record[2]]
                 served_rows.append(record[2])
-        self._served = len(served_rows)
-        self._in_order = served_rows == list(range(len(served_rows)))
+        distinct = list(dict.fromkeys(served_rows))  # An image may be listed twice (its split
+        self._served = len(distinct)                  # for make_image_classifier overlaps).
+        self._in_order = distinct == list(range(len(distinct)))
         return found, stamps, replaced
 
     def rows_as_slice(self, rows: Sequence[np.ndarray]) -> Optional[np.ndarray]:
@@ -182,13 +183,15 @@ class CacheIndex:
         array is written first under a new name, then the manifest is swapped in atomically,
         then the old array is removed.
         """
-        unchanged = self._current and self._in_order and self._served == len(self.rows) == sum(
-            v is not None and s is not None for v, s in zip(values, stamps))
-        if not self.enabled or unchanged:
+        if not self.enabled:
             return
-        chosen = [(p, v, s, _UNKNOWN if image is None else image)
-                  for p, v, s, image in zip(paths, values, stamps, image_sizes)
-                  if v is not None and s is not None]
+        unique: Dict[str, Tuple[str, np.ndarray, Tuple[int, int], int]] = {}  # Each file once.
+        for p, v, s, image in zip(paths, values, stamps, image_sizes):
+            if v is not None and s is not None:
+                unique.setdefault(p, (p, v, s, _UNKNOWN if image is None else image))
+        chosen = list(unique.values())
+        if self._current and self._in_order and self._served == len(self.rows) == len(chosen):
+            return
         array = np.zeros((len(chosen), self.size), np.float32)
         for row, (_, v, _, _) in enumerate(chosen):
             array[row] = v

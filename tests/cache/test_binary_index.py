@@ -58,6 +58,26 @@ def _build(root: str, paths) -> None:
     index.save(paths, _text_values(paths), stamps, _unmeasured(paths))
 
 
+def test_a_file_listed_twice_is_indexed_once_and_a_warm_run_writes_nothing(tmp_path):
+    """make_image_classifier's split lists some images twice (training and validation): the
+    index was rewritten, duplicates and all, on every run."""
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 4)
+    listed = paths + paths[1:3]
+    _build(root, listed)
+    manifest_path = os.path.join(root, _index_files(root)[1])
+    manifest = json.load(open(manifest_path, encoding='utf-8'))
+    assert [f[0] for f in manifest['files']] == [f'class{i % 2}/img{i}.jpg{SUFFIX}.txt'
+                                                for i in range(4)]
+    written = os.stat(manifest_path).st_mtime_ns
+    index = CacheIndex(root, SUFFIX, SIZE)
+    found, stamps, _ = index.lookup(listed, _unmeasured(listed))
+    for got, want in zip(found, _text_values(listed)):
+        np.testing.assert_array_equal(got, want)
+    index.save(listed, found, stamps, _unmeasured(listed))
+    assert os.stat(manifest_path).st_mtime_ns == written and len(_index_files(root)) == 2
+
+
 def test_index_serves_unchanged_files_and_is_written_atomically(tmp_path):
     root = str(tmp_path)
     paths = _write_text_cache(root, 6)
