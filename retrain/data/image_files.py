@@ -13,6 +13,8 @@ label_image classifies, so one folder means the same photos to both.
   A link to a file is a file.
 - Local folders are listed by os, which keeps names that are not valid UTF-8 (gfile fails on
   them) and tells file types without a stat per file; others (gs://) by tf.io.gfile.
+- Only regular files (and links to them, or broken links, which are then reported as
+  unreadable) are files: a pipe named like an image would hang the run, a device never ends.
 """
 import os
 from typing import Iterator, List, Optional, Set, Tuple
@@ -93,8 +95,33 @@ def _folders(top: str, follow_links: bool) -> Iterator[Tuple[str, List[str]]]:
 
 
 def _walk(top: str):
-    """os.walk for local folders (it does not enter folder links), else gfile's."""
-    return os.walk(top) if is_local(top) else _gfile().walk(top)
+    """os.walk's (folder, sub-folders, files) top-down, sub-folders changed in place by the
+    caller: for local folders our own (folder links are not entered, files are regular ones, see
+    the module doc), else gfile's."""
+    return _local_walk(top) if is_local(top) else _gfile().walk(top)
+
+
+def _local_walk(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:  # As os.walk: a folder that cannot be listed is left out.
+            continue
+        subdirs, files = [], []
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    subdirs.append(entry.name)
+                elif entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)):
+                    files.append(entry.name)
+            except OSError:
+                continue
+        yield folder, subdirs, files
+        pending.extend(path for path in (os.path.join(folder, d) for d in reversed(subdirs))
+                       if not os.path.islink(path))
 
 
 def _folders_above(top: str) -> Set[Optional[Tuple[int, int]]]:

@@ -54,6 +54,16 @@ def test_folder_links_are_followed_only_when_asked_and_each_folder_once(tmp_path
         os.path.join('a', '1.jpg'), os.path.join('a', 'link.jpg'), os.path.join('b', '2.jpg')]
 
 
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='named pipes are POSIX')
+def test_pipes_are_not_files_and_broken_links_are(tmp_path):
+    """Reading a pipe named like an image hung the run; a broken link is reported unreadable."""
+    _touch(str(tmp_path / 'a.jpg'))
+    os.mkfifo(tmp_path / 'pipe.jpg')
+    os.symlink('pipe.jpg', tmp_path / 'to_pipe.jpg')
+    os.symlink('gone.jpg', tmp_path / 'broken.jpg')
+    assert image_files.find(str(tmp_path)) == ['a.jpg', 'broken.jpg']
+
+
 def test_remote_folders_are_listed_by_gfile_with_the_same_rule():
     root = 'ram://image_files_rule'
     tf.io.gfile.makedirs(f'{root}/x/y')  # ram:// has no folders but those made.

@@ -54,6 +54,23 @@ def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
         assert predictions[0][0] == os.path.basename(os.path.dirname(path))
 
 
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='named pipes are POSIX')
+def test_pipes_and_devices_are_not_read(retrained, image_dir, tmp_path):
+    """A pipe never sends (the run hung) and /dev/zero never ends (11 GB in 16 s)."""
+    graph, labels = retrained
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    shutil.copy(os.path.join(image_dir, 'red', 'red_000.jpg'), folder / 'red.jpg')
+    os.mkfifo(folder / 'pipe.jpg')
+    result = run_module('label_image', '--graph', graph, '--labels', labels, str(folder),
+                        str(folder / 'pipe.jpg'), os.devnull, timeout=120)
+    assert result.returncode == 1
+    assert list(label_image_blocks(result.stdout)) == [str(folder / 'red.jpg')]
+    assert result.stderr.splitlines() == [
+        f'label_image: error: cannot classify {path}: not a regular file (a device, a pipe or a '
+        'socket): not read' for path in (folder / 'pipe.jpg', os.devnull)]
+
+
 def test_json_scores_equal_a_direct_tf1_run(retrained, folder_with_a_fake_jpeg):
     graph, labels = retrained
     images = gb.image_paths(folder_with_a_fake_jpeg)[:6]
