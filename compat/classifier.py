@@ -234,7 +234,8 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
         raise ToolError(f'cannot tell the output of {path} among {", ".join(sorted(outputs))}:'
                         ' name it with --output_layer')
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
-                            'SavedModel image input (retrain --saved_model_dir, compat convert)')
+                            'SavedModel image input (retrain --saved_model_dir, compat convert, '
+                            'make_image_classifier)')
 
     judged = [UNKNOWN_SCORE] if output == 'prediction' and UNKNOWN_SCORE in outputs else []
 
