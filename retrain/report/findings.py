@@ -142,14 +142,14 @@ def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
     return pairs
 
 
-def _buckets(unit: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
-    """Groups of row indices of about BUCKET_SIZE: each bit is a random projection split at its
-    median, so similar rows mostly share a bucket and buckets stay balanced."""
-    bits = int(np.ceil(np.log2(len(unit) / BUCKET_SIZE)))
-    projected = unit @ rng.standard_normal((unit.shape[1], bits)).astype(np.float32)
+def _buckets(unit: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
+    """Groups of `rows` (indices of unit) of about BUCKET_SIZE: each bit is a random projection
+    split at its median, so similar rows mostly share a bucket and buckets stay balanced."""
+    bits = int(np.ceil(np.log2(len(rows) / BUCKET_SIZE)))
+    projected = (unit @ rng.standard_normal((unit.shape[1], bits)).astype(np.float32))[rows]
     codes = (projected > np.median(projected, axis=0)) @ (1 << np.arange(bits))
     order = np.argsort(codes, kind='stable')
-    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    return np.split(rows[order], np.flatnonzero(np.diff(codes[order])) + 1)
 
 
 def _similar_within(unit: np.ndarray, members: np.ndarray, threshold: float):
@@ -165,15 +165,17 @@ def _similar_within(unit: np.ndarray, members: np.ndarray, threshold: float):
 
 
 def near_duplicate_pairs(unit: np.ndarray, threshold: float = NEAR_DUPLICATE_COSINE,
-                         seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, cosine) arrays of the row pairs of `unit` (unit-length rows) at or above
-    `threshold`: all of them up to EXACT_SEARCH_LIMIT rows, most of them beyond."""
+                         seed: int = 0, rows: Optional[np.ndarray] = None
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, cosine) arrays of the pairs of `rows` of `unit` (unit-length rows; all of them by
+    default) at or above `threshold`: all of them up to EXACT_SEARCH_LIMIT rows, most beyond."""
     n = len(unit)
-    if n <= EXACT_SEARCH_LIMIT:
-        groups = [np.arange(n)]
+    rows = np.arange(n) if rows is None else rows
+    if len(rows) <= EXACT_SEARCH_LIMIT:
+        groups = [rows]
     else:
         rng = np.random.default_rng(seed)
-        groups = [bucket for _ in range(HASH_TABLES) for bucket in _buckets(unit, rng)]
+        groups = [bucket for _ in range(HASH_TABLES) for bucket in _buckets(unit, rows, rng)]
     found = [part for members in groups for part in _similar_within(unit, members, threshold)]
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -202,9 +204,15 @@ def _components(n: int, pairs: Sequence[Tuple[int, int]]) -> List[List[int]]:
 
 def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
                      threshold: float = NEAR_DUPLICATE_COSINE) -> List[DuplicateGroup]:
-    """Exact and near-duplicates joined into groups of one photo each."""
+    """Exact and near-duplicates joined into groups of one photo each.
+
+    A byte-identical copy has the bottleneck of its first image, so only first images are
+    searched for near-duplicates: 3,000 copies of one placeholder image among 20,000 made 4.5
+    million pairs, 2.7 GB and 14 s."""
     exact = exact_duplicate_pairs(paths)
-    i, j, cosine = near_duplicate_pairs(unit, threshold)
+    copies = {k for _, k in exact}
+    i, j, cosine = near_duplicate_pairs(unit, threshold, rows=np.array(
+        [k for k in range(len(paths)) if k not in copies], np.int64))
     similarity = {(int(a), int(b)): float(c) for a, b, c in zip(i, j, cosine)}
     similarity.update({pair: 1.0 for pair in exact})
     same_bytes = {k for pair in exact for k in pair}
