@@ -54,18 +54,25 @@ while True:  # Like a finalizer that swallows every KeyboardInterrupt, or a call
 '''
 
 
-def test_a_tool_that_cannot_be_unwound_still_ends_with_its_line_and_130():
-    child = subprocess.Popen([sys.executable, '-c', _SWALLOWING], cwd=REPO_ROOT, text=True,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+def _interrupted(script: str, first_line: str, cwd: str = REPO_ROOT):
+    """(exit code, the rest of stdout, stderr) of `python -c script`, given Ctrl-C once it has
+    printed `first_line`."""
+    child = subprocess.Popen([sys.executable, '-c', script], cwd=cwd, text=True,
+                             env=dict(os.environ, PYTHONPATH=REPO_ROOT), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert child.stdout.readline() == 'looping\n'
+        assert child.stdout.readline() == first_line
         child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=30)
+        stdout, stderr = child.communicate(timeout=30)
     finally:
         if child.poll() is None:
             child.kill()
-    assert child.returncode == 130 and stderr == 'tool: interrupted\n', stderr
+    return child.returncode, stdout, stderr
+
+
+def test_a_tool_that_cannot_be_unwound_still_ends_with_its_line_and_130():
+    code, _, stderr = _interrupted(_SWALLOWING, 'looping\n')
+    assert code == 130 and stderr == 'tool: interrupted\n', stderr
 
 
 _LAUNCHING = '''
@@ -88,14 +95,5 @@ def run():
 def test_ctrl_c_while_the_cli_loads_is_one_line_and_130(tmp_path):
     """Before launch, a Ctrl-C in the first tenth of a second of `retrain` was a traceback."""
     (tmp_path / 'slow_cli.py').write_text(_SLOW_CLI)
-    child = subprocess.Popen([sys.executable, '-c', _LAUNCHING], cwd=str(tmp_path), text=True,
-                             env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert child.stdout.readline() == 'loading\n'
-        child.send_signal(signal.SIGINT)
-        stdout, stderr = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130 and stderr == 'tool: interrupted\n' and not stdout, stderr
+    code, stdout, stderr = _interrupted(_LAUNCHING, 'loading\n', cwd=str(tmp_path))
+    assert code == 130 and stderr == 'tool: interrupted\n' and not stdout, stderr
