@@ -148,8 +148,8 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     tf.data's autotuning is off and decoding runs on max_in_flight() threads: with it on, tearing
     the pipeline down after the last batch waited for its tuning thread to wake up, which held
     about half of the runs for 6 to 8 s (3,670 photos: 21 s instead of 12 s). AutoGraph is off
-    too (our traced code writes its conditions as tf.cond itself): converting `load` took 0.5 to
-    0.8 s of every run's start.
+    too (our traced code writes its conditions as tf.cond itself): converting `load` took 0.37 s
+    of every run's start (bench/bench_startup.py).
     """
     @tf.autograph.experimental.do_not_convert
     def load(index, path):
