@@ -18,7 +18,7 @@ from google.protobuf import message
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
 from retrain.common.errors import ToolError, error_summary
-from retrain.common.graph_names import UNKNOWN_SCORE, judges
+from retrain.common.graph_names import KERAS_MODEL_KEYS, SAVED_MODEL_KEYS, UNKNOWN_SCORE, judges
 from retrain.common.tf_internals import saved_model_pb2
 from retrain.data import image_io
 from retrain.features import graph_files
@@ -32,6 +32,9 @@ FROZEN_GRAPH, SAVED_MODEL, TFLITE, ONNX = ('frozen GraphDef', 'SavedModel', 'Ten
 # ONNX Runtime's input types, as TensorFlow names them.
 _ONNX_TYPES = {'tensor(float)': tf.float32, 'tensor(uint8)': tf.uint8,
                'tensor(string)': tf.string}
+# Who makes a SavedModel of these serving_default keys (Classifier.kind, `made by` in inspect).
+_SAVED_MODEL_MAKERS = {SAVED_MODEL_KEYS: 'retrain --saved_model_dir or compat convert',
+                       KERAS_MODEL_KEYS: "make_image_classifier (its Keras model's keys)"}
 # Output ops whose scores are probabilities (TensorFlow's and TFLite's names).
 PROBABILITY_OPS = frozenset(['Softmax', 'Sigmoid', 'SOFTMAX', 'LOGISTIC'])
 
@@ -227,7 +230,8 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
         raise ToolError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
     (input_key, input_spec), = inputs.items()
     outputs = serving.structured_outputs
-    output = overrides.output_layer or ('prediction' if 'prediction' in outputs else None)
+    ours = SAVED_MODEL_KEYS[1]
+    output = overrides.output_layer or (ours if ours in outputs else None)
     if output is None and len(outputs) == 1:
         output, = outputs
     if output not in outputs:
@@ -236,14 +240,15 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     spec = _spec_from_shape(input_key, input_spec.dtype, input_spec.shape, path, overrides,
                             'SavedModel image input (retrain --saved_model_dir, compat convert, '
                             'make_image_classifier)')
+    made_by = _SAVED_MODEL_MAKERS.get((input_key, output), 'its serving_default signature')
 
-    judged = [UNKNOWN_SCORE] if output == 'prediction' and UNKNOWN_SCORE in outputs else []
+    judged = [UNKNOWN_SCORE] if output == ours and UNKNOWN_SCORE in outputs else []
 
     def run(batch: Batch) -> np.ndarray:
         results = serving(**{input_key: tf.convert_to_tensor(batch)})
         return _with_judgement([results[key].numpy() for key in (output, *judged)])
     output_op = signature.output_op(meta_graph.graph_def, signature_def.outputs[output].name)
-    return Classifier(path, SAVED_MODEL, 'serving_default signature', spec, output,
+    return Classifier(path, SAVED_MODEL, made_by, spec, output,
                       _num_classes(outputs[output].shape, output, path), run,
                       output_op == 'Sigmoid', output_op, unknown_output=''.join(judged))
 

@@ -16,16 +16,13 @@ from retrain import pipeline, tasks
 from retrain.cache import bottleneck_files
 from retrain.common import interrupts
 from retrain.common.errors import ToolError
+from retrain.common.graph_names import KERAS_MODEL_KEYS
 from retrain.config import RetrainConfig
 from retrain.data import keras_split
 from retrain.export import frozen_graph, outputs, staging
 from retrain.features import loading
 from retrain.tasks.base import Gathered
 from retrain.train import distortions, fine_tuning, keras_head
-
-# Its Keras model's serving_default: input layer `input_1`, output layer `dense` (as its
-# SavedModels show on TensorFlow 2.21 with tf_keras), which its users' clients name.
-SIGNATURE_KEYS = ('input_1', 'dense')
 
 
 class AccuracyFailed(ToolError):
@@ -83,7 +80,7 @@ def run(job: Job) -> float:
                                            float('nan'), skipped)
     pipeline.write_outputs(outputs.Trained(config, extractor, head, labels,
                                            data.paths['training'], report,
-                                           signature_keys=SIGNATURE_KEYS))
+                                           signature_keys=KERAS_MODEL_KEYS))
     logging.info('Done in %.1f s', time.monotonic() - started)
     return accuracy
 

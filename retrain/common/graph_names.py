@@ -1,4 +1,5 @@
-"""The node names of the exported frozen graph (built by retrain.export.frozen_graph).
+"""The node names of the exported frozen graph (built by retrain.export.frozen_graph), and the keys
+of the SavedModel signatures.
 
 Old clients feed the historical entry points by name and fetch `--final_tensor_name`; every other
 node lives under one of a few scopes. The names are kept here, free of TensorFlow, so that the
@@ -19,6 +20,11 @@ BOTTLENECK_INPUT = 'input_1/BottleneckInputPlaceholder'
 UNKNOWN_SCORE = 'unknown_score'
 UNKNOWN = 'unknown'
 UNKNOWN_SCOPE = 'unknown_judgement'
+# The (input, output) keys of a SavedModel's serving_default: retrain's, and those of
+# make_image_classifier: its Keras model's layer names (as its SavedModels show them on
+# TensorFlow 2.21 with tf_keras), which its users' clients name.
+SAVED_MODEL_KEYS = ('image', 'prediction')
+KERAS_MODEL_KEYS = ('input_1', 'dense')
 # Scopes of the other nodes: pixel conversions, the frozen model, the new layer's variables.
 SCOPES = ('decode_and_resize', 'center', 'uncenter', 'module', 'final_training_ops',
           UNKNOWN_SCOPE)

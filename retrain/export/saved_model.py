@@ -25,14 +25,12 @@ import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ToolError
-from retrain.common.graph_names import UNIT_INPUT, UNKNOWN, UNKNOWN_SCORE
+from retrain.common.graph_names import SAVED_MODEL_KEYS, UNIT_INPUT, UNKNOWN, UNKNOWN_SCORE
 from retrain.data import image_io
 from retrain.export import frozen_graph
 from retrain.export.outputs import Trained
 
 DEFAULT_SIGNATURE = 'serving_default'
-# serving_default's input and output keys; make_image_classifier's Keras model had its own.
-DEFAULT_KEYS = ('image', 'prediction')
 BYTES_SIGNATURE = 'serving_bytes'
 # What a SavedModel folder holds; a folder holding anything else is not ours to replace.
 SAVED_MODEL_ENTRIES = frozenset(['saved_model.pb', 'variables', 'assets', 'fingerprint.pb',
@@ -48,7 +46,7 @@ class ServingModule(tf.Module):
 
     def __init__(self, graph_def: tf.compat.v1.GraphDef, input_tensor: str, output_tensor: str,
                  labels: Optional[Sequence[str]] = None,
-                 keys: Tuple[str, str] = DEFAULT_KEYS):
+                 keys: Tuple[str, str] = SAVED_MODEL_KEYS):
         super().__init__()
         graph = tf.Graph()
         with graph.as_default():
@@ -148,7 +146,7 @@ def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
                       input_tensor: str = f'{UNIT_INPUT}:0',
                       output_tensor: str = 'final_result:0',
                       labels: Optional[Sequence[str]] = None,
-                      keys: Tuple[str, str] = DEFAULT_KEYS) -> None:
+                      keys: Tuple[str, str] = SAVED_MODEL_KEYS) -> None:
     """A SavedModel for TF Serving and Keras: `serving_default` (input `image`, output
     `prediction`) and `serving_bytes` (encoded images in, `scores` and `classes` out; see
     the module doc). `labels` name the classes (default: their indices).
@@ -179,7 +177,7 @@ def check_output(path: str) -> None:
 def write_output(path: str, trained: Trained) -> None:
     write_saved_model(path, frozen_graph.graph_of(trained),
                       output_tensor=trained.config.final_tensor_name + ':0',
-                      labels=trained.labels, keys=trained.signature_keys or DEFAULT_KEYS)
+                      labels=trained.labels, keys=trained.signature_keys or SAVED_MODEL_KEYS)
 
 
 def wrote_line(path: str, trained: Trained) -> str:

@@ -114,6 +114,7 @@ def test_saved_model_and_converted_models_classify_alike(tmp_path, photos):
     saved = convert.convert(path, labels, str(tmp_path / 'saved'),
                             str(tmp_path / 'model.tflite'))
     assert saved.spec.tensor == 'image' and (saved.spec.mean, saved.spec.std) == signature.UNIT
+    assert saved.kind == 'retrain --saved_model_dir or compat convert'  # inspect's `made by`.
     lite = classifier.load(str(tmp_path / 'model.tflite'))
     expected = classifier.load(path).classify(_contents(photos))
     np.testing.assert_allclose(saved.classify(_contents(photos)), expected, atol=1e-5)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from compat import classifier
 from retrain.common.errors import ToolError
 from retrain.data import keras_split
 
@@ -241,6 +242,8 @@ def test_saved_model_serving_default_gives_probabilities(trained, image_dir):
     assert (scores.numpy().argmax(axis=1) == classes).all()
     # Called as its saved Keras model was (model(images), hub.load, hub.KerasLayer).
     np.testing.assert_allclose(loaded(images).numpy(), scores.numpy(), rtol=1e-6)
+    made_by = classifier.load(str(out / 'new' / 'saved_model')).kind  # inspect's `made by`.
+    assert made_by == "make_image_classifier (its Keras model's keys)"
     keras = pytest.importorskip('keras')
     if not hasattr(keras.layers, 'TFSMLayer'):
         pytest.skip('Keras 2: no TFSMLayer')
