@@ -72,25 +72,36 @@ def test_groups_hold_exact_and_reencoded_copies(photos):
                      ('c_002.jpg', 'c_002_q60.jpg'): False}
 
 
+def _files(folder, contents):
+    """Paths of files `0.jpg`, `1.jpg`... in `folder` holding `contents` (images or not: only
+    their bytes are compared)."""
+    paths = [str(folder / f'{k}.jpg') for k in range(len(contents))]
+    for path, data in zip(paths, contents):
+        with open(path, 'wb') as f:
+            f.write(data)
+    return paths
+
+
+def _groups_and_peak(unit, paths):
+    """duplicate_groups of the rows of `unit` made unit-length, and the peak of the memory that
+    Python allocated meanwhile (NumPy's arrays included)."""
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    tracemalloc.start()
+    try:
+        return findings.duplicate_groups(unit, paths), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_thousands_of_copies_of_one_image_cost_no_pair_each(tmp_path):
     """A placeholder image repeated through a scraped set: 3,000 copies among 20,000 images
     made 4.5 million pairs (2.7 GB, 14 s); copies are now left out of the pair search."""
     rng = np.random.default_rng(0)
-    paths = []
-    for k in range(6000):
-        paths.append(str(tmp_path / f'{k}.jpg'))
-        with open(paths[-1], 'wb') as f:
-            f.write(b'placeholder' if k % 2 else rng.bytes(32))
+    paths = _files(tmp_path, [b'placeholder' if k % 2 else rng.bytes(32) for k in range(6000)])
     unit = rng.standard_normal((len(paths), 32)).astype(np.float32)
     unit[1::2] = unit[1]
     unit[2] = unit[1] + 0.01  # A near-duplicate of the placeholder (re-encoded, say).
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    tracemalloc.start()
-    try:
-        groups = findings.duplicate_groups(unit, paths)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    groups, peak = _groups_and_peak(unit, paths)
     assert [g.members for g in groups] == [[1, 2] + list(range(3, 6000, 2))]
     assert not groups[0].exact and 0.99 < groups[0].similarity < 1
     assert peak < 64 * 2**20, peak  # Blocks of similarities; 4.5 million pairs took 90 MB alone.
@@ -100,20 +111,10 @@ def test_a_photo_re_encoded_a_thousand_times_is_grouped_in_arrays(tmp_path):
     """Near-identical images that are not byte-identical still make m^2 / 2 pairs; a Python
     dict of them peaked at 212 MB here, arrays take half."""
     rng = np.random.default_rng(0)
-    paths = []
-    for k in range(2000):
-        paths.append(str(tmp_path / f'{k}.jpg'))
-        with open(paths[-1], 'wb') as f:
-            f.write(rng.bytes(16))
+    paths = _files(tmp_path, [rng.bytes(16) for _ in range(2000)])
     unit = rng.standard_normal((len(paths), 64)).astype(np.float32)
     unit[:1500] = unit[0] + rng.normal(0, 0.05, (1500, 64))
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    tracemalloc.start()
-    try:
-        groups = findings.duplicate_groups(unit, paths)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    groups, peak = _groups_and_peak(unit, paths)
     assert [g.members for g in groups] == [list(range(1500))] and not groups[0].exact
     assert peak < 150 * 2**20, peak
 
