@@ -116,7 +116,7 @@ def _delimiter(text: str, path: str, delimiters: Sequence[str]) -> str:
     """The first of `delimiters` that splits the first line into two cells (the first if none
     does): spreadsheets save CSV with ';' where the comma is the decimal sign, and tables come as
     TSV. A file another one reads was refused before (one cell a row): none is read otherwise."""
-    first = next(iter(text.splitlines()), '')
+    first = io.StringIO(text, newline='').readline()  # Not a list of every line: just one.
     for delimiter in delimiters:
         try:
             if len(next(csv.reader([first], delimiter=delimiter), [])) == 2:
