@@ -42,7 +42,7 @@ def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
                 yield argument, 'no image files in this folder'
             yield from ((path, '') for path in found)
         elif image_files.exists(argument):
-            yield argument, _NOT_REGULAR if _not_regular(argument) else ''
+            yield argument, '' if image_files.is_regular(argument) else _NOT_REGULAR
         else:
             yield argument, 'no such file or folder'
 
@@ -50,10 +50,6 @@ def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
 # Read to its end, a device never ends (/dev/zero filled 11 GB in 16 s) and a pipe may never
 # send: neither is read (in folders, image_files does not list them).
 _NOT_REGULAR = 'not a regular file (a device, a pipe or a socket): not read'
-
-
-def _not_regular(path: str) -> bool:
-    return is_local(path) and not os.path.isfile(path)
 
 
 def _images_below(top: str) -> List[str]:

@@ -63,6 +63,12 @@ def exists(path: str) -> bool:
     return os.path.exists(path) if is_local(path) else _gfile().exists(path)
 
 
+def is_regular(path: str) -> bool:
+    """Whether an existing `path` is a file that can be read to its end (module doc): not a
+    device or a pipe. Object stores hold nothing else."""
+    return not is_local(path) or os.path.isfile(path)
+
+
 def find(top: str, follow_folder_links: bool = False) -> List[str]:
     """The image files below folder `top`, as paths relative to it: each folder's files in sorted
     order, then those of its sub-folders, in sorted order (the order retrain has always used).
