@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from retrain.common import interrupts
 from retrain.common.errors import ToolError, error_summary
+from retrain.common.places import is_local
 
 # The longest file name, in bytes, of the common file systems (ext4, XFS, APFS; NTFS counts 255
 # UTF-16 units).
@@ -73,6 +74,15 @@ def read_text(path: str, what: str) -> str:
     return text
 
 
+def through_links(path: str) -> str:
+    """Where an output named `path` is written: where a local symbolic link points (so the link
+    stays and its target is updated, as a shell's `>` does), else `path` itself. Replacing the
+    link instead would leave its target stale, and clearing a folder through it would empty the
+    target."""
+    name = path.rstrip('/\\') or path
+    return os.path.realpath(name) if is_local(name) and os.path.islink(name) else path
+
+
 def make_parent_dirs(path: str) -> None:
     parent = os.path.dirname(path)
     if parent:
@@ -86,6 +96,7 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
     """
     if isinstance(data, str):
         data = data.encode('utf-8')
+    path = through_links(path)
     temp = temp_name(path)
     with _removed_on_failure(path, temp), interrupts.removed_if_forced(
             lambda: remove_quietly(temp)):
@@ -102,6 +113,7 @@ def atomic_directory(path: str) -> Iterator[str]:
     Errors of the block itself propagate unchanged; those of creating and renaming the directory
     become ToolErrors naming `path`.
     """
+    path = through_links(path)
     temp = temp_name(path)
     with interrupts.removed_if_forced(lambda: remove_quietly(temp)):
         with _removed_on_failure(path, temp):
@@ -131,11 +143,14 @@ def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
 
 
 def remove_quietly(path: str) -> None:
-    """Removes the file or folder `path` if it is there; cleaning up must not hide the error."""
+    """Removes the file or folder `path` if it is there (a symbolic link itself, never what it
+    points to); cleaning up must not hide the error."""
     try:
-        if tf.io.gfile.isdir(path):
+        if is_local(path) and os.path.islink(path):
+            os.remove(path)
+        elif tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)
         elif tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
-    except tf.errors.OpError:
+    except (tf.errors.OpError, OSError):
         pass

@@ -122,7 +122,7 @@ class Staging:
     @contextlib.contextmanager
     def output(self, target: str) -> Iterator[str]:
         """Yields the temporary path to write `target` to; errors become one line naming it."""
-        target = target.rstrip('/\\') or target
+        target = fileio.through_links(target.rstrip('/\\') or target)
         temp = fileio.temp_name(target)
         self._staged.append((temp, target))
         try:
