@@ -42,7 +42,7 @@ def main(argv: Sequence[str]) -> int:
         parser.error("--onnx_output_file needs the onnx extra: pip install '.[onnx]'")
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
     from compat import classifier, convert, inspection
-    from retrain.common.errors import ToolError
+    from retrain.common.errors import ConfigError, ToolError
     overrides = classifier.Overrides.from_args(args)
     try:
         if args.command == 'inspect':
@@ -55,6 +55,8 @@ def main(argv: Sequence[str]) -> int:
             for written in (args.tflite_output_file, args.onnx_output_file):
                 if written:
                     print(f'wrote {written}')
+    except ConfigError as e:  # Paths that clash: a usage error, as in retrain.
+        parser.error(str(e))
     except ToolError as e:
         return error(f'{_PROGRAM} {args.command}', e)
     return 0

@@ -20,8 +20,9 @@ import tensorflow as tf
 from compat import classifier as models
 from compat import labels as labels_io
 from compat import signature
-from retrain.common import fileio, places
+from retrain.common import fileio
 from retrain.common.errors import ToolError
+from retrain.config import FILE, INPUT, REPLACED, check_apart
 from retrain.export import labels_file, saved_model, staging, tflite, tflite_metadata
 from retrain.export import onnx as onnx_export
 from retrain.features import graph_files
@@ -38,17 +39,18 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
     checked.
 
     Both are written beside their targets and moved into place only once checked, so a failed
-    check leaves what was there before; a folder holding more than a SavedModel is refused.
+    check leaves what was there before; a folder holding more than a SavedModel is refused. The
+    paths must lie apart (retrain.config.check_apart), or ConfigError.
     """
+    check_apart([(flag, path, kind) for flag, path, kind in (
+        ('saved_model_dir', saved_model_dir, REPLACED),
+        ('tflite_output_file', tflite_output_file, FILE),
+        ('onnx_output_file', onnx_output_file, FILE),
+        ('GRAPH', graph_path, INPUT), ('labels', labels_path, INPUT)) if path])
     staging.check_replaced(saved_model_dir, saved_model)
-    for flag, path in (('tflite_output_file', tflite_output_file),
-                       ('onnx_output_file', onnx_output_file)):
+    for path in (tflite_output_file, onnx_output_file):
         if path:
             staging.check_file(path)
-            for source in (graph_path, labels_path):
-                if places.place(path) == places.place(source):
-                    raise ToolError(f'--{flag} {path} is an input of the conversion: name a '
-                                    'new file')
     original = models.load(graph_path, overrides, allow_unsafe_ops)
     if original.format != models.FROZEN_GRAPH:
         raise ToolError(f'{graph_path} is not a frozen graph; only those need converting')

@@ -14,7 +14,7 @@ import importlib.util
 import itertools
 import math
 import os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from retrain.common import graph_names, places
 from retrain.common.errors import ConfigError
@@ -24,7 +24,7 @@ from retrain.data import image_files
 DEFAULT_TFHUB_MODULE = 'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'
 
 # What a run does with a path setting (the `place` of its metadata). Two paths may name one place
-# or lie one inside the other only where neither is lost: see RetrainConfig._check_paths_apart.
+# or lie one inside the other only where neither is lost: see check_apart.
 FILE = 'file'          # an output file, written whole
 REPLACED = 'replaced'  # an output folder, replaced whole
 FOLDER = 'folder'      # a folder written into as the run goes (it may hold other files)
@@ -236,7 +236,7 @@ class RetrainConfig:
         if problem:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '
                               f'output: {problem}')
-        self._check_paths_apart()
+        check_apart(self.paths(), self._reads)
 
     def _check_split_folders(self) -> None:
         """The folders are the split and hold class folders: percentages (given on the command
@@ -267,36 +267,6 @@ class RetrainConfig:
                        if kind and path and not unused.get(flag)),
                       key=lambda found: _PLACES.index(found[2]))
 
-    def _check_paths_apart(self) -> None:
-        """Raises ConfigError where one path would overwrite or remove another: two outputs, or
-        an output and an input, on one path; anything inside a file or a folder replaced whole
-        (the run would lose a graph, the user's labels, a cache or a module); an output inside
-        what the run reads (an image, a label file, the module)."""
-        found = self.paths()
-        for flag, path, kind in found:
-            if kind != INPUT and not _is_utf8(path):  # Inputs are read by os where gfile fails.
-                raise ConfigError(f'--{flag} {readable(path)} is not a UTF-8 name, which '
-                                  'TensorFlow cannot write to; choose another')
-        paths = [(flag, path, kind, places.place(path)) for flag, path, kind in found]
-        for (flag, path, kind, key), (other, _, other_kind, other_key) in (
-                itertools.combinations(paths, 2)):
-            if key == other_key and {kind, other_kind} - {FOLDER, INPUT}:
-                raise ConfigError(f'--{flag} and --{other} are the same path ({path}): '
-                                  'the run would overwrite one with the other')
-        for (outer, outer_path, kind, outer_key), (inner, inner_path, inner_kind, inner_key) in (
-                itertools.permutations(paths, 2)):
-            if not places.is_inside(inner_key, outer_key):
-                continue
-            if kind in (FILE, REPLACED):
-                what = 'a file' if kind == FILE else 'a folder the run replaces whole'
-                raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
-                                  f'{what}: put it elsewhere')
-            if kind == INPUT and inner_kind in (FILE, REPLACED) and self._reads(
-                    outer, outer_key, inner_key, inner_kind):
-                raise ConfigError(f'--{inner} ({inner_path}) is inside --{outer} ({outer_path}), '
-                                  'which the run reads: the output would replace or join its '
-                                  'inputs; put it elsewhere')
-
     @staticmethod
     def _reads(flag: str, folder: str, inner: str, kind: str) -> bool:
         """Whether the run reads what lies at place `inner` (an output of `kind`) below the input
@@ -316,6 +286,43 @@ class RetrainConfig:
         if flag == 'model_dir':
             return os.path.isfile(inner)
         return True
+
+
+def check_apart(found: Sequence[Tuple[str, str, str]],
+                reads: Callable[[str, str, str, str], bool] = lambda *_: True) -> None:
+    """Raises ConfigError where one of `found` (flag, path, kind; outputs first) would overwrite
+    or remove another: two outputs, or an output and an input, on one path; anything inside a
+    file or a folder replaced whole (the run would lose a graph, the user's labels, a cache or a
+    module); an output inside what the run reads (`reads(flag, folder, inner, kind)` says, for
+    an output at place `inner` below the input `folder` of `flag`: an image, a label file, the
+    module). A flag in capitals is a positional argument, named as it is."""
+    for flag, path, kind in found:
+        if kind != INPUT and not _is_utf8(path):  # Inputs are read by os where gfile fails.
+            raise ConfigError(f'{_shown(flag)} {readable(path)} is not a UTF-8 name, which '
+                              'TensorFlow cannot write to; choose another')
+    paths = [(_shown(flag), path, kind, places.place(path)) for flag, path, kind in found]
+    for (flag, path, kind, key), (other, _, other_kind, other_key) in (
+            itertools.combinations(paths, 2)):
+        if key == other_key and {kind, other_kind} - {FOLDER, INPUT}:
+            raise ConfigError(f'{flag} and {other} are the same path ({path}): '
+                              'the run would overwrite one with the other')
+    for (outer, outer_path, kind, outer_key), (inner, inner_path, inner_kind, inner_key) in (
+            itertools.permutations(paths, 2)):
+        if not places.is_inside(inner_key, outer_key):
+            continue
+        if kind in (FILE, REPLACED):
+            what = 'a file' if kind == FILE else 'a folder the run replaces whole'
+            raise ConfigError(f'{inner} ({inner_path}) is inside {outer} ({outer_path}), '
+                              f'{what}: put it elsewhere')
+        if kind == INPUT and inner_kind in (FILE, REPLACED) and reads(
+                outer.lstrip('-'), outer_key, inner_key, inner_kind):
+            raise ConfigError(f'{inner} ({inner_path}) is inside {outer} ({outer_path}), '
+                              'which the run reads: the output would replace or join its '
+                              'inputs; put it elsewhere')
+
+
+def _shown(flag: str) -> str:
+    return flag if flag.isupper() else f'--{flag}'
 
 
 def extra_installed(extra: str) -> bool:

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from compat import classifier, graphs, signature
-from retrain.common.errors import ToolError
+from retrain.common.errors import ConfigError, ToolError
 
 import graph_builders as gb
 from conftest import make_image_folder
@@ -177,9 +177,10 @@ def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, ove
     labels = gb.write_labels(str(tmp_path / 'labels.txt'))
     before = {name: (tmp_path / name).read_bytes() for name in ('graph.pb', 'labels.txt')}
     target = os.path.join(str(tmp_path), '.', over)
-    with pytest.raises(ToolError) as error:
+    with pytest.raises(ConfigError) as error:
         convert.convert(path, labels, str(tmp_path / 'saved'), target)
-    assert str(error.value) == (f'--tflite_output_file {target} is an input of the conversion: '
-                                'name a new file')
+    flag = 'GRAPH' if over == 'graph.pb' else '--labels'
+    assert str(error.value) == (f'--tflite_output_file and {flag} are the same path ({target}): '
+                                'the run would overwrite one with the other')
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert sorted(os.listdir(tmp_path)) == ['graph.pb', 'labels.txt']

@@ -176,3 +176,25 @@ def test_inspect_says_when_scores_are_not_probabilities(tmp_path):
     assert ('output: final_result:0 (float32 [N, 4]), scores are not probabilities: the output '
             'is a Relu op, not Softmax or Sigmoid') in relu.splitlines()
     assert 'output: final_result:0 (float32 [N, 4])' in softmax.splitlines()
+
+
+@pytest.mark.parametrize('outputs, message', [
+    (('--saved_model_dir', 'out', '--tflite_output_file', 'out'),
+     '--saved_model_dir and --tflite_output_file are the same path (out): the run would '
+     'overwrite one with the other'),
+    (('--saved_model_dir', 'out', '--tflite_output_file', os.path.join('out', 'm.tflite')),
+     f'--tflite_output_file ({os.path.join("out", "m.tflite")}) is inside --saved_model_dir '
+     '(out), a folder the run replaces whole: put it elsewhere'),
+    (('--saved_model_dir', 'out', '--tflite_output_file', 'labels.txt'),
+     '--tflite_output_file and --labels are the same path (labels.txt): the run would '
+     'overwrite one with the other'),
+])
+def test_convert_refuses_outputs_on_one_another_before_any_work(tmp_path, outputs, message):
+    gb.save(gb.poets_like(), str(tmp_path / 'graph.pb'))
+    gb.write_labels(str(tmp_path / 'labels.txt'))
+    before = sorted(os.listdir(tmp_path))
+    result = run_module('compat', 'convert', 'graph.pb', '--labels', 'labels.txt', *outputs,
+                        cwd=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f'python -m compat: error: {message}']
+    assert sorted(os.listdir(tmp_path)) == before

@@ -393,9 +393,10 @@ def test_compat_convert_usage_errors(tmp_path):
         "python -m compat: error: --onnx_output_file needs the onnx extra: "
         "pip install '.[onnx]'")
     on_input = run_module(*common, '--onnx_output_file', labels)
-    assert on_input.returncode == 1
-    assert on_input.stderr.strip().splitlines()[-1].endswith(
-        f'--onnx_output_file {labels} is an input of the conversion: name a new file')
+    assert on_input.returncode == 2
+    assert on_input.stderr.strip().splitlines()[-1] == (
+        f'python -m compat: error: --onnx_output_file and --labels are the same path '
+        f'({labels}): the run would overwrite one with the other')
     assert not os.path.exists(tmp_path / 'saved') and not os.path.exists(tmp_path / 'm.onnx')
 
 
