@@ -224,14 +224,18 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
     meta_graph, signature_def = _serving_signature(path)
     # Before loading: loading itself runs the init, main and restore ops.
     safety.refuse(path, safety.saved_model_unsafe_ops(meta_graph), allow_unsafe_ops)
-    serving = tf.saved_model.load(path).signatures['serving_default']
+    try:
+        serving = tf.saved_model.load(path).signatures['serving_default']
+    except Exception as e:  # noqa: BLE001  Damaged variables: OSError, OpError, IndexError ...
+        raise ToolError(f'cannot load SavedModel {path}: {error_summary(e)}') from None
     _, inputs = serving.structured_input_signature
     if len(inputs) != 1:
         raise ToolError(f'serving_default of {path} takes {len(inputs)} inputs, not one image')
     (input_key, input_spec), = inputs.items()
     outputs = serving.structured_outputs
     ours = SAVED_MODEL_KEYS[1]
-    output = overrides.output_layer or (ours if ours in outputs else None)
+    output = _named(overrides, path, [input_key], list(outputs)) or (
+        ours if ours in outputs else None)
     if output is None and len(outputs) == 1:
         output, = outputs
     if output not in outputs:
@@ -279,8 +283,10 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
     entry = inputs[0]
     outputs = interpreter.get_output_details()
+    named = _named(overrides, path, [entry['name']], [o['name'] for o in outputs])
     judged = [o for o in outputs if o['name'].startswith(UNKNOWN_SCORE)][:1]
-    result = [o for o in outputs if o not in judged][0]
+    result = [o for o in outputs if o['name'] == named or not (named or o in judged)][0]
+    judged = [] if named else judged
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
     spec = _spec_from_shape(entry['name'], tf.as_dtype(entry['dtype']), entry['shape_signature'],
                             path, overrides,
@@ -316,8 +322,11 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ToolError(f'{path} takes {len(inputs)} inputs, not one image')
+    named = _named(overrides, path, [inputs[0].name], [o.name for o in session.get_outputs()])
     entry, result = inputs[0], session.get_outputs()[0]
     judged = [o.name for o in session.get_outputs()[1:] if o.name == UNKNOWN_SCORE]
+    if named:
+        result, judged = next(o for o in session.get_outputs() if o.name == named), []
     shape = [d if isinstance(d, int) else None for d in entry.shape]
     if len(shape) == 4 and shape[3] not in (None, 3):
         shown = str(shape).replace('None', 'N')
@@ -335,6 +344,20 @@ def _load_onnx(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Class
                                    result.name, path), run,
                       model.output_op == 'Sigmoid', model.output_op, model.labels,
                       unknown_output=''.join(judged))
+
+
+def _named(overrides: Overrides, path: str, inputs: List[str],
+           outputs: List[str]) -> Optional[str]:
+    """The output --output_layer names among `outputs` (None without the flag); ToolError when
+    it, or --input_layer, names none of the model's own (the flags only choose among them)."""
+    def bare(name: str) -> str:
+        return name[:-2] if name.endswith(':0') else name
+    for what, given, names in (('input', overrides.input_layer, inputs),
+                               ('output', overrides.output_layer, outputs)):
+        if given and bare(given) not in map(bare, names):
+            raise ToolError(f'no {what} {given} in {path}: its {what}s are {", ".join(names)}')
+    return next((name for name in outputs if bare(name) == bare(overrides.output_layer)),
+                None) if overrides.output_layer else None
 
 
 def _num_classes(shape, output: str, path: str) -> Optional[int]:
@@ -370,6 +393,7 @@ def _spec_from_shape(name: str, dtype: tf.DType, shape, path: str, overrides: Ov
     if not size:
         raise ToolError(f'input {name} of {path} takes images of any size: give '
                         '--input_height and --input_width')
+    size = signature.within_budget(tuple(size), f'input {name}', path)
     if dtype == tf.uint8:
         return InputSpec(name, size=size, batch=dims[0], dtype='uint8',
                          reason='quantized input: raw pixels')

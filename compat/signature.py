@@ -22,6 +22,7 @@ import tensorflow as tf
 from compat import graphs
 from retrain.common.errors import ToolError
 from retrain.common.graph_names import CENTERED_INPUTS, JPEG_INPUT, MODEL_INPUT, UNIT_INPUT
+from retrain.data import image_io
 
 UNIT = (0.0, 255.0)
 CLASSIC_CENTERED = (128.0, 128.0)
@@ -272,9 +273,18 @@ def _image_size(tensor: tf.Tensor, name: str, path: str,
                 size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     height, width = tensor.shape[1], tensor.shape[2]
     if height and width:
-        return int(height), int(width)
+        return within_budget((int(height), int(width)), name, path)
     if size:
-        return tuple(size)
+        return within_budget(tuple(size), name, path)
     raise ToolError(f'{name} in {path} takes images of any size: give --input_height and '
                     '--input_width')
+
+
+def within_budget(size: Tuple[int, int], name: str, path: str) -> Tuple[int, int]:
+    """`size` (height, width) of the images input `name` of `path` takes; ToolError when they
+    are over the pixel budget every image is decoded within (a batch would not fit in memory)."""
+    if size[0] * size[1] > image_io.PIXEL_BUDGET:
+        raise ToolError(f'{name} of {path} takes images of {size[1]}x{size[0]} pixels, over the '
+                        f'limit of {image_io.PIXEL_BUDGET:,} pixels')
+    return size
 

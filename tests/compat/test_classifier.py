@@ -1,5 +1,6 @@
 """compat.classifier: graphs of every generation detected and scored as a direct TF1 run does."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -184,3 +185,57 @@ def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, ove
                                 'the run would overwrite one with the other')
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert sorted(os.listdir(tmp_path)) == ['graph.pb', 'labels.txt']
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+    """(SavedModel folder, .tflite file) converted from a Poets-era graph."""
+    from compat import convert
+    root = tmp_path_factory.mktemp('converted')
+    path = gb.save(gb.poets_like(), str(root / 'graph.pb'))
+    labels = gb.write_labels(str(root / 'labels.txt'))
+    convert.convert(path, labels, str(root / 'saved'), str(root / 'model.tflite'))
+    return str(root / 'saved'), str(root / 'model.tflite')
+
+
+@pytest.mark.parametrize('which', [0, 1])
+@pytest.mark.parametrize('flag', ['input_layer', 'output_layer'])
+def test_layer_flags_must_name_one_of_the_model_s_own(converted, which, flag):
+    path = converted[which]
+    with pytest.raises(ToolError) as error:
+        classifier.load(path, classifier.Overrides(**{flag: 'nosuch'}))
+    what = flag.split('_')[0]
+    assert str(error.value).startswith(f'no {what} nosuch in {path}: its {what}s are ')
+    model = classifier.load(path)
+    named = classifier.load(path, classifier.Overrides(output_layer=model.output))
+    assert named.output == model.output
+
+
+@pytest.mark.parametrize('damage', ['no variables', 'truncated values'])
+def test_a_saved_model_with_damaged_variables_is_one_line(converted, tmp_path, damage):
+    saved = str(tmp_path / 'saved')
+    shutil.copytree(converted[0], saved)
+    variables = os.path.join(saved, 'variables')
+    if damage == 'no variables':
+        shutil.rmtree(variables)
+    else:
+        data, = [n for n in os.listdir(variables) if n.startswith('variables.data')]
+        os.truncate(os.path.join(variables, data), 100)
+    with pytest.raises(ToolError) as error:
+        classifier.load(saved)
+    assert str(error.value).startswith(f'cannot load SavedModel {saved}: ')
+    assert '\n' not in str(error.value)
+
+
+def test_a_model_taking_images_over_the_pixel_budget_is_refused(tmp_path):
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 20000, 20000, 3], name='input')
+        tf.nn.softmax(tf.reduce_mean(images, axis=[1, 2]), name='final_result')
+    path = str(tmp_path / 'huge.pb')
+    with open(path, 'wb') as f:
+        f.write(graph.as_graph_def().SerializeToString())
+    with pytest.raises(ToolError) as error:
+        classifier.load(path)
+    assert str(error.value) == (f'input:0 of {path} takes images of 20000x20000 pixels, over the '
+                                'limit of 50,000,000 pixels')
