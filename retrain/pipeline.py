@@ -48,11 +48,13 @@ def _run(config: RetrainConfig) -> float:
     started = time.monotonic()
     task = tasks.task_for(config)
     gathered = task.gather()
+    if config.how_many_training_steps:
+        task.check_learnable(gathered)
     staging.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = loading.load_extractor(config)
     frozen_graph.check_exportable(extractor)
     data, skipped = _cache(config, gathered, extractor)
-    task.check_usable(gathered, data)
+    task.check_usable(gathered, data, training=bool(config.how_many_training_steps))
     if not config.how_many_training_steps:
         logging.info('--how_many_training_steps 0: the bottleneck cache is filled; no model is '
                      'trained or written')

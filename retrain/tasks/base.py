@@ -31,6 +31,10 @@ class Gathered:
 class Task:
     """The questions a kind of run answers; subclasses answer them (module doc)."""
     head_type = Head
+    noun = 'label'  # What the messages call one of the run's labels.
+    # Whether a label without training images stops the run (a class of its own, which the
+    # layer would never predict) or is only warned about (a rare tag of a multi-label set).
+    untrained_stops = True
 
     def __init__(self, config: RetrainConfig):
         self.config = config
@@ -38,13 +42,37 @@ class Task:
     def gather(self) -> Gathered:
         raise NotImplementedError
 
-    def check_usable(self, gathered: Gathered, data: Bottlenecks) -> None:
-        """Raises ToolError when a label lost every image (all of them unreadable)."""
+    def check_learnable(self, gathered: Gathered) -> None:
+        """Before any work: raises ToolError for a label none of whose images lies in the
+        training split (untrained_stops), else warns. The layer could not learn it, yet would
+        give it an output (the classic scripts stopped too, at the first batch that drew it)."""
+        self._check_trained(gathered, [e.label for e in gathered.examples
+                                       if e.split == 'training'], '')
+
+    def check_usable(self, gathered: Gathered, data: Bottlenecks, training: bool) -> None:
+        """Raises ToolError when a label lost every image (all of them unreadable) or, in a run
+        that trains and where that stops it, every training image."""
         counts = sum(_label_counts(data.labels[split], len(gathered.labels))
                      for split in data.labels)
         empty = np.flatnonzero(counts == 0)
         if len(empty):
             raise ToolError(self.no_readable_images(gathered, int(empty[0])))
+        if training and self.untrained_stops:  # Else check_learnable warned.
+            self._check_trained(gathered, list(data.labels['training']), 'readable ')
+
+    def _check_trained(self, gathered: Gathered, labels: list, readable: str) -> None:
+        counts = (_label_counts(np.array(labels), len(gathered.labels)) if labels
+                  else np.zeros(len(gathered.labels), np.int64))
+        empty = np.flatnonzero(counts == 0)
+        if len(empty) and self.untrained_stops:
+            raise ToolError(f'{self.noun} {gathered.labels[int(empty[0])]!r} has no {readable}'
+                            'images in the training split: a layer cannot learn it; add images '
+                            'to it or remove it')
+        if len(empty):
+            logging.warning('%s %s on no training image: the layer learns to say no to %s',
+                            'Label' if len(empty) == 1 else 'Labels',
+                            ', '.join(repr(gathered.labels[i]) for i in empty),
+                            'it' if len(empty) == 1 else 'them')
 
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'label {gathered.labels[index]!r} has no readable images'

@@ -26,6 +26,7 @@ from retrain.train.heads import Head, SigmoidHead
 class MultiLabel(Task):
     """A set of labels per image."""
     head_type = SigmoidHead
+    untrained_stops = False
 
     def gather(self) -> Gathered:
         config = self.config
