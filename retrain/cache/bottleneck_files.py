@@ -250,7 +250,7 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
         logging.warning('%d image(s) changed since their bottlenecks were cached (replaced under '
                         'the same name, e.g. %s): computing them again', sum(replaced),
                         images[replaced.index(True)])
-    served = sum(v is not None for v in values)
+    served = len({cache for cache, v in zip(caches, values) if v is not None})
     unread = [i for i, v in enumerate(values) if v is None and not replaced[i]]
     candidates = {i: cache_files(bottleneck_dir, examples[i].location, extractor) for i in unread}
     existing = _existing({os.path.dirname(path) for paths in candidates.values()
@@ -260,10 +260,13 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
                         unread)
         for i, value in zip(unread, read):
             values[i] = value
-    missing = [i for i, v in enumerate(values) if v is None]
+    # An image listed twice (make_image_classifier's splits overlap) is computed once.
+    first: Dict[str, int] = {}
+    twins = {i: first.setdefault(cache, i) for i, cache in enumerate(caches)}
+    missing = [i for i, v in enumerate(values) if v is None and twins[i] == i]
     logging.info('%d bottlenecks cached in %s (%d from its index), %d to compute with %s',
-                 len(examples) - len(missing), bottleneck_dir, served,
-                 len(missing), extractor.description)
+                 len(first) - len(missing), bottleneck_dir, served, len(missing),
+                 extractor.description)
     nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
     if missing:
         progress = Progress('Caching bottlenecks', len(missing))
@@ -286,6 +289,9 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
         progress.close()
         for i in missing:
             stamps[i] = stamp(caches[i]) if values[i] is not None else None
+        for i, j in twins.items():
+            if values[i] is None and j != i:
+                values[i], stamps[i] = values[j], stamps[j]
     consolidated.save(caches, values, stamps, image_sizes)
     skipped = _skipped(images, values, allow_truncated, nonfinite)
     return _assemble(examples, images, values, size, consolidated), skipped
@@ -293,16 +299,19 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
 
 def _skipped(images: List[str], values: List[Optional[np.ndarray]], allow_truncated: bool,
              nonfinite: Set[int]) -> List[Skipped]:
-    """The images without values, each logged with the reason, and their count."""
+    """The images without values (each once, though listed twice), each logged with the
+    reason, and their count."""
     skipped = []
+    distinct = dict.fromkeys(images)
     for i, (image, value) in enumerate(zip(images, values)):
-        if value is None:
+        if value is None and distinct[image] is None:
             reason = ('the model gives non-finite values for it' if i in nonfinite else
                       image_io.describe_decode_error(image, allow_truncated=allow_truncated))
-            skipped.append(Skipped(image, reason or 'could not be decoded'))
+            distinct[image] = Skipped(image, reason or 'could not be decoded')
+            skipped.append(distinct[image])
             logging.warning('Skipping %s: %s', image, skipped[-1].reason)
     if skipped:
-        logging.warning('Skipped %d unreadable image(s) of %d', len(skipped), len(images))
+        logging.warning('Skipped %d unreadable image(s) of %d', len(skipped), len(distinct))
     return skipped
 
 

@@ -23,7 +23,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -122,12 +122,14 @@ def _digest(path: str) -> Optional[bytes]:
 
 def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
     """Pairs (first, other) of files with identical bytes; reads only files of a shared size.
-    A file that can no longer be read (its bottleneck was cached) is nobody's duplicate."""
+    A file that can no longer be read (its bottleneck was cached) is nobody's duplicate, nor is
+    a file listed twice (make_image_classifier's overlapping splits) its own."""
+    listed = _listed_before(paths)
     with concurrent.futures.ThreadPoolExecutor(_HASH_THREADS) as pool:
         sizes = list(pool.map(_size, paths))
         by_size: Dict[int, List[int]] = {}
         for i, size in enumerate(sizes):
-            if size is not None:
+            if size is not None and i not in listed:
                 by_size.setdefault(size, []).append(i)
         candidates = [i for same in by_size.values() if len(same) > 1 for i in same]
         digests = dict(zip(candidates, pool.map(lambda i: _digest(paths[i]), candidates)))
@@ -140,6 +142,12 @@ def exact_duplicate_pairs(paths: Sequence[str]) -> List[Tuple[int, int]]:
         if j != i:
             pairs.append((j, i))
     return pairs
+
+
+def _listed_before(paths: Sequence[str]) -> Set[int]:
+    """The indices of paths listed earlier already: the same file, not a copy of it."""
+    first: Dict[str, int] = {}
+    return {i for i, path in enumerate(paths) if first.setdefault(path, i) != i}
 
 
 def _buckets(unit: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
@@ -209,7 +217,7 @@ def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
     searched for near-duplicates: 3,000 copies of one placeholder image among 20,000 made 4.5
     million pairs, 2.7 GB and 14 s."""
     exact = exact_duplicate_pairs(paths)
-    copies = {k for _, k in exact}
+    copies = {k for _, k in exact} | _listed_before(paths)  # Not searched: they add nothing.
     i, j, cosine = near_duplicate_pairs(unit, threshold, rows=np.array(
         [k for k in range(len(paths)) if k not in copies], np.int64))
     pairs = np.array(exact, np.int64).reshape(-1, 2)

@@ -29,7 +29,7 @@ def _log(found: findings.Findings) -> None:
     groups = found.duplicates
     exact = sum(g.exact for g in groups)
     logging.info('Report: %d duplicate group(s) (%d exact, %d near) among %d images', len(groups),
-                 exact, len(groups) - exact, len(found.paths))
+                 exact, len(groups) - exact, len(set(found.paths)))
     if found.approximate:
         logging.info('Report: more than %d images: near-duplicates were searched in buckets of '
                      'similar images (a few may be missed)', findings.EXACT_SEARCH_LIMIT)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from retrain.cache import bottleneck_files
 from retrain.common.errors import ToolError
 from retrain.data import image_lists
+from retrain.data.examples import Example
 from retrain.features.extractors import FeatureExtractor
 from retrain.tasks.single_label import examples_of
 
@@ -213,3 +214,28 @@ def test_a_fresh_copy_of_the_images_reuses_the_cache(tmp_path, caplog):
     caplog.clear()
     bottleneck_files.load_or_compute(image_dir, examples, cache, mean_colour_extractor())
     assert '(15 from its index), 0 to compute' in caplog.text
+
+
+def test_an_image_listed_twice_is_computed_and_skipped_once(tmp_path, caplog):
+    """make_image_classifier's training and validation splits share some files."""
+    caplog.set_level('INFO', logger='absl')
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=4)
+    bad = os.path.join(image_dir, 'red', 'bad.jpg')
+    with open(bad, 'wb') as f:
+        f.write(b'not an image')
+    examples = [Example(e.location, 'training', e.label)
+                for e in examples_of(image_lists.create_image_lists(image_dir, 0, 0))]
+    shared = [Example(e.location, 'validation', e.label) for e in examples[::2]]
+    listed = examples + shared
+    data, skipped = bottleneck_files.load_or_compute(image_dir, listed, str(tmp_path / 'bn'),
+                                                     mean_colour_extractor())
+    distinct = len(examples)
+    assert f'0 bottlenecks cached in {tmp_path / "bn"} (0 from its index), {distinct} to compute' \
+        in caplog.text
+    assert [s.path for s in skipped] == [bad]
+    assert caplog.text.count(f'Skipping {bad}') == 1
+    values = dict(zip(data.paths['training'], data.features['training']))
+    for path, value in zip(data.paths['validation'], data.features['validation']):
+        np.testing.assert_array_equal(value, values[path])
+    assert len(data.paths['validation']) == sum(e.location != os.path.join('red', 'bad.jpg')
+                                                for e in shared)

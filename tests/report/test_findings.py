@@ -72,6 +72,18 @@ def test_groups_hold_exact_and_reencoded_copies(photos):
                      ('c_002.jpg', 'c_002_q60.jpg'): False}
 
 
+def test_a_file_listed_twice_is_not_its_own_duplicate(photos):
+    """make_image_classifier's training and validation splits share some files."""
+    paths = _paths(photos)
+    twice = [p for p in paths if _name(p) in ('a_001.jpg', 'c_002.jpg')]
+    listed = paths + twice
+    groups = findings.duplicate_groups(_pixel_features(listed), listed)
+    found = {tuple(sorted(_name(listed[i]) for i in g.members)): g.exact for g in groups}
+    assert found == {('a_000.jpg', 'a_000_copy.jpg'): True, ('b_001.jpg', 'from_b.jpg'): True,
+                     ('c_002.jpg', 'c_002_q60.jpg'): False}
+    assert all(i < len(paths) for g in groups for i in g.members)
+
+
 def _files(folder, contents):
     """Paths of files `0.jpg`, `1.jpg`... in `folder` holding `contents` (images or not: only
     their bytes are compared)."""
