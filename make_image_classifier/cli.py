@@ -129,6 +129,8 @@ def job_from_flags():
                           '0 to 1')
     from make_image_classifier.run import AccuracyFailed, Job
     gate = FLAGS.assert_accuracy_at_least
+    if gate is not None and gate != gate:  # NaN: no accuracy passes or fails it.
+        raise ConfigError('--assert_accuracy_at_least must be a number, not nan')
     if gate is not None and gate > 1:  # Its failure, with its exit code, before the training.
         raise AccuracyFailed(f'ACCURACY FAILED: no accuracy reaches {gate:f}; no model was '
                              'exported')

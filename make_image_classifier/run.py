@@ -15,7 +15,7 @@ from absl import logging
 from retrain import pipeline, tasks
 from retrain.cache import bottleneck_files
 from retrain.common import interrupts
-from retrain.common.errors import ToolError
+from retrain.common.errors import ConfigError, ToolError
 from retrain.common.graph_names import KERAS_MODEL_KEYS
 from retrain.config import RetrainConfig
 from retrain.data import keras_split
@@ -47,6 +47,9 @@ def run(job: Job) -> float:
     config = job.config
     labels, examples = keras_split.split_examples(config.image_dir, job.validation_split,
                                                   job.tf_data_split)
+    if job.assert_accuracy_at_least and not any(e.split == 'validation' for e in examples):
+        raise ConfigError('--assert_accuracy_at_least needs validation images: --validation_split '
+                          f'{job.validation_split:g} holds none of these {len(examples)} images')
     if job.fine_tune:  # As many steps through the module as its epochs of batches held.
         training = sum(e.split == 'training' for e in examples)
         steps = job.head.epochs * keras_head.steps_per_epoch(training, job.head.batch_size)

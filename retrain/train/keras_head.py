@@ -56,6 +56,7 @@ def _metrics(head: Head, x: np.ndarray, y: np.ndarray, settings: HeadSettings,
     return loss, accuracy, (probabilities - target) / len(y)
 
 
+@np.errstate(over='ignore', invalid='ignore')  # Divergence is one error line, after the epoch.
 def train(data: Bottlenecks, num_classes: int, settings: HeadSettings, summaries_dir: str = '',
           seed: Optional[int] = None,
           training_batches: Optional[Callable[[np.ndarray], Tuple[tf.Tensor, tf.Tensor]]] = None

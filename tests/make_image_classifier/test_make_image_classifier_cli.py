@@ -95,6 +95,7 @@ def test_every_flag_parses_with_its_default_and_its_forms():
     # A gate without validation images could only fail: refused before the training.
     (['--assert_accuracy_at_least=0.5', '--validation_split=0'],
      '--assert_accuracy_at_least needs validation images'),
+    (['--assert_accuracy_at_least=nan'], '--assert_accuracy_at_least must be a number, not nan'),
 ])
 def test_bad_values_are_one_line_usage_errors(args, message, tmp_path):
     done = run_module('make_image_classifier', f'--image_dir={tmp_path}', *args, timeout=120)
@@ -308,7 +309,22 @@ def test_a_diverging_run_exports_nothing(tiny_module, image_dir, tmp_path):
         '--learning_rate=1e30', timeout=300)
     assert done.returncode == 1 and 'Traceback' not in done.stderr
     assert 'make_image_classifier: error: training diverged: the loss is' in done.stderr
+    assert 'RuntimeWarning' not in done.stderr  # NumPy's overflow lines, with source lines.
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_gate_with_a_split_holding_no_validation_image_is_refused_before_work(
+        tiny_module, tmp_path):
+    images = make_image_folder(str(tmp_path / 'images'), per_class=4)
+    done = run_module(
+        'make_image_classifier', f'--image_dir={images}', f'--tfhub_module={tiny_module}',
+        f'--saved_model_dir={tmp_path / "sm"}', f'--bottleneck_dir={tmp_path / "bn"}',
+        '--validation_split=0.01', '--assert_accuracy_at_least=0.5', timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        'make_image_classifier: error: --assert_accuracy_at_least needs validation images: '
+        '--validation_split 0.01 holds none of these 12 images')
+    assert not os.path.exists(tmp_path / 'bn') and not os.path.exists(tmp_path / 'sm')
 
 
 def test_fine_tuning_with_augmentation_on_the_tiny_module(tiny_module, image_dir, tmp_path):
