@@ -68,6 +68,12 @@ def main(argv) -> int:
         config = config_from_flags()  # Checked now, before the slow TensorFlow import.
         import_tensorflow(debug=FLAGS.logging_verbosity == 'DEBUG')
         from retrain import pipeline
+        if config.use_legacy_model:  # A name without a model: a usage error, before any work.
+            from retrain.features import legacy_models
+            legacy_models.architecture_info(config.architecture)
+        ignored = [f'--{name}' for name in ('architecture', 'model_dir') if FLAGS[name].present]
+        if ignored and not config.use_legacy_model:
+            logging.warning('--tfhub_module is given: ignoring %s', ' and '.join(ignored))
         if not config.image_dir:
             from retrain.common import downloads
             config = dataclasses.replace(config, image_dir=downloads.flower_photos())

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from retrain.common import downloads
-from retrain.common.errors import ToolError, error_cause, error_summary
+from retrain.common.errors import ConfigError, ToolError, error_cause, error_summary
 from retrain.config import RetrainConfig
 from retrain.features import graph_files
 from retrain.features.extractors import FeatureExtractor, FrozenExtractor
@@ -60,7 +60,8 @@ class Architecture:
 
 
 def architecture_info(name: str) -> Architecture:
-    """The classic settings for an `--architecture` value; one-line ToolError if unknown."""
+    """The classic settings for an `--architecture` value; ConfigError (a usage error) if
+    unknown."""
     lowered = name.lower()
     if lowered == 'inception_v3':
         # TF 1.0-1.4 caches had no suffix at all; they are read as well.
@@ -70,7 +71,7 @@ def architecture_info(name: str) -> Architecture:
     match = _MOBILENET_NAME.fullmatch(lowered)
     if (not match or match['version'] not in MOBILENET_VERSIONS
             or int(match['size']) not in MOBILENET_SIZES):
-        raise ToolError(f'unknown architecture {name!r}; valid ones: {VALID_NAMES}')
+        raise ConfigError(f'unknown architecture {name!r}; valid ones: {VALID_NAMES}')
     version, size = match['version'], int(match['size'])
     graph = 'quantized_graph.pb' if match['quantized'] else 'frozen_graph.pb'
     return Architecture(name, MOBILENET_URL.format(version=version, size=size),
@@ -161,6 +162,10 @@ def adaptor_function(graph_def: tf.compat.v1.GraphDef,
 
 def load(config: RetrainConfig) -> FeatureExtractor:
     """The model of `--architecture` in `--model_dir` (retrain.features.loading's entry point)."""
+    size = architecture_info(config.architecture).image_size
+    if config.image_size and config.image_size != size:  # As the Hub modules of fixed size say.
+        logging.warning('--architecture %s has a fixed input size %dx%d; ignoring --image_size=%d',
+                        config.architecture, size, size, config.image_size)
     return load_architecture(config.architecture, config.model_dir)
 
 

@@ -474,3 +474,27 @@ def test_real_mobilenet_archive_with_every_distortion(tmp_path, shared_dir):
     assert 'Step 2: Train accuracy' in result.stderr
     assert read(str(tmp_path / 'retrained_labels.txt')).decode('utf-8').split() == ['daisy',
                                                                                      'roses']
+
+
+def test_an_unknown_architecture_is_a_usage_error_before_any_work(tmp_path):
+    result = run_module('retrain', '--architecture', 'mobilenet_0.33_224', '--image_dir',
+                        str(tmp_path / 'no such folder'), '--model_dir', str(tmp_path / 'm'))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "retrain: error: unknown architecture 'mobilenet_0.33_224'; valid ones: inception_v3, ")
+    assert not os.path.exists(tmp_path / 'm')
+
+
+def test_flags_a_run_cannot_follow_are_named_in_a_warning(tmp_path, image_dir, mobilenet_dir,
+                                                         tiny_module):
+    fill_only = ['--image_dir', image_dir, '--how_many_training_steps', '0',
+                 '--bottleneck_dir', str(tmp_path / 'bn')]
+    legacy = run_module('retrain', '--architecture', MOBILENET, '--model_dir', mobilenet_dir,
+                        '--image_size', '224', *fill_only)
+    assert legacy.returncode == 0, legacy.stderr
+    assert (f'--architecture {MOBILENET} has a fixed input size 128x128; ignoring '
+            '--image_size=224') in legacy.stderr
+    hub = run_module('retrain', '--tfhub_module', tiny_module, '--architecture', MOBILENET,
+                     '--model_dir', mobilenet_dir, *fill_only)
+    assert hub.returncode == 0, hub.stderr
+    assert '--tfhub_module is given: ignoring --architecture and --model_dir' in hub.stderr
