@@ -29,7 +29,7 @@ import os
 import sys
 import tempfile
 
-_QUIET_LEVEL = 2  # TF_CPP_MIN_LOG_LEVEL for the run: TensorFlow's C++ side logs errors only.
+_QUIET_LEVEL = 3  # TF_CPP_MIN_LOG_LEVEL for the run: TensorFlow's C++ side logs nothing.
 
 
 def import_tensorflow(debug: bool = False) -> None:

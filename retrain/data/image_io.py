@@ -184,7 +184,10 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
             return reason
         decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        return error_summary(e)
+        summary = error_summary(e)
+        # TensorFlow's words for a JPEG cut short or damaged; no crop window was asked for.
+        return ('truncated or damaged JPEG data' if summary.startswith('jpeg::Uncompress failed')
+                else summary)
     return ''
 
 

@@ -34,6 +34,21 @@ def folder_with_a_fake_jpeg(tmp_path_factory, image_dir) -> str:
 
 
 
+def test_a_truncated_jpeg_is_one_line_saying_so(retrained, image_dir, tmp_path):
+    """TensorFlow said 'Invalid JPEG data or crop window' and its C++ side added a line."""
+    graph, labels = retrained
+    photo = os.path.join(image_dir, 'red', sorted(os.listdir(os.path.join(image_dir, 'red')))[0])
+    with open(photo, 'rb') as f:
+        data = f.read()
+    cut = str(tmp_path / 'cut.jpg')
+    with open(cut, 'wb') as f:
+        f.write(data[:len(data) * 2 // 3])
+    result = run_module('label_image', '--graph', graph, '--labels', labels, cut)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f'label_image: error: cannot classify {cut}: truncated or damaged JPEG data']
+
+
 def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
                                                                  folder_with_a_fake_jpeg):
     graph, labels = retrained
