@@ -132,8 +132,7 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
     for result in results:
         if result.error:
             failed += 1
-            print(f'{_PROGRAM}: error: cannot classify {result.path}: {result.error}',
-                  file=sys.stderr)
+            error(_PROGRAM, f'cannot classify {result.path}: {result.error}')
         if as_json:
             found = _as_json(result, labels, len(labels) if threshold else top_k, note)
             if result.unknown_score is not None:

@@ -16,6 +16,7 @@ import tempfile
 from absl import app, flags, logging
 
 from retrain.common import interrupts, logs
+from retrain.common.cli_args import error
 from retrain.common.errors import ConfigError, ToolError, exit_as_the_reader_left
 from retrain.common.quiet_tensorflow import import_tensorflow
 
@@ -218,7 +219,7 @@ def main(argv) -> int:
             logging.info('No --image_dir given, using the flower photos in %s', image_dir)
         runner.run(job)
     except ToolError as e:
-        print(f'make_image_classifier: error: {_in_our_words(str(e))}', file=sys.stderr)
+        error('make_image_classifier', _in_our_words(str(e)))
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
         interrupts.end_interrupted()
@@ -235,7 +236,7 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(FLAGS(argv, known_only=True))
     except flags.Error as e:
-        print(f'make_image_classifier: error: {e}', file=sys.stderr)
+        error('make_image_classifier', e)
         sys.exit(2)
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from absl import app, flags, logging
 
 from retrain.common import interrupts, logs
+from retrain.common.cli_args import error
 from retrain.common.errors import ConfigError, ToolError, exit_as_the_reader_left
 from retrain.common.quiet_tensorflow import import_tensorflow
 from retrain.config import RetrainConfig
@@ -80,7 +81,7 @@ def main(argv) -> int:
             logging.info('No --image_dir given: using the flower photos in %s', config.image_dir)
         pipeline.run(config)
     except ToolError as e:
-        print(f'retrain: error: {e}', file=sys.stderr)
+        error('retrain', e)
         return 2 if isinstance(e, ConfigError) else 1
     except KeyboardInterrupt:
         interrupts.end_interrupted()  # The line given to install, once; exit code 130.
@@ -92,7 +93,7 @@ def _parse_flags(argv):
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        print(f'retrain: error: {e}', file=sys.stderr)
+        error('retrain', e)
         sys.exit(2)
 
 

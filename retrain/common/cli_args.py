@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from retrain.common import interrupts
 from retrain.common.errors import exit_as_the_reader_left
+from retrain.common.logs import one_line
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,7 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
             r'^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$', re.IGNORECASE)
 
     def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message}\n')
+        self.exit(2, f'{self.prog}: error: {one_line(message)}\n')
 
 
 def add_override_arguments(parser) -> None:
@@ -71,7 +72,7 @@ def _nonzero(text: str) -> float:
 
 def error(program: str, message: object) -> int:
     """Says what went wrong in one line on stderr; returns the exit code of runtime errors."""
-    print(f'{program}: error: {message}', file=sys.stderr)
+    print(f'{program}: error: {one_line(str(message))}', file=sys.stderr)
     return 1
 
 

@@ -38,10 +38,25 @@ def readable(text: str) -> str:
         return text.encode('utf-8', 'backslashreplace').decode('utf-8')
 
 
+# Control characters as Python writes them in a string literal (\\n, \\x1b): a file name, a
+# label or a model's op name holding a line break or a terminal escape must not start a line of
+# its own (a forged "done") nor recolour the terminal.
+_CONTROLS = {c: repr(chr(c))[1:-1] for c in [*range(0x20), 0x7f]}
+
+
+def one_line(text: str) -> str:
+    """`text` readable (non-UTF-8 bytes as `\\xe9`) and on one line (control characters as
+    escapes): what the tools print about names they did not choose."""
+    return readable(text).translate(_CONTROLS)
+
+
 class ReadableFormatter(python_logging.Formatter):
-    """`<level letter> <datetime>: <message>` (and a traceback, if the record carries one)."""
+    """`<level letter> <datetime>: <message>` (and a traceback, if the record carries one); the
+    message on one line (one_line)."""
 
     def format(self, record: python_logging.LogRecord) -> str:
+        record = python_logging.makeLogRecord({**record.__dict__, 'args': None,
+                                               'msg': one_line(record.getMessage())})
         text = readable(super().format(record))
         if not _STAMPED.match(text):
             created = datetime.datetime.fromtimestamp(record.created)

@@ -49,6 +49,25 @@ def test_a_truncated_jpeg_is_one_line_saying_so(retrained, image_dir, tmp_path):
         f'label_image: error: cannot classify {cut}: truncated or damaged JPEG data']
 
 
+def test_an_op_name_holding_a_line_break_cannot_forge_a_line(image_dir, tmp_path):
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name='input')
+        tf.nn.softmax(tf.reduce_mean(images, axis=[1, 2])[:, :2], name='final_result')
+    graph_def = graph.as_graph_def()
+    node = graph_def.node.add()
+    node.name, node.op = 'x', 'Foo\nlabel_image: done\x1b[31m'
+    path = str(tmp_path / 'forged.pb')
+    with open(path, 'wb') as f:
+        f.write(graph_def.SerializeToString())
+    photo = os.path.join(image_dir, 'red', sorted(os.listdir(os.path.join(image_dir, 'red')))[0])
+    result = run_module('label_image', '--graph', path, photo)
+    assert result.returncode == 1
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith('label_image: error: refusing to run ')
+    assert r'Foo\nlabel_image: done\x1b[31m' in line
+
+
 def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
                                                                  folder_with_a_fake_jpeg):
     graph, labels = retrained
