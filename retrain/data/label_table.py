@@ -96,11 +96,14 @@ def _read(path: str, row_form: str, image_dir: str,
     """{image key: its rows} from the CSV (module doc)."""
     given: Dict[str, Rows] = {}
     for line, row in _rows(path, delimiters):
-        if not row or not row[0].strip():
+        if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) != 2:
             raise ConfigError(f'{path} line {line}: expected {row_form} but got {len(row)} fields')
-        image = row[0].strip()
+        image = _path_cell(row[0], image_dir)
+        if not image:
+            logging.warning('%s line %d names no image (its path is empty): skipped', path, line)
+            continue
         if line == 1 and not image_files.has_image_extension(image):
             continue
         labels, key = _row_labels(row[1], path, line), _table_key(_inside(image, image_dir))
@@ -110,6 +113,15 @@ def _read(path: str, row_form: str, image_dir: str,
             continue
         given.setdefault(key, []).append((line, labels))
     return given
+
+
+def _path_cell(cell: str, image_dir: str) -> str:
+    """The image path a cell gives: without the spaces around it (`a.jpg, daisy`), unless the
+    name itself has them (a quoted `" a.jpg"` naming a file that begins with a space)."""
+    stripped = cell.strip()
+    if stripped != cell and os.path.lexists(os.path.join(image_dir, cell)):
+        return cell
+    return stripped
 
 
 def _delimiter(text: str, path: str, delimiters: Sequence[str]) -> str:

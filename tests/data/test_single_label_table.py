@@ -128,3 +128,20 @@ def test_absolute_paths_inside_the_folder_and_labels_written_apart(tmp_path, cap
     messages = [r.getMessage() for r in caplog.records]
     assert any("the labels 'Rose', 'rose' differ only in case" in m for m in messages)
     assert any('outside.jpg, which lies outside the image directory' in m for m in messages)
+
+
+def test_a_quoted_path_keeps_its_spaces_and_an_empty_path_is_warned_about(tmp_path, caplog):
+    root = tmp_path / 'images'
+    names = [f' img {i} .jpg' for i in range(6)] + [f'plain_{i}.jpg' for i in range(6)]
+    for name in names:
+        _write(str(root / name))
+    rows = ['path,label'] + [f'"{name}",{"a" if i % 2 else "b"}' for i, name in enumerate(names)]
+    rows[-1] = rows[-1].replace('"plain_5.jpg"', ' plain_5.jpg ')  # Spaces around: stripped.
+    rows.append(',a')
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    with caplog.at_level(logging.WARNING):
+        classes = single_label_table.image_classes(str(root), str(tmp_path / 'labels.csv'), 0,
+                                                   0)
+    assert sorted(_splits(classes)) == sorted(names)
+    assert f'{tmp_path / "labels.csv"} line 14 names no image (its path is empty): skipped' \
+        in caplog.text
