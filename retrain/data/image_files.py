@@ -17,7 +17,7 @@ label_image classifies, so one folder means the same photos to both.
   unreadable) are files: a pipe named like an image would hang the run, a device never ends.
 """
 import os
-from typing import Iterator, List, Optional, Set, Tuple
+from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 from retrain.common.places import is_local
 
@@ -39,13 +39,13 @@ def is_hidden(name: str) -> bool:
     return name.startswith('.') or name.lower() in _HIDDEN_NAMES
 
 
-def has_image_extension(name: str) -> bool:
-    return os.path.splitext(name)[1][1:].lower() in EXTENSIONS
+def has_image_extension(name: str, extensions: Sequence[str] = EXTENSIONS) -> bool:
+    return os.path.splitext(name)[1][1:].lower() in extensions
 
 
-def is_image_name(name: str) -> bool:
+def is_image_name(name: str, extensions: Sequence[str] = EXTENSIONS) -> bool:
     """Whether a file of this name, found in a folder, is taken as an image."""
-    return not is_hidden(name) and has_image_extension(name)
+    return not is_hidden(name) and has_image_extension(name, extensions)
 
 
 def listdir(path: str) -> List[str]:
@@ -69,15 +69,17 @@ def is_regular(path: str) -> bool:
     return not is_local(path) or os.path.isfile(path)
 
 
-def find(top: str, follow_folder_links: bool = False) -> List[str]:
-    """The image files below folder `top`, as paths relative to it: each folder's files in sorted
-    order, then those of its sub-folders, in sorted order (the order retrain has always used).
-    Object stores have no links: `follow_folder_links` only matters for local folders."""
+def find(top: str, follow_folder_links: bool = False,
+         extensions: Sequence[str] = EXTENSIONS) -> List[str]:
+    """The image files below folder `top` (by `extensions`), as paths relative to it: each
+    folder's files in sorted order, then those of its sub-folders, in sorted order (the order
+    retrain has always used). Object stores have no links: `follow_folder_links` only matters
+    for local folders."""
     found = []
     for folder, names in _folders(top, follow_folder_links and is_local(top)):
         prefix = os.path.relpath(folder, top) if folder != top else ''
         found.extend(os.path.join(prefix, name) if prefix else name
-                     for name in sorted(names) if is_image_name(name))
+                     for name in sorted(names) if is_image_name(name, extensions))
     return found
 
 

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import logging
 
@@ -76,10 +76,11 @@ def which_set(file_path: str, validation_percentage: float, testing_percentage: 
     return 'training'
 
 
-def find_class_files(class_dir: str) -> List[str]:
+def find_class_files(class_dir: str,
+                     extensions: Sequence[str] = image_files.EXTENSIONS) -> List[str]:
     """The images of a class, as paths relative to its folder; nested folders are searched too,
     folder links are not followed (image_files: the rule label_image shares)."""
-    return image_files.find(class_dir)
+    return image_files.find(class_dir, extensions=extensions)
 
 
 @dataclasses.dataclass
@@ -91,9 +92,11 @@ class ClassFolder:
 
 
 def class_folders(image_dir: str, label_of: Callable[[str], str] = label_for_dir,
-                  keep_empty: bool = False) -> List[ClassFolder]:
-    """The class folders of `image_dir` that hold images (all of them, with `keep_empty`), in
-    class-index order, labelled by `label_of` their name (the classic label by default).
+                  keep_empty: bool = False,
+                  extensions: Sequence[str] = image_files.EXTENSIONS) -> List[ClassFolder]:
+    """The class folders of `image_dir` that hold images (files named with `extensions`; all
+    folders, with `keep_empty`), in class-index order, labelled by `label_of` their name (the
+    classic label by default).
 
     Raises ToolError when the folder is missing or a file, or two folders give one label.
     """
@@ -108,7 +111,7 @@ def class_folders(image_dir: str, label_of: Callable[[str], str] = label_for_dir
         class_dir = os.path.join(image_dir, dir_name)
         if image_files.is_hidden(dir_name) or not image_files.isdir(class_dir):
             continue
-        files = find_class_files(class_dir)
+        files = find_class_files(class_dir, extensions)
         if not files and not keep_empty:
             logging.warning('No files found in %s', class_dir)
             continue

@@ -14,6 +14,8 @@ recursively, folders in sorted path order and names sorted within each. Then
 - ImageDataGenerator (`--nouse_tf_data_input`): in each class, the first int(s * n) are
   validation.
 Each reader took its own extensions; images of other types are left out as it left them out.
+Those it took that TensorFlow cannot decode (ImageDataGenerator's PIL read TIFF and PPM) are
+listed and split as it did, then skipped as unreadable, each named with the reason.
 A class folder without images of those types stayed a class (a line of the labels file, an
 output of the model that no image was trained towards), so clients that index its outputs by
 position keep working; it is kept so, with a warning. A folder name that cannot be a line of the
@@ -56,11 +58,12 @@ def split_examples(image_dir: str, validation_split: float,
                    tf_data: bool = True) -> Tuple[List[str], List[Example]]:
     """(labels, examples in cache order: training, then validation) as the chosen reader split
     them."""
-    folders = sorted(image_lists.class_folders(image_dir, label_of=str, keep_empty=True),
+    extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
+    folders = sorted(image_lists.class_folders(image_dir, label_of=str, keep_empty=True,
+                                               extensions=[e.lstrip('.') for e in extensions]),
                      key=lambda f: f.dir_name)
     for folder in folders:
         _check_label(os.path.join(image_dir, folder.dir_name))
-    extensions = TF_DATA_EXTENSIONS if tf_data else IMAGE_DATA_GENERATOR_EXTENSIONS
     listed = []  # (location, class index, position in its class, images of its class)
     for index, folder in enumerate(folders):
         class_dir = os.path.join(image_dir, folder.dir_name)

@@ -147,6 +147,24 @@ def test_validation_images_are_image_data_generators_first_sorted_slice(tmp_path
     assert [e.split for e in examples] == ['training'] * 20 + ['validation'] * 4
 
 
+def test_image_data_generator_s_tiff_and_ppm_files_are_split_as_it_split_them(tmp_path):
+    """Its PIL reader took them; they are listed and split alike (then skipped as unreadable),
+    so the other images keep its split."""
+    folder = make_image_folder(str(tmp_path / 'images'), per_class=8,
+                               colours={'b': (0, 0, 200), 'a': (200, 0, 0)})
+    for name in ('a/0.tif', 'a/1.ppm', 'b/0.tiff', 'b/notes.txt'):
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(b'not decoded here')
+    _, examples = keras_split.split_examples(folder, 0.2, tf_data=False)
+    listed = sorted(e.location for e in examples)
+    assert {os.path.join('a', '0.tif'), os.path.join('a', '1.ppm'),
+            os.path.join('b', '0.tiff')} <= set(listed)
+    assert os.path.join('b', 'notes.txt') not in listed
+    assert [e.location for e in examples if e.split == 'validation'] == [
+        os.path.join('a', '0.tif'), os.path.join('a', '1.ppm'),  # int(0.2 * 10) == 2
+        os.path.join('b', '0.tiff')]  # int(0.2 * 9) == 1
+
+
 def test_by_default_both_subsets_are_image_dataset_from_directorys(image_dir):
     keras = pytest.importorskip('keras')
 
