@@ -159,6 +159,16 @@ def test_a_class_without_training_images_stops_the_run_before_training(case, tin
     assert filled.returncode == 0, filled.stderr[-2000:]
 
 
+def test_a_class_called_unknown_is_warned_about(tiny_module, tmp_path):
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=3,
+                                  colours={'Unknown': (200, 0, 0), 'blue': (0, 0, 200)})
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path / 'out'),
+                                                 0))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("A class is called 'unknown': label_image also says \"unknown (best guess = ...)\" "
+            'for images unlike the training ones') in result.stderr
+
+
 def test_module_errors(image_dir, tmp_path):
     unreachable = closed_port_url('module.tar.gz')
     result = run_module('retrain', *retrain_args(image_dir, unreachable, str(tmp_path)))

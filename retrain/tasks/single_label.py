@@ -38,6 +38,10 @@ class SingleLabel(Task):
         logging.info('Found %d classes in %s: %d training, %d validation, %d testing images',
                      len(classes), config.image_dir, *image_lists.split_counts(classes))
         self._folders = [c.dir_name for c in classes]
+        for label in (c.label for c in classes if c.label.strip().casefold() == 'unknown'):
+            logging.warning('A class is called %r: label_image also says "unknown (best guess = '
+                            '...)" for images unlike the training ones; that line is told apart '
+                            'by its parenthesis, and --json by its "unknown" field', label)
         return Gathered([c.label for c in classes], examples_of(classes))
 
     def _classes(self) -> List[ImageClass]:
