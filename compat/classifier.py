@@ -285,8 +285,9 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
     outputs = interpreter.get_output_details()
     named = _named(overrides, path, [entry['name']], [o['name'] for o in outputs])
     judged = [o for o in outputs if o['name'].startswith(UNKNOWN_SCORE)][:1]
-    result = [o for o in outputs if o['name'] == named or not (named or o in judged)][0]
-    judged = [] if named else judged
+    result = [o for o in outputs if o not in judged][0]
+    if named:  # The output asked for, alone (as for frozen graphs: _judgement_of).
+        result, judged = next(o for o in outputs if o['name'] == named), []
     centered = entry['name'].split(':')[0] in ('input', 'Mul')  # As Poets-era apps fed them.
     spec = _spec_from_shape(entry['name'], tf.as_dtype(entry['dtype']), entry['shape_signature'],
                             path, overrides,

@@ -46,8 +46,8 @@ class Task:
         """Before any work: raises ToolError for a label none of whose images lies in the
         training split (untrained_stops), else warns. The layer could not learn it, yet would
         give it an output (the classic scripts stopped too, at the first batch that drew it)."""
-        self._check_trained(gathered, [e.label for e in gathered.examples
-                                       if e.split == 'training'], '')
+        self._check_trained(gathered, np.array([e.label for e in gathered.examples
+                                                if e.split == 'training']), '')
 
     def check_usable(self, gathered: Gathered, data: Bottlenecks, training: bool) -> None:
         """Raises ToolError when a label lost every image (all of them unreadable) or, in a run
@@ -58,10 +58,10 @@ class Task:
         if len(empty):
             raise ToolError(self.no_readable_images(gathered, int(empty[0])))
         if training and self.untrained_stops:  # Else check_learnable warned.
-            self._check_trained(gathered, list(data.labels['training']), 'readable ')
+            self._check_trained(gathered, data.labels['training'], 'readable ')
 
-    def _check_trained(self, gathered: Gathered, labels: list, readable: str) -> None:
-        counts = (_label_counts(np.array(labels), len(gathered.labels)) if labels
+    def _check_trained(self, gathered: Gathered, labels: np.ndarray, readable: str) -> None:
+        counts = (_label_counts(labels, len(gathered.labels)) if len(labels)
                   else np.zeros(len(gathered.labels), np.int64))
         empty = np.flatnonzero(counts == 0)
         if len(empty) and self.untrained_stops:
