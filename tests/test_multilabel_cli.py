@@ -260,3 +260,25 @@ def test_a_label_holding_a_line_break_is_a_usage_error_before_any_work(tmp_path,
         'must be one line of the labels file')
     assert not os.path.exists(os.path.join(out, 'labels.txt'))
     assert not os.path.exists(os.path.join(out, 'bn'))
+
+
+def test_a_label_on_no_training_image_is_warned_about_and_the_run_goes_on(tmp_path,
+                                                                         tiny_module):
+    from retrain.data.image_lists import which_set
+    rng = np.random.default_rng(7)
+    images = tmp_path / 'images'
+    rows = ['path,labels']
+    for first, second in PAIRS:
+        for i in range(8):
+            name = f'{first}_{second}_{i}.jpg'
+            write_two_colour_image(str(images / name), first, second, rng)
+            rare = ';rare' if which_set(name, 10, 10) != 'training' else ''
+            rows.append(f'{name},{first};{second}{rare}')
+    assert any(row.endswith(';rare') for row in rows)
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    result = run_module('retrain', *retrain_args(str(images), tiny_module, str(tmp_path / 'out'),
+                                                 10, '--multi_label', '--image_labels_file',
+                                                 str(tmp_path / 'labels.csv')))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("Label 'rare' on no training image: the layer learns to say no to it"
+            in result.stderr)
