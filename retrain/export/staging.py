@@ -70,10 +70,11 @@ def _check_creatable(folder: str, path: str) -> None:
 
 
 def check_file(path: str) -> None:
-    """Refuses an output file that could not be written: a folder there, or no writable parent."""
+    """Refuses an output file that could not be written: a folder there, or no writable parent
+    (where a symbolic link points: the output is written there, fileio.through_links)."""
     if tf.io.gfile.isdir(path):
         raise ToolError(f'cannot write {path}: it is a folder, not a file')
-    _check_creatable(os.path.dirname(path), path)
+    _check_creatable(os.path.dirname(fileio.through_links(path)), path)
 
 
 def check_folder(path: str) -> None:
@@ -95,7 +96,7 @@ def check_replaced(path: str, writer: ModuleType) -> None:
     """Refuses a folder replaced whole that its `writer` may not replace (its check_output: a
     tool only removes what it wrote) or whose parent cannot take it."""
     writer.check_output(path)
-    _check_creatable(os.path.dirname(path.rstrip('/\\')), path)
+    _check_creatable(os.path.dirname(fileio.through_links(path.rstrip('/\\'))), path)
 
 
 def check_run(config: RetrainConfig) -> None:

@@ -58,8 +58,12 @@ def _tree(root):
         for name in dirs:
             found[os.path.relpath(os.path.join(folder, name), root)] = None
         for name in files:
-            with open(os.path.join(folder, name), 'rb') as f:
-                found[os.path.relpath(os.path.join(folder, name), root)] = f.read()
+            path = os.path.join(folder, name)
+            if os.path.islink(path):  # Where it points, even nowhere.
+                found[os.path.relpath(path, root)] = os.readlink(path)
+                continue
+            with open(path, 'rb') as f:
+                found[os.path.relpath(path, root)] = f.read()
     return found
 
 
@@ -117,6 +121,12 @@ def _bad_path(case, tmp_path, tmpfs, name):
         read_only = tmpfs(str(tmp_path / 'read_only'))
         _remount_read_only(read_only)
         return os.path.join(read_only, name), 'not writable'
+    if case == 'link_to_read_only':  # Written where the link points: checked there too.
+        read_only = tmpfs(str(tmp_path / 'read_only'))
+        _remount_read_only(read_only)
+        (tmp_path / 'out').mkdir(exist_ok=True)
+        os.symlink(os.path.join(read_only, name), tmp_path / 'out' / name)
+        return str(tmp_path / 'out' / name), 'not writable'
     if case == 'long_name':  # Once refused only when written, after caching and training.
         return str(tmp_path / 'out' / ('L' * 300) / name), 'over the 255 that file systems take'
     raise ValueError(case)
@@ -125,10 +135,12 @@ def _bad_path(case, tmp_path, tmpfs, name):
 EARLY_CASES = [(flag, case) for flag in ('--output_graph', '--output_labels',
                                          '--tflite_output_file', *(('--onnx_output_file',)
                                                                    if ONNX else ()))
-               for case in ('folder', 'parent_file', 'read_only', 'long_name')] + [
+               for case in ('folder', 'parent_file', 'read_only', 'link_to_read_only',
+                            'long_name')] + [
     (flag, case) for flag in ('--saved_model_dir', '--summaries_dir',
                               '--intermediate_output_graphs_dir')
     for case in ('file', 'parent_file', 'read_only', 'long_name')] + [
+    ('--saved_model_dir', 'link_to_read_only')] + [
     ('--bottleneck_dir', case) for case in ('file', 'parent_file')]
 
 
