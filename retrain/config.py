@@ -14,6 +14,7 @@ import importlib.util
 import itertools
 import math
 import os
+import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from retrain.common import graph_names, places
@@ -237,6 +238,7 @@ class RetrainConfig:
             raise ConfigError(f'--final_tensor_name {self.final_tensor_name!r} cannot name the '
                               f'output: {problem}')
         check_apart(self.paths(), self._reads)
+        self._check_intermediate_names()
 
     def _check_split_folders(self) -> None:
         """The folders are the split and hold class folders: percentages (given on the command
@@ -266,6 +268,20 @@ class RetrainConfig:
         return sorted(((flag, path, kind) for flag, path, kind in found
                        if kind and path and not unused.get(flag)),
                       key=lambda found: _PLACES.index(found[2]))
+
+    def _check_intermediate_names(self) -> None:
+        """Raises ConfigError for an output file that the run's intermediate graphs would
+        overwrite (`intermediate_<step>.pb` in their folder), or be overwritten by."""
+        if not self.intermediate_store_frequency:
+            return
+        folder = places.place(self.intermediate_output_graphs_dir)
+        for flag, path, kind in self.paths():
+            name = os.path.basename(places.place(path))
+            if (kind == FILE and os.path.dirname(places.place(path)) == folder
+                    and re.fullmatch(r'intermediate_[0-9]+\.pb', name)):
+                raise ConfigError(f'--{flag} ({path}) is named as an intermediate graph in '
+                                  '--intermediate_output_graphs_dir, which the run writes as '
+                                  'it goes: name it otherwise')
 
     @staticmethod
     def _reads(flag: str, folder: str, inner: str, kind: str) -> bool:

@@ -34,6 +34,9 @@ def _config(**changes) -> RetrainConfig:
      '--output_labels and --model_dir are the same path'),
     ({'intermediate_store_frequency': 5, 'intermediate_output_graphs_dir': 'd',
       'saved_model_dir': 'd'}, '--saved_model_dir and --intermediate_output_graphs_dir are'),
+    ({'intermediate_store_frequency': 5, 'intermediate_output_graphs_dir': 'out',
+      'output_labels': os.path.join('out', 'intermediate_10.pb')},
+     '--output_labels (out' + os.sep + 'intermediate_10.pb) is named as an intermediate graph'),
 ])
 def test_paths_that_would_overwrite_one_another_are_refused(changes, message):
     with pytest.raises(ConfigError) as error:
@@ -56,6 +59,8 @@ def test_a_symbolic_link_to_an_output_is_that_output(tmp_path):
     {'saved_model_dir': 'saved', 'report_dir': 'saved_report',
      'output_graph': 'saved.pb'},  # Names that merely begin alike.
     {'intermediate_output_graphs_dir': 'out'},  # Not written without a store frequency.
+    {'intermediate_store_frequency': 5, 'intermediate_output_graphs_dir': 'out',
+     'output_graph': os.path.join('out', 'intermediate.pb')},  # Not a step's name.
     {'saved_model_dir': 'module_out', 'tfhub_module': 'https://tfhub.dev/google/x/1'},
 ])
 def test_paths_that_go_together_are_accepted(changes):
