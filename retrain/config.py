@@ -205,9 +205,9 @@ class RetrainConfig:
         if held_out > 100:
             raise ConfigError('--testing_percentage and --validation_percentage must add up to '
                               f'at most 100, not {held_out}')
-        for name in ('eval_step_interval', 'train_batch_size', 'cache_batch_size'):
+        for name in ('eval_step_interval', 'cache_batch_size'):
             need(getattr(self, name) >= 1, name, 'at least 1')
-        for name in ('test_batch_size', 'validation_batch_size'):
+        for name in ('train_batch_size', 'test_batch_size', 'validation_batch_size'):
             need(getattr(self, name) == -1 or getattr(self, name) >= 1, name,
                  '-1 (all images) or at least 1')
         need(self.random_seed is None or 0 <= self.random_seed < 2 ** 63, 'random_seed',

@@ -331,7 +331,7 @@ def test_a_reader_that_left_ends_the_tool_quietly(module, tmp_path):
     (['--fine_tune_learning_rate', 'inf'], '--fine_tune_learning_rate'),
     (['--testing_percentage', '-5'], '--testing_percentage'),
     (['--testing_percentage', '60', '--validation_percentage', '50'], '--validation_percentage'),
-    (['--train_batch_size', '0'], '--train_batch_size'),
+    (['--train_batch_size', '0'], '--train_batch_size must be -1 (all images) or at least 1'),
     (['--eval_step_interval', '0'], '--eval_step_interval'),
     (['--test_batch_size', '-2'], '--test_batch_size'),
     (['--how_many_training_steps', '-1'], '--how_many_training_steps'),

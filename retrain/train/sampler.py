@@ -31,8 +31,13 @@ class Sampler:
         self.counts = counts[self.labels]
         self.offsets = np.concatenate([[0], np.cumsum(counts)])[self.labels]
         self.rng = rng
+        self.size = len(labels)
 
     def sample(self, batch_size: int) -> np.ndarray:
+        """`batch_size` indices drawn so; for -1, every image of the split once, in order (the
+        classic scripts' whole-split batch, which --train_batch_size -1 asked for)."""
+        if batch_size < 0:
+            return np.arange(self.size)
         which = self.rng.integers(len(self.labels), size=batch_size)
         within = self.rng.integers(_INDEX_RANGE, size=batch_size) % self.counts[which]
         return self.order[self.offsets[which] + within]

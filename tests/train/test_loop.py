@@ -78,6 +78,16 @@ def test_sampler_draws_a_class_then_an_image():
     assert len(set(draws[drawn == 2])) == 10  # Every image of the small class turns up.
 
 
+def test_a_batch_size_of_minus_1_is_the_whole_split_as_the_classic_scripts_took_it():
+    labels = np.array([0] * 90 + [2] * 10)
+    np.testing.assert_array_equal(Sampler(labels, 3, np.random.default_rng(3)).sample(-1),
+                                  np.arange(100))
+    data = _separable(np.random.default_rng(0))
+    head = train(data, 3, RetrainConfig(how_many_training_steps=30, train_batch_size=-1,
+                                        random_seed=1, summaries_dir=''), log=False)
+    assert (head.predict(data.features['testing']).argmax(1) == data.labels['testing']).mean() > 0.9
+
+
 def _separable(rng, per_split=60, dim=16, classes=3):
     centers = rng.normal(size=(classes, dim)) * 3
     features, labels = {}, {}
