@@ -126,3 +126,22 @@ def test_multilabel_quality_bench_refuses_a_missing_folder_in_one_line(tmp_path)
     assert result.stderr.strip().splitlines()[-1].endswith(
         f"error: image directory not found: '{tmp_path / 'none'}'")
     assert 'Traceback' not in result.stderr
+
+
+def test_stamp_set_lays_each_photo_stamp_on_grey_and_leaves_drawings_and_plants_out(tmp_path):
+    from PIL import Image
+
+    from bench import make_stamp_set
+    stamps = tmp_path / 'stamps'
+    pixels = np.zeros((16, 16, 4), np.uint8)
+    pixels[4:12, 4:12] = (200, 30, 30, 255)  # An opaque red object; the rest transparent.
+    for name in ('animals/insects/bee.png', 'animals/insects/cartoon/bee.png',
+                 'plants/flowers/rose.png'):
+        os.makedirs(os.path.dirname(stamps / name), exist_ok=True)
+        Image.fromarray(pixels, 'RGBA').save(stamps / name)
+    assert make_stamp_set.write_set(str(stamps), str(tmp_path / 'set')) == 1
+    written = [os.path.relpath(os.path.join(folder, name), tmp_path / 'set')
+               for folder, _, names in os.walk(tmp_path / 'set') for name in names]
+    assert written == [os.path.join('animals', 'bee.jpg')]
+    photo = np.asarray(Image.open(tmp_path / 'set' / 'animals' / 'bee.jpg'), np.int16)
+    assert np.abs(photo[0, 0] - 128).max() < 8 and np.abs(photo[8, 8] - (200, 30, 30)).max() < 24
