@@ -17,7 +17,8 @@ images; another share with --validation_flagged); a line gives what the exported
 calls unknown (score above 0). It also prints the test images' expected calibration error
 without and with --calibrate's temperature, and with a temperature fitted on the test images
 themselves (the floor of that estimate on so few images), and over the test images of all
-splits pooled, where a split's ~80 images estimate it too high. Set OPENBLAS_NUM_THREADS=1
+splits pooled, where a split's ~80 images estimate it too high; with --outside, the share of
+each of its folders flagged at 10% in-domain by the chosen score. Set OPENBLAS_NUM_THREADS=1
 on a busy machine.
 """
 import argparse
@@ -136,6 +137,7 @@ def main() -> None:
         if not other:
             parser.error(f'--outside {args.outside} holds no bottleneck files')
         outside_images = np.concatenate(list(other.values()))
+        outside_kinds = np.concatenate([np.full(len(x), kind) for kind, x in other.items()])
         orders = {name: rng.permutation(len(classes[name])) for name in names}
         splits = [(tuple(names), fold) for fold in range(min(args.splits, FOLDS))]
     else:
@@ -146,6 +148,7 @@ def main() -> None:
     errors = []  # Test-set ECE without, with --calibrate and with the test's own T, per split.
     pooled = []  # (probabilities without, with --calibrate, labels) of each split's test images.
     judged = []  # Share of in-domain test and out-of-domain images the model calls unknown.
+    by_kind = []  # With --outside: share of each of its folders flagged at 10% in-domain.
     for known, fold in splits:
         data = _split(classes, known, fold, rng, orders if args.outside else {})
         features, labels = data.features, data.labels
@@ -167,6 +170,11 @@ def main() -> None:
         for name in sets['in']:
             totals.setdefault(name, []).append(
                 _rate(sets['in'][name], sets['out'][name], sets['val'][name]))
+        if args.outside:
+            chosen = sets['out']['chosen (unknown.score)']
+            at_10 = np.quantile(sets['in']['chosen (unknown.score)'], 0.9)
+            by_kind.append({kind: float(np.mean(chosen[outside_kinds == kind] > at_10))
+                            for kind in other})
         tuned, oracle = (calibration.calibrated(head, calibration.fit_temperature(
             features[part] @ head.weights + head.biases, labels[part]))
             for part in ('validation', 'testing'))
@@ -182,6 +190,10 @@ def main() -> None:
               f'out-of-domain')
     _print(f'{header}; {args.steps} steps; means (min) over splits', totals, judged, fit_times,
            errors, pooled)
+    if by_kind:
+        print('chosen score, share of each --outside folder flagged at 10% in-domain: ' +
+              ', '.join(f'{kind} {np.mean([row[kind] for row in by_kind]):.1%}'
+                        for kind in by_kind[0]))
 
 
 def _print(header: str, totals: dict, judged: list, fit_times: list, errors: list,
