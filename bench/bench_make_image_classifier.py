@@ -2,7 +2,7 @@
 `python -m bench.bench_make_image_classifier`.
 
     python -m bench.bench_make_image_classifier --image_dir DIR --tfhub_module MODULE \
-        [--peer_python /work/peer-venv/bin/python] [--folds 1] [--json PATH]
+        [--peer_python /work/peer-venv/bin/python] [--folds 1] [--repeats 1] [--json PATH]
 
 Holds out every fifth photo of each class (sorted names) as unseen test photos, runs both tools
 with the same command line on the rest (ours cold: an empty bottleneck cache, then warm with
@@ -12,7 +12,9 @@ accuracies; without the peer (see bench/README_make_image_classifier.md) its row
 With --folds K (up to 5), fold k holds out the photos at k, k + 5, ... instead, so every photo
 is a test photo once over 5 folds; it then also prints each run's accuracy over all the folds'
 test photos and the paired difference of the cold run against the original, with its standard
-error (each photo's right-or-wrong, ours minus theirs).
+error (each photo's right-or-wrong, ours minus theirs). With --repeats R every fold runs R
+times: neither tool is seeded, so the runs differ as two runs of one tool do; each photo's
+difference is averaged over its R runs before the standard error is taken over the photos.
 """
 import argparse
 import json
@@ -101,7 +103,7 @@ def _runs(work: str, peer_python: str) -> Tuple[List[tuple], Optional[str]]:
     return runs, missing
 
 
-def _fold(image_dir: str, module: str, peer_python: str, fold: int) -> List[Dict]:
+def _fold(image_dir: str, module: str, peer_python: str, fold: int, repeat: int) -> List[Dict]:
     """Every run on one fold: a row each, with its photos' right-or-wrong."""
     work = tempfile.mkdtemp(prefix='bench_mic_')
     rows = []
@@ -123,7 +125,7 @@ def _fold(image_dir: str, module: str, peer_python: str, fold: int) -> List[Dict
                 continue
             right = _right(os.path.join(out, 'saved_model'), os.path.join(out, 'labels.txt'),
                            test)
-            rows.append({'run': name, 'fold': fold, 'seconds': round(seconds, 1),
+            rows.append({'run': name, 'fold': fold, 'repeat': repeat, 'seconds': round(seconds, 1),
                          'test_accuracy': sum(right) / len(right), 'right': right})
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -131,22 +133,29 @@ def _fold(image_dir: str, module: str, peer_python: str, fold: int) -> List[Dict
 
 
 def _print_pooled(rows: List[Dict]) -> None:
-    """Each run's accuracy over every fold's photos; ours cold minus the original, paired."""
-    right: Dict[str, List[bool]] = {}
+    """Each run's accuracy over every fold's photos; ours cold minus the original, paired by
+    photo (fold and position) and averaged over the repeats."""
+    right: Dict[str, Dict[Tuple[int, int], List[bool]]] = {}
     for row in rows:
-        right.setdefault(row['run'], []).extend(row.get('right', []))
+        for position, value in enumerate(row.get('right', [])):
+            right.setdefault(row['run'], {}).setdefault((row['fold'], position), []).append(value)
     print(f'\nall folds: {"run":36} {"test accuracy":>14}')
-    for name, values in right.items():
-        if values:
-            print(f'           {name:36} {sum(values) / len(values):13.1%} (N={len(values)})')
-    ours, theirs = right.get('ours, cold', []), right.get('original (tf_keras)', [])
-    if ours and len(ours) == len(theirs):
-        differences = [int(a) - int(b) for a, b in zip(ours, theirs)]
+    for name, photos in right.items():
+        values = [value for runs in photos.values() for value in runs]
+        print(f'           {name:36} {sum(values) / len(values):13.1%} '
+              f'(N={len(photos)} photos, {len(values)} answers)')
+    ours, theirs = right.get('ours, cold', {}), right.get('original (tf_keras)', {})
+    if ours and ours.keys() == theirs.keys():
+        differences = [sum(ours[photo]) / len(ours[photo]) - sum(theirs[photo]) / len(theirs[photo])
+                       for photo in ours]
         mean = sum(differences) / len(differences)
         spread = (sum((d - mean) ** 2 for d in differences) / (len(differences) - 1)) ** 0.5
-        print(f'ours cold minus the original: {mean * 100:+.1f} points '
-              f'(standard error {spread / len(differences) ** 0.5 * 100:.1f}; ours alone right '
-              f'on {differences.count(1)} photos, the original alone on {differences.count(-1)})')
+        error = spread / len(differences) ** 0.5
+        print(f'ours cold minus the original: {mean * 100:+.1f} points (standard error '
+              f'{error * 100:.1f}, 95% interval {(mean - 1.96 * error) * 100:+.1f} to '
+              f'{(mean + 1.96 * error) * 100:+.1f}; ours right more often on '
+              f'{sum(d > 0 for d in differences)} photos, the original on '
+              f'{sum(d < 0 for d in differences)})')
 
 
 def main() -> None:
@@ -158,18 +167,20 @@ def main() -> None:
                         help='python of the venv with tensorflow, tf_keras and the tool')
     parser.add_argument('--folds', type=int, default=1, choices=range(1, 6),
                         help='how many of the 5 held-out fifths to test on, one after another')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='how many times to run each tool on each fold')
     parser.add_argument('--json', default='', help='also write the results here')
     args = parser.parse_args()
-    rows = [row for fold in range(args.folds)
-            for row in _fold(args.image_dir, args.tfhub_module, args.peer_python, fold)]
-    print(f'{"run":36} {"fold":>4} {"wall s":>8} {"test accuracy":>14}')
+    rows = [row for repeat in range(args.repeats) for fold in range(args.folds)
+            for row in _fold(args.image_dir, args.tfhub_module, args.peer_python, fold, repeat)]
+    print(f'{"run":36} {"fold":>4} {"repeat":>6} {"wall s":>8} {"test accuracy":>14}')
     for row in rows:
         if 'seconds' in row:
-            print(f'{row["run"]:36} {row["fold"]:>4} {row["seconds"]:8.1f} '
+            print(f'{row["run"]:36} {row["fold"]:>4} {row["repeat"]:>6} {row["seconds"]:8.1f} '
                   f'{row["test_accuracy"]:13.1%} (N={len(row["right"])})')
         else:
             print(f'{row["run"]:36} {row.get("skipped") or "failed: " + row["failed"]}')
-    if args.folds > 1:
+    if args.folds > 1 or args.repeats > 1:
         _print_pooled(rows)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
