@@ -11,9 +11,10 @@ The text files stay the format of record: a row is used only while its text file
 with exactly the recorded size and mtime, and only from an index whose checksum proves that
 list and array are as one run wrote them (no row swapped, zeroed or damaged since); any other text
 file is read (or computed) as usual, and the index is rewritten afterwards. An image whose size
-is no longer the recorded one was replaced under its name since: its row and its unchanged text
-file hold the old photo's values, so it is computed again (the classic scripts used them; sizes,
-not times, because a fresh checkout or copy gives every image a new time); an index of the
+is no longer the recorded one was replaced under its name since: its row and its text file hold
+the old photo's values, so it is computed again (the classic scripts used them; sizes, not times,
+because a fresh checkout or copy gives every image a new time), even where the text file's own
+time changed (a copy of the cache gives it one); an index of the
 previous version, without them, is used and rewritten with them. An index that is odd
 in any way is ignored with a warning and rebuilt; failing to write one is a warning too: it is
 only an optimization. Deleting the index files is always safe. The array is memory-mapped, so a
@@ -150,10 +151,12 @@ class CacheIndex:
         if self.values is not None:
             for i, (path, current, image) in enumerate(zip(paths, stamps, image_sizes)):
                 record = self.rows.get(self.key(path)) if current else None
-                if not record or record[:2] != current:
+                if not record:
                     continue
                 if image is not None and record[3] not in (_UNKNOWN, image):
-                    replaced[i] = True
+                    replaced[i] = True  # Whatever the text file's time: a copy of the cache
+                    continue            # gives every file a new one.
+                if record[:2] != current:
                     continue
                 found[i] = self.values[record[2]]
                 served_rows.append(record[2])

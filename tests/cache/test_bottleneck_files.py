@@ -199,6 +199,28 @@ def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     assert '(15 from its index), 0 to compute' in caplog.text
 
 
+def test_a_photo_replaced_is_computed_again_from_a_copied_cache(tmp_path, caplog):
+    """A copy of the cache (cp -r, a zip, a CI cache) gives its text files new times; the index's
+    image sizes still tell the replaced photo, and the rewritten index must not bless its old
+    values."""
+    caplog.set_level('INFO', logger='absl')
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    original = str(tmp_path / 'bn')
+    bottleneck_files.load_or_compute(image_dir, examples, original, mean_colour_extractor())
+    photo = sorted(glob.glob(os.path.join(image_dir, 'red', '*')))[0]
+    write_image(photo, (0, 0, 250), np.random.default_rng(0), shape=(41, 48))
+    cache = str(tmp_path / 'copy')
+    shutil.copytree(original, cache, copy_function=shutil.copyfile)  # New times, as cp -r.
+    for _ in range(2):
+        caplog.clear()
+        after = _by_image(bottleneck_files.load_or_compute(image_dir, examples, cache,
+                                                           mean_colour_extractor())[0])
+        assert after[photo][2] > 0.9  # Blue now, in this run and the next.
+    cached = os.path.join(cache, 'red', os.path.basename(photo) + '_m.txt')
+    np.testing.assert_array_equal(bottleneck_files.read_bottleneck(cached, 3), after[photo])
+
+
 def test_a_fresh_copy_of_the_images_reuses_the_cache(tmp_path, caplog):
     """New times on every image (a checkout, a copy beside a cache restored on CI) are not
     changes."""
