@@ -20,6 +20,7 @@ from retrain.common.cli_args import (
     number,
     run_main,
 )
+from retrain.common.logs import one_line
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -139,14 +140,14 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
                 found.update(unknown=result.unknown_score > unknown_threshold,
                              unknown_score=result.unknown_score)
             collected.append(found)
-        elif not result.error:
-            print(result.path)
+        elif not result.error:  # Names it did not choose, each on one line (logs.one_line).
+            print(one_line(result.path))
             if result.unknown_score is not None and result.unknown_score > unknown_threshold:
                 best = _top(result.scores, 1)[0]
-                print(f'unknown (best guess = {labels[best]}, '
+                print(f'unknown (best guess = {one_line(labels[best])}, '
                       f'unknown score = {result.unknown_score:.5f} > {unknown_threshold:g})')
             for index in _top(result.scores, top_k, threshold):
-                print(f'{labels[index]} (score = {result.scores[index]:.5f})')
+                print(f'{one_line(labels[index])} (score = {result.scores[index]:.5f})')
             print(flush=True)
     if as_json:
         # JSON is UTF-8: undecodable bytes of a name (surrogates) become \udcXX escapes.

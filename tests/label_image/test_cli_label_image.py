@@ -68,6 +68,19 @@ def test_an_op_name_holding_a_line_break_cannot_forge_a_line(image_dir, tmp_path
     assert r'Foo\nlabel_image: done\x1b[31m' in line
 
 
+@pytest.mark.skipif(os.name == 'nt', reason='Windows file names hold no control characters')
+def test_a_file_name_holding_a_line_break_or_escape_is_printed_on_one_line(retrained, image_dir,
+                                                                          tmp_path):
+    graph, labels = retrained
+    photo = os.path.join(image_dir, 'red', sorted(os.listdir(os.path.join(image_dir, 'red')))[0])
+    odd = str(tmp_path / 'a\nb\x1b[31m\r.jpg')
+    shutil.copy(photo, odd)
+    result = run_module('label_image', '--graph', graph, '--labels', labels, odd)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == str(tmp_path / r'a\nb\x1b[31m\r.jpg')
+    assert '\x1b' not in result.stdout and '\r' not in result.stdout
+
+
 def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
                                                                  folder_with_a_fake_jpeg):
     graph, labels = retrained
