@@ -184,11 +184,18 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
             return reason
         decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        summary = error_summary(e)
-        # TensorFlow's words for a JPEG cut short or damaged; no crop window was asked for.
-        return ('truncated or damaged JPEG data' if summary.startswith('jpeg::Uncompress failed')
-                else summary)
+        return _plain_words(error_summary(e), contents)
     return ''
+
+
+def _plain_words(summary: str, contents: bytes) -> str:
+    """TensorFlow's words for a decoding failure, in the user's where they mislead."""
+    if summary.startswith('jpeg::Uncompress failed'):  # No crop window was asked for.
+        return 'truncated or damaged JPEG data'
+    if contents[:2] == b'BM' and summary.startswith('Number of channels inherent'):
+        bits = int.from_bytes(contents[28:30], 'little')  # The info header's bit count.
+        return f'a {bits}-bit BMP, which TensorFlow does not decode (it reads 8-, 24- and 32-bit)'
+    return summary
 
 
 def load_image(path: str, size: Tuple[int, int]) -> np.ndarray:

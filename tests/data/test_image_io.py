@@ -2,6 +2,7 @@
 it decoded exactly as before the budget (docs/COMPATIBILITY.md section 4: cache values)."""
 import io
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -81,6 +82,30 @@ def test_a_png_over_the_budget_is_refused_by_its_size_without_decoding(tmp_path)
         '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels')
     with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
         image_io.decode(tf.constant(open(path, 'rb').read()))
+
+
+def _bmp(bits: int, width: int = 8, height: int = 2) -> bytes:
+    """A BMP with a grey palette (bits <= 8) or grey pixels, rows padded to 4 bytes."""
+    palette = b''.join(bytes((v, v, v, 0)) for v in range(1 << bits)) if bits <= 8 else b''
+    row = bytes(-(-width * bits // 32) * 4)
+    offset = 14 + 40 + len(palette)
+    return (b'BM' + struct.pack('<IHHI', offset + len(row) * height, 0, 0, offset) +
+            struct.pack('<IiiHHIIiiII', 40, width, height, 1, bits, 0, len(row) * height,
+                        2835, 2835, 0, 0) + palette + row * height)
+
+
+@pytest.mark.parametrize('bits', [1, 4])
+def test_a_bmp_of_a_depth_tensorflow_cannot_decode_is_named_so(tmp_path, bits):
+    """TensorFlow says 'Number of channels inherent in the image must be 1, 3 or 4, was 0'."""
+    path = str(tmp_path / 'mono.bmp')
+    with open(path, 'wb') as f:
+        f.write(_bmp(bits))
+    assert image_io.describe_decode_error(path) == (
+        f'a {bits}-bit BMP, which TensorFlow does not decode (it reads 8-, 24- and 32-bit)')
+    good = str(tmp_path / 'grey.bmp')
+    with open(good, 'wb') as f:
+        f.write(_bmp(24))
+    assert image_io.describe_decode_error(good) == ''
 
 
 @pytest.mark.parametrize('cores, in_flight', [(1, 1), (2, 2), (16, 10), (128, 10)])
