@@ -24,7 +24,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from retrain.common import fileio
-from retrain.common.errors import ToolError
+from retrain.common.errors import ConfigError, ToolError
 from retrain.common.graph_names import SAVED_MODEL_KEYS, UNIT_INPUT, UNKNOWN, UNKNOWN_SCORE
 from retrain.data import image_io
 from retrain.export import frozen_graph
@@ -161,7 +161,8 @@ def write_saved_model(directory: str, graph_def: tf.compat.v1.GraphDef,
 
 def check_output(path: str) -> None:
     """Refuses a SavedModel folder that may not be replaced: a file, or a folder holding anything
-    but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote)."""
+    but a SavedModel (it is replaced as a whole, and a tool only removes what it wrote: the flag
+    names the wrong place, a usage error as for --report_dir)."""
     if tf.io.gfile.exists(path):
         if not tf.io.gfile.isdir(path):
             raise ToolError(f'cannot write a SavedModel to {path}: it is a file, not a folder')
@@ -169,7 +170,7 @@ def check_output(path: str) -> None:
         others = sorted(set(entries) - SAVED_MODEL_ENTRIES)
         if others or (entries and 'saved_model.pb' not in entries):
             shown = ', '.join(others[:3] or entries[:3])
-            raise ToolError(f'will not replace {path}: it holds more than a SavedModel '
+            raise ConfigError(f'will not replace {path}: it holds more than a SavedModel '
                             f'({shown}{", ..." if len(others or entries) > 3 else ""}); '
                             f'name an empty or new folder')
 
