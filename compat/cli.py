@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
                                   '(image in [0, 1] -> prediction) and optionally TFLite')
     for command in (inspect, convert):
         command.add_argument('graph', help='frozen graph (.pb); inspect also takes a SavedModel '
-                             'folder or a .tflite file')
+                             'folder, a .tflite or an .onnx file')
         add_override_arguments(command.add_argument_group('classic overrides (never needed)'))
     convert.add_argument('--labels', required=True, help='the graph\'s labels file')
     convert.add_argument('--saved_model_dir', required=True, help='where to write the SavedModel')
