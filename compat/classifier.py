@@ -147,17 +147,31 @@ class Classifier:
 
 
 def model_format(path: str) -> str:
-    """SAVED_MODEL, TFLITE (by name or content), ONNX (by name) or FROZEN_GRAPH; ToolError when
-    it is none."""
+    """SAVED_MODEL, TFLITE or ONNX (by name or content) or FROZEN_GRAPH; ToolError when it is
+    none, with the path to name instead where one is near (a SavedModel's folder, TF Serving's
+    version folder)."""
     if not tf.io.gfile.exists(path):
         raise ToolError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):
         if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
             return SAVED_MODEL
-        raise ToolError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb)')
-    if path.lower().endswith('.onnx'):  # Staged temporaries end like their targets.
-        return ONNX
-    return TFLITE if path.lower().endswith('.tflite') or tflite.is_tflite(path) else FROZEN_GRAPH
+        versions = sorted((name.rstrip('/') for name in tf.io.gfile.listdir(path)
+                           if name.rstrip('/').isdigit() and tf.io.gfile.exists(
+                               os.path.join(path, name.rstrip('/'), 'saved_model.pb'))), key=int)
+        hint = (f'; its version folder {versions[-1]} holds a SavedModel: name '
+                f'{os.path.join(path, versions[-1])}' if versions else '')
+        raise ToolError(f'not a TensorFlow graph: {path} (a directory without saved_model.pb'
+                        f'{hint})')
+    folder = os.path.dirname(path)
+    if (os.path.basename(path) == 'saved_model.pb'
+            and tf.io.gfile.isdir(os.path.join(folder, 'variables'))):
+        raise ToolError(f'{path} is the graph of a SavedModel: name its folder '
+                        f'{folder or os.curdir} instead')
+    if path.lower().endswith('.onnx') or onnx_model.is_onnx(path):  # Staged temporaries end
+        return ONNX                                                # like their targets.
+    if path.lower().endswith('.tflite') or tflite.is_tflite(path):
+        return TFLITE
+    return FROZEN_GRAPH
 
 
 def load(path: str, overrides: Overrides = Overrides(),

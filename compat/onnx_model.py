@@ -21,6 +21,18 @@ from retrain.export import onnx_contract
 _PASS_THROUGH = frozenset(['Identity', 'Reshape', 'Squeeze', 'Flatten', 'Cast'])
 
 
+def is_onnx(path: str) -> bool:
+    """Whether the file begins as an ONNX model does (field 1, ir_version: 3, from 2017, or later),
+    whatever its name. No GraphDef begins so (its field 1 is a message, never a number); a
+    SavedModel's saved_model.pb begins with its schema version, 1."""
+    try:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+            head = f.read(2)
+    except tf.errors.OpError:
+        return False  # Whoever reads it next says why it cannot be read.
+    return len(head) == 2 and head[0] == 0x08 and 3 <= head[1] < 0x80
+
+
 @dataclasses.dataclass(frozen=True)
 class OnnxFile:
     """A parsed model: its bytes (what a session gets), the model, the op that makes its first

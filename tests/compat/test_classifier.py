@@ -171,6 +171,25 @@ def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, phot
                                classifier.load(path).classify(_contents(photos)), atol=1e-4)
 
 
+def test_near_misses_of_a_saved_model_name_the_path_to_give(converted, tmp_path):
+    """TF Serving's base folder, and a SavedModel's own saved_model.pb file, were each 'not a
+    TensorFlow graph' without a hint."""
+    saved, _ = converted
+    base = tmp_path / 'models' / 'flowers'
+    for version in ('1', '12'):
+        shutil.copytree(saved, base / version)
+    with pytest.raises(ToolError) as error:
+        classifier.load(str(base))
+    assert str(error.value) == (
+        f'not a TensorFlow graph: {base} (a directory without saved_model.pb; its version folder '
+        f'12 holds a SavedModel: name {base / "12"})')
+    graph = os.path.join(saved, 'saved_model.pb')
+    with pytest.raises(ToolError) as error:
+        classifier.load(graph)
+    assert str(error.value) == (f'{graph} is the graph of a SavedModel: name its folder {saved} '
+                                'instead')
+
+
 @pytest.mark.parametrize('over', ['graph.pb', 'labels.txt'])
 def test_convert_refuses_to_write_the_tflite_model_over_its_inputs(tmp_path, over):
     from compat import convert

@@ -4,6 +4,7 @@ installed; a run without the onnx extra is refused before any work. compat conve
 files from graphs of every generation; label_image and compat inspect read them."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -363,6 +364,15 @@ def test_label_image_and_inspect_read_the_onnx_file_and_its_labels(retrained, im
                  '  unsafe ops: none', '  labels: 3: blue, green, red', '  scores: softmax',
                  '  image_size: 32,32'):
         assert line in lines, inspected.stdout
+
+
+def test_an_onnx_file_under_another_name_is_known_by_its_content(retrained, tmp_path):
+    """Renamed to .pb it was read as a frozen graph: 'not a TensorFlow graph'."""
+    out, _ = retrained
+    renamed = str(tmp_path / 'model.pb')
+    shutil.copy(os.path.join(out, 'model.onnx'), renamed)
+    loaded = models.load(renamed)
+    assert loaded.format == models.ONNX and loaded.num_classes == len(CLASS_COLOURS)
 
 
 def test_an_onnx_model_that_could_touch_files_is_refused(tmp_path):
