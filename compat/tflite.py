@@ -13,8 +13,6 @@ deprecated and says so on every use; TensorFlow's interpreter is only the fallba
 is not installed.
 """
 import dataclasses
-import os
-import sys
 import warnings
 from typing import Iterable, List
 
@@ -22,6 +20,7 @@ import tensorflow as tf
 
 from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
+from retrain.common.quiet_tensorflow import c_stderr_hidden
 from retrain.common.tf_internals import tflite_schema as schema
 
 _IDENTIFIER = b'TFL3'
@@ -87,15 +86,8 @@ def interpreter(model: TFLiteFile):
 def allocate(interpreter) -> None:
     """interpreter.allocate_tensors(), without the runtime's "INFO: Created TensorFlow Lite
     XNNPACK delegate for CPU." that its C++ side prints on stderr, past Python's logging."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, 'wb') as devnull:
-            os.dup2(devnull.fileno(), 2)
-            interpreter.allocate_tensors()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with c_stderr_hidden():
+        interpreter.allocate_tensors()
 
 
 def _invalid(path: str, reason: str) -> None:

@@ -447,6 +447,7 @@ def test_final_tensor_name_tflite_quantize_and_quiet_verbosity(tmp_path, tiny_mo
     assert result.returncode == 0, result.stderr[-3000:]
     logged = [line for line in result.stderr.splitlines() if _TIMESTAMP.search(line)]
     assert logged == [line for line in logged if line.startswith(('W ', 'E '))], logged  # No INFO.
+    assert 'fully_quantize' not in result.stderr  # The quantizer's C++ line.
     graph, session = _graph_session(str(out / 'graph.pb'))
     names = {op.name: op.type for op in graph.get_operations()}
     assert names['flower_scores'] == 'Softmax' and 'final_result' not in names

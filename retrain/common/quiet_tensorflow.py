@@ -26,8 +26,10 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import sys
 import tempfile
+from typing import Iterator, Optional
 
 _QUIET_LEVEL = 3  # TF_CPP_MIN_LOG_LEVEL for the run: TensorFlow's C++ side logs nothing.
 
@@ -75,19 +77,34 @@ def _hidden(package: str):
             del sys.modules[package]
 
 
-def _import_quietly() -> None:
+@contextlib.contextmanager
+def c_stderr_hidden(noise: Optional[str] = None) -> Iterator[None]:
+    """What C++ code prints on stderr (file descriptor 2, past Python's logging) inside is dropped,
+    unless the block fails: then it is shown, to explain the failure (not on Ctrl-C). With
+    `noise` (a regular expression), only the lines it matches are dropped; the others are shown
+    after the block (the block may log lines of its own)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
+        failed = False
         try:
-            import tensorflow as tf
-            tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.
-        except Exception:  # Not on Ctrl-C: the chatter is shown only to explain a failure.
-            os.dup2(saved, 2)
-            capture.seek(0)
-            sys.stderr.write(capture.read().decode('utf-8', 'replace'))
+            yield
+        except Exception:
+            failed = True
             raise
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode('utf-8', 'replace').splitlines(keepends=True)
+            if not failed:
+                lines = [line for line in lines if noise and not re.match(noise, line)]
+            sys.stderr.write(''.join(lines))
+
+
+def _import_quietly() -> None:
+    with c_stderr_hidden():
+        import tensorflow as tf
+        tf.config.list_physical_devices('GPU')  # Device probing prints now, not mid-run.

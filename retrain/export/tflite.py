@@ -23,6 +23,7 @@ import tensorflow as tf
 from retrain.common import fileio
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.graph_names import UNIT_INPUT, UNKNOWN_SCORE, judges
+from retrain.common.quiet_tensorflow import c_stderr_hidden
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite_metadata
 from retrain.export.outputs import Trained
@@ -83,6 +84,10 @@ def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
             return tf.compat.v1.lite.TFLiteConverter.from_session(session, [image], outputs)
 
 
+# What the quantizer prints on stderr: "fully_quantize: 0, inference_type: 6, ...".
+_QUANTIZER_NOISE = r'fully_quantize: \d'
+
+
 def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
             output_tensor: str = 'final_result:0', quantize: str = 'none',
             representative: Optional[Callable[[], Iterable[np.ndarray]]] = None,
@@ -101,7 +106,8 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
         converter.representative_dataset = lambda: ([image] for image in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        return converter.convert()
+        with c_stderr_hidden(noise=_QUANTIZER_NOISE):
+            return converter.convert()
     except Exception as e:  # noqa: BLE001  ConverterError, ValueError, RuntimeError ...
         raise ToolError(f'cannot convert the classifier to TensorFlow Lite: '
                         f'{type(e).__name__}: {error_summary(e)}') from None
