@@ -15,7 +15,7 @@ import tensorflow as tf
 from retrain.common.errors import ToolError, error_summary
 from retrain.export import frozen_graph
 from retrain.train.heads import Head
-from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX
+from retrain.train.tensorboard_steps import EVENT_FILE_PREFIX, summaries_written
 
 # Pixels per confusion-matrix cell side; large matrices get smaller cells, never below 4.
 _CELL = 32
@@ -84,6 +84,12 @@ def write_final(summaries_dir: str, labels: List[str], truth: np.ndarray,
     """Writes the end-of-run summaries (see module doc); nothing when summaries_dir is empty."""
     if not summaries_dir:
         return
+    with summaries_written(summaries_dir):
+        _write_final(summaries_dir, labels, truth, predictions, head, final_tensor_name, step)
+
+
+def _write_final(summaries_dir: str, labels: List[str], truth: np.ndarray,
+                 predictions: np.ndarray, head: Head, final_tensor_name: str, step: int) -> None:
     train_writer = tf.summary.create_file_writer(os.path.join(summaries_dir, 'train'))
     with train_writer.as_default(step=step):
         tf.summary.graph(frozen_graph.final_layer_graph(head, final_tensor_name))

@@ -7,13 +7,17 @@ through tf.summary costs a quarter of a millisecond. Here the buckets come from 
 evaluation becomes one Event record appended to an event file of our own (a TFRecord file, as
 tf.summary writes): the same records, with the same plugin metadata, that TensorBoard reads.
 """
+import contextlib
 import os
 import socket
 import time
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
+
+from retrain.common.errors import ToolError
+from retrain.common.fileio import failure_reason
 
 _BUCKETS = 30  # As tf.summary.histogram.
 # How TensorBoard event files are named, by tf.summary and here alike.
@@ -36,13 +40,25 @@ def histogram_buckets(values: np.ndarray) -> np.ndarray:
     return np.stack([edges[:-1], edges[1:], counts], axis=1)
 
 
+@contextlib.contextmanager
+def summaries_written(path: str) -> Iterator[None]:
+    """A failure to write TensorBoard records (a full disk ...) as one line naming `path`."""
+    try:
+        yield
+    except (tf.errors.OpError, OSError) as e:
+        raise ToolError(f'cannot write TensorBoard summaries to {path}: '
+                        f'{failure_reason(e, path)}') from None
+
+
 class StepWriter:
     """One TensorBoard run folder (`train` or `validation`) of a training run."""
 
     def __init__(self, directory: str):
-        tf.io.gfile.makedirs(directory)
         name = f'{EVENT_FILE_PREFIX}{int(time.time())}.{socket.gethostname()}.{os.getpid()}.v2'
-        self.writer = tf.io.TFRecordWriter(os.path.join(directory, name))
+        self.path = os.path.join(directory, name)
+        with summaries_written(self.path):
+            tf.io.gfile.makedirs(directory)
+            self.writer = tf.io.TFRecordWriter(self.path)
         self._append(tf.compat.v1.Event(file_version='brain.Event:2'))
 
     def write(self, step: int, scalars: Dict[str, float],
@@ -65,10 +81,12 @@ class StepWriter:
 
     def _append(self, event: tf.compat.v1.Event) -> None:
         event.wall_time = time.time()
-        self.writer.write(event.SerializeToString())
+        with summaries_written(self.path):
+            self.writer.write(event.SerializeToString())
 
     def close(self) -> None:
-        self.writer.close()
+        with summaries_written(self.path):
+            self.writer.close()
 
 
 def run_writers(summaries_dir: str) -> Dict[str, StepWriter]:
