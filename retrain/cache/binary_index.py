@@ -33,7 +33,7 @@ import numpy as np
 from absl import logging
 
 from retrain.common import fileio
-from retrain.common.errors import ToolError
+from retrain.common.errors import ToolError, error_summary
 from retrain.common.places import is_local
 
 _VERSION = 3
@@ -96,16 +96,20 @@ class CacheIndex:
     def _load(self) -> None:
         try:
             with open(self.manifest_path, 'rb') as f:
-                manifest = json.loads(f.read().decode('utf-8'))
-            if isinstance(manifest, dict) and manifest.get('version') not in _ROW_FIELDS:
-                return  # Another release's index: rebuilt without fuss.
-            name, values, rows = self._validate(manifest)
-            self._current = manifest['version'] == _VERSION
+                data = f.read()
         except FileNotFoundError:
             return
-        except (OSError, ValueError, EOFError, SyntaxError) as e:  # Whatever np.load raises.
-            logging.warning('Ignoring the bottleneck index %s (%s); the text files are used and '
-                            'the index is rebuilt', self.manifest_path, e)
+        try:
+            manifest = json.loads(data.decode('utf-8'))
+            version = manifest.get('version') if isinstance(manifest, dict) else None
+            if isinstance(version, int) and version not in _ROW_FIELDS:
+                return  # Another release's index: rebuilt without fuss.
+            name, values, rows = self._validate(manifest)
+            self._current = version == _VERSION
+        except Exception as e:  # noqa: BLE001  Odd in any way (module doc): json and np.load
+            logging.warning(    # raise what they will (RecursionError, EOFError ...).
+                'Ignoring the bottleneck index %s (%s); the text files are used and the index '
+                'is rebuilt', self.manifest_path, error_summary(e))
             return
         self.array_name, self.values, self.rows = name, values, rows
 
@@ -115,6 +119,8 @@ class CacheIndex:
         if not isinstance(manifest, dict):
             raise ValueError('the manifest is not a JSON object')
         name, files = manifest.get('array'), manifest.get('files')
+        if not isinstance(manifest.get('version'), int) or manifest['version'] not in _ROW_FIELDS:
+            raise ValueError(f'bad version {manifest.get("version")!r}')
         if manifest.get('size') != self.size:
             raise ValueError(f'bottleneck size {manifest.get("size")!r}, not {self.size}')
         if not isinstance(name, str) or not re.fullmatch(
@@ -126,7 +132,10 @@ class CacheIndex:
                 and all(isinstance(n, int) for n in f[1:]) for f in files):
             raise ValueError('bad file list')
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
-        values = np.load(os.path.join(self.root, name), mmap_mode='r').view(np.ndarray)
+        values = np.load(os.path.join(self.root, name), mmap_mode='r')
+        if not isinstance(values, np.ndarray):  # A zip file loads as an NpzFile.
+            raise ValueError(f'{name} is not a NumPy array file')
+        values = values.view(np.ndarray)
         if values.dtype != np.float32 or values.shape != (len(files), self.size):
             raise ValueError(f'array {values.dtype}{list(values.shape)} does not match the '
                              'manifest')

@@ -157,8 +157,11 @@ def test_an_index_without_image_sizes_is_used_and_rewritten_with_them(tmp_path):
                                                                                  False]
 
 
-@pytest.mark.parametrize('damage', ['garbage manifest', 'missing array', 'other size'])
-def test_a_damaged_index_is_ignored(tmp_path, damage):
+@pytest.mark.parametrize('damage', ['garbage manifest', 'missing array', 'other size',
+                                    'version a list', 'deep JSON', 'array a zip file'])
+def test_a_damaged_index_is_ignored_with_a_warning(tmp_path, caplog, damage):
+    """The last three were tracebacks in every later run, until the index was deleted by hand;
+    a missing array was ignored without a word."""
     root = str(tmp_path)
     paths = _write_text_cache(root, 3)
     _build(root, paths)
@@ -168,10 +171,22 @@ def test_a_damaged_index_is_ignored(tmp_path, damage):
             f.write('{not json')
     elif damage == 'missing array':
         os.remove(array)
-    else:
+    elif damage == 'other size':
         np.save(array, np.zeros((3, SIZE + 1), np.float32))
+    elif damage == 'version a list':
+        written = json.load(open(manifest, encoding='utf-8'))
+        with open(manifest, 'w', encoding='utf-8') as f:
+            json.dump({**written, 'version': [written['version']]}, f)
+    elif damage == 'deep JSON':
+        with open(manifest, 'w', encoding='utf-8') as f:
+            f.write('[' * 100000 + ']' * 100000)
+    else:
+        np.savez(array + '.npz', values=np.load(array))
+        os.replace(array + '.npz', array)
+    caplog.set_level('WARNING', logger='absl')
     found = CacheIndex(root, SUFFIX, SIZE).lookup(paths, _unmeasured(paths))[0]
     assert found == [None] * 3
+    assert f'Ignoring the bottleneck index {manifest} (' in caplog.text
 
 
 def _loader(image_dir: str, cache: str):
