@@ -170,12 +170,16 @@ def job_from_flags():
 def _cache(image_dir: str) -> str:
     """--bottleneck_dir, or where not given, a folder of the temporary folder for `image_dir`
     (cache files are named by class folder and file name, so two image folders sharing one
-    cache would be given each other's features); '' for no image_dir yet."""
-    if FLAGS.bottleneck_dir or not image_dir:
-        return FLAGS.bottleneck_dir or ''
+    cache would be given each other's features); for no image_dir yet, their parent folder,
+    replaced once the flower photos are in place."""
+    if FLAGS.bottleneck_dir:
+        return FLAGS.bottleneck_dir
+    caches = os.path.join(tempfile.gettempdir(), 'make_image_classifier_bottlenecks')
+    if not image_dir:
+        return caches
     where = os.path.realpath(image_dir)
-    name = f'{os.path.basename(where)}_{hashlib.sha1(os.fsencode(where)).hexdigest()[:12]}'
-    return os.path.join(tempfile.gettempdir(), 'make_image_classifier_bottlenecks', name)
+    return os.path.join(caches, f'{os.path.basename(where)}_'
+                                f'{hashlib.sha1(os.fsencode(where)).hexdigest()[:12]}')
 
 
 # Errors of retrain's library name its flags; where this tool's differ, they are said its way.

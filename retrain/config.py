@@ -207,6 +207,10 @@ class RetrainConfig:
                               f'at most 100, not {held_out}')
         for name in ('eval_step_interval', 'cache_batch_size'):
             need(getattr(self, name) >= 1, name, 'at least 1')
+        # Empty, the cache would land in the current folder (class folders and all).
+        need(self.bottleneck_dir, 'bottleneck_dir', 'a folder')
+        need(self.use_legacy_model or self.tfhub_module, 'tfhub_module',
+             'a module (a URL, a local folder or a .tar.gz)')
         for name in ('train_batch_size', 'test_batch_size', 'validation_batch_size'):
             need(getattr(self, name) == -1 or getattr(self, name) >= 1, name,
                  '-1 (all images) or at least 1')

@@ -173,3 +173,17 @@ def test_label_layouts_that_do_not_go_together_are_refused(changes, message):
 ])
 def test_label_layouts_beyond_class_folders_are_accepted(changes):
     _config(**changes)
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'bottleneck_dir': ''}, '--bottleneck_dir must be a folder, not $'),
+    ({'tfhub_module': ''}, r'--tfhub_module must be a module \(a URL, a local folder or a '),
+])
+def test_an_empty_cache_folder_or_module_is_a_usage_error(changes, message):
+    """Empty, the cache was written into the current folder; the module failed to load, exit 1."""
+    with pytest.raises(ConfigError, match=message):
+        _config(**changes)
+
+
+def test_legacy_mode_needs_no_module():
+    _config(tfhub_module='', use_legacy_model=True, model_dir='m')

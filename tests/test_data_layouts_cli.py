@@ -80,6 +80,17 @@ def test_two_labels_on_a_row_of_a_single_label_table_suggest_multi_label(tmp_pat
     assert not os.path.exists(os.path.join(out, 'bn'))
 
 
+def test_a_table_that_is_not_utf8_is_a_usage_error(tmp_path, tiny_module, image_dir):
+    """As every other table the run cannot use (README: exit codes); it was exit 1."""
+    table = tmp_path / 'labels.csv'
+    table.write_bytes('red/red_000.jpg,r\xf6d\n'.encode('latin-1'))
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path / 'out'), 5,
+                                                 '--image_labels_file', str(table)))
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'retrain: error: labels file is not UTF-8 text: {table}')
+
+
 def _split_tree(root: str) -> str:
     """train/ and val/ of correctly coloured class folders; test/ of images in the wrong folder
     (red photos in test/blue ...): a test set of test/ alone scores 0%."""

@@ -8,7 +8,7 @@ import contextlib
 import os
 import re
 import uuid
-from typing import Iterator, Union
+from typing import Iterator, Type, Union
 
 import tensorflow as tf
 
@@ -48,12 +48,13 @@ def failure_reason(error: BaseException, path: str = '') -> str:
     return reason[len(path) + 2:] if path and reason.startswith(f'{path}; ') else reason
 
 
-def read_text(path: str, what: str) -> str:
+def read_text(path: str, what: str, not_text: Type[ToolError] = ToolError) -> str:
     """The text of a file users write (a labels file, a labels table), decoded: UTF-8, with or
     without a byte-order mark, or UTF-16 with one (Windows "Unicode" text, PowerShell 5's `>`).
 
     UTF-16 without a byte-order mark would decode as UTF-8 into text full of NULs, so NULs are
-    refused. Errors are ToolErrors naming `what` and `path`.
+    refused. Errors are ToolErrors naming `what` and `path`; content that is not such text
+    raises `not_text` (a ConfigError where the file is a setting of the run: a labels table).
     """
     try:
         with tf.io.gfile.GFile(path, 'rb') as f:
@@ -70,7 +71,7 @@ def read_text(path: str, what: str) -> str:
     if text is None or '\0' in text:
         hint = (' (it holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)'
                 if text else '')
-        raise ToolError(f'{what} is not UTF-8 text: {path}{hint}')
+        raise not_text(f'{what} is not UTF-8 text: {path}{hint}')
     return text
 
 

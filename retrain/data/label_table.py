@@ -147,7 +147,7 @@ def _rows(path: str, delimiters: Sequence[str]) -> Iterable[Tuple[int, List[str]
 
     Lines end as the csv module reads them (newline=''): CR LF, LF or CR (old Macs), and a
     quoted cell may run over several lines, so rows and lines are counted apart."""
-    text = fileio.read_text(path, 'labels file')
+    text = fileio.read_text(path, 'labels file', not_text=ConfigError)  # Exit code 2.
     reader = csv.reader(io.StringIO(text, newline=''), delimiter=_delimiter(text, path, delimiters))
     line = 1
     while True:
