@@ -17,6 +17,7 @@ split does not depend on where the folder lies, and adding images never moves an
 """
 import csv
 import io
+import itertools
 import os
 import posixpath
 import re
@@ -30,10 +31,11 @@ from retrain.common.errors import ConfigError, ToolError
 from retrain.common.places import is_local
 from retrain.data import image_files
 
-# Cell separators, in the order tried on the first line (_delimiter); multi-label tables take no
+# Cell separators, in the order preferred on a tie (_delimiter); multi-label tables take no
 # ';', which separates their labels.
 DELIMITERS = (',', '\t', ';')
 MULTI_LABEL_DELIMITERS = (',', '\t')
+_SNIFFED_LINES = 100  # Lines that choose the delimiter.
 # A Windows absolute path, once its backslashes are slashes: `C:/photos/a.jpg`.
 _DRIVE = re.compile(r'^[A-Za-z]:/')
 # (line, labels) of each row that names one image.
@@ -125,17 +127,20 @@ def _path_cell(cell: str, image_dir: str) -> str:
 
 
 def _delimiter(text: str, path: str, delimiters: Sequence[str]) -> str:
-    """The first of `delimiters` that splits the first line into two cells (the first if none
-    does): spreadsheets save CSV with ';' where the comma is the decimal sign, and tables come as
-    TSV. A file another one reads was refused before (one cell a row): none is read otherwise."""
-    first = io.StringIO(text, newline='').readline()  # Not a list of every line: just one.
+    """Of `delimiters`, the one that splits the most of the first lines (up to _SNIFFED_LINES)
+    into two cells, the earlier on a tie (the first if none does): spreadsheets save CSV with ';'
+    where the comma is the decimal sign, and tables come as TSV, whose labels may hold commas
+    (`a.jpg<TAB>Sun, flowers`: one line alone would call that CSV). A file another one reads was
+    refused before (one cell a row): none is read otherwise."""
+    lines = list(itertools.islice(io.StringIO(text, newline=''), _SNIFFED_LINES))
+    splits = {}
     for delimiter in delimiters:
         try:
-            if len(next(csv.reader([first], delimiter=delimiter), [])) == 2:
-                break
+            splits[delimiter] = sum(len(row) == 2 for row in csv.reader(lines, delimiter=delimiter))
         except csv.Error:
-            continue
-    else:
+            splits[delimiter] = 0
+    delimiter = max(delimiters, key=lambda d: (splits[d], -delimiters.index(d)))
+    if not splits[delimiter]:
         return delimiters[0]
     if delimiter != delimiters[0]:
         logging.info('Reading %s as a table of cells separated by %r', path, delimiter)

@@ -88,6 +88,23 @@ def test_semicolon_and_tab_separated_tables_read_as_the_comma_one(tmp_path, deli
                                                                           'x']
 
 
+@pytest.mark.parametrize('rows', [
+    ['a.jpg\tSun, Flowers', 'b.jpg\tRoses, red', 'd.jpg\tx'],  # Unquoted, no header.
+    ['a;b.jpg,Sun Flowers', 'b.jpg,Roses', 'd.jpg,x'],  # ';' splits the first line in two too.
+])
+def test_the_delimiter_is_the_one_most_lines_are_split_by(tmp_path, rows):
+    """The first line alone chose: a comma in the first label of a TSV file made it CSV, and the
+    next line without one was 'expected path,label but got 1 fields'."""
+    for name in ('a.jpg', 'a;b.jpg', 'b.jpg', 'd.jpg'):
+        _write(str(tmp_path / 'images' / name))
+    (tmp_path / 'labels.csv').write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    found = _splits(single_label_table.image_classes(str(tmp_path / 'images'),
+                                                     str(tmp_path / 'labels.csv'), 10, 10))
+    separator = '\t' if '\t' in rows[0] else ','
+    expected = dict(row.split(separator) for row in rows)
+    assert {location: label for location, (label, _) in found.items()} == expected
+
+
 def test_a_table_of_one_label_is_refused(tmp_path):
     _write(str(tmp_path / 'images' / 'a.jpg'))
     (tmp_path / 'labels.csv').write_text('a.jpg,x\n', encoding='utf-8')
