@@ -120,9 +120,11 @@ def format_values(values: np.ndarray) -> str:
 
 def parse_values(text: str, size: int) -> Optional[np.ndarray]:
     """The values of a cache file's text, or None when it is damaged (it does not parse, or holds
-    a nan or an infinity, which would make training diverge) or of another size."""
+    a nan or an infinity, which would make training diverge; 1e39 becomes one, without NumPy's
+    overflow warning) or of another size."""
     try:
-        values = np.array(text.split(','), dtype=np.float32)
+        with np.errstate(over='ignore'):  # Thread-local, unlike the warnings filters.
+            values = np.array(text.split(','), dtype=np.float32)
     except ValueError:
         return None
     return values if values.shape == (size,) and np.isfinite(values).all() else None

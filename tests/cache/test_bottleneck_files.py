@@ -261,3 +261,10 @@ def test_an_image_listed_twice_is_computed_and_skipped_once(tmp_path, caplog):
         np.testing.assert_array_equal(value, values[path])
     assert len(data.paths['validation']) == sum(e.location != os.path.join('red', 'bad.jpg')
                                                 for e in shared)
+
+
+def test_a_value_beyond_float32_is_damage_without_numpy_warnings(recwarn):
+    """1e39 became inf with a RuntimeWarning and its source line among the log lines."""
+    assert bottleneck_files.parse_values(','.join(['1e39'] * 1280), 1280) is None
+    assert bottleneck_files.parse_values(','.join(['0.5'] * 1280), 1280) is not None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
