@@ -83,7 +83,43 @@ class FeatureExtractor:
         if self.frozen is None:
             concrete = convert_to_constants.convert_variables_to_constants_v2(
                 self.concrete_function())
-            self.frozen = FrozenExtractor(concrete.graph.as_graph_def(), concrete.inputs[0].name,
+            self.frozen = FrozenExtractor(canonical(concrete.graph.as_graph_def()),
+                                          concrete.inputs[0].name,
                                           concrete.outputs[0].name,
                                           lambda images: concrete(images)[0])
         return self.frozen
+
+
+def canonical(graph_def: tf.compat.v1.GraphDef) -> tf.compat.v1.GraphDef:
+    """`graph_def` with the same nodes named and ordered the same in every process.
+
+    Freezing a loaded SavedModel names each variable's constant by a number that differs from
+    run to run (`13661` once, `14103` the next) and lists the nodes in varying order, so a graph
+    exported with --random_seed would differ in its bytes (docs/COMPATIBILITY.md section 5).
+    Each such constant is named after the first node (by name) that reads it (`<reader>/value`),
+    and the nodes are sorted by name; graphs import in any order.
+    """
+    numbered = {node.name for node in graph_def.node if node.name.isdigit()}
+    readers: dict = {}
+    for node in sorted(graph_def.node, key=lambda n: n.name):
+        for source in node.input:
+            readers.setdefault(source.lstrip('^').split(':')[0], node.name)
+    taken = {node.name for node in graph_def.node}
+    names = {name: f'{readers[name]}/value' for name in numbered
+             if name in readers and f'{readers[name]}/value' not in taken}
+    result = tf.compat.v1.GraphDef()
+    result.CopyFrom(graph_def)
+    del result.node[:]
+    for node in sorted(graph_def.node, key=lambda n: names.get(n.name, n.name)):
+        copy = result.node.add()
+        copy.CopyFrom(node)
+        copy.name = names.get(node.name, node.name)
+        copy.input[:] = [_renamed(source, names) for source in node.input]
+    return result
+
+
+def _renamed(source: str, names: dict) -> str:
+    """An input (`name`, `name:1` or `^name`) with its node's new name."""
+    control = source.startswith('^')
+    name, colon, port = source.lstrip('^').partition(':')
+    return f'{"^" if control else ""}{names.get(name, name)}{colon}{port}'
