@@ -72,9 +72,7 @@ def main(argv) -> int:
         if config.use_legacy_model:  # A name without a model: a usage error, before any work.
             from retrain.features import legacy_models
             legacy_models.architecture_info(config.architecture)
-        ignored = [f'--{name}' for name in ('architecture', 'model_dir') if FLAGS[name].present]
-        if ignored and not config.use_legacy_model:
-            logging.warning('--tfhub_module is given: ignoring %s', ' and '.join(ignored))
+        _warn_of_flags_without_effect(config)
         if not config.image_dir:
             from retrain.common import downloads
             config = dataclasses.replace(config, image_dir=downloads.flower_photos())
@@ -86,6 +84,20 @@ def main(argv) -> int:
     except KeyboardInterrupt:
         interrupts.end_interrupted()  # The line given to install, once; exit code 130.
     return 0
+
+
+def _warn_of_flags_without_effect(config: RetrainConfig) -> None:
+    """A flag given that changes nothing is said once, never silently dropped."""
+    ignored = [f'--{name}' for name in ('architecture', 'model_dir') if FLAGS[name].present]
+    if ignored and not config.use_legacy_model:
+        logging.warning('--tfhub_module is given: ignoring %s', ' and '.join(ignored))
+    for flag, needs in (('tflite_quantize', 'tflite_output_file'),
+                        ('beam_pipeline_options', 'beam_runner')):
+        if FLAGS[flag].present and not getattr(config, needs):
+            logging.warning('--%s has no effect without --%s', flag, needs)
+    for flag, output in (('output_graph', 'graph'), ('output_labels', 'labels file')):
+        if not getattr(config, flag):
+            logging.warning('--%s is empty: no %s is written', flag, output)
 
 
 def _parse_flags(argv):

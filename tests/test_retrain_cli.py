@@ -356,6 +356,19 @@ def test_usage_errors_exit_2_with_one_line_before_any_work(tmp_path, tiny_module
     assert os.listdir(tmp_path) == []  # Not even the bottleneck folder: no work was done.
 
 
+def test_flags_without_effect_are_named_in_a_warning(tmp_path, tiny_module, image_dir):
+    """They were dropped without a word: an empty --output_graph wrote no graph, exit 0."""
+    result = run_module('retrain', *retrain_args(
+        image_dir, tiny_module, str(tmp_path), 0, '--tflite_quantize', 'dynamic',
+        '--beam_pipeline_options', '--direct_num_workers=1', '--output_graph='))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for warning in ('--tflite_quantize has no effect without --tflite_output_file',
+                    '--beam_pipeline_options has no effect without --beam_runner',
+                    '--output_graph is empty: no graph is written'):
+        assert warning in result.stderr, result.stderr[-3000:]
+    assert '--output_labels is empty' not in result.stderr
+
+
 def _interrupt_while_importing_tensorflow(tmp_path, module: str, *args: str):
     """Runs `python -m module args`, sends SIGINT once it is inside TensorFlow's import.
 
