@@ -96,16 +96,14 @@ class CacheIndex:
     def _load(self) -> None:
         try:
             with open(self.manifest_path, 'rb') as f:
-                data = f.read()
-        except FileNotFoundError:
-            return
-        try:
-            manifest = json.loads(data.decode('utf-8'))
+                manifest = json.loads(f.read().decode('utf-8'))
             version = manifest.get('version') if isinstance(manifest, dict) else None
             if isinstance(version, int) and version not in _ROW_FIELDS:
                 return  # Another release's index: rebuilt without fuss.
             name, values, rows = self._validate(manifest)
             self._current = version == _VERSION
+        except FileNotFoundError:  # No index yet (its array missing is a ValueError).
+            return
         except Exception as e:  # noqa: BLE001  Odd in any way (module doc): json and np.load
             logging.warning(    # raise what they will (RecursionError, EOFError ...).
                 'Ignoring the bottleneck index %s (%s); the text files are used and the index '
@@ -132,6 +130,8 @@ class CacheIndex:
                 and all(isinstance(n, int) for n in f[1:]) for f in files):
             raise ValueError('bad file list')
         # A plain ndarray over the mapping: indexing a np.memmap row costs 50x more.
+        if not os.path.isfile(os.path.join(self.root, name)):
+            raise ValueError(f'its array {name} is missing')
         values = np.load(os.path.join(self.root, name), mmap_mode='r')
         if not isinstance(values, np.ndarray):  # A zip file loads as an NpzFile.
             raise ValueError(f'{name} is not a NumPy array file')
