@@ -173,12 +173,17 @@ def _by_image(data: bottleneck_files.Bottlenecks) -> dict:
             for path, row in zip(data.paths[split], data.features[split])}
 
 
+def _five_per_class(tmp_path):
+    """(image folder of five images a class, its examples)."""
+    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
+    return image_dir, examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+
+
 def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     """The classic scripts kept the old photo's values (its text file is unchanged); the index
     knows the size of the image each row came from."""
     caplog.set_level('INFO', logger='absl')
-    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
-    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    image_dir, examples = _five_per_class(tmp_path)
     cache = str(tmp_path / 'bn')
     load = functools.partial(bottleneck_files.load_or_compute, image_dir, examples, cache,
                              mean_colour_extractor())
@@ -199,13 +204,11 @@ def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     assert '(15 from its index), 0 to compute' in caplog.text
 
 
-def test_a_photo_replaced_is_computed_again_from_a_copied_cache(tmp_path, caplog):
+def test_a_photo_replaced_is_computed_again_from_a_copied_cache(tmp_path):
     """A copy of the cache (cp -r, a zip, a CI cache) gives its text files new times; the index's
     image sizes still tell the replaced photo, and the rewritten index must not bless its old
     values."""
-    caplog.set_level('INFO', logger='absl')
-    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
-    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    image_dir, examples = _five_per_class(tmp_path)
     original = str(tmp_path / 'bn')
     bottleneck_files.load_or_compute(image_dir, examples, original, mean_colour_extractor())
     photo = sorted(glob.glob(os.path.join(image_dir, 'red', '*')))[0]
@@ -213,7 +216,6 @@ def test_a_photo_replaced_is_computed_again_from_a_copied_cache(tmp_path, caplog
     cache = str(tmp_path / 'copy')
     shutil.copytree(original, cache, copy_function=shutil.copyfile)  # New times, as cp -r.
     for _ in range(2):
-        caplog.clear()
         after = _by_image(bottleneck_files.load_or_compute(image_dir, examples, cache,
                                                            mean_colour_extractor())[0])
         assert after[photo][2] > 0.9  # Blue now, in this run and the next.
@@ -225,8 +227,7 @@ def test_a_fresh_copy_of_the_images_reuses_the_cache(tmp_path, caplog):
     """New times on every image (a checkout, a copy beside a cache restored on CI) are not
     changes."""
     caplog.set_level('INFO', logger='absl')
-    image_dir = make_image_folder(str(tmp_path / 'images'), per_class=5)
-    examples = examples_of(image_lists.create_image_lists(image_dir, 10, 10))
+    image_dir, examples = _five_per_class(tmp_path)
     cache = str(tmp_path / 'bn')
     bottleneck_files.load_or_compute(image_dir, examples, cache, mean_colour_extractor())
     for image in glob.glob(os.path.join(image_dir, '*', '*')):
