@@ -117,7 +117,7 @@ class CacheIndex:
         if not isinstance(manifest, dict):
             raise ValueError('the manifest is not a JSON object')
         name, files = manifest.get('array'), manifest.get('files')
-        if not isinstance(manifest.get('version'), int) or manifest['version'] not in _ROW_FIELDS:
+        if not isinstance(manifest.get('version'), int):  # Other numbers: _load's early out.
             raise ValueError(f'bad version {manifest.get("version")!r}')
         if manifest.get('size') != self.size:
             raise ValueError(f'bottleneck size {manifest.get("size")!r}, not {self.size}')
