@@ -131,13 +131,21 @@ def atomic_directory(path: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
-    """Removes `temp` when the block fails; file-system errors become one-line ToolErrors."""
+def write_failures(path: str, what: str = '') -> Iterator[None]:
+    """File-system errors of the block (a full disk, no permission) as one-line ToolErrors:
+    `cannot write <what><path>: <reason>`."""
     try:
         yield
     except (tf.errors.OpError, OSError) as e:
-        remove_quietly(temp)
-        raise ToolError(f'cannot write {path}: {failure_reason(e, path)}') from None
+        raise ToolError(f'cannot write {what}{path}: {failure_reason(e, path)}') from None
+
+
+@contextlib.contextmanager
+def _removed_on_failure(path: str, temp: str) -> Iterator[None]:
+    """Removes `temp` when the block fails; file-system errors become one-line ToolErrors."""
+    try:
+        with write_failures(path):
+            yield
     except BaseException:
         remove_quietly(temp)
         raise

@@ -127,14 +127,13 @@ class Staging:
         temp = fileio.temp_name(target)
         self._staged.append((temp, target))
         try:
-            self._made[:0] = _missing_folders(os.path.dirname(temp))
-            fileio.make_parent_dirs(temp)
-            yield temp
+            with fileio.write_failures(target):
+                self._made[:0] = _missing_folders(os.path.dirname(temp))
+                fileio.make_parent_dirs(temp)
+                yield temp
         except ToolError as e:
             message = fileio.without_temporary_names(str(e).replace(temp, target))
             raise ToolError(message) from None
-        except (tf.errors.OpError, OSError) as e:
-            raise ToolError(f'cannot write {target}: {fileio.failure_reason(e, target)}') from None
 
     def discard(self) -> None:
         for temp, _ in self._staged:

@@ -7,17 +7,15 @@ through tf.summary costs a quarter of a millisecond. Here the buckets come from 
 evaluation becomes one Event record appended to an event file of our own (a TFRecord file, as
 tf.summary writes): the same records, with the same plugin metadata, that TensorBoard reads.
 """
-import contextlib
 import os
 import socket
 import time
-from typing import Dict, Iterator, Optional
+from typing import ContextManager, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from retrain.common.errors import ToolError
-from retrain.common.fileio import failure_reason
+from retrain.common.fileio import write_failures
 
 _BUCKETS = 30  # As tf.summary.histogram.
 # How TensorBoard event files are named, by tf.summary and here alike.
@@ -40,14 +38,9 @@ def histogram_buckets(values: np.ndarray) -> np.ndarray:
     return np.stack([edges[:-1], edges[1:], counts], axis=1)
 
 
-@contextlib.contextmanager
-def summaries_written(path: str) -> Iterator[None]:
+def summaries_written(path: str) -> ContextManager[None]:
     """A failure to write TensorBoard records (a full disk ...) as one line naming `path`."""
-    try:
-        yield
-    except (tf.errors.OpError, OSError) as e:
-        raise ToolError(f'cannot write TensorBoard summaries to {path}: '
-                        f'{failure_reason(e, path)}') from None
+    return write_failures(path, 'TensorBoard summaries to ')
 
 
 class StepWriter:
