@@ -176,7 +176,7 @@ def main() -> None:
             by_kind.append({kind: float(np.mean(chosen[outside_kinds == kind] > at_10))
                             for kind in other})
         tuned, oracle = (calibration.calibrated(head, calibration.fit_temperature(
-            features[part] @ head.weights + head.biases, labels[part]))
+            features[part] @ head.weights + head.biases, labels[part]) or 1.0)
             for part in ('validation', 'testing'))
         errors.append([calibration.expected_calibration_error(h.predict(features['testing']),
                                                               labels['testing'])

@@ -87,6 +87,13 @@ class SingleLabel(Task):
             return head
         logits = x @ head.weights + head.biases
         temperature = calibration.fit_temperature(logits, y)
+        if temperature is None:
+            right = int((logits.argmax(1) == y).sum())
+            logging.warning('--calibrate: the %d validation images do not determine a '
+                            'temperature (%s), so none is fitted and the scores stay as '
+                            'trained', len(y), f'all {right} are classified right'
+                            if right == len(y) else 'the best one lies outside 0.02 to 55')
+            return head
         self._temperature = temperature
         tuned = calibration.calibrated(head, temperature)
         logging.info('Calibrated: temperature %.3f; validation expected calibration error '

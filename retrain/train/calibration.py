@@ -7,7 +7,7 @@ and biases divided by T give logits / T in every output, and the unknown judgeme
 after) sees the same logits. Expected calibration error (ECE): the gap between confidence and
 accuracy, averaged over equal-width confidence bins weighted by their share of images.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from retrain.train.heads import Head
 
 # log T is searched in [-LOG_RANGE, LOG_RANGE]: temperatures from about 0.02 to 55.
 LOG_RANGE = 4.0
+EDGE = 0.01  # A log T this near the range's end is no minimum found.
 ECE_BINS = 15
 
 
@@ -28,8 +29,11 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-np.mean(_log_softmax(logits / temperature)[np.arange(len(labels)), labels]))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T minimizing nll: golden-section search over log T (the NLL is unimodal in it)."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> Optional[float]:
+    """The T minimizing nll: golden-section search over log T (the NLL is unimodal in it).
+    None where the images do not determine one, its minimum lying at the range's edge: where
+    every image is classified right, any smaller T looks better still (down to about 0.02,
+    which made a small run's scores 0.9999 on images it got wrong)."""
     logits = logits.astype(np.float64)
     low, high = -LOG_RANGE, LOG_RANGE
     ratio = (np.sqrt(5) - 1) / 2
@@ -39,7 +43,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             high = right
         else:
             low = left
-    return float(np.exp((low + high) / 2))
+    found = (low + high) / 2
+    return None if abs(found) > LOG_RANGE - EDGE else float(np.exp(found))
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray,

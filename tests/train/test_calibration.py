@@ -49,3 +49,24 @@ def test_calibration_error_falls_once_the_temperature_is_built_into_the_layer():
     before = calibration.expected_calibration_error(head.predict(test_x), test_y)
     after = calibration.expected_calibration_error(tuned.predict(test_x), test_y)
     assert after < 0.05 < before
+
+
+def test_validation_images_all_classified_right_leave_the_layer_as_trained(caplog):
+    """All right, any smaller T lowers their NLL: the fit ran to T = 0.02 and made the scores
+    of images the layer gets wrong 0.9999. No temperature is fitted then, and the log says so."""
+    rng = np.random.default_rng(2)
+    weights = rng.normal(0, 1, (6, 3)).astype(np.float32)
+    features = rng.normal(0, 1, (40, 6)).astype(np.float32)
+    labels = (features @ weights).argmax(1)
+    assert calibration.fit_temperature(features @ weights, labels) is None
+    data = Bottlenecks({'training': features[:0], 'validation': features},
+                       {'training': labels[:0], 'validation': labels},
+                       {'training': [], 'validation': [''] * 40})
+    head = Head(weights, np.zeros(3, np.float32))
+    task = SingleLabel(RetrainConfig(calibrate=True))
+    assert task.tuned(data, head, []) is head
+    assert 'the 40 validation images do not determine a temperature (all 40 are classified ' \
+        'right)' in caplog.text
+    wrong = labels.copy()
+    wrong[:4] = (wrong[:4] + 1) % 3  # A few wrong: a temperature is found again.
+    assert 0.02 < calibration.fit_temperature(features @ weights, wrong) < 55
