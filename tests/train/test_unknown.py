@@ -74,7 +74,7 @@ def test_classes_of_one_repeated_bottleneck_leave_nothing_to_judge_by():
                     np.zeros(2, np.float32))
 
 
-def test_the_operating_point_flags_five_percent_of_validation_and_far_images():
+def test_the_operating_point_flags_its_share_of_validation_and_far_images():
     rng = np.random.default_rng(0)
     model, weights, biases, validation = _fitted(rng)
     flagged = unknown.score(model, validation, validation @ weights + biases) > 0
@@ -84,6 +84,16 @@ def test_the_operating_point_flags_five_percent_of_validation_and_far_images():
     unseen_flagged = (unknown.score(model, unseen, unseen @ weights + biases) > 0).mean()
     far_flagged = (unknown.score(model, far, far @ weights + biases) > 0).mean()
     assert unseen_flagged < 0.12 and far_flagged > 0.9
+
+
+def test_the_threshold_is_exceeded_by_its_share_of_new_images_on_average():
+    """Of uniform scores, a new one exceeds t with probability 1 - t: averaged over many draws
+    of 100 reference scores, the share is the one asked for (numpy's default percentile gives
+    10.8% for 10%, what made 10.6% of unseen flowers unknown)."""
+    draws = np.random.default_rng(0).uniform(size=(4000, 100))
+    for share in (0.05, 0.1):
+        exceeded = np.mean([1 - unknown.threshold(scores, share) for scores in draws])
+        assert abs(exceeded - share) < 0.002, (share, exceeded)
 
 
 def test_the_graph_computes_the_same_scores():
@@ -129,14 +139,14 @@ def test_few_validation_images_still_give_a_steady_operating_point():
 
 def test_held_out_training_images_are_scored_by_a_layer_that_did_not_learn_them():
     """A layer fitted to its training images is surer of them than of new ones: their logits
-    set the operating point too low (15-22% of new look-alikes flagged here), logits of layers
-    trained without each fold do not."""
+    set the operating point too low (18-25% of new look-alikes flagged here, where 10% is
+    meant), logits of layers trained without each fold do not."""
     def clusters(rng, count):  # Overlapping classes in 64 dimensions: the layer learns each image.
         means = np.random.default_rng(123).normal(0, 0.3, (3, 64))
         labels = np.arange(count) % 3
         return (means[labels] + rng.normal(0, 1, (count, 64))).astype(np.float32), labels
 
-    x, y = clusters(np.random.default_rng(0), 90)
+    x, y = clusters(np.random.default_rng(0), 60)
     config = RetrainConfig(how_many_training_steps=1000, learning_rate=0.1, random_seed=0,
                            summaries_dir='')
     data = Bottlenecks({'training': x, 'validation': x[:0]}, {'training': y, 'validation': y[:0]},
@@ -151,5 +161,5 @@ def test_held_out_training_images_are_scored_by_a_layer_that_did_not_learn_them(
             model = unknown.fit(x, y, head.weights, head.biases, validation, layer_without)
             shares.setdefault(name, []).append(
                 (unknown.score(model, unseen, unseen @ head.weights + head.biases) > 0).mean())
-    assert max(shares['trained without']) < 0.08, shares
-    assert min(shares['the full layer']) > 0.12, shares
+    assert max(shares['trained without']) < unknown.VALIDATION_FLAGGED + 0.03, shares
+    assert min(shares['the full layer']) > unknown.VALIDATION_FLAGGED + 0.05, shares
