@@ -4,7 +4,8 @@ Decoding is the slow part on CPU, so it runs ahead of the model: for models that
 images through retrain's tf.data pipeline (the one that fills the bottleneck cache: C++ threads,
 no Python per image), for the old graphs that take encoded bytes one at a time through a thread
 pool. Only a few batches are held at a time, however large the folder. A file that cannot be
-read or decoded becomes an error result; it never stops the others.
+read or decoded, or that the model returns NaN scores for, becomes an error result; it never
+stops the others.
 """
 import concurrent.futures
 import dataclasses
@@ -85,7 +86,7 @@ def _classify_decoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
         scores, judged = classifier.classify_judged(batch)
         for index, position in enumerate(positions):
             yield from _failures(images[done:position])  # Dropped by the pipeline: unusable.
-            yield Result(images[position][0], scores[index], unknown_score=_at(judged, index))
+            yield _scored(images[position][0], scores[index], _at(judged, index))
             done = position + 1
     yield from _failures(images[done:])
 
@@ -136,9 +137,17 @@ def _classify_batch(classifier: Classifier, prepared) -> List[Result]:
         if error:
             results.append(Result(path, error=error))
         else:
-            results.append(Result(path, scores[index], unknown_score=_at(judged, index)))
+            results.append(_scored(path, scores[index], _at(judged, index)))
             index += 1
     return results
+
+
+def _scored(path: str, scores: np.ndarray, unknown_score: Optional[float]) -> Result:
+    """The image's result; a failure where the model returned NaN (a broken layer, say): such
+    scores rank nothing, and in JSON they would be `NaN`, which strict parsers refuse."""
+    if np.isnan(scores).any() or (unknown_score is not None and np.isnan(unknown_score)):
+        return Result(path, error='the model returned NaN scores')
+    return Result(path, scores, unknown_score=unknown_score)
 
 
 def _at(judged: Optional[np.ndarray], index: int) -> Optional[float]:

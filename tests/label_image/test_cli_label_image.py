@@ -501,3 +501,36 @@ def test_inspect_says_whether_a_model_carries_the_judgement(retrained, tmp_path)
             'images') in carries.stdout.splitlines()
     old = run_module('compat', 'inspect', gb.save(gb.hub_like(), str(tmp_path / 'old.pb')))
     assert 'unknown judgement: none (' in old.stdout
+
+
+def test_nan_scores_fail_that_image_and_the_json_stays_strict(tmp_path):
+    """A layer gone NaN printed `score = nan`, or `"score": NaN` that strict parsers refuse."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name='input')
+        colour = tf.reduce_mean(images, axis=[1, 2])
+        red, green, blue = colour[:, 0], colour[:, 1], colour[:, 2]
+        broken = 0.0 * tf.math.log(red - blue)[:, None]  # NaN where blue > red.
+        tf.nn.softmax(colour[:, :2] + broken, name='final_result')
+        tf.identity(0.0 * tf.math.log(red - green) - 1.0, name='unknown_score')  # Green > red.
+    path = gb.save(graph.as_graph_def(), str(tmp_path / 'nan.pb'))
+    labels = gb.write_labels(str(tmp_path / 'labels.txt'), 2)
+    photos = {}
+    for name, colour in ('blue', (30, 30, 200)), ('green', (120, 200, 30)), ('red', (200, 30, 30)):
+        photos[name] = str(tmp_path / f'{name}.jpg')
+        write_image(photos[name], colour, np.random.default_rng(0))
+    expected = [f'label_image: error: cannot classify {photos[name]}: the model returned NaN '
+                'scores' for name in ('blue', 'green')]
+    text = run_module('label_image', '--graph', path, '--labels', labels, *photos.values())
+    assert text.returncode == 1 and text.stderr.splitlines() == expected, text.stderr[-3000:]
+    assert text.stdout.startswith(photos['red'] + '\nclass ') and '= nan' not in text.stdout
+    as_json = run_module('label_image', '--graph', path, '--labels', labels, '--json',
+                         *photos.values())
+    assert as_json.returncode == 1 and as_json.stderr.splitlines() == expected
+
+    def refuse(constant):
+        raise ValueError(f'not strict JSON: {constant}')
+    *failed, classified = json.loads(as_json.stdout, parse_constant=refuse)
+    assert failed == [{'image': photos[name], 'error': 'the model returned NaN scores'}
+                      for name in ('blue', 'green')]
+    assert classified['image'] == photos['red'] and classified['unknown_score'] == -1.0
