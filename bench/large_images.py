@@ -3,7 +3,8 @@
 Phone photos are the real photos upscaled (bilinear) to 4032x3024, 12 megapixels, and encoded
 at quality 95: the size and decoding work of a phone camera's JPEGs. A huge PNG is one grey
 value, written a row at a time: 16000x16000 is under a megabyte on disk and 768 MB decoded,
-and making it never holds more than a row.
+and making it never holds more than a row. A JPEG may claim any size up to 65535x65535 in its
+header whatever its data: one claiming too much is a few hundred bytes.
 """
 import os
 import struct
@@ -29,6 +30,15 @@ def write_blank_png(path: str, width: int, height: int, grey: int = 128) -> None
     with open(path, 'wb') as f:
         f.write(b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', data)
                 + _chunk(b'IEND', b''))
+
+
+def write_jpeg_claiming(path: str, width: int, height: int) -> None:
+    """An 8x8 JPEG whose frame header (SOF0) says it is width x height pixels."""
+    data = bytearray(tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8)).numpy())
+    frame = data.index(b'\xff\xc0')  # Marker, length (2), precision (1), height, width.
+    data[frame + 5:frame + 9] = struct.pack('>HH', height, width)
+    with open(path, 'wb') as f:
+        f.write(bytes(data))
 
 
 def write_upscaled(source: str, target: str, size: Sequence[int] = PHONE_SIZE) -> None:

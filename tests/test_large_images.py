@@ -1,5 +1,6 @@
-"""Images over the pixel budget through the real CLIs: a huge PNG is skipped in one line, a huge
-JPEG decoded scaled down and used, and the exported models refuse what is over the budget."""
+"""Images over the pixel budget through the real CLIs: a huge PNG, and a JPEG over it even at 1/8
+scale, are skipped in one line, a huge JPEG decoded scaled down and used, and the exported models
+refuse what is over the budget."""
 import os
 import re
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench.large_images import write_blank_png
+from bench.large_images import write_blank_png, write_jpeg_claiming
 from retrain.cache import bottleneck_files
 from retrain.features.hub_module import hub_cache_suffix
 
@@ -15,13 +16,17 @@ from conftest import make_image_folder, retrain_args, run_module
 
 HUGE_PNG = (10000, 9000)  # width, height: 90 MP, 257 MB decoded; 0.1 MB on disk.
 HUGE_PNG_LINE = '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels'
+# 3.6 GP: over the budget even at 1/8. Its line once held TensorFlow's words for a failed Assert.
+BOMB_LINE = '60000x60000 pixels (10300 MB decoded) is over the limit of 50,000,000 pixels'
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory, tiny_module):
-    """A retrain run on small images, a huge PNG and a 56-MP JPEG: (images, out, result)."""
+    """A retrain run on small images, a huge PNG, a 56-MP JPEG and one of 3.6 GP: (images, out,
+    result)."""
     images = make_image_folder(str(tmp_path_factory.mktemp('large') / 'images'), per_class=10)
     write_blank_png(os.path.join(images, 'red', 'huge.png'), *HUGE_PNG)
+    write_jpeg_claiming(os.path.join(images, 'red', 'bomb.jpg'), 60000, 60000)
     big = tf.io.encode_jpeg(tf.fill([7000, 8000, 3], tf.constant(220, tf.uint8)))
     tf.io.write_file(os.path.join(images, 'red', 'big.jpg'), big)
     out = str(tmp_path_factory.mktemp('out'))
@@ -33,13 +38,14 @@ def run(tmp_path_factory, tiny_module):
     return images, out, result
 
 
-def test_a_huge_png_is_skipped_in_one_line_and_the_run_succeeds(run):
+def test_images_too_large_to_decode_are_skipped_in_one_line_and_the_run_succeeds(run):
     images, _, result = run
     assert result.returncode == 0, result.stderr[-3000:]
-    huge = os.path.join(images, 'red', 'huge.png')
-    lines = [line for line in result.stderr.splitlines() if huge in line]
-    assert len(lines) == 1 and lines[0].endswith(f'Skipping {huge}: {HUGE_PNG_LINE}'), lines
-    assert 'Skipped 1 unreadable image(s)' in result.stderr
+    for name, line in ('huge.png', HUGE_PNG_LINE), ('bomb.jpg', BOMB_LINE):
+        huge = os.path.join(images, 'red', name)
+        lines = [line for line in result.stderr.splitlines() if huge in line]
+        assert len(lines) == 1 and lines[0].endswith(f'Skipping {huge}: {line}'), lines
+    assert 'Skipped 2 unreadable image(s)' in result.stderr
     assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
 
 
@@ -57,6 +63,10 @@ def test_the_saved_model_refuses_a_huge_image_with_a_clear_error(run):
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match='image of 10000x9000 pixels is over the limit of 50,000,000'):
         serve(image_bytes=huge[tf.newaxis])
+    bomb = tf.io.read_file(os.path.join(images, 'red', 'bomb.jpg'))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match='image of 60000x60000 pixels is over the limit of 50,000,000'):
+        serve(image_bytes=bomb[tf.newaxis])
     big = tf.io.read_file(os.path.join(images, 'red', 'big.jpg'))
     assert serve(image_bytes=big[tf.newaxis])['scores'].shape == (1, 3)
 
@@ -79,13 +89,14 @@ def test_the_frozen_graph_refuses_a_huge_image_on_its_jpeg_input(run):
 @pytest.mark.parametrize('model', ['graph.pb', 'sm'])
 def test_label_image_skips_a_huge_image_in_one_line(run, model):
     images, out, _ = run
-    huge = os.path.join(images, 'red', 'huge.png')
+    huge, bomb = (os.path.join(images, 'red', name) for name in ('huge.png', 'bomb.jpg'))
     result = run_module('label_image', '--graph', os.path.join(out, model),
                         '--labels', os.path.join(out, 'labels.txt'),
-                        huge, os.path.join(images, 'red', 'red_000.jpg'))
+                        huge, bomb, os.path.join(images, 'red', 'red_000.jpg'))
     assert result.returncode == 1  # Some image failed.
-    assert [line for line in result.stderr.splitlines() if huge in line] == [
-        f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}']
+    assert [line for line in result.stderr.splitlines() if 'red_000' not in line] == [
+        f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}',
+        f'label_image: error: cannot classify {bomb}: {BOMB_LINE}']
     assert 'red_000.jpg' in result.stdout
 
 

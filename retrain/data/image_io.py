@@ -37,6 +37,8 @@ BYTES_PER_PIXEL = 3  # Decoded to 8-bit RGB.
 # The decoded pixels parallel decoding may hold at once, whatever the number of cores.
 IN_FLIGHT_BYTES = 1536 * 2**20
 _JPEG_RATIOS = (1, 2, 4, 8)  # The scales libjpeg decodes at.
+# A JPEG over the budget even at the least of them is refused.
+_MOST_JPEG_PIXELS = PIXEL_BUDGET * _JPEG_RATIOS[-1] ** 2
 # A JPEG decoded at a smaller scale stays at least this many times the resized size on each side
 # (bench/bench_fast_jpeg.py measured the accuracy).
 SCALED_MARGIN = 2
@@ -108,7 +110,7 @@ def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
                                  try_recover_truncated=allow_truncated,
                                  acceptable_fraction=TRUNCATED_FRACTION if allow_truncated else 1)
 
-    with tf.control_dependencies([_within(size, PIXEL_BUDGET * _JPEG_RATIOS[-1] ** 2)]):
+    with tf.control_dependencies([_within(size, _MOST_JPEG_PIXELS)]):
         return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
 
 
@@ -179,9 +181,9 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         return 'empty file'
     try:
         height, width = image_header.image_size(tf.constant(contents)).numpy()
-        reason = '' if bool(tf.io.is_jpeg(contents)) else over_budget(int(height), int(width))
-        if reason:
-            return reason
+        most = _MOST_JPEG_PIXELS if bool(tf.io.is_jpeg(contents)) else PIXEL_BUDGET
+        if int(height) * int(width) > most:  # decode's Assert would say it in TF's words.
+            return over_budget(int(height), int(width))
         decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         return _plain_words(error_summary(e), contents)

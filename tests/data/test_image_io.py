@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from bench.large_images import write_blank_png
+from bench.large_images import write_blank_png, write_jpeg_claiming
 from retrain.data import image_io
 from retrain.data.image_header import image_size
 
@@ -80,6 +80,17 @@ def test_a_png_over_the_budget_is_refused_by_its_size_without_decoding(tmp_path)
     assert os.path.getsize(path) < 200_000
     assert image_io.describe_decode_error(path) == (
         '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels')
+    with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
+        image_io.decode(tf.constant(open(path, 'rb').read()))
+
+
+def test_a_jpeg_over_the_budget_even_at_an_eighth_is_refused_in_words(tmp_path):
+    """The line once was TensorFlow's for an Assert: `Expected 'tf.Tensor(False, ...)' to be
+    true. Summarized data: b'image of 60000x60000 pixels ...'`."""
+    path = str(tmp_path / 'bomb.jpg')
+    write_jpeg_claiming(path, 60000, 60000)
+    assert image_io.describe_decode_error(path) == (
+        '60000x60000 pixels (10300 MB decoded) is over the limit of 50,000,000 pixels')
     with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
         image_io.decode(tf.constant(open(path, 'rb').read()))
 
