@@ -320,6 +320,22 @@ def test_utf16_labels_are_read_with_a_bom_and_refused_without(tmp_path):
                       'holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8)']
 
 
+@pytest.mark.skipif(not os.path.exists('/dev/stdin'), reason='no /dev/stdin on Windows')
+def test_labels_read_from_a_pipe(tmp_path):
+    """`--labels <(cat labels.txt)` or /dev/stdin: tf.io.gfile read 0 bytes from the pipe."""
+    graph = gb.save(gb.hub_like(), str(tmp_path / 'graph.pb'))
+    photo = str(tmp_path / 'photo.jpg')
+    write_image(photo, (90, 120, 200), np.random.default_rng(0))
+    child = start_module('label_image', '--graph', graph, '--labels', '/dev/stdin', '--json',
+                         photo, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, encoding='utf-8')
+    stdout, stderr = child.communicate(''.join(f'flower {i}\n' for i in range(gb.CLASSES)),
+                                       timeout=120)
+    assert child.returncode == 0 and stderr == '', stderr[-3000:]
+    (answer,) = json.loads(stdout)
+    assert {p['label'] for p in answer['predictions']} == {f'flower {i}' for i in range(4)}
+
+
 def test_folder_links_and_names_that_are_not_utf8(retrained, folder_with_a_fake_jpeg, tmp_path):
     """Links to a parent once gave 41 duplicates (two of them: a hang); odd names a traceback."""
     graph, labels = retrained
