@@ -20,7 +20,7 @@ from retrain.common.cli_args import (
     number,
     run_main,
 )
-from retrain.common.logs import one_line
+from retrain.common.logs import as_logged, one_line
 from retrain.common.quiet_tensorflow import import_tensorflow
 
 _PROGRAM = 'label_image'
@@ -150,9 +150,8 @@ def _report(results, labels: List[str], top_k: int, as_json: bool,
                 print(f'{one_line(labels[index])} (score = {result.scores[index]:.5f})')
             print(flush=True)
     if as_json:
-        # JSON is UTF-8: undecodable bytes of a name (surrogates) become \udcXX escapes.
-        text = json.dumps(collected, ensure_ascii=False, indent=2)
-        print(text.encode('utf-8', 'backslashreplace').decode('utf-8'))
+        # Undecodable bytes of a name as `\xff`, as the log and report.json show them.
+        print(json.dumps(as_logged(collected), ensure_ascii=False, indent=2))
     return 1 if failed else 0
 
 

@@ -18,7 +18,7 @@ import logging as python_logging
 import re
 import sys
 import time
-from typing import Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from absl import logging
 
@@ -36,6 +36,18 @@ def readable(text: str) -> str:
         return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
     except UnicodeEncodeError:  # A lone surrogate that is no escaped byte.
         return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
+def as_logged(value: Any) -> Any:
+    """`value` (JSON data: dicts, lists, strings ...) with every string, keys too, readable: JSON
+    that holds lone surrogates (`\\udcff`) is refused by strict parsers; `\\xff` is plain text."""
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {as_logged(k): as_logged(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_logged(v) for v in value]
+    return value
 
 
 # Control characters as Python writes them in a string literal (\\n, \\x1b): a file name, a

@@ -15,13 +15,13 @@ import concurrent.futures
 import html
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from retrain.common import fileio
 from retrain.common.errors import ConfigError, ToolError, error_summary
-from retrain.common.logs import readable
+from retrain.common.logs import as_logged, readable
 from retrain.data import image_io
 from retrain.data.image_lists import path_bytes
 from retrain.export.outputs import Trained
@@ -74,7 +74,7 @@ def write(report_dir: str, report: Dict) -> None:
         page = render(report, _thumbnails(_shown_paths(report)))
         tf.io.gfile.makedirs(report_dir)
         with tf.io.gfile.GFile(os.path.join(report_dir, JSON), 'w') as f:
-            f.write(json.dumps(_as_logged(report), indent=1, ensure_ascii=False))
+            f.write(json.dumps(as_logged(report), indent=1, ensure_ascii=False))
         with tf.io.gfile.GFile(os.path.join(report_dir, HTML), 'w') as f:
             f.write(page)
     except Exception as e:  # noqa: BLE001  A failing report must not cost the run a traceback.
@@ -111,17 +111,6 @@ def _is_report(report_dir: str) -> bool:
             return json.load(f).get('format') == FORMAT
     except (tf.errors.OpError, ValueError, AttributeError):
         return False
-
-
-def _as_logged(value: Any) -> Any:
-    """`value` (the report, or a part) with every string, keys too, as the log shows it."""
-    if isinstance(value, str):
-        return readable(value)
-    if isinstance(value, dict):
-        return {_as_logged(k): _as_logged(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_as_logged(v) for v in value]
-    return value
 
 
 def _E(text: str) -> str:
@@ -442,7 +431,7 @@ def render(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
         + (_missing_or_wrong(report, thumbs) if multi_label else _label_issues(report, thumbs))
         + _skipped(report)
         + '<section id="settings"><details><summary><b>Settings of this run</b></summary><pre>'
-        + _E(json.dumps(_as_logged(settings), indent=1, ensure_ascii=False))
+        + _E(json.dumps(as_logged(settings), indent=1, ensure_ascii=False))
         + '</pre></details></section>'
         + f'</main><script>{_SCRIPT}</script></body></html>')
 
