@@ -150,13 +150,17 @@ def test_split_folders_refuse_what_contradicts_them_before_any_work(tmp_path, ti
     assert not os.path.exists(os.path.join(out, 'bn'))
 
 
-def test_a_class_missing_from_train_is_an_error(tmp_path, tiny_module):
+def test_classes_missing_from_train_are_one_error_naming_them_all(tmp_path, tiny_module):
+    """Only the first was named: a user with three such classes ran three times."""
     root = _split_tree(str(tmp_path / 'images'))
     make_image_folder(os.path.join(root, 'val'), per_class=2, colours={'purple': (120, 0, 120)})
+    make_image_folder(os.path.join(root, 'test'), per_class=2,
+                      colours={'orange': (250, 150, 0), 'purple': (120, 0, 120)})
     out = str(tmp_path / 'out')
     result = run_module('retrain', *retrain_args(root, tiny_module, out, 5, '--split_folders'))
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "retrain: error: --split_folders: class 'purple' has images in val/ but none in train/: "
-        'a class with no training images cannot be learnt; add some or remove it')
+        "retrain: error: --split_folders: classes 'orange', 'purple' have images in val/ or test/ "
+        'but none in train/: a class with no training images cannot be learnt; add some or '
+        'remove them')
     assert not os.path.exists(os.path.join(out, 'bn'))

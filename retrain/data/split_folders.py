@@ -2,11 +2,12 @@
 optionally, `test/`, each with class folders; every image lies in the split of its folder, with
 no hashing, so a published split (or one kept apart on purpose) is trained and tested exactly.
 
-A class is learnt from train/: a class folder of validation/ or test/ that train/ lacks is an
-error (no training image, so no output for it); a class of train/ that validation/ or test/
-lacks is named in an info line (the accuracy measured there says nothing about it). Classes are
-matched by label (retrain.data.image_lists.label_for_dir). Each image is cached at its path below
-image_dir (`train/daisy/x.jpg`), so the three splits never share a cache file.
+A class is learnt from train/: class folders of validation/ or test/ that train/ lacks are an
+error naming them all (no training image, so no output for them); a class of train/ that
+validation/ or test/ lacks is named in an info line (the accuracy measured there says nothing
+about it). Classes are matched by label (retrain.data.image_lists.label_for_dir). Each image is
+cached at its path below image_dir (`train/daisy/x.jpg`), so the three splits never share a
+cache file.
 """
 import os
 from typing import Dict, Iterable, List
@@ -85,16 +86,19 @@ def image_classes(image_dir: str) -> List[ImageClass]:
 
 
 def check_labels(folders: Dict[str, str], labels: Dict[str, Iterable[str]]) -> None:
-    """Given the labels that the images of each split have: raises ToolError for one that train/
+    """Given the labels that the images of each split have: raises ToolError naming those train/
     lacks, and names in an info line those of train/ that validation/ or test/ lack (module
     doc). Single-label and multi-label runs alike."""
     training = list(dict.fromkeys(labels['training']))
-    for split, found in labels.items():
-        untrained = sorted(set(found) - set(training))
-        if untrained:
-            raise ToolError(f'--split_folders: class {untrained[0]!r} has images in '
-                            f'{folders[split]}/ but none in {folders["training"]}/: a class with '
-                            'no training images cannot be learnt; add some or remove it')
+    untrained = {split: set(found) - set(training) for split, found in labels.items()}
+    named = sorted(set().union(*untrained.values()))
+    if named:  # All of them: a user fixing one at a time would run again for each.
+        where = ' or '.join(f'{folders[split]}/' for split, found in untrained.items() if found)
+        subject = (f'class {named[0]!r} has' if len(named) == 1 else
+                   f'classes {", ".join(map(repr, named))} have')
+        raise ToolError(f'--split_folders: {subject} images in {where} but none in '
+                        f'{folders["training"]}/: a class with no training images cannot be '
+                        f'learnt; add some or remove {"it" if len(named) == 1 else "them"}')
     for split in CATEGORIES[1:]:
         missing = [label for label in training if label not in set(labels.get(split, ()))]
         if split in folders and missing:
