@@ -31,7 +31,7 @@ class Gathered:
 class Task:
     """The questions a kind of run answers; subclasses answer them (module doc)."""
     head_type = Head
-    noun = 'label'  # What the messages call one of the run's labels.
+    noun, nouns = 'label', 'labels'  # What the messages call one of the run's labels, several.
     # Whether a label without training images stops the run (a class of its own, which the
     # layer would never predict) or is only warned about (a rare tag of a multi-label set).
     untrained_stops = True
@@ -64,15 +64,16 @@ class Task:
         counts = (_label_counts(labels, len(gathered.labels)) if len(labels)
                   else np.zeros(len(gathered.labels), np.int64))
         empty = np.flatnonzero(counts == 0)
+        names = ', '.join(repr(gathered.labels[i]) for i in empty)  # All: one rerun, not one each.
+        one = len(empty) == 1
+        it = 'it' if one else 'them'
         if len(empty) and self.untrained_stops:
-            raise ToolError(f'{self.noun} {gathered.labels[int(empty[0])]!r} has no {readable}'
-                            'images in the training split: a layer cannot learn it; add images '
-                            'to it or remove it')
+            subject = f'{self.noun} {names} has' if one else f'{self.nouns} {names} have'
+            raise ToolError(f'{subject} no {readable}images in the training split: a layer cannot '
+                            f'learn {it}; add images to {it} or remove {it}')
         if len(empty):
             logging.warning('%s %s on no training image: the layer learns to say no to %s',
-                            'Label' if len(empty) == 1 else 'Labels',
-                            ', '.join(repr(gathered.labels[i]) for i in empty),
-                            'it' if len(empty) == 1 else 'them')
+                            'Label' if one else 'Labels', names, it)
 
     def no_readable_images(self, gathered: Gathered, index: int) -> str:
         return f'label {gathered.labels[index]!r} has no readable images'

@@ -30,7 +30,7 @@ def examples_of(classes: List[ImageClass]) -> List[Example]:
 class SingleLabel(Task):
     """A class per image, from its folder."""
     _temperature = 1.0  # --calibrate's, once tuned() has fitted one.
-    noun = 'class'
+    noun, nouns = 'class', 'classes'
 
     def gather(self) -> Gathered:
         config = self.config
