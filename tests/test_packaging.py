@@ -100,6 +100,16 @@ def test_readme_label_image_section_covers_every_option():
         assert f'`{option}`' in section, f'label_image {option} is not documented'
 
 
+def test_compatibility_label_image_section_names_every_image_and_model_file():
+    """Section 8 named neither `.webp` images nor `.onnx` models after label_image read both."""
+    from retrain.data import image_files
+    text = _read(os.path.join('docs', 'COMPATIBILITY.md'))
+    section = text[text.index('\n## 8. '):text.index('\n## 9. ')]
+    rows = {row.split(' | ')[0]: row for row in section.splitlines() if row.startswith('| `')}
+    assert set(image_files.EXTENSIONS) <= set(re.findall(r'\w+', rows['| `IMAGE_OR_DIR ...`']))
+    assert all(f'`{suffix}`' in rows['| `--graph`'] for suffix in ('.pb', '.tflite', '.onnx'))
+
+
 def test_command_lines_in_the_readme_use_real_flags():
     """Each `--flag` after `retrain` or `label_image` in the README's commands exists."""
     label_image_help = run_module('label_image', '--help').stdout
