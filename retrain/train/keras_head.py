@@ -4,7 +4,8 @@ kernel penalties, categorical cross-entropy with label smoothing, SGD with momen
 The meanings are those of its Keras model: Dense weights start Glorot-uniform with zero biases;
 dropout (inverted, as Keras scales) applies in training only; the loss is the batch mean of the
 smoothed cross-entropy plus l1 * sum|W| + l2 * sum W^2; SGD keeps a velocity v = m * v - lr * g
-and adds it; an epoch is len(training) // batch_size batches of a fresh shuffle. Each epoch logs
+and adds it; an epoch is len(training) // batch_size batches of a fresh shuffle, at least one
+(then of every training image, fewer than batch_size; steps_per_epoch). Each epoch logs
 Keras' line (`loss`, `accuracy`, `val_loss`, `val_accuracy`: what its users grep) and writes
 `epoch_loss` / `epoch_accuracy` to TensorBoard as Keras' callback did. The arithmetic runs in
 NumPy on the cached bottlenecks (retrain.train.loop says why); validation uses every validation
