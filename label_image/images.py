@@ -4,7 +4,8 @@ Decoding is the slow part on CPU, so it runs ahead of the model: for models that
 images through retrain's tf.data pipeline (the one that fills the bottleneck cache: C++ threads,
 no Python per image), for the old graphs that take encoded bytes one at a time through a thread
 pool. Only a few batches are held at a time, however large the folder. A file that cannot be
-read or decoded, or that the model returns NaN scores for, becomes an error result; it never
+read or decoded, or that the model returns NaN or infinite scores for, becomes an error result;
+it never
 stops the others.
 """
 import concurrent.futures
@@ -45,12 +46,23 @@ def find_images(arguments: Sequence[str]) -> Iterator[Tuple[str, str]]:
         elif image_files.exists(argument):
             yield argument, '' if image_files.is_regular(argument) else _NOT_REGULAR
         else:
-            yield argument, 'no such file or folder'
+            yield argument, _missing(argument)
 
 
 # Read to its end, a device never ends (/dev/zero filled 11 GB in 16 s) and a pipe may never
 # send: neither is read (in folders, image_files does not list them).
 _NOT_REGULAR = 'not a regular file (a device, a pipe or a socket): not read'
+
+
+def _missing(path: str) -> str:
+    """Why `path` is neither a file nor a folder: a local link says where it fails (a loop of
+    links is not a missing file)."""
+    if is_local(path) and os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            return f'a link that leads nowhere: {e.strerror}'
+    return 'no such file or folder'
 
 
 def _images_below(top: str) -> List[str]:
@@ -143,10 +155,12 @@ def _classify_batch(classifier: Classifier, prepared) -> List[Result]:
 
 
 def _scored(path: str, scores: np.ndarray, unknown_score: Optional[float]) -> Result:
-    """The image's result; a failure where the model returned NaN (a broken layer, say): such
-    scores rank nothing, and in JSON they would be `NaN`, which strict parsers refuse."""
-    if np.isnan(scores).any() or (unknown_score is not None and np.isnan(unknown_score)):
-        return Result(path, error='the model returned NaN scores')
+    """The image's result; a failure where the model returned NaN or infinite scores (a broken
+    layer, say): such scores rank nothing, and in JSON they would be `NaN` or `Infinity`, which
+    strict parsers refuse."""
+    judged = () if unknown_score is None else (unknown_score,)
+    if not (np.isfinite(scores).all() and np.isfinite(judged).all()):
+        return Result(path, error='the model returned NaN or infinite scores')
     return Result(path, scores, unknown_score=unknown_score)
 
 

@@ -1,4 +1,5 @@
 """`python -m label_image` end to end: a graph from `python -m retrain`, classified as users do."""
+import errno
 import json
 import os
 import re
@@ -104,20 +105,25 @@ def test_folder_with_a_bad_file_classifies_the_rest_and_exits_1(retrained,
 
 
 @pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='named pipes are POSIX')
-def test_pipes_and_devices_are_not_read(retrained, image_dir, tmp_path):
-    """A pipe never sends (the run hung) and /dev/zero never ends (11 GB in 16 s)."""
+def test_pipes_devices_and_broken_links_are_not_read(retrained, image_dir, tmp_path):
+    """A pipe never sends (the run hung) and /dev/zero never ends (11 GB in 16 s); a loop of
+    links was called missing."""
     graph, labels = retrained
     folder = tmp_path / 'photos'
     folder.mkdir()
     shutil.copy(os.path.join(image_dir, 'red', 'red_000.jpg'), folder / 'red.jpg')
     os.mkfifo(folder / 'pipe.jpg')
+    loop = tmp_path / 'loop.jpg'
+    os.symlink(loop, loop)
     result = run_module('label_image', '--graph', graph, '--labels', labels, str(folder),
-                        str(folder / 'pipe.jpg'), os.devnull, timeout=120)
+                        str(folder / 'pipe.jpg'), os.devnull, str(loop), timeout=120)
     assert result.returncode == 1
     assert list(label_image_blocks(result.stdout)) == [str(folder / 'red.jpg')]
     assert result.stderr.splitlines() == [
         f'label_image: error: cannot classify {path}: not a regular file (a device, a pipe or a '
-        'socket): not read' for path in (folder / 'pipe.jpg', os.devnull)]
+        'socket): not read' for path in (folder / 'pipe.jpg', os.devnull)] + [
+        f'label_image: error: cannot classify {loop}: a link that leads nowhere: '
+        f'{os.strerror(errno.ELOOP)}']
 
 
 def test_json_scores_equal_a_direct_tf1_run(retrained, folder_with_a_fake_jpeg):
@@ -527,7 +533,8 @@ def test_inspect_says_whether_a_model_carries_the_judgement(retrained, tmp_path)
 
 
 def test_nan_scores_fail_that_image_and_the_json_stays_strict(tmp_path):
-    """A layer gone NaN printed `score = nan`, or `"score": NaN` that strict parsers refuse."""
+    """A layer gone NaN printed `score = nan`, or `"score": NaN` that strict parsers refuse;
+    `Infinity` likewise."""
     graph = tf.Graph()
     with graph.as_default():
         images = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name='input')
@@ -535,15 +542,16 @@ def test_nan_scores_fail_that_image_and_the_json_stays_strict(tmp_path):
         red, green, blue = colour[:, 0], colour[:, 1], colour[:, 2]
         broken = 0.0 * tf.math.log(red - blue)[:, None]  # NaN where blue > red.
         tf.nn.softmax(colour[:, :2] + broken, name='final_result')
-        tf.identity(0.0 * tf.math.log(red - green) - 1.0, name='unknown_score')  # Green > red.
+        tf.identity(-tf.math.log(tf.nn.relu(red - green)),  # Infinite where green >= red.
+                    name='unknown_score')
     path = gb.save(graph.as_graph_def(), str(tmp_path / 'nan.pb'))
     labels = gb.write_labels(str(tmp_path / 'labels.txt'), 2)
     photos = {}
     for name, colour in ('blue', (30, 30, 200)), ('green', (120, 200, 30)), ('red', (200, 30, 30)):
         photos[name] = str(tmp_path / f'{name}.jpg')
         write_image(photos[name], colour, np.random.default_rng(0))
-    expected = [f'label_image: error: cannot classify {photos[name]}: the model returned NaN '
-                'scores' for name in ('blue', 'green')]
+    expected = [f'label_image: error: cannot classify {photos[name]}: the model returned NaN or '
+                'infinite scores' for name in ('blue', 'green')]
     text = run_module('label_image', '--graph', path, '--labels', labels, *photos.values())
     assert text.returncode == 1 and text.stderr.splitlines() == expected, text.stderr[-3000:]
     assert text.stdout.startswith(photos['red'] + '\nclass ') and '= nan' not in text.stdout
@@ -554,6 +562,6 @@ def test_nan_scores_fail_that_image_and_the_json_stays_strict(tmp_path):
     def refuse(constant):
         raise ValueError(f'not strict JSON: {constant}')
     *failed, classified = json.loads(as_json.stdout, parse_constant=refuse)
-    assert failed == [{'image': photos[name], 'error': 'the model returned NaN scores'}
+    assert failed == [{'image': photos[name], 'error': 'the model returned NaN or infinite scores'}
                       for name in ('blue', 'green')]
-    assert classified['image'] == photos['red'] and classified['unknown_score'] == -1.0
+    assert classified['image'] == photos['red'] and np.isfinite(classified['unknown_score'])
