@@ -46,10 +46,12 @@ _HASH_THREADS = 8
 
 @dataclasses.dataclass
 class DuplicateGroup:
-    """Images showing one photo: indices into the run's images, and whether all bytes match."""
+    """Images showing one photo: indices into the run's images, whether all bytes match, and
+    how many of them share their bytes with another (a near group may hold byte copies too)."""
     members: List[int]
     exact: bool
     similarity: float  # The lowest cosine of the pairs that joined the group.
+    same_bytes: int = 0
 
 
 @dataclasses.dataclass
@@ -232,7 +234,7 @@ def duplicate_groups(unit: np.ndarray, paths: Sequence[str],
     exact_root = {b: a for a, b in exact}
     return [DuplicateGroup(members, set(members) <= same_bytes
                            and len({exact_root.get(k, k) for k in members}) == 1,
-                           float(lowest[root]))
+                           float(lowest[root]), len(same_bytes.intersection(members)))
             for root, members in sorted(members_of.items())]
 
 

@@ -371,7 +371,9 @@ def _duplicates(report: Dict, thumbs: Dict[str, Optional[str]]) -> str:
     blocks = []
     for group in groups[:SHOWN]:
         badges = ('<span class="badge">same bytes</span>' if group['exact']
-                  else f'<span class="badge">near, cosine ≥ {group["similarity"]:.3f}</span>')
+                  else f'<span class="badge">near, cosine ≥ {group["similarity"]:.3f}</span>'
+                  + (f'<span class="badge">{group["same_bytes"]} with the same bytes</span>'
+                     if group.get('same_bytes') else ''))
         if group['spans_splits']:
             badges += '<span class="badge bad">training and validation/testing</span>'
         if group['spans_classes']:

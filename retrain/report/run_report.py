@@ -28,8 +28,11 @@ def _log(found: findings.Findings) -> None:
     """The lines every run prints (unless --noreport)."""
     groups = found.duplicates
     exact = sum(g.exact for g in groups)
-    logging.info('Report: %d duplicate group(s) (%d exact, %d near) among %d images', len(groups),
-                 exact, len(groups) - exact, len(set(found.paths)))
+    mixed = sum(bool(g.same_bytes) and not g.exact for g in groups)
+    logging.info('Report: %d duplicate group(s) (%d exact, %d near%s) among %d images',
+                 len(groups), exact, len(groups) - exact,
+                 f', {mixed} of them with byte-identical copies too' if mixed else '',
+                 len(set(found.paths)))
     if found.approximate:
         logging.info('Report: more than %d images: near-duplicates were searched in buckets of '
                      'similar images (a few may be missed)', findings.EXACT_SEARCH_LIMIT)
@@ -186,7 +189,7 @@ def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Hea
         **results,
         'duplicates': [[paths[i] for i in g.members] for g in duplicates],
         'duplicate_details': [
-            {'exact': g.exact, 'similarity': round(g.similarity, 4),
+            {'exact': g.exact, 'same_bytes': g.same_bytes, 'similarity': round(g.similarity, 4),
              'spans_splits': found.spans_splits(g), 'spans_classes': found.spans_classes(g),
              'images': [{'path': paths[i], **_given(labels, found.labels[i]),
                          'split': splits[i]} for i in g.members]}

@@ -72,6 +72,19 @@ def test_groups_hold_exact_and_reencoded_copies(photos):
                      ('c_002.jpg', 'c_002_q60.jpg'): False}
 
 
+def test_a_near_group_counts_the_byte_copies_it_holds(photos):
+    """Six copies of one photo joined with a re-encoded one were a near group only: the log's
+    exact count said 0, as though no file had a copy."""
+    shutil.copy(os.path.join(photos, 'c', 'c_002.jpg'), os.path.join(photos, 'c', 'copy.jpg'))
+    paths = _paths(photos)
+    groups = findings.duplicate_groups(_pixel_features(paths), paths)
+    found = {tuple(sorted(_name(paths[i]) for i in g.members)): (g.exact, g.same_bytes)
+             for g in groups}
+    assert found == {('a_000.jpg', 'a_000_copy.jpg'): (True, 2),
+                     ('b_001.jpg', 'from_b.jpg'): (True, 2),
+                     ('c_002.jpg', 'c_002_q60.jpg', 'copy.jpg'): (False, 2)}
+
+
 def test_a_file_listed_twice_is_not_its_own_duplicate(photos):
     """make_image_classifier's training and validation splits share some files."""
     paths = _paths(photos)

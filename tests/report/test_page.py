@@ -43,8 +43,11 @@ def _load(out):
 def test_every_run_logs_the_findings(reported):
     process, _, _ = reported
     log = process.stderr
-    assert re.search(r'Report: \d+ duplicate group\(s\) \(\d+ exact, \d+ near\) among 91 images',
-                     log)
+    counted = re.search(r'Report: \d+ duplicate group\(s\) \((\d+) exact, \d+ near(?:, (\d+) of '
+                        r'them with byte-identical copies too)?\) among 91 images', log)
+    # The copied photo is in an exact group, or in a near one that says it holds copies (once
+    # it was counted as near only: "0 exact", as though no file had a copy).
+    assert counted and int(counted[1]) + int(counted[2] or 0) >= 1, log[-3000:]
     assert re.search(r'Report: [1-9]\d* duplicate group\(s\) span different classes: conflicting '
                      'labels', log)
     assert re.search(r'Report: \d+ suspected label error\(s\)', log)
@@ -63,7 +66,7 @@ def test_report_json_follows_the_documented_schema(reported):
     (group,) = [g for g in data['duplicates'] if copy in g]
     assert original in group
     details = data['duplicate_details'][data['duplicates'].index(group)]
-    assert details['spans_classes'] is True
+    assert details['spans_classes'] is True and details['same_bytes'] == 2
     assert {i['path'] for i in details['images']} == set(group)
     for issue in data['label_issues']:
         assert set(issue) == {'path', 'given', 'suggested', 'confidence', 'given_probability',
@@ -111,6 +114,17 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
         html = f.read()
     assert '<section id="confidence">' in html and 'aria-label="Reliability diagram"' in html
     assert html.count('<rect ') == len(confidence['bins'])
+
+
+def test_a_near_group_holding_byte_copies_says_so(reported):
+    """Byte copies joined with a re-encoded photo make a near group; the page says it holds
+    copies too (else they showed as near-duplicates only)."""
+    report = _load(reported[1])
+    report['duplicate_details'] = [dict(report['duplicate_details'][0], exact=False,
+                                        similarity=0.95, same_bytes=2)]
+    section = re.search(r'<section id="duplicates">.*?</section>', page.render(report, {}),
+                        re.S).group(0)
+    assert 'near, cosine ≥ 0.950' in section and '2 with the same bytes' in section
 
 
 def test_long_lists_show_their_first_entries_and_say_so(reported):
