@@ -115,16 +115,18 @@ def test_classes_of_copies_of_one_image_train_without_the_unknown_judgement(imag
 def test_bad_image_dir_errors(case, tiny_module, tmp_path):
     image_dir = str(tmp_path / 'images')
     expected = {'missing': 'image directory not found', 'empty': 'no class folders',
-                'one_class': 'only one class folder', 'no_readable': 'has no readable images'}
+                'one_class': 'only one class folder',
+                'no_readable': "class folders 'green', 'red' have no readable images"}
     if case != 'missing':
         os.makedirs(image_dir)
     if case == 'one_class':
         make_image_folder(image_dir, per_class=3, colours={'red': (200, 0, 0)})
     if case == 'no_readable':
         make_image_folder(image_dir, per_class=3)
-        for name in os.listdir(os.path.join(image_dir, 'red')):
-            with open(os.path.join(image_dir, 'red', name), 'wb') as f:
-                f.write(b'not an image')
+        for folder in ('green', 'red'):  # Both named: only the first was, a rerun for each.
+            for name in os.listdir(os.path.join(image_dir, folder)):
+                with open(os.path.join(image_dir, folder, name), 'wb') as f:
+                    f.write(b'not an image')
     result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path / 'out')))
     _assert_one_line_error(result, expected[case])
 

@@ -54,9 +54,14 @@ class Task:
         that trains and where that stops it, every training image."""
         counts = sum(_label_counts(data.labels[split], len(gathered.labels))
                      for split in data.labels)
-        empty = np.flatnonzero(counts == 0)
-        if len(empty):
-            raise ToolError(self.no_readable_images(gathered, int(empty[0])))
+        named = [self.named(gathered, int(i)) for i in np.flatnonzero(counts == 0)]
+        if named:  # All of them: one rerun, not one each.
+            kinds = {kind for kind, _ in named}
+            subject = (f'{named[0][0]} {named[0][1]} has' if len(named) == 1 else
+                       f'{kinds.pop()}s {", ".join(name for _, name in named)} have'
+                       if len(kinds) == 1 else
+                       ', '.join(f'{kind} {name}' for kind, name in named) + ' have')
+            raise ToolError(f'{subject} no readable images')
         if training and self.untrained_stops:  # Else check_learnable warned.
             self._check_trained(gathered, data.labels['training'], 'readable ')
 
@@ -75,8 +80,9 @@ class Task:
             logging.warning('%s %s on no training image: the layer learns to say no to %s',
                             'Label' if one else 'Labels', names, it)
 
-    def no_readable_images(self, gathered: Gathered, index: int) -> str:
-        return f'label {gathered.labels[index]!r} has no readable images'
+    def named(self, gathered: Gathered, index: int) -> Tuple[str, str]:
+        """A label as an error names it: (what it is, its name quoted)."""
+        return 'label', repr(gathered.labels[index])
 
     def tuned(self, data: Bottlenecks, head: Head, labels: List[str]) -> Head:
         """The trained layer as the run exports it, adjusted on the validation images where the

@@ -56,10 +56,10 @@ class SingleLabel(Task):
         return image_lists.create_image_lists(config.image_dir, config.testing_percentage,
                                               config.validation_percentage)
 
-    def no_readable_images(self, gathered: Gathered, index: int) -> str:
+    def named(self, gathered: Gathered, index: int) -> Tuple[str, str]:
         if not self._folders[index]:  # Its images lie in several folders.
-            return super().no_readable_images(gathered, index)
-        return f'class folder {self._folders[index]!r} has no readable images'
+            return super().named(gathered, index)
+        return 'class folder', repr(self._folders[index])
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
                 paths: List[str]) -> float:
