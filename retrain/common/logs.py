@@ -18,7 +18,7 @@ import logging as python_logging
 import re
 import sys
 import time
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 from absl import logging
 
@@ -74,6 +74,13 @@ class ReadableFormatter(python_logging.Formatter):
             created = datetime.datetime.fromtimestamp(record.created)
             text = f'{created.isoformat(" ", "microseconds")}: {text}'
         return f'{record.levelname[:1]} {text}'
+
+
+def all_named(noun: str, plural: str, names: Sequence[str]) -> str:
+    """"class 'a' has" or "classes 'a', 'b' have": an error names every culprit at once, so a
+    user fixes them in one go, not one run each."""
+    return (f'{noun} {names[0]} has' if len(names) == 1 else
+            f'{plural} {", ".join(names)} have')
 
 
 def setup(verbosity: str) -> None:

@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List
 from absl import logging
 
 from retrain.common.errors import ToolError
+from retrain.common.logs import all_named
 from retrain.data import image_files, image_lists
 from retrain.data.image_lists import CATEGORIES, ImageClass
 
@@ -94,8 +95,7 @@ def check_labels(folders: Dict[str, str], labels: Dict[str, Iterable[str]]) -> N
     named = sorted(set().union(*untrained.values()))
     if named:  # All of them: a user fixing one at a time would run again for each.
         where = ' or '.join(f'{folders[split]}/' for split, found in untrained.items() if found)
-        subject = (f'class {named[0]!r} has' if len(named) == 1 else
-                   f'classes {", ".join(map(repr, named))} have')
+        subject = all_named('class', 'classes', [repr(name) for name in named])
         raise ToolError(f'--split_folders: {subject} images in {where} but none in '
                         f'{folders["training"]}/: a class with no training images cannot be '
                         f'learnt; add some or remove {"it" if len(named) == 1 else "them"}')

@@ -13,6 +13,7 @@ from absl import logging
 
 from retrain.cache.bottleneck_files import Bottlenecks, Skipped
 from retrain.common.errors import ToolError
+from retrain.common.logs import all_named
 from retrain.config import RetrainConfig
 from retrain.data.examples import Example
 from retrain.report import run_report
@@ -55,11 +56,10 @@ class Task:
         counts = sum(_label_counts(data.labels[split], len(gathered.labels))
                      for split in data.labels)
         named = [self.named(gathered, int(i)) for i in np.flatnonzero(counts == 0)]
-        if named:  # All of them: one rerun, not one each.
+        if named:
             kinds = {kind for kind, _ in named}
-            subject = (f'{named[0][0]} {named[0][1]} has' if len(named) == 1 else
-                       f'{kinds.pop()}s {", ".join(name for _, name in named)} have'
-                       if len(kinds) == 1 else
+            subject = (all_named(named[0][0], named[0][0] + 's', [n for _, n in named])
+                       if len(kinds) == 1 else  # Folders, and labels of several folders.
                        ', '.join(f'{kind} {name}' for kind, name in named) + ' have')
             raise ToolError(f'{subject} no readable images')
         if training and self.untrained_stops:  # Else check_learnable warned.
@@ -69,16 +69,15 @@ class Task:
         counts = (_label_counts(labels, len(gathered.labels)) if len(labels)
                   else np.zeros(len(gathered.labels), np.int64))
         empty = np.flatnonzero(counts == 0)
-        names = ', '.join(repr(gathered.labels[i]) for i in empty)  # All: one rerun, not one each.
-        one = len(empty) == 1
-        it = 'it' if one else 'them'
+        names = [repr(gathered.labels[i]) for i in empty]
+        it = 'it' if len(empty) == 1 else 'them'
         if len(empty) and self.untrained_stops:
-            subject = f'{self.noun} {names} has' if one else f'{self.nouns} {names} have'
-            raise ToolError(f'{subject} no {readable}images in the training split: a layer cannot '
-                            f'learn {it}; add images to {it} or remove {it}')
+            raise ToolError(f'{all_named(self.noun, self.nouns, names)} no {readable}images in the '
+                            f'training split: a layer cannot learn {it}; add images to {it} or '
+                            f'remove {it}')
         if len(empty):
             logging.warning('%s %s on no training image: the layer learns to say no to %s',
-                            'Label' if one else 'Labels', names, it)
+                            'Label' if len(empty) == 1 else 'Labels', ', '.join(names), it)
 
     def named(self, gathered: Gathered, index: int) -> Tuple[str, str]:
         """A label as an error names it: (what it is, its name quoted)."""
