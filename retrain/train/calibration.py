@@ -31,10 +31,13 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> Optional[float]:
     """The T minimizing nll: golden-section search over log T (the NLL is unimodal in it).
-    None where the images do not determine one, its minimum lying at the range's edge: where
-    every image is classified right, any smaller T looks better still (down to about 0.02,
-    which made a small run's scores 0.9999 on images it got wrong)."""
+    None where the images do not determine one: where every image is classified right, any
+    smaller T looks better still (the search ran to about 0.02, or to wherever their NLL
+    rounded to 0, which made a small run's scores 0.9999 on images it got wrong); and where
+    the minimum lies at the range's edge."""
     logits = logits.astype(np.float64)
+    if (logits.argmax(1) == labels).all():
+        return None
     low, high = -LOG_RANGE, LOG_RANGE
     ratio = (np.sqrt(5) - 1) / 2
     for _ in range(60):  # The interval shrinks by 0.618 each time: far below 1e-6 at the end.

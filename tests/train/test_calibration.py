@@ -59,6 +59,10 @@ def test_validation_images_all_classified_right_leave_the_layer_as_trained(caplo
     features = rng.normal(0, 1, (40, 6)).astype(np.float32)
     labels = (features @ weights).argmax(1)
     assert calibration.fit_temperature(features @ weights, labels) is None
+    # Margins of 5 or more: below T = 0.13 or so their NLL rounds to 0, a flat floor the search
+    # stopped on, far from the range's edge.
+    clear = np.array([[5.0, 0.0], [0.0, 5.0], [6.0, 1.0], [1.0, 7.0]])
+    assert calibration.fit_temperature(clear, np.array([0, 1, 0, 1])) is None
     data = Bottlenecks({'training': features[:0], 'validation': features},
                        {'training': labels[:0], 'validation': labels},
                        {'training': [], 'validation': [''] * 40})
