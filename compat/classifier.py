@@ -167,9 +167,13 @@ def model_format(path: str) -> str:
             and tf.io.gfile.isdir(os.path.join(folder, 'variables'))):
         raise ToolError(f'{path} is the graph of a SavedModel: name its folder '
                         f'{folder or os.curdir} instead')
-    if path.lower().endswith('.onnx') or onnx_model.is_onnx(path):  # Staged temporaries end
-        return ONNX                                                # like their targets.
-    if path.lower().endswith('.tflite') or tflite.is_tflite(path):
+    # Content first, then the name: a file says what it is whatever it is called, and a damaged
+    # one (or a staged temporary, which ends like its target) is named by its extension.
+    if tflite.is_tflite(path):
+        return TFLITE
+    if onnx_model.is_onnx(path) or path.lower().endswith('.onnx'):
+        return ONNX
+    if path.lower().endswith('.tflite'):
         return TFLITE
     return FROZEN_GRAPH
 

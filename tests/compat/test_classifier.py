@@ -167,6 +167,8 @@ def test_a_tflite_model_is_known_by_its_content_whatever_its_name(tmp_path, phot
     convert.convert(path, labels, str(tmp_path / 'saved'), str(tmp_path / 'model.lite'))
     lite = classifier.load(str(tmp_path / 'model.lite'))
     assert lite.format == classifier.TFLITE
+    shutil.copy(tmp_path / 'model.lite', tmp_path / 'model.onnx')  # Was "not an ONNX model".
+    assert classifier.model_format(str(tmp_path / 'model.onnx')) == classifier.TFLITE
     np.testing.assert_allclose(lite.classify(_contents(photos)),
                                classifier.load(path).classify(_contents(photos)), atol=1e-4)
 
