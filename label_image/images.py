@@ -5,8 +5,7 @@ images through retrain's tf.data pipeline (the one that fills the bottleneck cac
 no Python per image), for the old graphs that take encoded bytes one at a time through a thread
 pool. Only a few batches are held at a time, however large the folder. A file that cannot be
 read or decoded, or that the model returns NaN or infinite scores for, becomes an error result;
-it never
-stops the others.
+it never stops the others.
 """
 import concurrent.futures
 import dataclasses

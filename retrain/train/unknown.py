@@ -49,9 +49,9 @@ LOGITS_SHARE = 0.6
 ROOT = 0.25  # Distances are taken between sign(x) |x| ** ROOT of bottlenecks x (module doc).
 MAX_RANK = 256   # r: columns of W kept (the exported constants are D x r floats).
 VALIDATION_FLAGGED = 0.10  # The default operating point: this share of reference images.
-# Fewer validation images than this leave the operating point to chance: the 95th percentile of
-# 9 scores is nearly their maximum (measured on 10 splits of 90 images: 0% to 41% of new
-# in-domain images flagged). The held-out training images join them then.
+# Fewer validation images than this leave the operating point to chance: a high percentile of
+# 9 scores is nearly their maximum (measured at a 5% point on 10 splits of 90 images: 0% to 41%
+# of new in-domain images flagged). The held-out training images join them then.
 MIN_REFERENCE = 100
 HELD_OUT_FOLDS = 5
 HELD_OUT_MOST = 1000  # Training images scored held out at most.
