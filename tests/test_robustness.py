@@ -340,7 +340,7 @@ def test_ctrl_c_ends_retrain_inside_a_model_that_never_returns(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == (
         'retrain: interrupted; outputs already complete were kept, nothing is half-written')
     assert 'Traceback' not in stderr

@@ -71,7 +71,13 @@ def _nonzero(text: str) -> float:
 
 
 def error(program: str, message: object) -> int:
-    """Says what went wrong in one line on stderr; returns the exit code of runtime errors."""
+    """Says what went wrong in one line on stderr; returns the exit code of runtime errors.
+
+    After Ctrl-C, the tool ends as interrupted instead (its line, exit code 130): what failed then
+    is the interrupt's doing (TensorFlow turns a KeyboardInterrupt raised inside a call it makes
+    back into Python into an error of its own)."""
+    if interrupts.requested():
+        interrupts.end_interrupted()
     print(f'{program}: error: {one_line(str(message))}', file=sys.stderr)
     return 1
 

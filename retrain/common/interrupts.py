@@ -64,7 +64,8 @@ def install(line: Optional[str] = None) -> None:
 def launch(module: str, program: str) -> None:
     """Runs the `run()` of a tool's CLI `module`: the entry point of its command and of
     `python -m`. A Ctrl-C that lands before the tool installs its handler (while its modules
-    load) also ends with one line (`<program>: interrupted`) and exit code 130, not a traceback.
+    load) also ends with one line (`<program>: interrupted`) and exit code 130, not a traceback;
+    so does an exception that escapes the tool after Ctrl-C.
     """
     global _line
     try:
@@ -73,6 +74,10 @@ def launch(module: str, program: str) -> None:
         if not _requested.is_set():  # Python's own handler raised it: the tool had set no line.
             _line = f'{program}: interrupted'
         end_interrupted()
+    except Exception:  # noqa: BLE001  After Ctrl-C, whatever escaped is the interrupt's doing.
+        if _requested.is_set():
+            end_interrupted()
+        raise
 
 
 def report() -> None:
@@ -145,6 +150,11 @@ def removed_if_forced(cleanup: Callable[[], None]) -> Iterator[None]:
     finally:
         with _cleanups_lock:
             _cleanups.remove(cleanup)
+
+
+def requested() -> bool:
+    """Whether Ctrl-C was pressed (with the CLI's handler), even if its raise was swallowed."""
+    return _requested.is_set()
 
 
 def check() -> None:

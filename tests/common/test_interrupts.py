@@ -97,3 +97,32 @@ def test_ctrl_c_while_the_cli_loads_is_one_line_and_130(tmp_path):
     (tmp_path / 'slow_cli.py').write_text(_SLOW_CLI)
     code, stdout, stderr = _interrupted(_LAUNCHING, 'loading\n', cwd=str(tmp_path))
     assert code == 130 and stderr == 'tool: interrupted\n' and not stdout, stderr
+
+
+
+_FAILING_CLI = '''
+import sys
+from retrain.common.cli_args import error, run_main
+
+
+def main(argv):
+    try:
+        print('loading', flush=True)
+        sys.stdin.readline()
+    except KeyboardInterrupt:  # As TensorFlow's loader turns it into an error of its own.
+        {failure}
+    return 0
+
+
+def run():
+    run_main('tool', main)
+'''
+
+
+def test_an_error_after_ctrl_c_ends_the_tool_as_interrupted(tmp_path):
+    """A Ctrl-C while retrain loaded its module once ended in 'cannot load module' and exit 1."""
+    for failure in ("return error('tool', 'cannot load module: no reason')",
+                    "raise RuntimeError('error return without exception set')"):
+        (tmp_path / 'slow_cli.py').write_text(_FAILING_CLI.format(failure=failure))
+        code, stdout, stderr = _interrupted(_LAUNCHING, 'loading\n', cwd=str(tmp_path))
+        assert code == 130 and stderr == 'tool: interrupted\n' and not stdout, (failure, stderr)
