@@ -18,9 +18,10 @@ TensorFlow's modules are hundreds of thousands of Python objects that live until
 are loaded they are frozen out of the garbage collector's sight (`gc.freeze`), which otherwise
 walks them in every full collection and once more at exit: 0.7 s of a 5 s run on 2 cores.
 
-TensorFlow imports Keras whole, and Keras imports matplotlib.pyplot, where it is installed, for a
-plotting helper the tools never call: about 0.5 s of every start (15%). matplotlib is hidden
-while TensorFlow loads (Keras expects it may be absent) and visible again afterwards.
+TensorFlow imports Keras whole (to register Keras's optimizers for SavedModels that hold them),
+about 0.9 s of every start, and Keras imports matplotlib.pyplot where it is installed. The tools
+use neither: both are hidden while TensorFlow loads (TensorFlow and Keras expect either may be
+absent), and visible again afterwards; `tf.keras` still loads Keras on first use.
 """
 import contextlib
 import gc
@@ -43,8 +44,9 @@ def import_tensorflow(debug: bool = False) -> None:
         return
     if not debug or 'TF_CPP_MIN_LOG_LEVEL' not in os.environ:
         os.environ['TF_CPP_MIN_LOG_LEVEL'] = str(max(_QUIET_LEVEL, _user_level()))
-    with _hidden('matplotlib'):
+    with _hidden('matplotlib'), _hidden('keras'):
         _import_quietly()
+    _keras_api_paths_restored()
     gc.freeze()
 
 
@@ -102,6 +104,20 @@ def c_stderr_hidden(noise: Optional[str] = None) -> Iterator[None]:
             if not failed:
                 lines = [line for line in lines if noise and not re.match(noise, line)]
             sys.stderr.write(''.join(lines))
+
+
+def _keras_api_paths_restored() -> None:
+    """Puts back the folders of Keras's API that TensorFlow adds to its package path (so that
+    `import tensorflow.keras.layers` works), which it could not find while Keras was hidden."""
+    import tensorflow as tf
+    from tensorflow.python.tools.module_util import get_parent_dir_for_name
+    legacy = os.environ.get('TF_USE_LEGACY_KERAS') in ('true', 'True', '1')
+    found = [get_parent_dir_for_name(name) for name in (
+        'tf_keras.api._v2.keras' if legacy else 'keras.api._v2.keras', 'keras._tf_keras.keras')]
+    missing = [index for index, entry in enumerate(tf.__path__) if entry is None]
+    for index, folder in zip(missing, found):
+        tf.__path__[index] = folder
+    tf.__path__[:] = [entry for entry in tf.__path__ if entry is not None]
 
 
 def _import_quietly() -> None:

@@ -51,13 +51,25 @@ def _resolve_handle(handle: str) -> str:
 
 
 def _load(handle: str):
-    import tensorflow_hub as hub  # Imported lazily: legacy mode and label_image never need it.
     try:
-        return hub.load(_resolve_handle(handle))
+        path = _resolve_handle(handle)
+        if not tf.io.gfile.isdir(path):  # A URL or hub handle: TF Hub downloads and caches it.
+            import tensorflow_hub as hub  # Lazily: it imports Keras, about a second.
+            return hub.load(path)
+        return _load_folder(path)
     except ToolError:
         raise
     except Exception as e:  # noqa: BLE001  OSError, ValueError, URLError, OpError ...
         raise ToolError(f'cannot load module {handle}: {error_summary(e)}') from None
+
+
+def _load_folder(path: str):
+    """What `hub.load` does with a folder: a SavedModel, with no tags in the TF1 Hub format."""
+    if not any(tf.io.gfile.exists(os.path.join(path, name))
+               for name in ('saved_model.pb', 'saved_model.pbtxt')):
+        raise ValueError(f'{path} holds no saved_model.pb')
+    tf1_hub_format = tf.io.gfile.exists(os.path.join(path, 'tfhub_module.pb'))
+    return tf.saved_model.load(path, tags=[] if tf1_hub_format else None)
 
 
 def _tf2_call(module) -> Optional[Tuple[Callable, tf.TensorShape]]:

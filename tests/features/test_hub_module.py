@@ -48,8 +48,10 @@ def test_local_tar_gz_module(tmp_path, tiny_module, monkeypatch):
     assert extractor.cache_suffix == hub_cache_suffix(archive)
 
 
-def test_tf1_hub_format_signature(tmp_path):
-    """A TF1-style SavedModel with `image_feature_vector`: `images` in, `default` out."""
+@pytest.mark.parametrize('hub_format', [False, True])
+def test_tf1_hub_format_signature(tmp_path, hub_format):
+    """A TF1-style SavedModel with `image_feature_vector`: `images` in, `default` out; in the TF1
+    Hub format (tfhub_module.pb), beside a training graph, the one with no tags (as `hub.load`)."""
     path = str(tmp_path / 'tf1_module')
     graph = tf.Graph()
     with graph.as_default():
@@ -60,9 +62,14 @@ def test_tf1_hub_format_signature(tmp_path):
             signature = tf.compat.v1.saved_model.predict_signature_def(
                 inputs={'images': images}, outputs={'default': features})
             builder.add_meta_graph_and_variables(
-                session, [tf.compat.v1.saved_model.tag_constants.SERVING],
+                session, [] if hub_format else [tf.compat.v1.saved_model.tag_constants.SERVING],
                 signature_def_map={'default': signature, 'image_feature_vector': signature})
+            if hub_format:  # Hub modules also hold a training graph.
+                builder.add_meta_graph(['train'], signature_def_map={'default': signature})
             builder.save()
+    if hub_format:
+        with open(os.path.join(path, 'tfhub_module.pb'), 'wb'):
+            pass  # Its content (the module's attachments) is not read.
     extractor = load_hub_module(path)
     assert extractor.image_size == (24, 24) and extractor.bottleneck_size == 6
     batch = np.random.default_rng(0).random((2, 24, 24, 3)).astype(np.float32)
