@@ -21,6 +21,7 @@ from retrain.config import RetrainConfig
 from retrain.data import keras_split
 from retrain.export import frozen_graph, outputs, staging
 from retrain.features import loading
+from retrain.report import run_report
 from retrain.tasks.base import Gathered
 from retrain.train import distortions, fine_tuning, keras_head
 
@@ -80,7 +81,7 @@ def run(job: Job) -> float:
     accuracy = history.get('val_accuracy', float('nan'))
     _check_accuracy(accuracy, job.assert_accuracy_at_least)
     report = tasks.task_for(config).report(Gathered(labels, examples), data, head,
-                                           float('nan'), skipped)
+                                           run_report.UNTESTED, skipped)
     pipeline.write_outputs(outputs.Trained(config, extractor, head, labels,
                                            data.paths['training'], report,
                                            signature_keys=KERAS_MODEL_KEYS))

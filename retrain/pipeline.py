@@ -61,16 +61,16 @@ def _run(config: RetrainConfig) -> float:
         return float('nan')
     head = _train(config, task.head_type, len(gathered.labels), data, extractor)
     head = task.tuned(data, head, gathered.labels)
-    accuracy = task.test(data, head, gathered.labels)
+    tested = task.test(data, head, gathered.labels)
     judgement = task.judgement(data, head)
-    report = task.report(gathered, data, head, accuracy, skipped, judgement)
+    report = task.report(gathered, data, head, tested, skipped, judgement)
     tensorboard_final.write_final(config.summaries_dir, gathered.labels,
                                   *task.confusion(data, head), head, config.final_tensor_name,
                                   config.how_many_training_steps)
     write_outputs(outputs.Trained(config, extractor, head, gathered.labels,
                                   data.paths['training'], report, judgement))
     logging.info('Done in %.1f s', time.monotonic() - started)
-    return accuracy
+    return float('nan') if tested['test_accuracy'] is None else tested['test_accuracy']
 
 
 def _cache(config: RetrainConfig, gathered: Gathered,

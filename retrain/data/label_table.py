@@ -67,7 +67,7 @@ def labelled_images(image_dir: str, table: str, row_form: str, combine: Combine,
         raise ConfigError(f'no row of {table} names an image below {image_dir}: rows give each '
                           'image\'s path relative to that folder, extension included '
                           f'({row_form}; {len(rows)} row(s), {len(images)} image(s))')
-    _warn_of_case(table, set().union(*rows.values()))
+    warn_of_case(table, set().union(*rows.values()))
     found = []
     used = set()
     for location, key, row in images:
@@ -83,14 +83,16 @@ def labelled_images(image_dir: str, table: str, row_form: str, combine: Combine,
     return found
 
 
-def _warn_of_case(table: str, labels: Set[str]) -> None:
+def warn_of_case(source: str, labels: Set[str]) -> None:
+    """A warning naming the labels of `source` (a table, a folder of label files) that differ only
+    in case: each is an output of its own, which the user likely meant as one."""
     by_case: Dict[str, List[str]] = {}
     for label in sorted(labels):
         by_case.setdefault(label.casefold(), []).append(label)
     for alike in by_case.values():
         if len(alike) > 1:
             logging.warning('%s: the labels %s differ only in case: they are %d labels',
-                            table, ', '.join(map(repr, alike)), len(alike))
+                            source, ', '.join(map(repr, alike)), len(alike))
 
 
 def _read(path: str, row_form: str, image_dir: str,
@@ -169,8 +171,7 @@ def _rows(path: str, delimiters: Sequence[str]) -> Iterable[Tuple[int, List[str]
 def _row_labels(cell: str, path: str, line: int) -> Set[str]:
     """The labels of a `label1;label2` cell. The labels file holds one label a line, so a label
     with a line break in it (a quoted cell spanning lines) is refused."""
-    labels = {unicodedata.normalize('NFC', label.strip()) for label in cell.split(';')
-              if label.strip()}
+    labels = {label_of(label) for label in cell.split(';') if label.strip()}
     for label in sorted(labels):
         if label.splitlines() != [label]:
             long = len(label) > 40  # Most likely a quote left open, taking in the lines after.
@@ -179,6 +180,12 @@ def _row_labels(cell: str, path: str, line: int) -> Set[str]:
                               f'{" (a quote left open?)" if long else ""}; a label must be one '
                               'line of the labels file')
     return labels
+
+
+def label_of(text: str) -> str:
+    """A label as a table cell or a label file's line writes it: without the spaces around it,
+    accents composed (NFC), so that a label typed on macOS (decomposed) and elsewhere is one."""
+    return unicodedata.normalize('NFC', text.strip())
 
 
 def _inside(image: str, image_dir: str) -> str:

@@ -4,7 +4,8 @@ Three ways to give labels (--multi_label):
   class folders        an image file sitting in several class folders has all their labels
                        (`car/photo.jpg` and `accident/photo.jpg`: one image, labels car, accident)
   --image_labels_dir   `<image file name>.txt` per image, one label a line (the
-                       Multi-label-Inception-net fork); the folders under image_dir only hold images
+                       Multi-label-Inception-net fork); the folders under image_dir only hold images;
+                       labels are read as a table's (label_table.label_of, warn_of_case)
   --image_labels_file  a UTF-8 CSV of `path/relative/to/image_dir.jpg,label1;label2` rows
 
 Copies: files that share their path inside their class folders (class folders) or their file
@@ -153,12 +154,13 @@ def _from_label_files(image_dir: str, labels_dir: str) -> List[LabelledImage]:
             continue
         path = os.path.join(labels_dir, name + '.txt')
         text = fileio.read_text(path, 'labels file')
-        labels = {line.strip() for line in text.splitlines() if line.strip()}
+        labels = {label_table.label_of(line) for line in text.splitlines() if line.strip()}
         if has_labels(labels, where, path):
             found.extend(_labelled_photos(image_dir, name, locations, labels, path))
     for name in sorted(label_files - {n + '.txt' for n in by_name}):
         logging.warning('Labels file %s names no image in %s', os.path.join(labels_dir, name),
                         image_dir)
+    label_table.warn_of_case(labels_dir, set().union(*(image.labels for image in found)))
     return found
 
 

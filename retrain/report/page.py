@@ -181,6 +181,13 @@ def _number(value: Optional[float]) -> str:
     return '–' if value is None else f'{value:.3f}'
 
 
+def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
+    """The mean of the known values (None without any). A table's row of all test images
+    averages its rows: `metrics` may measure a --test_batch_size draw (run_report.Tested)."""
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
 def _figure(thumbs: Dict[str, Optional[str]], path: str, caption: str) -> str:
     uri = thumbs.get(path)
     image = (f'<img src="{uri}" alt="{_E(os.path.basename(path))}">' if uri
@@ -233,8 +240,16 @@ def _classes(report: Dict) -> str:
     return ('<section id="classes"><h2>Classes</h2><table><tr><th>class</th><th>training</th>'
             '<th>validation</th><th>testing</th><th>test accuracy</th></tr>' + rows
             + f"<tr><th>all</th><th>{split['training']}</th><th>{split['validation']}</th>"
-            f"<th>{split['testing']}</th><th>{_percent(report['metrics']['test_accuracy'])}</th>"
+            f"<th>{split['testing']}</th><th>{_percent(_test_accuracy(report))}</th>"
             '</tr></table></section>')
+
+
+def _test_accuracy(report: Dict) -> Optional[float]:
+    """The accuracy on all test images (the confusion matrix's), None without any; `metrics`
+    may measure a --test_batch_size draw (run_report.Tested)."""
+    matrix = report['confusion_matrix']
+    total = sum(map(sum, matrix))
+    return sum(row[i] for i, row in enumerate(matrix)) / total if total else None
 
 
 def _confusion(report: Dict) -> str:
@@ -449,14 +464,14 @@ def _labels(report: Dict) -> str:
         f"<tr><td>{_E(c['label'])}</td><td>{c['training']}</td><td>{c['validation']}</td>"
         f"<td>{c['testing']}</td><td>{_number(c['test_ap'])}</td><td>{_number(c['test_f1'])}"
         '</td></tr>' for c in report['per_label'])
-    split, metrics = report['splits'], report['metrics']
+    split, per_label = report['splits'], report['per_label']
     return ('<section id="labels"><h2>Labels <small>images having each label; AP and F1 (at a '
             'score of 0.5) on the test images</small></h2><table><tr><th>label</th>'
             '<th>training</th><th>validation</th><th>testing</th><th>test AP</th><th>test F1</th>'
             f"</tr>{rows}<tr><th>images</th><th>{split['training']}</th>"
             f"<th>{split['validation']}</th><th>{split['testing']}</th>"
-            f"<th>{_number(metrics.get('test_map'))}</th>"
-            f"<th>{_number(metrics.get('test_macro_f1'))}</th></tr></table></section>")
+            f"<th>{_number(_mean(c['test_ap'] for c in per_label))}</th>"
+            f"<th>{_number(_mean(c['test_f1'] for c in per_label))}</th></tr></table></section>")
 
 
 def _co_occurrence(report: Dict) -> str:

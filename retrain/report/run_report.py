@@ -10,7 +10,8 @@ whose predicted label set differs, in place of the per-class accuracy and the co
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional, Tuple, Union
+import types
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,14 @@ from retrain.data.image_lists import CATEGORIES
 from retrain.report import findings, page
 from retrain.train import calibration, multilabel_metrics, unknown
 from retrain.train.heads import Head
+
+# What a run's `Final test` lines said, as report.json's `metrics` keys: `test_accuracy` (None
+# without test images), `test_images` (the N of the lines: all test images, or the
+# --test_batch_size drawn) and, for --multi_label, `test_map`, `test_macro_f1`,
+# `test_exact_match`. The report repeats the lines rather than measuring again: with
+# --test_batch_size they measure a draw, and the report must not say another figure.
+Tested = Mapping[str, Optional[float]]
+UNTESTED: Tested = types.MappingProxyType({'test_accuracy': None, 'test_images': 0})
 
 
 def _log(found: findings.Findings) -> None:
@@ -132,12 +141,8 @@ def _multi_label_results(data: Bottlenecks, head: Head, labels: List[str]) -> Di
                                 for j in np.flatnonzero(truth[i] | predicted[i])},
                      'wrong_labels': int((truth[i] != predicted[i]).sum())} for i in wrong]
     mispredicted.sort(key=lambda m: -m['wrong_labels'])
-    metrics = ({'test_map': multilabel_metrics.mean_average_precision(truth, logits),
-                'test_macro_f1': multilabel_metrics.macro_f1(truth, predicted),
-                'test_exact_match': multilabel_metrics.exact_match(truth, predicted)}
-               if len(truth) else {})
     return {'per_label': per_label, 'co_occurrence': (every.T @ every).tolist(),
-            'misclassified': mispredicted, 'test_metrics': metrics}
+            'misclassified': mispredicted}
 
 
 def _known(value: float) -> Optional[float]:
@@ -165,9 +170,10 @@ def _label_issue(found: findings.Findings, labels: List[str],
 
 
 def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
-          accuracy: float, found: findings.Findings, skipped: List[Skipped],
+          tested: Tested, found: findings.Findings, skipped: List[Skipped],
           judgement: Optional[unknown.Fitted] = None) -> Dict:
-    """The report as JSON-ready data (its schema: README, "Reading the report")."""
+    """The report as JSON-ready data (its schema: README, "Reading the report"); its `metrics`
+    are `tested` (Tested) and the last values of the training curves."""
     paths, splits = found.paths, found.splits
     duplicates = found.duplicates
     curves = read_curves(config.summaries_dir)
@@ -181,11 +187,8 @@ def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Hea
         'settings': dataclasses.asdict(config),
         'labels': labels,
         'splits': {split: len(data.paths[split]) for split in CATEGORIES},
-        'metrics': {'test_accuracy': None if np.isnan(accuracy) else accuracy,
-                    'test_images': len(data.paths['testing']),
-                    **{f'{run}_{tag}': values[-1][1] for run, tags in curves.items()
-                       for tag, values in tags.items()},
-                    **results.pop('test_metrics', {})},
+        'metrics': {**tested, **{f'{run}_{tag}': values[-1][1] for run, tags in curves.items()
+                                 for tag, values in tags.items()}},
         **results,
         'duplicates': [[paths[i] for i in g.members] for g in duplicates],
         'duplicate_details': [
@@ -201,7 +204,7 @@ def build(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Hea
 
 
 def report_run(config: RetrainConfig, labels: List[str], data: Bottlenecks, head: Head,
-               accuracy: float, skipped: List[Skipped],
+               tested: Tested, skipped: List[Skipped],
                judgement: Optional[unknown.Fitted] = None) -> Optional[Dict]:
     """Logs the findings; with config.report_dir, returns the report for the page (written with
     the run's other outputs, all or nothing: page.write)."""
@@ -212,6 +215,6 @@ def report_run(config: RetrainConfig, labels: List[str], data: Bottlenecks, head
         logging.info('Report: took %.2f s; --report_dir DIR shows the images',
                      time.monotonic() - started)
         return None
-    report = build(config, labels, data, head, accuracy, found, skipped, judgement)
+    report = build(config, labels, data, head, tested, found, skipped, judgement)
     logging.info('Report: took %.2f s', time.monotonic() - started)
     return report

@@ -88,15 +88,16 @@ class Task:
         task does that (--calibrate's temperature, --label_thresholds' cuts)."""
         return head
 
-    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> float:
+    def test(self, data: Bottlenecks, head: Head, labels: List[str]) -> run_report.Tested:
         """Logs `Final test accuracy` and the task's other measures on the test images (all, or
-        --test_batch_size drawn as training draws); returns the accuracy, NaN without any."""
+        --test_batch_size drawn as training draws); returns what the lines say, for the report
+        to say the same."""
         tested = _test_split(data, len(labels), self.config.test_batch_size,
                              self.config.random_seed)
-        return float('nan') if tested is None else self.measure(head, labels, *tested)
+        return run_report.UNTESTED if tested is None else self.measure(head, labels, *tested)
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
-                paths: List[str]) -> float:
+                paths: List[str]) -> run_report.Tested:
         """test() on the chosen test images: bottlenecks `x`, labels `y`, image `paths`."""
         raise NotImplementedError
 
@@ -110,14 +111,14 @@ class Task:
         where the task has no such judgement."""
         return None
 
-    def report(self, gathered: Gathered, data: Bottlenecks, head: Head, accuracy: float,
-               skipped: List[Skipped], judgement: Optional[unknown.Fitted] = None
-               ) -> Optional[Dict]:
+    def report(self, gathered: Gathered, data: Bottlenecks, head: Head,
+               tested: run_report.Tested, skipped: List[Skipped],
+               judgement: Optional[unknown.Fitted] = None) -> Optional[Dict]:
         """The run report's data for --report_dir (None without it), its findings logged (unless
         --noreport); retrain.report tells the kinds of run apart by their labels."""
         if not (self.config.report or self.config.report_dir):
             return None
-        return run_report.report_run(self.config, gathered.labels, data, head, accuracy, skipped,
+        return run_report.report_run(self.config, gathered.labels, data, head, tested, skipped,
                                      judgement)
 
 

@@ -18,6 +18,7 @@ from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import multilabel_lists
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES
+from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
 from retrain.train import multilabel_metrics
 from retrain.train.heads import Head, SigmoidHead
@@ -62,26 +63,28 @@ class MultiLabel(Task):
         return head.shifted(cuts)
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
-                paths: List[str]) -> float:
+                paths: List[str]) -> run_report.Tested:
         """Logs `Final test accuracy` (per label), mAP, macro F1 and exact match."""
         predictions = multilabel_metrics.predicted(head.predict(x))
         # Ranked by float64 logits: the float32 sigmoids of a confident layer tie at 0 and 1.
         logits = head.logits(x.astype(np.float64))
-        accuracy = multilabel_metrics.label_agreement(y, predictions)
-        logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
-        logging.info('Final test mAP = %.3f (N=%d)',
-                     multilabel_metrics.mean_average_precision(y, logits), len(y))
-        logging.info('Final test macro F1 = %.3f (N=%d)',
-                     multilabel_metrics.macro_f1(y, predictions), len(y))
-        logging.info('Final test exact match = %.1f%% (N=%d)',
-                     multilabel_metrics.exact_match(y, predictions) * 100, len(y))
+        tested = {'test_accuracy': multilabel_metrics.label_agreement(y, predictions),
+                  'test_images': len(y),
+                  'test_map': multilabel_metrics.mean_average_precision(y, logits),
+                  'test_macro_f1': multilabel_metrics.macro_f1(y, predictions),
+                  'test_exact_match': multilabel_metrics.exact_match(y, predictions)}
+        logging.info('Final test accuracy = %.1f%% (N=%d)', tested['test_accuracy'] * 100, len(y))
+        logging.info('Final test mAP = %.3f (N=%d)', tested['test_map'], len(y))
+        logging.info('Final test macro F1 = %.3f (N=%d)', tested['test_macro_f1'], len(y))
+        logging.info('Final test exact match = %.1f%% (N=%d)', tested['test_exact_match'] * 100,
+                     len(y))
         if self.config.print_misclassified_test_images:
             logging.info('=== MISCLASSIFIED TEST IMAGES ===')
             for path, guess, truth in zip(paths, predictions, y.astype(bool)):
                 if (guess != truth).any():
                     logging.info('%70s  predicted: %s  true: %s', path, _names(guess, labels),
                                  _names(truth, labels))
-        return accuracy
+        return tested
 
 
 def _names(chosen: np.ndarray, labels: List[str]) -> str:

@@ -15,6 +15,7 @@ from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.data import image_lists, single_label_table, split_folders
 from retrain.data.examples import Example
 from retrain.data.image_lists import CATEGORIES, ImageClass
+from retrain.report import run_report
 from retrain.tasks.base import Gathered, Task
 from retrain.train import calibration, loop, unknown
 from retrain.train.heads import Head
@@ -62,7 +63,7 @@ class SingleLabel(Task):
         return 'class folder', repr(self._folders[index])
 
     def measure(self, head: Head, labels: List[str], x: np.ndarray, y: np.ndarray,
-                paths: List[str]) -> float:
+                paths: List[str]) -> run_report.Tested:
         predictions = head.predict(x).argmax(axis=1)
         accuracy = float(np.mean(predictions == y))
         logging.info('Final test accuracy = %.1f%% (N=%d)', accuracy * 100, len(y))
@@ -71,7 +72,7 @@ class SingleLabel(Task):
             for path, predicted, truth in zip(paths, predictions, y):
                 if predicted != truth:
                     logging.info('%70s  %s', path, labels[predicted])
-        return accuracy
+        return {'test_accuracy': accuracy, 'test_images': len(y)}
 
     def confusion(self, data: Bottlenecks, head: Head) -> Tuple[np.ndarray, np.ndarray]:
         return data.labels['testing'], head.predict(data.features['testing']).argmax(axis=1)

@@ -240,3 +240,19 @@ def test_a_table_names_images_whatever_the_composition_of_their_accents(tmp_path
     assert {key: image.labels for key, (_, image) in _by_key(found).items()} == {
         decomposed: {'hot', 'sweet'}, 'tea.jpg': {'hot'}}  # The split key is the file's name.
     assert not _warnings(caplog)
+
+
+def test_label_files_compose_accents_and_warn_of_labels_differing_in_case(tmp_path, caplog):
+    """A label file written from a macOS name holds café decomposed (e + U+0301), another one
+    typed holds it composed: they once gave two labels that print alike, where a table gives
+    one; and labels differing only in case were not warned of, as a table's are."""
+    images, labels_dir = tmp_path / 'images', tmp_path / 'labels'
+    for i, text in enumerate([unicodedata.normalize('NFD', 'café') + '\n', 'café\nTea\n',
+                              'tea\n']):
+        _write(str(images / f'{i}.jpg'), bytes([i]))
+        _write(str(labels_dir / f'{i}.jpg.txt'), text.encode('utf-8'))
+    with caplog.at_level(logging.WARNING):
+        found = multilabel_lists.gather(str(images), 0, 0, str(labels_dir))
+    assert found.labels == ['Tea', 'café', 'tea']
+    assert _warnings(caplog) == [f"{labels_dir}: the labels 'Tea', 'tea' differ only in case: "
+                                 'they are 2 labels']
