@@ -94,7 +94,7 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
     assert confidence['expected_calibration_error'] == pytest.approx(error / confidence['images'])
     unknown = confidence['unknown']
     assert unknown['threshold'] == 0
-    # The default operating point flags 5% of the reference images (retrain.train.unknown:
+    # The default operating point flags 10% of the reference images (retrain.train.unknown:
     # with this few validation images, the held-out training ones too): few validation images.
     splits = _load(out)['splits']
     validated, training = splits['validation'], splits['training']

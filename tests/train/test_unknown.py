@@ -122,7 +122,7 @@ def test_the_nearest_class_distance_is_the_direct_one_without_an_images_by_class
 
 
 def test_few_validation_images_still_give_a_steady_operating_point():
-    """With 9 validation images, their 95th percentile is chance; the held-out training
+    """With 9 validation images, their 90th percentile is chance; the held-out training
     images steady it. Every draw of the 9 must flag few new in-domain images."""
     rng = np.random.default_rng(0)
     x, y = _clusters(rng, 90)
