@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from compat import classifier as models
 from compat.graphs import graph_function
+from compat.labels import read_labels
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
 from retrain.features.graph_files import load_graph_def
@@ -373,6 +374,26 @@ def test_an_onnx_file_under_another_name_is_known_by_its_content(retrained, tmp_
     shutil.copy(os.path.join(out, 'model.onnx'), renamed)
     loaded = models.load(renamed)
     assert loaded.format == models.ONNX and loaded.num_classes == len(CLASS_COLOURS)
+
+
+def test_a_model_name_that_is_not_utf8_is_one_line_and_a_labels_name_is_read(retrained,
+                                                                              tmp_path):
+    """TensorFlow cannot open such a model name (a traceback, UnicodeEncodeError); labels are
+    read by os, as images are."""
+    out, _ = retrained
+    model, labels = (os.path.join(os.fsencode(str(tmp_path)), name)
+                     for name in (b'm\xff.onnx', b'l\xff.txt'))
+    try:
+        shutil.copy(os.path.join(out, 'model.onnx'), model)
+        shutil.copy(os.path.join(out, 'labels.txt'), labels)
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+    result = run_module('label_image', '--graph', os.fsdecode(model), str(tmp_path))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        f'label_image: error: cannot read {tmp_path}{os.sep}m\\xff.onnx: its name is not UTF-8, '
+        'which TensorFlow cannot open; rename it']
+    assert read_labels(os.fsdecode(labels)) == sorted(CLASS_COLOURS)
 
 
 def test_an_onnx_model_that_could_touch_files_is_refused(tmp_path):
