@@ -336,6 +336,32 @@ def test_compat_converts_graphs_of_every_generation(tmp_path, generation):
     np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
+def test_models_of_any_size_convert_and_inspect_at_the_size_given(tmp_path):
+    """compat said `give --input_height and --input_width`, flags only label_image had."""
+    graph = gb.save(gb.hub_like(size=None), str(tmp_path / 'any_size.pb'))
+    target = str(tmp_path / 'converted.onnx')
+    result = run_module('compat', 'convert', graph, '--labels', gb.write_labels(
+        str(tmp_path / 'labels.txt')), '--saved_model_dir', str(tmp_path / 'saved'),
+                        '--onnx_output_file', target, '--input_height', '20', '--input_width',
+                        '16')
+    assert result.returncode == 0, result.stderr[-3000:]
+    pixels = np.random.default_rng(1).random((2, 20, 16, 3), np.float32)
+    np.testing.assert_allclose(
+        onnxruntime.InferenceSession(target).run(None, {'image': pixels})[0],
+        models.load(graph, models.Overrides(size=(20, 16))).classify(pixels), atol=1e-5)
+    mean = onnx.helper.make_node('ReduceMean', ['x'], ['y'], axes=[1, 2], keepdims=0)
+    any_size = onnx.helper.make_model(onnx.helper.make_graph(
+        [mean], 'g', [onnx.helper.make_tensor_value_info('x', onnx.TensorProto.FLOAT,
+                                                         ['N', 'H', 'W', 3])],
+        [onnx.helper.make_tensor_value_info('y', onnx.TensorProto.FLOAT, ['N', 3])]),
+        opset_imports=[onnx.helper.make_opsetid('', 13)])
+    onnx.save(any_size, str(tmp_path / 'any_size.onnx'))
+    inspected = run_module('compat', 'inspect', str(tmp_path / 'any_size.onnx'),
+                           '--input_height', '20', '--input_width', '16')
+    assert inspected.returncode == 0, inspected.stderr[-3000:]
+    assert '  input  x: float [N, 20, 16, 3] as values in [0, 1]' in inspected.stdout
+
+
 def test_label_image_and_inspect_read_the_onnx_file_and_its_labels(retrained, image_dir):
     """No --labels: the file's own; the scores are the frozen graph's to the printed digit, give
     or take one in the last (ONNX Runtime's float arithmetic may round a fifth decimal the other
