@@ -13,8 +13,10 @@ import pytest
 import tensorflow as tf
 
 from compat import classifier as models
+from compat import onnx_model
 from compat.graphs import graph_function
 from compat.labels import read_labels
+from retrain.common.errors import ToolError
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
 from retrain.features.graph_files import load_graph_def
@@ -420,6 +422,19 @@ def test_a_model_name_that_is_not_utf8_is_one_line_and_a_labels_name_is_read(ret
         f'label_image: error: cannot read {tmp_path}{os.sep}m\\xff.onnx: its name is not UTF-8, '
         'which TensorFlow cannot open; rename it']
     assert read_labels(os.fsdecode(labels)) == sorted(CLASS_COLOURS)
+
+
+def test_a_model_onnx_runtime_cannot_run_is_one_line_with_its_reason(tmp_path):
+    """ONNX Runtime put its source location and a C++ signature first, and the line was cut
+    before the reason."""
+    path = str(tmp_path / 'future.onnx')
+    onnx.save(onnx.helper.make_model(_model(onnx.helper.make_node('Relu', ['x'], ['y'])).graph,
+                                     opset_imports=[onnx.helper.make_opsetid('', 99)]), path)
+    with pytest.raises(ToolError) as error:
+        onnx_model.session(onnx_model.read(path))
+    assert str(error.value).startswith(f'cannot run {path}: [ONNXRuntimeError] : 1 : FAIL : '
+                                       'ONNX Runtime only *guarantees* support for models')
+    assert 'Opset 99' in str(error.value)
 
 
 def test_an_onnx_model_that_could_touch_files_is_refused(tmp_path):
