@@ -17,6 +17,7 @@ from google.protobuf import message
 
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
+from retrain.common import places
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.graph_names import KERAS_MODEL_KEYS, SAVED_MODEL_KEYS, UNKNOWN_SCORE, judges
 from retrain.common.tf_internals import saved_model_pb2
@@ -149,7 +150,10 @@ class Classifier:
 def model_format(path: str) -> str:
     """SAVED_MODEL, TFLITE or ONNX (by name or content) or FROZEN_GRAPH; ToolError when it is
     none, with the path to name instead where one is near (a SavedModel's folder, TF Serving's
-    version folder)."""
+    version folder). A name that is not UTF-8 is refused: TensorFlow's loaders cannot open it."""
+    if not places.is_utf8(path):
+        raise ToolError(f'cannot read {path}: its name is not UTF-8, which TensorFlow cannot '
+                        'open; rename it')
     if not tf.io.gfile.exists(path):
         raise ToolError(f'graph file not found: {path}')
     if tf.io.gfile.isdir(path):

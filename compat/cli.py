@@ -6,7 +6,13 @@ Errors the user can fix are one line and exit code 1, as in the other commands.
 import argparse
 from typing import Sequence
 
-from retrain.common.cli_args import OneLineParser, add_override_arguments, error, run_main
+from retrain.common.cli_args import (
+    OneLineParser,
+    add_override_arguments,
+    error,
+    override_size,
+    run_main,
+)
 from retrain.common.quiet_tensorflow import import_tensorflow
 from retrain.config import extra_installed
 
@@ -43,7 +49,7 @@ def main(argv: Sequence[str]) -> int:
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
     from compat import classifier, convert, inspection
     from retrain.common.errors import ConfigError, ToolError
-    overrides = classifier.Overrides.from_args(args)
+    overrides = classifier.Overrides.from_args(args, override_size(parser, args))
     try:
         if args.command == 'inspect':
             print(inspection.inspect(args.graph, overrides))

@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from compat import classifier as models
+from compat import graphs, signature
 from compat import labels as labels_io
-from compat import signature
 from retrain.common import fileio
 from retrain.common.errors import ToolError
 from retrain.config import FILE, INPUT, REPLACED, check_apart
@@ -81,8 +81,11 @@ def convert(graph_path: str, labels_path: str, saved_model_dir: str,
 
 
 def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec, output: str):
-    """(graph_def, input, output): the graph behind an `image` input in [0, 1] if it needs one."""
-    if spec.encoded or (spec.mean, spec.std) == signature.UNIT:
+    """(graph_def, input, output): the graph behind an `image` input in [0, 1] if it needs one:
+    a normalization, or a size (a graph of any size is converted at --input_height/--input_width,
+    the size every output of the conversion then takes)."""
+    if spec.encoded or ((spec.mean, spec.std) == signature.UNIT
+                        and not _takes_any_size(graph_def, spec.tensor)):
         return graph_def, spec.tensor, output
     height, width = spec.size
     graph = tf.Graph()
@@ -94,6 +97,14 @@ def unit_input_graph(graph_def: tf.compat.v1.GraphDef, spec: signature.InputSpec
             graph_def, input_map={spec.tensor: normalized}, return_elements=[output],
             name='classifier')
     return graph.as_graph_def(), 'image:0', prediction.name
+
+
+def _takes_any_size(graph_def: tf.compat.v1.GraphDef, tensor: str) -> bool:
+    """Whether the entry `tensor` is a placeholder without a fixed height and width."""
+    node = next(node for node in graph_def.node if node.name == graphs.node_name(tensor))
+    shape = node.attr['shape'].shape if 'shape' in node.attr else None
+    return bool(shape) and (shape.unknown_rank or len(shape.dim) != 4
+                            or min(dim.size for dim in shape.dim[1:3]) < 1)
 
 
 def write_tflite(graph, spec: signature.InputSpec, path: str, labels: Sequence[str],

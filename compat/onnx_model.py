@@ -8,6 +8,7 @@ are made from the bytes, not the path, so even a check that missed something cou
 runtime open another file. Needs the onnx extra (onnx, onnxruntime).
 """
 import dataclasses
+import re
 from typing import Dict, List, Optional
 
 import tensorflow as tf
@@ -17,6 +18,7 @@ from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
 from retrain.export import onnx_contract
 
+_SOURCE_LOCATION = re.compile(r'/onnxruntime_src/\S+:\d+ [^(]*\([^)]*\)\S* ')
 # Ops that pass scores on unchanged, looked past to find the op that makes them.
 _PASS_THROUGH = frozenset(['Identity', 'Reshape', 'Squeeze', 'Flatten', 'Cast'])
 
@@ -93,7 +95,15 @@ def session(model: OnnxFile):
     try:
         return onnxruntime.InferenceSession(model.content, providers=['CPUExecutionProvider'])
     except Exception as e:  # noqa: BLE001  ONNX Runtime raises its own exception types.
-        raise ToolError(f'cannot run {model.path}: {str(e).splitlines()[0][:200]}') from None
+        raise ToolError(f'cannot run {model.path}: {_runtime_reason(e)}') from None
+
+
+def _runtime_reason(error: Exception) -> str:
+    """The first line of ONNX Runtime's error without the source location and C++ signature it
+    may put before the reason (`/onnxruntime_src/...h:46 void onnxruntime::...(...) `), which
+    would fill the line and cut the reason off; at most 300 characters."""
+    line = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+    return _SOURCE_LOCATION.sub('', line)[:300]
 
 
 def _output_op(model) -> str:

@@ -18,6 +18,8 @@ from retrain.common.cli_args import (
     error,
     not_nan,
     number,
+    override_size,
+    positive,
     run_main,
 )
 from retrain.common.logs import as_logged, one_line
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--labels', help='labels file, one label per line (UTF-8); default: '
                         'the labels an .onnx file carries, assets/labels.txt of a SavedModel '
                         f'from compat convert, else {_DEFAULT_LABELS}')
-    parser.add_argument('--top_k', '--num_top_predictions', type=_positive, default=5,
+    parser.add_argument('--top_k', '--num_top_predictions', type=positive, default=5,
                         dest='top_k', help='how many labels to print per image')
     parser.add_argument('--threshold', type=_unit_interval, default=0.5,
                         help='multi-label models: print the labels scoring at least this')
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                         'unknown score is above this; 0 is the operating point chosen in '
                         'training (about 10%% of images like the training ones), higher calls fewer '
                         'images unknown')
-    parser.add_argument('--batch_size', type=_positive, default=32,
+    parser.add_argument('--batch_size', type=positive, default=32,
                         help='how many images to run through the model at once')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     parser.add_argument('-v', '--verbose', action='store_true',
@@ -59,16 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                         help='run graphs with ops that can touch files, the network or the host')
     overrides = parser.add_argument_group('classic overrides (never needed)')
     add_override_arguments(overrides)
-    overrides.add_argument('--input_height', type=_positive, help='only for models of any size')
-    overrides.add_argument('--input_width', type=_positive, help='only for models of any size')
     return parser
-
-
-def _positive(text: str) -> int:
-    value = number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
-    return value
 
 
 def _unit_interval(text: str) -> float:
@@ -84,15 +77,13 @@ def main(argv: Sequence[str]) -> int:
     arguments = args.image + args.images
     if not arguments:
         parser.error('no images given: name image files or folders')
-    if (args.input_height is None) != (args.input_width is None):
-        parser.error('give both --input_height and --input_width, or neither')
+    size = override_size(parser, args)
     # TensorFlow is imported only now, so that --help and usage errors are instant.
     import_tensorflow()  # Quietly: without its start-up chatter on stderr.
     from compat import classifier as models
     from compat.labels import check_count, read_labels
     from label_image import images
     from retrain.common.errors import ToolError, error_summary
-    size = (args.input_height, args.input_width) if args.input_height else None
     try:
         model = models.load(args.graph, models.Overrides.from_args(args, size),
                             args.allow_unsafe_ops)

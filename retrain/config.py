@@ -317,7 +317,7 @@ def check_apart(found: Sequence[Tuple[str, str, str]],
     an output at place `inner` below the input `folder` of `flag`: an image, a label file, the
     module). A flag in capitals is a positional argument, named as it is."""
     for flag, path, kind in found:
-        if kind != INPUT and not _is_utf8(path):  # Inputs are read by os where gfile fails.
+        if kind != INPUT and not places.is_utf8(path):  # Inputs are read by os where gfile fails.
             raise ConfigError(f'{_shown(flag)} {readable(path)} is not a UTF-8 name, which '
                               'TensorFlow cannot write to; choose another')
     paths = [(_shown(flag), path, kind, places.place(path)) for flag, path, kind in found]
@@ -351,10 +351,3 @@ def extra_installed(extra: str) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
 
 
-def _is_utf8(path: str) -> bool:
-    """False for a name holding bytes that are not UTF-8 (which Python holds as surrogates)."""
-    try:
-        path.encode('utf-8')
-    except UnicodeEncodeError:
-        return False
-    return True

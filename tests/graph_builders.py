@@ -72,11 +72,13 @@ def poets_like() -> tf.compat.v1.GraphDef:
 
 
 def hub_like(final_result_name: str = 'final_result',
-             extra: Callable[[tf.Tensor], Sequence[tf.Operation]] = None) -> tf.compat.v1.GraphDef:
-    """`extra(images)` may add ops that final_result then depends on (control dependencies)."""
+             extra: Callable[[tf.Tensor], Sequence[tf.Operation]] = None,
+             size: Optional[int] = SIZE) -> tf.compat.v1.GraphDef:
+    """`extra(images)` may add ops that final_result then depends on (control dependencies);
+    `size` None: a graph of any image size."""
     graph = tf.Graph()
     with graph.as_default():
-        images = v1.placeholder(tf.float32, [None, SIZE, SIZE, 3], name='Placeholder')
+        images = v1.placeholder(tf.float32, [None, size, size, 3], name='Placeholder')
         with tf.name_scope('module'):
             features = _features(images, 2.0)
         with tf.control_dependencies(extra(images) if extra else []):

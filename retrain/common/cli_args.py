@@ -6,7 +6,7 @@ import argparse
 import math
 import re
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 from retrain.common import interrupts
 from retrain.common.errors import exit_as_the_reader_left
@@ -35,6 +35,17 @@ def add_override_arguments(parser) -> None:
     parser.add_argument('--output_layer', help='output tensor, e.g. final_result')
     parser.add_argument('--input_mean', type=_finite, help='pixel value mapped to 0')
     parser.add_argument('--input_std', type=_nonzero, help='pixel range mapped to 1')
+    parser.add_argument('--input_height', type=positive, help='only for models of any size')
+    parser.add_argument('--input_width', type=positive, help='only for models of any size')
+
+
+def override_size(parser: argparse.ArgumentParser,
+                  args: argparse.Namespace) -> Optional[Tuple[int, int]]:
+    """(--input_height, --input_width), None without them; one of the two alone is a usage
+    error (a model of any size needs both)."""
+    if (args.input_height is None) != (args.input_width is None):
+        parser.error('give both --input_height and --input_width, or neither')
+    return (args.input_height, args.input_width) if args.input_height else None
 
 
 def number(text: str, kind: type = float):
@@ -45,6 +56,13 @@ def number(text: str, kind: type = float):
     except ValueError:
         wanted = 'a whole number' if kind is int else 'a number'
         raise argparse.ArgumentTypeError(f'must be {wanted}, not {text!r}') from None
+
+
+def positive(text: str) -> int:
+    value = number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
+    return value
 
 
 def not_nan(text: str) -> float:

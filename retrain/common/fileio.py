@@ -1,6 +1,7 @@
 """Files through tf.io.gfile (local paths, gs:// and friends): user text read, outputs written.
 
-User text may also come from a local pipe, which tf.io.gfile cannot read.
+Local user text is read with Python's open: tf.io.gfile cannot read a pipe, nor a name that is
+not UTF-8.
 
 Every output of the project is written to a temporary name beside its destination and renamed
 into place, so a reader never sees a half-written file, even after kill -9.
@@ -9,7 +10,6 @@ import codecs
 import contextlib
 import os
 import re
-import stat
 import uuid
 from typing import Iterator, Type, Union
 
@@ -61,9 +61,9 @@ def read_text(path: str, what: str, not_text: Type[ToolError] = ToolError) -> st
     """
     try:
         data = _read_bytes(path)
-    except tf.errors.NotFoundError:
+    except (tf.errors.NotFoundError, FileNotFoundError):
         raise ToolError(f'{what} not found: {path}') from None
-    except (tf.errors.OpError, OSError) as e:
+    except (tf.errors.OpError, OSError, ValueError) as e:  # ValueError: a NUL in the name.
         raise ToolError(f'cannot read {what} {path}: {failure_reason(e, path)}') from None
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
@@ -78,20 +78,13 @@ def read_text(path: str, what: str, not_text: Type[ToolError] = ToolError) -> st
 
 
 def _read_bytes(path: str) -> bytes:
-    """All of a file; a local pipe (`--labels <(cat labels.txt)`, /dev/stdin) through Python's
-    open, since tf.io.gfile reads 0 bytes from one."""
-    if is_local(path) and _is_pipe(path):
+    """All of a file; a local one through Python's open: tf.io.gfile reads 0 bytes from a pipe
+    (`--labels <(cat labels.txt)`, /dev/stdin) and cannot open a name that is not UTF-8."""
+    if is_local(path):
         with open(path, 'rb') as f:
             return f.read()
     with tf.io.gfile.GFile(path, 'rb') as f:
         return f.read()
-
-
-def _is_pipe(path: str) -> bool:
-    try:
-        return stat.S_ISFIFO(os.stat(path).st_mode)
-    except (OSError, ValueError):  # Missing: tf.io.gfile says so. ValueError: a NUL in the name.
-        return False
 
 
 def through_links(path: str) -> str:

@@ -12,6 +12,16 @@ def is_local(path: str) -> bool:
     return '://' not in path
 
 
+def is_utf8(path: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (which Python holds as surrogates):
+    TensorFlow's file functions cannot take it, only os can."""
+    try:
+        path.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def place(path: str) -> str:
     """`path` in a form that compares equal for one place: absolute, through symbolic links, in
     the case the platform compares in; remote paths (gs://) as given, without a final slash."""

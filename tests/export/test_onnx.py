@@ -13,7 +13,10 @@ import pytest
 import tensorflow as tf
 
 from compat import classifier as models
+from compat import onnx_model
 from compat.graphs import graph_function
+from compat.labels import read_labels
+from retrain.common.errors import ToolError
 from retrain.data import image_io, image_lists
 from retrain.export import onnx_contract
 from retrain.features.graph_files import load_graph_def
@@ -335,6 +338,32 @@ def test_compat_converts_graphs_of_every_generation(tmp_path, generation):
     np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
+def test_models_of_any_size_convert_and_inspect_at_the_size_given(tmp_path):
+    """compat said `give --input_height and --input_width`, flags only label_image had."""
+    graph = gb.save(gb.hub_like(size=None), str(tmp_path / 'any_size.pb'))
+    target = str(tmp_path / 'converted.onnx')
+    result = run_module('compat', 'convert', graph, '--labels', gb.write_labels(
+        str(tmp_path / 'labels.txt')), '--saved_model_dir', str(tmp_path / 'saved'),
+                        '--onnx_output_file', target, '--input_height', '20', '--input_width',
+                        '16')
+    assert result.returncode == 0, result.stderr[-3000:]
+    pixels = np.random.default_rng(1).random((2, 20, 16, 3), np.float32)
+    np.testing.assert_allclose(
+        onnxruntime.InferenceSession(target).run(None, {'image': pixels})[0],
+        models.load(graph, models.Overrides(size=(20, 16))).classify(pixels), atol=1e-5)
+    mean = onnx.helper.make_node('ReduceMean', ['x'], ['y'], axes=[1, 2], keepdims=0)
+    any_size = onnx.helper.make_model(onnx.helper.make_graph(
+        [mean], 'g', [onnx.helper.make_tensor_value_info('x', onnx.TensorProto.FLOAT,
+                                                         ['N', 'H', 'W', 3])],
+        [onnx.helper.make_tensor_value_info('y', onnx.TensorProto.FLOAT, ['N', 3])]),
+        opset_imports=[onnx.helper.make_opsetid('', 13)])
+    onnx.save(any_size, str(tmp_path / 'any_size.onnx'))
+    inspected = run_module('compat', 'inspect', str(tmp_path / 'any_size.onnx'),
+                           '--input_height', '20', '--input_width', '16')
+    assert inspected.returncode == 0, inspected.stderr[-3000:]
+    assert '  input  x: float [N, 20, 16, 3] as values in [0, 1]' in inspected.stdout
+
+
 def test_label_image_and_inspect_read_the_onnx_file_and_its_labels(retrained, image_dir):
     """No --labels: the file's own; the scores are the frozen graph's to the printed digit, give
     or take one in the last (ONNX Runtime's float arithmetic may round a fifth decimal the other
@@ -373,6 +402,39 @@ def test_an_onnx_file_under_another_name_is_known_by_its_content(retrained, tmp_
     shutil.copy(os.path.join(out, 'model.onnx'), renamed)
     loaded = models.load(renamed)
     assert loaded.format == models.ONNX and loaded.num_classes == len(CLASS_COLOURS)
+
+
+def test_a_model_name_that_is_not_utf8_is_one_line_and_a_labels_name_is_read(retrained,
+                                                                              tmp_path):
+    """TensorFlow cannot open such a model name (a traceback, UnicodeEncodeError); labels are
+    read by os, as images are."""
+    out, _ = retrained
+    model, labels = (os.path.join(os.fsencode(str(tmp_path)), name)
+                     for name in (b'm\xff.onnx', b'l\xff.txt'))
+    try:
+        shutil.copy(os.path.join(out, 'model.onnx'), model)
+        shutil.copy(os.path.join(out, 'labels.txt'), labels)
+    except OSError as e:  # macOS file systems refuse names that are not valid UTF-8.
+        pytest.skip(f'this file system refuses names that are not UTF-8: {e}')
+    result = run_module('label_image', '--graph', os.fsdecode(model), str(tmp_path))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        f'label_image: error: cannot read {tmp_path}{os.sep}m\\xff.onnx: its name is not UTF-8, '
+        'which TensorFlow cannot open; rename it']
+    assert read_labels(os.fsdecode(labels)) == sorted(CLASS_COLOURS)
+
+
+def test_a_model_onnx_runtime_cannot_run_is_one_line_with_its_reason(tmp_path):
+    """ONNX Runtime put its source location and a C++ signature first, and the line was cut
+    before the reason."""
+    path = str(tmp_path / 'future.onnx')
+    onnx.save(onnx.helper.make_model(_model(onnx.helper.make_node('Relu', ['x'], ['y'])).graph,
+                                     opset_imports=[onnx.helper.make_opsetid('', 99)]), path)
+    with pytest.raises(ToolError) as error:
+        onnx_model.session(onnx_model.read(path))
+    assert str(error.value).startswith(f'cannot run {path}: [ONNXRuntimeError] : 1 : FAIL : '
+                                       'ONNX Runtime only *guarantees* support for models')
+    assert 'Opset 99' in str(error.value)
 
 
 def test_an_onnx_model_that_could_touch_files_is_refused(tmp_path):
