@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='models that judge whether an image is unlike their training images '
                         '(retrain since this version, single-label): call it unknown when its '
                         'unknown score is above this; 0 is the operating point chosen in '
-                        'training (about 10%% of images like the training ones), higher calls fewer '
-                        'images unknown')
+                        'training (about 10%% of images like the training ones), higher calls '
+                        'fewer images unknown')
     parser.add_argument('--batch_size', type=positive, default=32,
                         help='how many images to run through the model at once')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')

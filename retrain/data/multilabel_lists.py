@@ -4,8 +4,8 @@ Three ways to give labels (--multi_label):
   class folders        an image file sitting in several class folders has all their labels
                        (`car/photo.jpg` and `accident/photo.jpg`: one image, labels car, accident)
   --image_labels_dir   `<image file name>.txt` per image, one label a line (the
-                       Multi-label-Inception-net fork); the folders under image_dir only hold images;
-                       labels are read as a table's (label_table.label_of, warn_of_case)
+                       Multi-label-Inception-net fork); the folders under image_dir only hold
+                       images; labels are read as a table's (label_table.label_of, warn_of_case)
   --image_labels_file  a UTF-8 CSV of `path/relative/to/image_dir.jpg,label1;label2` rows
 
 Copies: files that share their path inside their class folders (class folders) or their file
