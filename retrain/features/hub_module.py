@@ -13,7 +13,7 @@ from typing import Callable, Optional, Tuple
 import tensorflow as tf
 from absl import logging
 
-from retrain.common import downloads
+from retrain.common import downloads, places
 from retrain.common.errors import ToolError, error_summary
 from retrain.config import RetrainConfig
 from retrain.features.extractors import FeatureExtractor
@@ -51,6 +51,9 @@ def _resolve_handle(handle: str) -> str:
 
 
 def _load(handle: str):
+    if not places.is_utf8(handle):
+        raise ToolError(f'cannot load module {handle}: its name is not UTF-8, which TensorFlow '
+                        'cannot open; rename it')
     try:
         path = _resolve_handle(handle)
         if not tf.io.gfile.isdir(path):  # A URL or hub handle: TF Hub downloads and caches it.

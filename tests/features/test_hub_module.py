@@ -1,5 +1,6 @@
 """Loading image feature-vector modules: TF2 SavedModels, TF1 signatures, archives, sizes."""
 import os
+import shutil
 import tarfile
 
 import numpy as np
@@ -87,3 +88,11 @@ def test_module_without_image_input_is_refused(tmp_path):
     tf.saved_model.save(TextModel(), path)
     with pytest.raises(ToolError, match='is not an image feature vector'):
         load_hub_module(path)
+
+
+def test_a_module_name_that_is_not_utf8_is_refused_saying_so(tmp_path, tiny_module):
+    """TensorFlow cannot open such a name: the reason once read "'utf-8' codec can't encode"."""
+    odd = os.path.join(os.fsdecode(bytes(tmp_path)), os.fsdecode(b'mo\xffd'))
+    shutil.copytree(tiny_module, odd)
+    with pytest.raises(ToolError, match="its name is not UTF-8, which TensorFlow cannot open"):
+        load_hub_module(odd)
