@@ -110,9 +110,10 @@ def _keras_api_paths_restored() -> None:
     """Puts back the folders of Keras's API that TensorFlow adds to its package path (so that
     `import tensorflow.keras.layers` works), which it could not find while Keras was hidden."""
     import tensorflow as tf
-    from tensorflow.python.tools.module_util import get_parent_dir_for_name
+
+    from retrain.common.tf_internals import module_util
     legacy = os.environ.get('TF_USE_LEGACY_KERAS') in ('true', 'True', '1')
-    found = [get_parent_dir_for_name(name) for name in (
+    found = [module_util.get_parent_dir_for_name(name) for name in (
         'tf_keras.api._v2.keras' if legacy else 'keras.api._v2.keras', 'keras._tf_keras.keras')]
     missing = [index for index, entry in enumerate(tf.__path__) if entry is None]
     for index, folder in zip(missing, found):
