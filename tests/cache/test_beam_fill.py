@@ -252,6 +252,22 @@ def test_dask_runner_short_name_and_partitions():
 
 
 @needs_beam
+@pytest.mark.parametrize('flag, reason', [
+    ('--direct_num_workers=abc', "argument --direct_num_workers: invalid int value: 'abc'"),
+    ('--direct_num_workers', 'argument --direct_num_workers: expected one argument'),
+    ('--help', "they ask for Beam's help, which only prints it")])
+def test_options_beam_refuses_are_a_usage_error_in_one_line(flag, reason, capfd):
+    """Beam's argparse printed its 150-line usage and exited the process (after --help, with
+    code 0 and nothing cached)."""
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ConfigError
+    with pytest.raises(ConfigError) as error:
+        beam_fill._pipeline('DirectRunner', [flag], 1)
+    assert str(error.value) == f'bad --beam_pipeline_options: {reason}'
+    assert 'usage:' not in ''.join(capfd.readouterr())
+
+
+@needs_beam
 def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
     from retrain.cache import beam_fill
     from retrain.common.errors import ToolError
