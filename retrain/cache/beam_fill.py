@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import io
 import json
+import logging as python_logging
 import math
 import os
 import socket
@@ -199,6 +200,13 @@ def _check_complete(todo: Sequence[Job], size: int, runner: str) -> Tuple[int, i
     return len(todo) - len(still), len(still)
 
 
+def _our_errors_unlogged(record: python_logging.LogRecord) -> bool:
+    """False for Beam's record of a ToolError a step raised (a full disk, a model the workers
+    cannot load): Beam logs each with its traceback before the runner raises it, and the driver
+    says it in one line. A filter of Beam's logger in this process: remote workers log theirs."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ToolError))
+
+
 def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtractor,
                load_extractor: Callable[[], FeatureExtractor], runner: str,
                pipeline_options: Sequence[str] = (),
@@ -228,6 +236,8 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     except tf.errors.OpError as e:
         raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
                         f'{error_summary(e)}') from None
+    beam_errors = python_logging.getLogger('apache_beam.runners.common')
+    beam_errors.addFilter(_our_errors_unlogged)
     try:
         _ = (pipeline
              | 'Shares' >> beam.Create(shares)
@@ -243,6 +253,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
         raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
+        beam_errors.removeFilter(_our_errors_unlogged)
         tf.io.gfile.remove(job_list)
     computed, unreadable = _check_complete(todo, size, runner)
     logging.info('Beam runner %s wrote %d bottleneck files (%d images unreadable)', runner,

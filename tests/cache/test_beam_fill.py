@@ -131,6 +131,24 @@ def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tm
 
 
 @needs_beam
+def test_an_error_of_the_workers_is_logged_without_a_traceback(tiny_module, image_dir, tmp_path,
+                                                                caplog):
+    """Beam logged a ToolError a step raised (here: workers that cannot load the model; a full
+    disk alike) with its traceback, some 20 lines, before the driver's one-line error."""
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ToolError
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    cache_dir = str(tmp_path / 'cache')
+    extractor = load_hub_module(tiny_module)
+    jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), cache_dir, extractor)[:2]
+    missing = str(tmp_path / 'not_on_the_workers')
+    with pytest.raises(ToolError, match=f'^the Beam pipeline on DirectRunner failed: .*{missing}'):
+        beam_fill.fill_cache(jobs, cache_dir, extractor,
+                             functools.partial(load_hub_module, missing), 'DirectRunner')
+    assert not [r for r in caplog.records if r.exc_info], 'a traceback was logged'
+
+
+@needs_beam
 def test_cli_trains_from_the_beam_cache(tiny_module, image_dir, tmp_path):
     out = tmp_path / 'out'
     result = run_module(
