@@ -8,7 +8,10 @@ extractor), then the run reads the full cache and trains as usual. On a cluster,
 workers need this package (Beam's `--extra_package=<wheel>`, or a custom container).
 """
 import concurrent.futures
+import contextlib
+import io
 import json
+import logging as python_logging
 import math
 import os
 import socket
@@ -20,7 +23,7 @@ from absl import logging
 
 from retrain.cache import bottleneck_files
 from retrain.common import fileio
-from retrain.common.errors import ToolError, error_cause, error_summary
+from retrain.common.errors import ConfigError, ToolError, error_cause, error_summary
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.data.examples import Example
@@ -159,10 +162,29 @@ def _pipeline(runner: str, flags: Sequence[str], shares: int) -> 'beam.Pipeline'
         if not any(f.startswith(('--dask_npartitions', '--dask_partition_size')) for f in flags):
             flags.append(f'--dask_npartitions={max(1, shares)}')
     try:
-        return beam.Pipeline(options=PipelineOptions(flags=flags, runner=full_name))
+        return beam.Pipeline(options=_parsed(flags, full_name))
     except (ValueError, TypeError, ImportError) as e:
         raise ToolError(f'cannot start a Beam pipeline with runner {runner!r}: '
                         f'{error_summary(e)}') from None
+
+
+def _parsed(flags: Sequence[str], runner: str) -> 'PipelineOptions':
+    """Beam's options of `flags`, all read now; a ConfigError for one its argparse refuses.
+
+    Beam's argparse answers a bad value (`--direct_num_workers=abc`) with its whole usage, some
+    150 lines, and `--help` with a help text, each by exiting the process, the first only when
+    the pipeline runs: the run ended there, after `--help` with code 0 and nothing done."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
+            options = PipelineOptions(flags=flags, runner=runner)
+            options.get_all_options()
+    except SystemExit:
+        last = (printed.getvalue().strip().splitlines() or [''])[-1]
+        reason = (last.split(': error: ', 1)[1] if ': error: ' in last
+                  else "they ask for Beam's help, which only prints it")
+        raise ConfigError(f'bad --beam_pipeline_options: {reason}') from None
+    return options
 
 
 def _check_complete(todo: Sequence[Job], size: int, runner: str) -> Tuple[int, int]:
@@ -176,6 +198,13 @@ def _check_complete(todo: Sequence[Job], size: int, runner: str) -> Tuple[int, i
         raise ToolError(f'the Beam pipeline on {runner} finished, but {len(lost)} of the '
                         f'{len(todo)} bottleneck files it had to write are missing: {named}')
     return len(todo) - len(still), len(still)
+
+
+def _our_errors_unlogged(record: python_logging.LogRecord) -> bool:
+    """False for Beam's record of a ToolError a step raised (a full disk, a model the workers
+    cannot load): Beam logs each with its traceback before the runner raises it, and the driver
+    says it in one line. A filter of Beam's logger in this process: remote workers log theirs."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ToolError))
 
 
 def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtractor,
@@ -207,6 +236,8 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     except tf.errors.OpError as e:
         raise ToolError(f'cannot write to bottleneck directory {bottleneck_dir}: '
                         f'{error_summary(e)}') from None
+    beam_errors = python_logging.getLogger('apache_beam.runners.common')
+    beam_errors.addFilter(_our_errors_unlogged)
     try:
         _ = (pipeline
              | 'Shares' >> beam.Create(shares)
@@ -222,6 +253,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
     except Exception as e:  # noqa: BLE001  Runners wrap worker errors their way.
         raise ToolError(f'the Beam pipeline on {runner} failed: {error_cause(e)}') from None
     finally:
+        beam_errors.removeFilter(_our_errors_unlogged)
         tf.io.gfile.remove(job_list)
     computed, unreadable = _check_complete(todo, size, runner)
     logging.info('Beam runner %s wrote %d bottleneck files (%d images unreadable)', runner,

@@ -125,8 +125,9 @@ def _local_walk(top: str) -> Iterator[Tuple[str, List[str], List[str]]]:
                     subdirs.append(entry.name)
                 elif entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)):
                     files.append(entry.name)
-            except OSError:
-                continue
+            except OSError:  # A link that loops, which is_dir cannot follow: broken too.
+                if entry.is_symlink():
+                    files.append(entry.name)
         yield folder, subdirs, files
         pending.extend(path for path in (os.path.join(folder, d) for d in reversed(subdirs))
                        if not os.path.islink(path))

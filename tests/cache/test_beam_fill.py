@@ -131,6 +131,24 @@ def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tm
 
 
 @needs_beam
+def test_an_error_of_the_workers_is_logged_without_a_traceback(tiny_module, image_dir, tmp_path,
+                                                                caplog):
+    """Beam logged a ToolError a step raised (here: workers that cannot load the model; a full
+    disk alike) with its traceback, some 20 lines, before the driver's one-line error."""
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ToolError
+    classes = image_lists.create_image_lists(image_dir, 10, 10)
+    cache_dir = str(tmp_path / 'cache')
+    extractor = load_hub_module(tiny_module)
+    jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), cache_dir, extractor)[:2]
+    missing = str(tmp_path / 'not_on_the_workers')
+    with pytest.raises(ToolError, match=f'^the Beam pipeline on DirectRunner failed: .*{missing}'):
+        beam_fill.fill_cache(jobs, cache_dir, extractor,
+                             functools.partial(load_hub_module, missing), 'DirectRunner')
+    assert not [r for r in caplog.records if r.exc_info], 'a traceback was logged'
+
+
+@needs_beam
 def test_cli_trains_from_the_beam_cache(tiny_module, image_dir, tmp_path):
     out = tmp_path / 'out'
     result = run_module(
@@ -249,6 +267,22 @@ def test_dask_runner_short_name_and_partitions():
     options = beam_fill._pipeline('DaskRunner', ['--dask_partition_size=3'], 7).options
     assert options.get_all_options()['partition_size'] == 3
     assert options.get_all_options()['npartitions'] is None
+
+
+@needs_beam
+@pytest.mark.parametrize('flag, reason', [
+    ('--direct_num_workers=abc', "argument --direct_num_workers: invalid int value: 'abc'"),
+    ('--direct_num_workers', 'argument --direct_num_workers: expected one argument'),
+    ('--help', "they ask for Beam's help, which only prints it")])
+def test_options_beam_refuses_are_a_usage_error_in_one_line(flag, reason, capfd):
+    """Beam's argparse printed its 150-line usage and exited the process (after --help, with
+    code 0 and nothing cached)."""
+    from retrain.cache import beam_fill
+    from retrain.common.errors import ConfigError
+    with pytest.raises(ConfigError) as error:
+        beam_fill._pipeline('DirectRunner', [flag], 1)
+    assert str(error.value) == f'bad --beam_pipeline_options: {reason}'
+    assert 'usage:' not in ''.join(capfd.readouterr())
 
 
 @needs_beam

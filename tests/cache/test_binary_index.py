@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 
 import numpy as np
@@ -365,6 +366,27 @@ def test_an_index_that_cannot_be_written_is_a_warning_and_leaves_nothing(tiny_mo
     assert '.tmp' not in warning.group(2) and 'index.json' not in warning.group(2)  # The reason.
     assert not [name for name in os.listdir(cache) if '.npy' in name]  # No orphan array.
     assert os.path.isfile(tmp_path / 'graph.pb') and os.path.isfile(tmp_path / 'labels.txt')
+
+
+def test_an_index_cut_short_by_the_disk_says_why(tmp_path, caplog):
+    """NumPy's write of the array failed with `6000 requested and 992 written` on a full disk;
+    a limit on file sizes cuts it short the same way."""
+    resource = pytest.importorskip('resource', reason='file size limits are POSIX')
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 2000)
+    index = CacheIndex(root, SUFFIX, SIZE)
+    _, stamps, _ = index.lookup(paths, _unmeasured(paths))
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # Else the process is killed.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits[1]))
+    try:
+        index.save(paths, _text_values(paths), stamps, _unmeasured(paths))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert 'Could not write the bottleneck index' in caplog.text
+    assert 'File too large' in caplog.text and 'requested' not in caplog.text
+    assert _index_files(root) == []
 
 
 def test_index_files_follow_the_umask_as_the_text_files_do(tmp_path, image_dir):

@@ -64,6 +64,13 @@ def test_pipes_are_not_files_and_broken_links_are(tmp_path):
     assert image_files.find(str(tmp_path)) == ['a.jpg', 'broken.jpg']
 
 
+def test_a_link_that_loops_is_reported_as_broken_links_are(tmp_path):
+    """A link to itself was left out without a word: neither used nor named as skipped."""
+    _touch(str(tmp_path / 'a.jpg'))
+    os.symlink('loop.jpg', tmp_path / 'loop.jpg')
+    assert image_files.find(str(tmp_path)) == ['a.jpg', 'loop.jpg']
+
+
 def test_remote_folders_are_listed_by_gfile_with_the_same_rule():
     root = 'ram://image_files_rule'
     tf.io.gfile.makedirs(f'{root}/x/y')  # ram:// has no folders but those made.
