@@ -58,7 +58,7 @@ def stamp(path: str) -> Stamp:
 def checksum(files: list, values: np.ndarray) -> str:
     """SHA-256 of the manifest's file list and the array's bytes, which binds each row to its
     entry. The array is hashed in chunks on threads: a warm start pays it on every run."""
-    data = memoryview(np.ascontiguousarray(values)).cast('B')
+    data = _raw(values)
     chunks = [data[i:i + _CHECKSUM_CHUNK] for i in range(0, len(data), _CHECKSUM_CHUNK)]
     total = hashlib.sha256(json.dumps(files, separators=(',', ':')).encode('utf-8'))
     with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
@@ -253,8 +253,15 @@ class CacheIndex:
 def _save_array(f: BinaryIO, array: np.ndarray) -> None:
     """np.save's file, written by Python: np.save writes a file's data with C's fwrite, whose
     failure says `48640 requested and 22496 written`, not that the disk is full."""
+    array = np.ascontiguousarray(array)  # Its header then says C order, as its data is.
     np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
-    f.write(memoryview(np.ascontiguousarray(array)).cast('B'))
+    f.write(_raw(array))
+
+
+def _raw(array: np.ndarray) -> memoryview:
+    """The bytes of `array` in C order, not copied where it is C-contiguous; an empty array's
+    too (memoryview's cast refuses a view with a 0 in its shape)."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 def _remove(path: str) -> None:

@@ -401,3 +401,16 @@ def test_index_files_follow_the_umask_as_the_text_files_do(tmp_path, image_dir):
              for name in _index_files(cache)}
     assert stat.S_IMODE(os.stat(text).st_mode) == 0o640
     assert set(modes.values()) == {0o640}, modes
+
+
+def test_an_index_of_no_bottlenecks_is_written(tmp_path, caplog):
+    """When no image gave a value (all unreadable), the index holds an empty array; writing it
+    once failed with a TypeError (an empty view cannot be cast to bytes)."""
+    root = str(tmp_path)
+    paths = _write_text_cache(root, 3)
+    index = CacheIndex(root, SUFFIX, SIZE)
+    index.save(paths, [None] * len(paths), [None] * len(paths), _unmeasured(paths))
+    assert 'Could not write the bottleneck index' not in caplog.text and _index_files(root)
+    values, _, replaced = CacheIndex(root, SUFFIX, SIZE).lookup(paths, _unmeasured(paths))
+    assert values == [None] * len(paths) and not any(replaced)
+    assert 'Ignoring the bottleneck index' not in caplog.text
