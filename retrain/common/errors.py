@@ -4,6 +4,8 @@ import re
 import sys
 from typing import NoReturn
 
+_OURS_NAMED = re.compile(rf'^{re.escape(__name__)}\.\w+: ')  # `retrain.common.errors.ToolError: `
+
 
 class ToolError(Exception):
     """A problem with the user's input or environment (bad flag, missing file, unusable module).
@@ -28,10 +30,14 @@ def error_summary(error: BaseException) -> str:
 
 def error_cause(error: BaseException) -> str:
     """The last line of an error that says what went wrong, for errors that put the root cause
-    last (graph execution, Beam runners), without TF's node and traceback lines."""
+    last (graph execution, Beam runners), without TF's node and traceback lines, and without the
+    type of our own errors where a worker's traceback names it (`retrain.common.errors.ToolError:
+    cannot write ...`): their message is the whole line."""
     lines = [line.strip() for line in (getattr(error, 'message', None) or str(error)).splitlines()]
     reasons = [line for line in lines if line and not line.startswith(('[[', 'File ', 'Detected '))]
-    return reasons[-1].split(' [Op:')[0] if reasons else type(error).__name__
+    if not reasons:
+        return type(error).__name__
+    return _OURS_NAMED.sub('', reasons[-1].split(' [Op:')[0])
 
 
 def exit_as_the_reader_left() -> NoReturn:
