@@ -15,8 +15,10 @@ from retrain.common.graph_names import judges
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
+from retrain.features import legacy_models
 from retrain.features.graph_files import load_graph_def
 from retrain.features.hub_module import load_hub_module
+from retrain.train.heads import Head
 from retrain.train.loop import train
 
 import mediapipe_client
@@ -153,6 +155,36 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     expected = _graph_scores(frozen_graph.build_graph(extractor, head), images)
     assert np.mean(scores.argmax(axis=1) == expected.argmax(axis=1)) >= 0.95
     assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
+
+
+def test_weights_stored_quantized_convert_to_the_graphs_scores():
+    """quint8 constants behind TensorFlow's Dequantize (TensorFlow Lite has no such op), as in the
+    classic mobilenet_*_quantized graphs: the file computes with their float values. (The
+    converter folds small ones itself: these weights are large enough that it does not.)"""
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 3], name='Placeholder')
+        weights = tf.raw_ops.Dequantize(
+            input=tf.constant(rng.integers(0, 256, (3, 2000)).astype(np.uint8), tf.quint8),
+            min_range=tf.constant(-2.0), max_range=tf.constant(2.0), mode='MIN_FIRST')
+        tf.nn.softmax(tf.matmul(tf.reduce_mean(image, [1, 2]), weights), name='final_result')
+    images = rng.random((3, 4, 4, 3), np.float32)
+    scores, _, _, _ = _tflite_scores(tflite.convert(graph.as_graph_def(), (4, 4)), images)
+    np.testing.assert_allclose(scores, _graph_scores(graph.as_graph_def(), images), atol=1e-6)
+
+
+def test_real_quantized_mobilenet_converts(shared_dir):
+    """--architecture mobilenet_0.25_224_quantized --tflite_output_file: its graph's weights are
+    quint8 constants behind Dequantize ops."""
+    extractor = legacy_models.load_architecture('mobilenet_0.25_224_quantized',
+                                                os.path.join(shared_dir, 'models'))
+    head = Head.initial(extractor.bottleneck_size, 2, np.random.default_rng(0))
+    images = np.random.default_rng(0).random((2, 224, 224, 3), np.float32)
+    scores, _, _, _ = _tflite_scores(
+        tflite.convert(tflite.classifier_graph(extractor, head), (224, 224)), images)
+    expected = _graph_scores(frozen_graph.build_graph(extractor, head), images)
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
 
 
 @pytest.mark.parametrize('quantize', tflite.QUANTIZATIONS)
