@@ -17,7 +17,7 @@ from google.protobuf import message
 
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
-from retrain.common import places
+from retrain.common import fileio, places
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.graph_names import KERAS_MODEL_KEYS, SAVED_MODEL_KEYS, UNKNOWN_SCORE, judges
 from retrain.common.tf_internals import saved_model_pb2
@@ -280,12 +280,19 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
 
 
 def _serving_signature(path: str):
+    """The serving_default signature of the SavedModel in `path` (and its meta graph). An empty
+    saved_model.pb parses as a SavedModel without graphs: it is as damaged as a truncated one."""
+    graph = os.path.join(path, 'saved_model.pb')
     saved_model = saved_model_pb2.SavedModel()
     try:
-        with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+        with tf.io.gfile.GFile(graph, 'rb') as f:
             saved_model.ParseFromString(f.read())
+    except tf.errors.OpError as e:  # A folder in its place, no permission ...
+        raise ToolError(f'cannot read {graph}: {fileio.failure_reason(e, graph)}') from None
     except (message.DecodeError, RuntimeWarning, ValueError):
-        raise ToolError(f'not a SavedModel: {path}') from None
+        saved_model.Clear()
+    if not saved_model.meta_graphs:
+        raise ToolError(f'not a SavedModel: {path} (its saved_model.pb is damaged or truncated)')
     for meta_graph in saved_model.meta_graphs:
         if 'serving_default' in meta_graph.signature_def:
             return meta_graph, meta_graph.signature_def['serving_default']
