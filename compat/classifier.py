@@ -79,7 +79,7 @@ class Classifier:
     run: Callable[[Batch], np.ndarray]
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
     output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
-    labels: Optional[List[str]] = None  # the labels the model file carries (ONNX), in order
+    labels: Optional[List[str]] = None  # the labels the file carries (ONNX, TFLite), in order
     # The output scoring how unlike the training images each image is (retrain.train.unknown:
     # above 0 is unknown), '' where the model has none; `run` then returns it as a last column.
     unknown_output: str = ''
@@ -340,6 +340,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
                       model.output_op == 'LOGISTIC', model.output_op,
+                      tflite.carried_labels(model),
                       unknown_output=''.join(o['name'] for o in judged))
 
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
+from compat import classifier
 from compat import tflite as compat_tflite
 from compat.graphs import graph_function
 from retrain.cache.bottleneck_files import Bottlenecks
@@ -275,6 +276,15 @@ def _damaged(model: str, folder, name: str, length: int = None, seed: int = None
     with open(path, 'wb') as f:
         f.write(content[:length])
     return path
+
+
+def test_label_image_takes_the_labels_the_file_carries(retrained, small_tflite):
+    """Its metadata's labels.txt, as an .onnx file's (none in a file without metadata): without
+    them label_image wanted /tmp/output_labels.txt, whatever run had written it."""
+    with open(retrained / 'labels.txt', encoding='utf-8') as f:
+        labels = f.read().splitlines()
+    assert classifier.load(str(retrained / 'model.tflite')).labels == labels
+    assert classifier.load(small_tflite[0]).labels is None
 
 
 def test_damaged_files_are_refused_before_any_interpreter(small_tflite, tmp_path):
