@@ -17,7 +17,7 @@ from google.protobuf import message
 
 from compat import graphs, onnx_model, safety, signature, tflite
 from compat.signature import InputSpec
-from retrain.common import places
+from retrain.common import fileio, places
 from retrain.common.errors import ToolError, error_summary
 from retrain.common.graph_names import KERAS_MODEL_KEYS, SAVED_MODEL_KEYS, UNKNOWN_SCORE, judges
 from retrain.common.tf_internals import saved_model_pb2
@@ -79,7 +79,7 @@ class Classifier:
     run: Callable[[Batch], np.ndarray]
     multi_label: bool = False  # independent sigmoid scores per label, not one softmax
     output_op: str = ''        # the op computing the scores (Softmax...), '' where unknown
-    labels: Optional[List[str]] = None  # the labels the model file carries (ONNX), in order
+    labels: Optional[List[str]] = None  # the labels the file carries (ONNX, TFLite), in order
     # The output scoring how unlike the training images each image is (retrain.train.unknown:
     # above 0 is unknown), '' where the model has none; `run` then returns it as a last column.
     unknown_output: str = ''
@@ -280,12 +280,19 @@ def _load_saved_model(path: str, overrides: Overrides, allow_unsafe_ops: bool) -
 
 
 def _serving_signature(path: str):
+    """The serving_default signature of the SavedModel in `path` (and its meta graph). An empty
+    saved_model.pb parses as a SavedModel without graphs: it is as damaged as a truncated one."""
+    graph = os.path.join(path, 'saved_model.pb')
     saved_model = saved_model_pb2.SavedModel()
     try:
-        with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+        with tf.io.gfile.GFile(graph, 'rb') as f:
             saved_model.ParseFromString(f.read())
+    except tf.errors.OpError as e:  # A folder in its place, no permission ...
+        raise ToolError(f'cannot read {graph}: {fileio.failure_reason(e, graph)}') from None
     except (message.DecodeError, RuntimeWarning, ValueError):
-        raise ToolError(f'not a SavedModel: {path}') from None
+        saved_model.Clear()
+    if not saved_model.meta_graphs:
+        raise ToolError(f'not a SavedModel: {path} (its saved_model.pb is damaged or truncated)')
     for meta_graph in saved_model.meta_graphs:
         if 'serving_default' in meta_graph.signature_def:
             return meta_graph, meta_graph.signature_def['serving_default']
@@ -333,6 +340,7 @@ def _load_tflite(path: str, overrides: Overrides, allow_unsafe_ops: bool) -> Cla
                       _num_classes([d if d >= 0 else None for d in result['shape_signature']],
                                    result['name'], path), run,
                       model.output_op == 'LOGISTIC', model.output_op,
+                      tflite.carried_labels(model),
                       unknown_output=''.join(o['name'] for o in judged))
 
 

@@ -1,14 +1,13 @@
 """`python -m compat inspect`: what a model is and how it would be run, without running it."""
-import struct
 from typing import List
 
 import tensorflow as tf
 
 from compat import classifier as models
-from compat import graphs, onnx_model, safety, signature
+from compat import graphs, onnx_model, safety, signature, tflite
 from retrain.common.errors import ToolError
 from retrain.common.graph_names import UNKNOWN_SCORE
-from retrain.export import onnx_contract, tflite_metadata
+from retrain.export import onnx_contract
 from retrain.features import graph_files
 
 ENTRY_POINTS = ('DecodeJpeg/contents', 'Placeholder', 'Mul', 'input',
@@ -93,8 +92,8 @@ def tflite_metadata_report(path: str) -> str:
     """What the metadata of a .tflite file says: what MediaPipe Tasks go by to run it."""
     with tf.io.gfile.GFile(path, 'rb') as f:
         try:
-            found = tflite_metadata.read_metadata(f.read())
-        except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+            found = tflite.metadata(f.read())
+        except ValueError:
             return 'metadata: unreadable'
     return found.describe() if found else 'metadata: none (MediaPipe Tasks cannot run it as it is)'
 

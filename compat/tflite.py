@@ -13,8 +13,9 @@ deprecated and says so on every use; TensorFlow's interpreter is only the fallba
 is not installed.
 """
 import dataclasses
+import struct
 import warnings
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import tensorflow as tf
 
@@ -22,6 +23,7 @@ from retrain.common.errors import ToolError
 from retrain.common.fileio import failure_reason
 from retrain.common.quiet_tensorflow import c_stderr_hidden
 from retrain.common.tf_internals import tflite_schema as schema
+from retrain.export import tflite_metadata
 
 _IDENTIFIER = b'TFL3'
 _SCHEMA_VERSION = 3
@@ -67,6 +69,25 @@ def read(path: str) -> TFLiteFile:
         _invalid(path, problem)
     op_names = [_op_name(code) for code in model.operatorCodes or []]
     return TFLiteFile(path, content, op_names, _output_op(model, op_names))
+
+
+def metadata(content: bytes) -> Optional[tflite_metadata.Metadata]:
+    """The TensorFlow Lite metadata of a file's bytes; None if it has none. ValueError if it has
+    some that cannot be read (its flatbuffer is not the schema's)."""
+    try:
+        return tflite_metadata.read_metadata(content)
+    except (IndexError, ValueError, struct.error, UnicodeDecodeError) as e:
+        raise ValueError(f'unreadable metadata: {e}') from None
+
+
+def carried_labels(model: TFLiteFile) -> Optional[List[str]]:
+    """The labels a file carries in its metadata (retrain and compat convert put them there for
+    MediaPipe Tasks), in score order; None where it has none, or none that can be read."""
+    try:
+        found = metadata(model.content)
+    except ValueError:
+        return None
+    return list(found.labels) if found and found.labels else None
 
 
 def interpreter(model: TFLiteFile):

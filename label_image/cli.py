@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--graph', default='/tmp/output_graph.pb',
                         help='frozen graph (.pb), SavedModel folder, .tflite or .onnx file')
     parser.add_argument('--labels', help='labels file, one label per line (UTF-8); default: '
-                        'the labels an .onnx file carries, assets/labels.txt of a SavedModel '
-                        f'from compat convert, else {_DEFAULT_LABELS}')
+                        'the labels an .onnx or .tflite file carries, assets/labels.txt of a '
+                        f'SavedModel from compat convert, else {_DEFAULT_LABELS}')
     parser.add_argument('--top_k', '--num_top_predictions', type=positive, default=5,
                         dest='top_k', help='how many labels to print per image')
     parser.add_argument('--threshold', type=_unit_interval, default=0.5,

@@ -84,6 +84,33 @@ def _converter(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
             return tf.compat.v1.lite.TFLiteConverter.from_session(session, [image], outputs)
 
 
+def _weights_dequantized(graph_def: tf.compat.v1.GraphDef) -> tf.compat.v1.GraphDef:
+    """`graph_def` with each Dequantize of constants replaced by its float values.
+
+    The classic `mobilenet_*_quantized` graphs (and graphs retrained on them) keep weights as
+    quint8 constants that TensorFlow's Dequantize op turns into floats as the graph runs;
+    TensorFlow Lite has no such op, so its converter refuses them. The values are the same."""
+    constants = {node.name for node in graph_def.node if node.op == 'Const'}
+    names = [node.name for node in graph_def.node if node.op == 'Dequantize'
+             and all(name in constants for name in node.input)]
+    if not names:
+        return graph_def
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name='')
+        with tf.compat.v1.Session(graph=graph) as session:
+            values = dict(zip(names, session.run([f'{name}:0' for name in names])))
+    result = tf.compat.v1.GraphDef()
+    result.CopyFrom(graph_def)
+    for node in result.node:
+        if node.name in values:
+            node.op = 'Const'
+            del node.input[:]
+            node.attr.clear()
+            node.attr['dtype'].type = tf.float32.as_datatype_enum
+            node.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(values[node.name]))
+    return result
+
+
 # What the quantizer prints on stderr: "fully_quantize: 0, inference_type: 6, ...".
 _QUANTIZER_NOISE = r'fully_quantize: \d'
 
@@ -96,8 +123,8 @@ def convert(graph_def: tf.compat.v1.GraphDef, image_size: Tuple[int, int],
     if quantize not in QUANTIZATIONS:
         raise ToolError(f'--tflite_quantize must be one of {", ".join(QUANTIZATIONS)}, '
                         f'got {quantize!r}')
-    converter = _converter(graph_def, image_size, output_tensor, input_tensor,
-                           carries_judgement(judges(graph_def), quantize))
+    converter = _converter(_weights_dequantized(graph_def), image_size, output_tensor,
+                           input_tensor, carries_judgement(judges(graph_def), quantize))
     if quantize != 'none':
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == 'int8':

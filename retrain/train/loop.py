@@ -40,6 +40,7 @@ def _eval_batch(data: Bottlenecks, category: str, batch_size: int,
     return x[chosen], y[chosen]
 
 
+@np.errstate(over='ignore', invalid='ignore')  # Divergence is one error line (_check_finite).
 def train(data: Bottlenecks, num_classes: int, config: RetrainConfig,
           on_checkpoint: Optional[Callable[[int, Head], None]] = None,
           checkpoint_every: int = 0,

@@ -248,6 +248,27 @@ def test_a_saved_model_with_damaged_variables_is_one_line(converted, tmp_path, d
     assert '\n' not in str(error.value)
 
 
+@pytest.mark.parametrize('damage, expected', [
+    ('empty graph', 'not a SavedModel: {} (its saved_model.pb is damaged or truncated)'),
+    ('truncated graph', 'not a SavedModel: {} (its saved_model.pb is damaged or truncated)'),
+    ('graph a folder', 'cannot read {}: Is a directory')])
+def test_a_saved_model_with_a_damaged_graph_is_one_line_saying_so(converted, tmp_path, damage,
+                                                                  expected):
+    """An empty saved_model.pb parses as a SavedModel without graphs (it used to be called one
+    without a serving_default signature); a folder in its place was a traceback."""
+    saved = str(tmp_path / 'saved')
+    shutil.copytree(converted[0], saved)
+    graph = os.path.join(saved, 'saved_model.pb')
+    if damage == 'graph a folder':
+        os.remove(graph)
+        os.mkdir(graph)
+    else:
+        os.truncate(graph, 0 if damage == 'empty graph' else os.path.getsize(graph) // 2)
+    with pytest.raises(ToolError) as error:
+        classifier.load(saved)
+    assert str(error.value) == expected.format(graph if damage == 'graph a folder' else saved)
+
+
 def test_a_model_taking_images_over_the_pixel_budget_is_refused(tmp_path):
     graph = tf.Graph()
     with graph.as_default():

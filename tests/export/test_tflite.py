@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
+from compat import classifier
 from compat import tflite as compat_tflite
 from compat.graphs import graph_function
 from retrain.cache.bottleneck_files import Bottlenecks
@@ -15,8 +16,10 @@ from retrain.common.graph_names import judges
 from retrain.config import RetrainConfig
 from retrain.data import image_io
 from retrain.export import frozen_graph, tflite, tflite_metadata
+from retrain.features import legacy_models
 from retrain.features.graph_files import load_graph_def
 from retrain.features.hub_module import load_hub_module
+from retrain.train.heads import Head
 from retrain.train.loop import train
 
 import mediapipe_client
@@ -155,6 +158,36 @@ def test_real_mobilenet_int8_agrees_with_its_graph(shared_dir):
     assert len(model) < 4_000_000  # int8: MobileNet V2's 2.2M parameters, about 1 byte each.
 
 
+def test_weights_stored_quantized_convert_to_the_graphs_scores():
+    """quint8 constants behind TensorFlow's Dequantize (TensorFlow Lite has no such op), as in the
+    classic mobilenet_*_quantized graphs: the file computes with their float values. (The
+    converter folds small ones itself: these weights are large enough that it does not.)"""
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, [None, 4, 4, 3], name='Placeholder')
+        weights = tf.raw_ops.Dequantize(
+            input=tf.constant(rng.integers(0, 256, (3, 2000)).astype(np.uint8), tf.quint8),
+            min_range=tf.constant(-2.0), max_range=tf.constant(2.0), mode='MIN_FIRST')
+        tf.nn.softmax(tf.matmul(tf.reduce_mean(image, [1, 2]), weights), name='final_result')
+    images = rng.random((3, 4, 4, 3), np.float32)
+    scores, _, _, _ = _tflite_scores(tflite.convert(graph.as_graph_def(), (4, 4)), images)
+    np.testing.assert_allclose(scores, _graph_scores(graph.as_graph_def(), images), atol=1e-6)
+
+
+def test_real_quantized_mobilenet_converts(shared_dir):
+    """--architecture mobilenet_0.25_224_quantized --tflite_output_file: its graph's weights are
+    quint8 constants behind Dequantize ops."""
+    extractor = legacy_models.load_architecture('mobilenet_0.25_224_quantized',
+                                                os.path.join(shared_dir, 'models'))
+    head = Head.initial(extractor.bottleneck_size, 2, np.random.default_rng(0))
+    images = np.random.default_rng(0).random((2, 224, 224, 3), np.float32)
+    scores, _, _, _ = _tflite_scores(
+        tflite.convert(tflite.classifier_graph(extractor, head), (224, 224)), images)
+    expected = _graph_scores(frozen_graph.build_graph(extractor, head), images)
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize('quantize', tflite.QUANTIZATIONS)
 def test_mediapipe_image_classifier_runs_the_file_as_it_is(retrained, image_dir, quantize,
                                                             tmp_path):
@@ -243,6 +276,15 @@ def _damaged(model: str, folder, name: str, length: int = None, seed: int = None
     with open(path, 'wb') as f:
         f.write(content[:length])
     return path
+
+
+def test_label_image_takes_the_labels_the_file_carries(retrained, small_tflite):
+    """Its metadata's labels.txt, as an .onnx file's (none in a file without metadata): without
+    them label_image wanted /tmp/output_labels.txt, whatever run had written it."""
+    with open(retrained / 'labels.txt', encoding='utf-8') as f:
+        labels = f.read().splitlines()
+    assert classifier.load(str(retrained / 'model.tflite')).labels == labels
+    assert classifier.load(small_tflite[0]).labels is None
 
 
 def test_damaged_files_are_refused_before_any_interpreter(small_tflite, tmp_path):

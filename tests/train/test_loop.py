@@ -1,6 +1,7 @@
 """The new layer's training: classic semantics, NumPy arithmetic checked against TensorFlow's."""
 import logging as python_logging
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -123,12 +124,15 @@ def test_learns_and_logs_the_classic_lines(caplog):
 
 @pytest.mark.parametrize('log', [True, False])
 def test_a_rate_that_overflows_the_layer_is_an_error_not_nan_outputs(tmp_path, log):
+    """The error alone: NumPy's overflow warnings (a file name, a line of source each) were
+    printed before it."""
     data = _separable(np.random.default_rng(4))
     config = RetrainConfig(how_many_training_steps=30, learning_rate=1e38, random_seed=0,
                            summaries_dir=str(tmp_path / 'summaries'))
     with pytest.raises(ToolError, match=r'training diverged: the new layer is not finite after '
                                         r'\d+ steps; lower --learning_rate'), \
-            np.errstate(over='ignore', invalid='ignore'):
+            warnings.catch_warnings():
+        warnings.simplefilter('error')
         train(data, 3, config, log=log)
 
 
