@@ -285,8 +285,8 @@ def test_mobilenet_v2_flowers_onnxruntime_and_openvino_keep_the_graph_s_answers(
         shared_dir, tmp_path):
     """On the held-out photos: ONNX Runtime and OpenVINO (CPU, f32) give the frozen graph's top-1
     on >= 98% of them and agree within 1e-3; ONNX Runtime gives the SavedModel's scores within
-    1e-4; the file holds the module's weights (MobileNet V2: 2.2M of them, about 9 MB)."""
-    openvino = pytest.importorskip('openvino')
+    1e-4; the file holds the module's weights (MobileNet V2: 2.2M of them, about 9 MB). OpenVINO
+    comes with the test extra; without it, ONNX Runtime is checked and the test says so."""
     photos = os.path.join(shared_dir, 'data', 'flower_photos_small')
     module = os.path.join(shared_dir, 'models', 'mobilenet_v2_100_224_feature_vector')
     out = str(tmp_path)
@@ -297,15 +297,16 @@ def test_mobilenet_v2_flowers_onnxruntime_and_openvino_keep_the_graph_s_answers(
     pixels = np.concatenate([batch.numpy() for _, batch in image_io.image_batches(
         paths, (224, 224), 32, ordered=True)])
     scores, graph, saved = _scores(out, pixels)
+    assert len(paths) >= 90
+    assert np.mean(scores.argmax(1) == graph.argmax(1)) >= 0.98
+    assert np.abs(scores - saved).max() <= 1e-4
+    assert os.path.getsize(os.path.join(out, 'model.onnx')) > 8_000_000
+    openvino = pytest.importorskip('openvino', reason='OpenVINO absent: ONNX Runtime checked')
     compiled = openvino.Core().compile_model(os.path.join(out, 'model.onnx'), 'CPU',
                                              {'INFERENCE_PRECISION_HINT': 'f32'})
     vino = compiled(pixels)[0]
-    assert len(paths) >= 90
-    assert np.mean(scores.argmax(1) == graph.argmax(1)) >= 0.98
     assert np.mean(vino.argmax(1) == graph.argmax(1)) >= 0.98
     assert np.abs(scores - vino).max() <= 1e-3
-    assert np.abs(scores - saved).max() <= 1e-4
-    assert os.path.getsize(os.path.join(out, 'model.onnx')) > 8_000_000
 
 
 # --- compat convert, compat inspect and label_image -------------------------------------------
