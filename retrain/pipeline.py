@@ -1,5 +1,6 @@
 """One retrain run from start to finish: find images, cache bottlenecks, train, test, export."""
 import contextlib
+import dataclasses
 import functools
 import time
 from typing import Iterator, List, Tuple
@@ -53,6 +54,12 @@ def _run(config: RetrainConfig) -> float:
     staging.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = loading.load_extractor(config)
     frozen_graph.check_exportable(extractor)
+    if config.fine_tune_steps and not fine_tuning.tunable_variables(extractor):
+        # A frozen graph has nothing to tune: the run is one without the flag, so its layer keeps
+        # the unknown judgement, which only a changed module would invalidate.
+        logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
+                        extractor.description)
+        config = task.config = dataclasses.replace(config, fine_tune_steps=0)
     data, skipped = _cache(config, gathered, extractor)
     task.check_usable(gathered, data, training=bool(config.how_many_training_steps))
     if not config.how_many_training_steps:
@@ -90,11 +97,10 @@ def _train(config: RetrainConfig, head_type: type, num_labels: int, data: Bottle
     """The new layer, trained on the bottlenecks (or on distorted images), then fine-tuned
     together with the module when asked."""
     tensorboard_final.clear_earlier_runs(config.summaries_dir)
-    tuning = config.fine_tune_steps > 0 and bool(fine_tuning.tunable_variables(extractor))
     batches = (distortions.training_batches(data.paths['training'], data.labels['training'],
                                             extractor, config, config.random_seed,
                                             allow_truncated=config.allow_truncated_images)
-               if config.distortions_enabled or tuning else None)
+               if config.distortions_enabled or config.fine_tune_steps else None)
 
     def store_intermediate(step: int, head: Head) -> None:
         path = frozen_graph.intermediate_graph_path(config.intermediate_output_graphs_dir, step)

@@ -92,6 +92,27 @@ def test_readme_lists_every_retrain_flag_with_its_default():
         assert row.group(1).strip() == expected, f'--{name}: README says {row.group(1)!r}'
 
 
+def test_readme_lists_every_make_image_classifier_flag_with_its_default():
+    """Its table promises every flag with its default; --logging_verbosity had no row."""
+    from make_image_classifier import cli
+    table = _readme_section('Migrating from make_image_classifier')
+    rows = {}
+    for names, default in re.findall(r'^\| (`--[^|]*) \| ([^|]*) \|', table, re.M):
+        flags = re.findall(r'`--(\w+)`', names)
+        defaults = [cell.strip() for cell in default.split(', ')]
+        for index, name in enumerate(flags):
+            rows[name] = defaults[index] if len(defaults) == len(flags) else default.strip()
+    for flag in cli.FLAGS.get_flags_for_module(cli.__name__):
+        assert flag.name in rows, f'--{flag.name} is missing from the make_image_classifier table'
+        written, default = rows[flag.name], flag.default
+        if default is None:
+            assert written in ('none', 'unset') or written.startswith('`<'), (flag.name, written)
+        elif isinstance(default, bool):
+            assert written == ('on' if default else 'off'), (flag.name, written)
+        else:
+            assert written == f'`{default}`', (flag.name, written)
+
+
 def test_readme_label_image_section_covers_every_option():
     result = run_module('label_image', '--help')
     assert result.returncode == 0, result.stderr

@@ -498,3 +498,34 @@ def test_flags_a_run_cannot_follow_are_named_in_a_warning(tmp_path, image_dir, m
                      '--model_dir', mobilenet_dir, *fill_only)
     assert hub.returncode == 0, hub.stderr
     assert '--tfhub_module is given: ignoring --architecture and --model_dir' in hub.stderr
+
+
+def test_fine_tune_steps_on_a_frozen_graph_is_a_run_without_them(tmp_path, image_dir,
+                                                                  mobilenet_dir):
+    """Nothing to tune: the flag is ignored with a warning, and the graph is the one a run
+    without it writes, unknown judgement included (it was dropped as if the module had changed)."""
+    def run(name: str, *extra: str):
+        result = run_module('retrain', '--architecture', MOBILENET, '--model_dir', mobilenet_dir,
+                            '--image_dir', image_dir, '--bottleneck_dir', str(tmp_path / 'bn'),
+                            '--random_seed', '0', '--noreport', '--summaries_dir', '',
+                            '--output_graph', str(tmp_path / f'{name}.pb'),
+                            '--output_labels', str(tmp_path / f'{name}.txt'),
+                            '--how_many_training_steps', '20', *extra)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    run('filled', '--how_many_training_steps', '0')  # Both runs read the same cached values.
+    tuned = run('tuned', '--fine_tune_steps', '5')
+    assert f'{MOBILENET} frozen graph has no trainable variables: --fine_tune_steps ignored' \
+        in tuned.stderr
+    assert 'Fine-tuned' not in tuned.stderr and 'Unknown judgement fitted' in tuned.stderr
+    run('plain')
+
+    def constants(name: str) -> Dict[str, bytes]:  # (Traced functions' names vary with the run.)
+        graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / f'{name}.pb').read_bytes())
+        return {node.name: node.attr['value'].SerializeToString()
+                for node in graph_def.node if node.op == 'Const'}
+
+    tuned_constants = constants('tuned')
+    assert tuned_constants == constants('plain')
+    assert any(name.startswith('unknown_judgement/') for name in tuned_constants)
