@@ -155,7 +155,11 @@ def _pipeline(runner: str, flags: Sequence[str], shares: int) -> 'beam.Pipeline'
     full_name, flags = _RUNNER_NAMES.get(runner, runner), list(flags)
     if full_name == DASK_RUNNER:
         try:
-            import dask.distributed  # noqa: F401  Beam's own error would not say what to install.
+            # The runner's module defines the --dask_* options: unregistered, Beam's parse
+            # "discarded" them with a warning (then used them), and a bad value printed its
+            # whole usage later. Without Dask, Beam's own error would not say what to install.
+            import apache_beam.runners.dask.dask_runner  # noqa: F401
+            import dask.distributed  # noqa: F401
         except ImportError:
             raise ToolError(f'--beam_runner {runner} needs Dask: pip install "retrain[dask]" '
                             '(or pip install "apache-beam[dask]")') from None

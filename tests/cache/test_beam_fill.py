@@ -285,6 +285,20 @@ def test_options_beam_refuses_are_a_usage_error_in_one_line(flag, reason, capfd)
     assert 'usage:' not in ''.join(capfd.readouterr())
 
 
+@needs_dask
+def test_a_bad_dask_option_is_a_usage_error_in_one_line(tiny_module, image_dir, tmp_path):
+    """The --dask_* options were unknown to Beam's parse until the runner ran: it warned that it
+    discarded them, then printed its 150-line usage for a bad value (in a fresh process only)."""
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5),
+                        '--beam_runner', 'DaskRunner',
+                        '--beam_pipeline_options=--dask_npartitions=abc')
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "retrain: error: bad --beam_pipeline_options: "
+        "argument --dask_npartitions: invalid int value: 'abc'")
+    assert 'usage:' not in result.stderr and 'Discarding' not in result.stderr
+
+
 @needs_beam
 def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
     from retrain.cache import beam_fill
