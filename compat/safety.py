@@ -36,7 +36,8 @@ _SHAPES = """Shape ShapeN Size Rank Reshape Squeeze ExpandDims Transpose ConcatV
     SpaceToBatchND BatchToSpaceND SpaceToDepth DepthToSpace ReverseV2 OneHot"""
 _IMAGES = """DecodeJpeg DecodeAndCropJpeg DecodePng DecodeGif DecodeBmp DecodeImage ResizeBilinear
     ResizeBicubic ResizeNearestNeighbor ResizeArea CropAndResize ExtractGlimpse
-    AdjustContrastv2 RGBToHSV HSVToRGB ExtractJpegShape Substr StringJoin DecodeRaw StringFormat"""
+    AdjustContrastv2 RGBToHSV HSVToRGB ExtractJpegShape Substr StringJoin DecodeRaw StringFormat
+    StringLength"""
 _QUANTIZED = """Dequantize QuantizeV2 QuantizeAndDequantizeV2 QuantizeAndDequantizeV3
     QuantizeAndDequantizeV4 Requantize RequantizationRange QuantizedConv2D QuantizedRelu
     QuantizedRelu6 QuantizedBiasAdd QuantizedMatMul QuantizedAvgPool QuantizedMaxPool

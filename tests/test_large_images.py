@@ -18,6 +18,10 @@ HUGE_PNG = (10000, 9000)  # width, height: 90 MP, 257 MB decoded; 0.1 MB on disk
 HUGE_PNG_LINE = '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,000 pixels'
 # 3.6 GP: over the budget even at 1/8. Its line once held TensorFlow's words for a failed Assert.
 BOMB_LINE = '60000x60000 pixels (10300 MB decoded) is over the limit of 50,000,000 pixels'
+# An 8x8 JPEG claiming 20000x20000: within the budget at 1/4, it decoded to a gray image that was
+# cached and classified, with libjpeg's "Corrupt JPEG data" on stderr naming no file.
+LIAR_LINE = ('{size:,} bytes of JPEG data cannot hold its 20000x20000 pixels: damaged, or its '
+             'header lies about its size')
 
 
 @pytest.fixture(scope='module')
@@ -27,6 +31,7 @@ def run(tmp_path_factory, tiny_module):
     images = make_image_folder(str(tmp_path_factory.mktemp('large') / 'images'), per_class=10)
     write_blank_png(os.path.join(images, 'red', 'huge.png'), *HUGE_PNG)
     write_jpeg_claiming(os.path.join(images, 'red', 'bomb.jpg'), 60000, 60000)
+    write_jpeg_claiming(os.path.join(images, 'red', 'liar.jpg'), 20000, 20000)
     big = tf.io.encode_jpeg(tf.fill([7000, 8000, 3], tf.constant(220, tf.uint8)))
     tf.io.write_file(os.path.join(images, 'red', 'big.jpg'), big)
     out = str(tmp_path_factory.mktemp('out'))
@@ -41,12 +46,18 @@ def run(tmp_path_factory, tiny_module):
 def test_images_too_large_to_decode_are_skipped_in_one_line_and_the_run_succeeds(run):
     images, _, result = run
     assert result.returncode == 0, result.stderr[-3000:]
-    for name, line in ('huge.png', HUGE_PNG_LINE), ('bomb.jpg', BOMB_LINE):
+    for name, line in ('huge.png', HUGE_PNG_LINE), ('bomb.jpg', BOMB_LINE), ('liar.jpg',
+                                                                             _liar_line(images)):
         huge = os.path.join(images, 'red', name)
         lines = [line for line in result.stderr.splitlines() if huge in line]
         assert len(lines) == 1 and lines[0].endswith(f'Skipping {huge}: {line}'), lines
-    assert 'Skipped 2 unreadable image(s)' in result.stderr
+    assert 'Skipped 3 unreadable image(s)' in result.stderr
+    assert 'Corrupt JPEG data' not in result.stderr
     assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
+
+
+def _liar_line(images: str) -> str:
+    return LIAR_LINE.format(size=os.path.getsize(os.path.join(images, 'red', 'liar.jpg')))
 
 
 def test_a_huge_jpeg_is_decoded_scaled_down_and_used(run, tiny_module):
@@ -89,14 +100,16 @@ def test_the_frozen_graph_refuses_a_huge_image_on_its_jpeg_input(run):
 @pytest.mark.parametrize('model', ['graph.pb', 'sm'])
 def test_label_image_skips_a_huge_image_in_one_line(run, model):
     images, out, _ = run
-    huge, bomb = (os.path.join(images, 'red', name) for name in ('huge.png', 'bomb.jpg'))
+    huge, bomb, liar = (os.path.join(images, 'red', name)
+                        for name in ('huge.png', 'bomb.jpg', 'liar.jpg'))
     result = run_module('label_image', '--graph', os.path.join(out, model),
                         '--labels', os.path.join(out, 'labels.txt'),
-                        huge, bomb, os.path.join(images, 'red', 'red_000.jpg'))
+                        huge, bomb, liar, os.path.join(images, 'red', 'red_000.jpg'))
     assert result.returncode == 1  # Some image failed.
     assert [line for line in result.stderr.splitlines() if 'red_000' not in line] == [
         f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}',
-        f'label_image: error: cannot classify {bomb}: {BOMB_LINE}']
+        f'label_image: error: cannot classify {bomb}: {BOMB_LINE}',
+        f'label_image: error: cannot classify {liar}: {_liar_line(images)}']
     assert 'red_000.jpg' in result.stdout
 
 

@@ -155,7 +155,11 @@ def _pipeline(runner: str, flags: Sequence[str], shares: int) -> 'beam.Pipeline'
     full_name, flags = _RUNNER_NAMES.get(runner, runner), list(flags)
     if full_name == DASK_RUNNER:
         try:
-            import dask.distributed  # noqa: F401  Beam's own error would not say what to install.
+            # The runner's module defines the --dask_* options: unregistered, Beam's parse
+            # "discarded" them with a warning (then used them), and a bad value printed its
+            # whole usage later. Without Dask, Beam's own error would not say what to install.
+            import apache_beam.runners.dask.dask_runner  # noqa: F401
+            import dask.distributed  # noqa: F401
         except ImportError:
             raise ToolError(f'--beam_runner {runner} needs Dask: pip install "retrain[dask]" '
                             '(or pip install "apache-beam[dask]")') from None
@@ -207,6 +211,15 @@ def _our_errors_unlogged(record: python_logging.LogRecord) -> bool:
     return not (record.exc_info and isinstance(record.exc_info[1], ToolError))
 
 
+def _warn_without_workers(result: 'beam.runners.runner.PipelineResult', runner: str) -> None:
+    """A warning where the Dask cluster has no worker: its tasks wait, silently, until one joins
+    (an autoscaling cluster starts with none), and so did the run, with no line at all."""
+    client = getattr(result, 'client', None)
+    if client is not None and not client.scheduler_info().get('workers'):
+        logging.warning('The Dask cluster at %s has no workers: the %s pipeline waits until one '
+                        'joins (Ctrl-C stops the run)', client.scheduler.address, runner)
+
+
 def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtractor,
                load_extractor: Callable[[], FeatureExtractor], runner: str,
                pipeline_options: Sequence[str] = (),
@@ -246,6 +259,7 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
              | 'Compute' >> beam.ParDo(_ComputeBottlenecks(load_extractor, batch_size)))
         result = pipeline.run()
         try:
+            _warn_without_workers(result, runner)
             result.wait_until_finish()
         finally:  # The Dask runner's client would try to reconnect after the cluster stops.
             if getattr(result, 'client', None) is not None:

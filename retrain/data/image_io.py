@@ -110,8 +110,34 @@ def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
                                  try_recover_truncated=allow_truncated,
                                  acceptable_fraction=TRUNCATED_FRACTION if allow_truncated else 1)
 
-    with tf.control_dependencies([_within(size, _MOST_JPEG_PIXELS)]):
+    checks = [_within(size, _MOST_JPEG_PIXELS)]
+    if not allow_truncated:  # Which accepts a JPEG whose data ends early.
+        checks.append(tf.debugging.Assert(tf.logical_not(too_short(contents, size)), [
+            tf.strings.format('JPEG data too short for its {}x{} pixels: damaged, or its '
+                              'header lies about its size', (size[1], size[0]))]))
+    with tf.control_dependencies(checks):
         return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
+
+
+def too_short(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Whether a JPEG has fewer bits than its header's 8x8 blocks: a Huffman-coded JPEG codes
+    each block's DC coefficient in at least one bit, so it cannot hold the pixels it claims (a
+    3 KB file claiming 20000x20000 decoded, with libjpeg's "Corrupt JPEG data" on stderr, to a
+    gray 5000x5000 image that was classified and cached). Arithmetic coding can use less: a file
+    holding any arithmetic SOF marker (FF C9-CB, CD-CF) is never too short. Only a file under
+    the bound is searched for one, so other JPEGs cost two scalar ops."""
+    size = tf.cast(size, tf.int64)
+    blocks = ((size[0] + 7) // 8) * ((size[1] + 7) // 8)
+    bits = tf.cast(tf.strings.length(contents), tf.int64) * 8
+
+    def arithmetic() -> tf.Tensor:
+        data = tf.io.decode_raw(contents, tf.uint8)
+        marker, code = data[:-1], data[1:]
+        return tf.reduce_any((marker == 0xFF) & (((code >= 0xC9) & (code <= 0xCB))
+                                                 | ((code >= 0xCD) & (code <= 0xCF))))
+
+    return tf.cond(bits >= blocks, lambda: tf.constant(False),
+                   lambda: tf.logical_not(arithmetic()))
 
 
 def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
@@ -184,6 +210,11 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         most = _MOST_JPEG_PIXELS if bool(tf.io.is_jpeg(contents)) else PIXEL_BUDGET
         if int(height) * int(width) > most:  # decode's Assert would say it in TF's words.
             return over_budget(int(height), int(width))
+        is_jpeg = most == _MOST_JPEG_PIXELS
+        if is_jpeg and not allow_truncated and bool(
+                too_short(tf.constant(contents), tf.constant([height, width]))):
+            return (f'{len(contents):,} bytes of JPEG data cannot hold its {width}x{height} '
+                    'pixels: damaged, or its header lies about its size')
         decode(tf.constant(contents), allow_truncated)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         return _plain_words(error_summary(e), contents)

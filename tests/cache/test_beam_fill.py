@@ -11,7 +11,12 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -22,7 +27,7 @@ from retrain.data import image_lists
 from retrain.features.hub_module import load_hub_module
 from retrain.tasks.single_label import examples_of
 
-from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module
+from conftest import REPO_ROOT, make_image_folder, retrain_args, run_module, start_module
 
 HAVE_BEAM = importlib.util.find_spec('apache_beam') is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason='apache-beam is not installed (extra "beam")')
@@ -285,6 +290,20 @@ def test_options_beam_refuses_are_a_usage_error_in_one_line(flag, reason, capfd)
     assert 'usage:' not in ''.join(capfd.readouterr())
 
 
+@needs_dask
+def test_a_bad_dask_option_is_a_usage_error_in_one_line(tiny_module, image_dir, tmp_path):
+    """The --dask_* options were unknown to Beam's parse until the runner ran: it warned that it
+    discarded them, then printed its 150-line usage for a bad value (in a fresh process only)."""
+    result = run_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5),
+                        '--beam_runner', 'DaskRunner',
+                        '--beam_pipeline_options=--dask_npartitions=abc')
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "retrain: error: bad --beam_pipeline_options: "
+        "argument --dask_npartitions: invalid int value: 'abc'")
+    assert 'usage:' not in result.stderr and 'Discarding' not in result.stderr
+
+
 @needs_beam
 def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
     from retrain.cache import beam_fill
@@ -341,3 +360,49 @@ def test_both_dask_workers_compute_and_load_the_model_once(dask_run, dask_cluste
         assert text.count('Loading module') == 1, text
     written = [bottlenecks_written(log) for log in dask_cluster[1]]
     assert sum(written) == 30 and min(written) > 0, written
+
+
+@needs_dask
+def test_a_dask_cluster_without_workers_is_named_while_the_run_waits(tiny_module, image_dir,
+                                                                       tmp_path):
+    """Its tasks wait until a worker joins: the run waited too, without a line."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    scheduler = subprocess.Popen(
+        [sys.executable, '-m', 'dask', 'scheduler', '--host', '127.0.0.1', '--port', str(port),
+         '--no-dashboard'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, 'the scheduler did not start'
+                time.sleep(0.2)
+        child = start_module('retrain', *retrain_args(image_dir, tiny_module, str(tmp_path), 5),
+                             '--beam_runner', 'DaskRunner',
+                             f'--beam_pipeline_options=--dask_client_address=tcp://127.0.0.1:{port}',
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        watchdog = threading.Timer(90, child.kill)  # The old code waited without a word.
+        watchdog.start()
+        try:
+            lines = []
+            for line in child.stderr:
+                lines.append(line)
+                if 'has no workers' in line:
+                    break
+            child.send_signal(signal.SIGINT)
+            rest = child.communicate(timeout=60)[1]
+        finally:
+            watchdog.cancel()
+        assert lines and lines[-1].rstrip().endswith(
+            f'The Dask cluster at tcp://127.0.0.1:{port} has no workers: the DaskRunner pipeline '
+            'waits until one joins (Ctrl-C stops the run)'), ''.join(lines)
+        assert child.returncode == 130, rest
+        assert 'Traceback' not in rest
+        assert not [n for n in os.listdir(tmp_path / 'bn') if n.startswith('.beam_jobs')]
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
