@@ -2,14 +2,16 @@
 
     python -m bench.bench_unknown --bottleneck_dir DIR [--known 3] [--splits 10] [--steps 4000]
                                 [--shrinkage 0.9] [--validation_flagged 0.1]
-                                [--outside OTHER_DIR] [--seed 0]
+                                [--outside OTHER_DIR [--folds 5]] [--seed 0]
 
 Works on a filled bottleneck cache of class folders (run `python -m retrain --image_dir ...
 --bottleneck_dir DIR --how_many_training_steps 0` once): for each split, the head is trained
 as retrain trains it on some classes (60% of their images; 20% validation, 20% test) and the
 other classes are shown as out-of-domain; with --outside, every class is known, in 5 folds
-(3/5 training, 1/5 validation, 1/5 test), and the images of another cache (run retrain with
---how_many_training_steps 0 on, say, ants and bees) are the out-of-domain ones. Each score
+(3/5 training, 1/5 validation, 1/5 test; --folds 10 gives retrain's default split, 80/10/10,
+where fewer than 100 validation images bring held-out training images into the reference),
+and the images of another cache (run retrain with --how_many_training_steps 0 on, say, ants
+and bees) are the out-of-domain ones. Each score
 (higher: more unknown) is rated by its AUROC (test in-domain against out-of-domain) and by the
 share of out-of-domain images flagged at the threshold that flags 10% of the in-domain test
 images, and at the default operating point (the threshold that flags 10% of the validation
@@ -35,8 +37,6 @@ from absl import logging
 from retrain.cache.bottleneck_files import Bottlenecks
 from retrain.config import RetrainConfig
 from retrain.train import calibration, loop, unknown
-
-FOLDS = 5  # With --outside: a fifth of every class tested, a fifth validating, in turn.
 
 
 def _load(bottleneck_dir: str) -> dict:
@@ -88,19 +88,20 @@ def _rate(inside, outside, validation) -> tuple:
 
 
 def _split(classes: dict, known: tuple, fold, rng: np.random.Generator,
-           orders: dict) -> Bottlenecks:
+           orders: dict, folds: int) -> Bottlenecks:
     """The known classes' bottlenecks in training, validation and test: drawn at random 60/20/20
-    (fold None), or fold `fold` of FOLDS over each class in the fixed `orders`."""
+    (fold None), or fold `fold` of `folds` over each class in the fixed `orders` (one to test,
+    the next to validate)."""
     parts = {'training': [], 'validation': [], 'testing': []}
     for label, name in enumerate(known):
         if fold is None:
             x = classes[name][rng.permutation(len(classes[name]))]
             chunks = np.split(x, (int(len(x) * 0.6), int(len(x) * 0.8)))
         else:
-            fifths = np.array_split(classes[name][orders[name]], FOLDS)
-            chunks = (np.concatenate([f for i, f in enumerate(fifths)
-                                      if i not in (fold, (fold + 1) % FOLDS)]),
-                      fifths[(fold + 1) % FOLDS], fifths[fold])
+            parts_of = np.array_split(classes[name][orders[name]], folds)
+            chunks = (np.concatenate([f for i, f in enumerate(parts_of)
+                                      if i not in (fold, (fold + 1) % folds)]),
+                      parts_of[(fold + 1) % folds], parts_of[fold])
         for part, chunk in zip(parts, chunks):
             parts[part].append((chunk, np.full(len(chunk), label)))
     features = {p: np.concatenate([c for c, _ in v]) for p, v in parts.items()}
@@ -118,8 +119,12 @@ def main() -> None:
                         help='covariance shrinkage to try (unknown.SHRINKAGE)')
     parser.add_argument('--outside', default='',
                         help='filled bottleneck cache of images of other kinds (e.g. ants and '
-                        'bees): every class is then known, and each of 5 folds tests on another '
-                        'fifth of every class (--known and --splits <= 5 then ignored / folds)')
+                        'bees): every class is then known, and each of --folds folds tests on '
+                        'another part of every class (--known then ignored; --splits caps the '
+                        'folds)')
+    parser.add_argument('--folds', type=int, default=5,
+                        help='with --outside: folds of every class, one tested and the next '
+                        'validating in turn (10: retrain\'s default 80/10/10 split)')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the random draw of the splits (of the folds with '
                         '--outside): other seeds tell how much a figure owes to one draw')
@@ -142,7 +147,7 @@ def main() -> None:
         outside_images = np.concatenate(list(other.values()))
         outside_kinds = np.concatenate([np.full(len(x), kind) for kind, x in other.items()])
         orders = {name: rng.permutation(len(classes[name])) for name in names}
-        splits = [(tuple(names), fold) for fold in range(min(args.splits, FOLDS))]
+        splits = [(tuple(names), fold) for fold in range(min(args.splits, args.folds))]
     else:
         splits = [(known, None) for known in
                   itertools.combinations(names, args.known)][:args.splits]
@@ -153,15 +158,15 @@ def main() -> None:
     judged = []  # Share of in-domain test and out-of-domain images the model calls unknown.
     by_kind = []  # With --outside: share of each of its folders flagged at 10% in-domain.
     for known, fold in splits:
-        data = _split(classes, known, fold, rng, orders if args.outside else {})
+        data = _split(classes, known, fold, rng, orders if args.outside else {}, args.folds)
         features, labels = data.features, data.labels
         config = RetrainConfig(how_many_training_steps=args.steps, random_seed=0,
                                summaries_dir='')
         head = loop.train(data, len(known), config)
         started = time.perf_counter()
         model = unknown.fit(features['training'], labels['training'], head.weights,
-                            head.biases, features['validation'],
-                            loop.trained_without(data, len(known), config))
+                            head.biases, features['validation'], labels['validation'],
+                            loop.layer_trainer(len(known), config))
         fit_times.append(time.perf_counter() - started)
         outside = (outside_images if args.outside else
                    np.concatenate([classes[n] for n in names if n not in known]))

@@ -116,12 +116,13 @@ class SingleLabel(Task):
             logging.info('Unknown judgement: %d validation images are too few to set its '
                          'operating point alone; training the layer %d more times without %d '
                          'held-out training images', validation,
-                         unknown.held_out_folds(held_out, training), held_out)
+                         unknown.held_out_folds(held_out, training, validation), held_out)
         try:
             fitted = unknown.fit(data.features['training'], data.labels['training'],
                                  head.weights, head.biases, data.features['validation'],
-                                 loop.trained_without(data, head.weights.shape[1], self.config,
-                                                      self._temperature))
+                                 data.labels['validation'],
+                                 loop.layer_trainer(head.weights.shape[1], self.config,
+                                                    self._temperature))
         except unknown.NoSpread:
             logging.warning('Unknown judgement: the training images of each class give one '
                             'bottleneck (copies of one image?), so nothing tells an unusual '

@@ -106,17 +106,14 @@ def _as_is(head: Head, center: Optional[np.ndarray]) -> Head:
     return head if center is None else head.uncentered(center)
 
 
-def trained_without(data: Bottlenecks, num_classes: int, config: RetrainConfig,
-                    temperature: float = 1.0) -> Callable[[np.ndarray],
-                                                          Tuple[np.ndarray, np.ndarray]]:
-    """A function training the layer again, quietly, on the training images where a mask is
-    True; it returns (weights, biases) giving logits / `temperature` (unknown.fit's
-    layer_without: the logits of images the layer has not seen)."""
-    x, y = data.features['training'], data.labels['training']
-
-    def layer(kept: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        fold = Bottlenecks({'training': x[kept], 'validation': x[:0]},
-                           {'training': y[kept], 'validation': y[:0]},
+def layer_trainer(num_classes: int, config: RetrainConfig, temperature: float = 1.0
+                  ) -> Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+    """A function training the layer again, quietly and as configured, on the bottlenecks and
+    class indices it is given; it returns (weights, biases) giving logits / `temperature`
+    (unknown.fit's layer_on: the logits of images the layer has not seen)."""
+    def layer(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        fold = Bottlenecks({'training': x, 'validation': x[:0]},
+                           {'training': y, 'validation': y[:0]},
                            {'training': [], 'validation': []})
         trained = train(fold, num_classes, config, log=False)
         return trained.weights / temperature, trained.biases / temperature

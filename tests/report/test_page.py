@@ -99,9 +99,9 @@ def test_report_shows_the_reliability_and_the_unknown_operating_point(reported):
     splits = _load(out)['splits']
     validated, training = splits['validation'], splits['training']
     assert 0 < validated < unknown_module.MIN_REFERENCE
+    folds = unknown_module.held_out_folds(training, training, validated)
     assert (f'{validated} validation images are too few to set its operating point alone; '
-            f'training the layer {unknown_module.held_out_folds(training, training)} more times '
-            f'without {training} held-out training images'
+            f'training the layer {folds} more times without {training} held-out training images'
             in process.stderr)
     # The shares are of this run's images. Not bounded near 5% here: the images of a class are
     # one colour, so they score alike and cross the threshold together (measured over 60 runs:

@@ -137,29 +137,31 @@ def test_few_validation_images_still_give_a_steady_operating_point():
     assert max(shares) < 0.15 and 0.01 < np.mean(shares) < 0.1, shares
 
 
-def test_held_out_training_images_are_scored_by_a_layer_that_did_not_learn_them():
+def test_held_out_training_images_are_scored_as_unseen_images_would_be():
     """A layer fitted to its training images is surer of them than of new ones: their logits
-    set the operating point too low (18-25% of new look-alikes flagged here, where 10% is
-    meant), logits of layers trained without each fold do not."""
+    set the operating point too low (28% of new look-alikes flagged here, where 10% is meant).
+    Scored by layers and statistics fitted without each fold, on fewer images, they set it too
+    high (2.9% over 20 draws); with the validation images in the fold's place, 8.3%. Here 10
+    draws, each operating point set by 69 reference images."""
     def clusters(rng, count):  # Overlapping classes in 64 dimensions: the layer learns each image.
         means = np.random.default_rng(123).normal(0, 0.3, (3, 64))
         labels = np.arange(count) % 3
         return (means[labels] + rng.normal(0, 1, (count, 64))).astype(np.float32), labels
 
-    x, y = clusters(np.random.default_rng(0), 60)
     config = RetrainConfig(how_many_training_steps=1000, learning_rate=0.1, random_seed=0,
                            summaries_dir='')
-    data = Bottlenecks({'training': x, 'validation': x[:0]}, {'training': y, 'validation': y[:0]},
-                       {'training': [], 'validation': []})
-    head = loop.train(data, 3, config, log=False)
-    unseen, _ = clusters(np.random.default_rng(2), 600)
     shares = {}
-    for name, layer_without in (('trained without', loop.trained_without(data, 3, config)),
-                                ('the full layer', lambda kept: (head.weights, head.biases))):
-        for draw in range(3):
-            validation, _ = clusters(np.random.default_rng(10 + draw), 9)
-            model = unknown.fit(x, y, head.weights, head.biases, validation, layer_without)
+    for draw in range(10):
+        x, y = clusters(np.random.default_rng(100 + draw), 60)
+        data = Bottlenecks({'training': x, 'validation': x[:0]},
+                           {'training': y, 'validation': y[:0]}, {'training': [], 'validation': []})
+        head = loop.train(data, 3, config, log=False)
+        validation, labels = clusters(np.random.default_rng(10 + draw), 9)
+        unseen, _ = clusters(np.random.default_rng(1000 + draw), 1000)
+        for name, layer_on in (('held out', loop.layer_trainer(3, config)),
+                               ('the full layer', lambda *_, h=head: (h.weights, h.biases))):
+            model = unknown.fit(x, y, head.weights, head.biases, validation, labels, layer_on)
             shares.setdefault(name, []).append(
                 (unknown.score(model, unseen, unseen @ head.weights + head.biases) > 0).mean())
-    assert max(shares['trained without']) < unknown.VALIDATION_FLAGGED + 0.03, shares
-    assert min(shares['the full layer']) > unknown.VALIDATION_FLAGGED + 0.05, shares
+    assert 0.06 < np.mean(shares['held out']) < 0.14, shares
+    assert np.mean(shares['the full layer']) > 0.2, shares
