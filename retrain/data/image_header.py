@@ -5,6 +5,10 @@ decoders refuse it, or decode a JPEG scaled down, first. JPEG sizes come from
 tf.image.extract_jpeg_shape (which reads the markers up to the frame header); PNG (IHDR), GIF
 (logical screen), BMP (info header) and WebP (VP8, VP8L and VP8X chunks) keep theirs at fixed
 places in the first 30 bytes. Other content gives (0, 0): the decoder rejects it anyway.
+
+A GIF's logical screen is not all its decoder holds: giflib reads every frame before TensorFlow
+sizes its output by the largest, so gif_frames walks the file's blocks for the number of frames and
+their largest size.
 """
 from typing import List, Tuple
 
@@ -79,3 +83,104 @@ def image_size(contents: tf.Tensor) -> tf.Tensor:
     format is unknown. Reads no pixels. A JPEG without a readable frame header is an error."""
     return tf.cond(tf.io.is_jpeg(contents), lambda: jpeg_size(contents),
                    lambda: not_jpeg_size(contents))
+
+
+# A GIF's blocks (GIF89a specification): after the 6-byte signature, the logical screen
+# descriptor (7 bytes, its global colour table after it), then records until the trailer (0x3B):
+# an extension (0x21, a label byte, data sub-blocks) or an image (0x2C, a 9-byte descriptor, its
+# local colour table, the LZW minimum code size byte, data sub-blocks). Sub-blocks are a length
+# byte and that many bytes, the last of length 0.
+_EXTENSION, _IMAGE = 0x21, 0x2C
+_SCREEN_END = 13
+# Sub-blocks of one length are skipped together, up to this many a step (encoders write 255-byte
+# ones): a few steps a frame.
+_RUN = 1024
+# Sub-blocks of mixed lengths (which no encoder we know writes: each step of the loop costs about
+# 80 us), after _SLOW steps of a chain over fewer than 4 sub-blocks each, are followed this many
+# bytes at a time, by pointer doubling: about 2 ms a window.
+_WINDOW = 1 << 16
+_SLOW = 8
+
+
+def is_gif(contents: tf.Tensor) -> tf.Tensor:
+    """Whether TensorFlow decodes `contents` as a GIF (giflib checks the first 3 bytes)."""
+    return tf.equal(tf.strings.substr(contents, 0, 3), b'GIF')
+
+
+def _colour_table(flags: tf.Tensor) -> tf.Tensor:
+    """The bytes of the colour table a descriptor's flags announce."""
+    sizes = tf.constant([3 << (bits + 1) for bits in range(8)], tf.int64)  # 2 to 256 colours.
+    return tf.where(flags >= 0x80, tf.gather(sizes, flags % 8), tf.constant(0, tf.int64))
+
+
+def gif_frames(contents: tf.Tensor) -> tf.Tensor:
+    """int64 [frames, height, width] of a GIF as its decoder holds it: giflib decodes every frame
+    and TensorFlow sizes the image by the largest frame's width and height (its logical screen's,
+    if larger). The blocks are walked as giflib reads them; truncated or malformed data ends the
+    walk, counting the frames met so far (giflib allocates a frame as it meets its descriptor).
+    Eagerly too, through a tf.function: an eager loop would run its steps one op at a time."""
+    if tf.executing_eagerly():
+        return _traced_gif_frames(contents)
+    return _gif_frames(contents)
+
+
+def _gif_frames(contents: tf.Tensor) -> tf.Tensor:
+    data = tf.io.decode_raw(contents, tf.uint8)
+    end = tf.cast(tf.size(data), tf.int64)
+    last = tf.maximum(end - 1, 0)
+    head = _head(contents)
+
+    def at(positions: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.gather(data, tf.minimum(positions, last)), tf.int64)
+
+    def step(pos, in_chain, frames, height, width, slow):
+        length = at(pos)
+        # In a sub-block chain: skip the run of sub-blocks of this length (one, if 0: its end).
+        stride = length + 1
+        ahead = pos + stride * tf.range(1, _RUN + 1, dtype=tf.int64)
+        differs = (ahead >= end) | tf.not_equal(at(ahead), length)
+        run = tf.where(tf.reduce_any(differs), tf.argmax(differs) + 1, _RUN)
+        chain_pos = pos + tf.where(length > 0, stride * run, 1)
+        # Short runs not at the chain's end: mixed lengths, followed a window at a time.
+        short = in_chain & (length > 0) & (run < 4) & (chain_pos < end) & (at(chain_pos) > 0)
+        slow = tf.where(short, slow + 1, tf.where(in_chain, tf.zeros_like(slow), slow))
+        chain_pos = tf.cond(slow >= _SLOW, lambda: _across_window(at, end, pos),
+                            lambda: chain_pos)
+        # At a record: an extension, an image (whose descriptor must be whole), or the end.
+        descriptor = at(pos + tf.range(5, 10, dtype=tf.int64))
+        image = tf.equal(length, _IMAGE) & (pos + 9 < end)
+        extension = tf.equal(length, _EXTENSION)
+        record_pos = tf.where(image, pos + 11 + _colour_table(descriptor[4]),
+                              tf.where(extension, pos + 2, end))
+        new_image = tf.logical_not(in_chain) & image
+        return (tf.where(in_chain, chain_pos, record_pos),
+                tf.where(in_chain, length > 0, image | extension),
+                frames + tf.cast(new_image, tf.int64),
+                tf.where(new_image, tf.maximum(height, descriptor[2] + 256 * descriptor[3]),
+                         height),
+                tf.where(new_image, tf.maximum(width, descriptor[0] + 256 * descriptor[1]), width),
+                slow)
+
+    start = _SCREEN_END + _colour_table(head[10])
+    zero = tf.constant(0, tf.int64)
+    _, _, frames, height, width, _ = tf.while_loop(
+        lambda pos, *_: pos < end, step,
+        (start, tf.constant(False), zero, head[8] + 256 * head[9], head[6] + 256 * head[7], zero))
+    return tf.stack([frames, height, width])
+
+
+def _across_window(at, end: tf.Tensor, pos: tf.Tensor) -> tf.Tensor:
+    """Where the sub-block chain at `pos` ends (its 0 length byte) or first leaves the next
+    _WINDOW bytes: each byte's next sub-block if a chain reached it, jumps doubled until they end
+    or leave (a chain within the window has fewer than _WINDOW steps)."""
+    offsets = tf.range(_WINDOW, dtype=tf.int64)
+    lengths = at(pos + offsets)
+    jumps = tf.where((lengths == 0) | (pos + offsets >= end), offsets, offsets + 1 + lengths)
+    for _ in range(_WINDOW.bit_length() - 1):
+        jumps = tf.where(jumps < _WINDOW, tf.gather(jumps, tf.minimum(jumps, _WINDOW - 1)),
+                         jumps)
+    return pos + jumps[0]
+
+
+_traced_gif_frames = tf.function(_gif_frames, autograph=False,
+                                 input_signature=[tf.TensorSpec([], tf.string)])
