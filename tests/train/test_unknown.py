@@ -148,7 +148,7 @@ def test_held_out_training_images_are_scored_as_unseen_images_would_be():
         labels = np.arange(count) % 3
         return (means[labels] + rng.normal(0, 1, (count, 64))).astype(np.float32), labels
 
-    config = RetrainConfig(how_many_training_steps=1000, learning_rate=0.1, random_seed=0,
+    config = RetrainConfig(how_many_training_steps=300, learning_rate=0.3, random_seed=0,
                            summaries_dir='')
     shares = {}
     for draw in range(10):
