@@ -118,11 +118,10 @@ def gif_frames(contents: tf.Tensor) -> tf.Tensor:
     and TensorFlow sizes the image by the largest frame's width and height (its logical screen's,
     if larger). The blocks are walked as giflib reads them; truncated or malformed data ends the
     walk, counting the frames met so far (giflib allocates a frame as it meets its descriptor).
-    Always through one tf.function: traced once a process (0.17 s), every graph that decodes
-    images calls it, where building the loop into each took that time again for each (a run
-    builds several: the caching pipeline, the exported graph, the SavedModel's signatures); and
-    an eager loop would run its steps one op at a time."""
-    return _traced_gif_frames(contents)
+    Eagerly too, through a tf.function: an eager loop would run its steps one op at a time."""
+    if tf.executing_eagerly():
+        return _traced_gif_frames(contents)
+    return _gif_frames(contents)
 
 
 def _gif_frames(contents: tf.Tensor) -> tf.Tensor:
