@@ -203,7 +203,7 @@ def _held_out_parts(features: np.ndarray, labels: np.ndarray, num_classes: int,
     The validation images take the fold's place, so each fit has as many images as the run's
     own: fitted on fewer, means and covariances are less sure and an unseen image scores higher
     (retrain's default split, 500 flower photos: 8.1% of unseen flowers called unknown, where
-    10% was meant, with five folds of fewer images; 9.8% so; bench_unknown --folds 10)."""
+    10% was meant, with five folds of fewer images; 9.9% so; bench_unknown --folds 10)."""
     held = np.random.default_rng(0).permutation(len(features))[:count]
     folds = held_out_folds(count, len(features), len(validation_labels))
     found = []
