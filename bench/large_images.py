@@ -4,8 +4,7 @@ Phone photos are the real photos upscaled (bilinear) to 4032x3024, 12 megapixels
 at quality 95: the size and decoding work of a phone camera's JPEGs. A huge PNG is one grey
 value, written a row at a time: 16000x16000 is under a megabyte on disk and 768 MB decoded,
 and making it never holds more than a row. A JPEG may claim any size up to 65535x65535 in its
-header whatever its data: one claiming too much is a few hundred bytes. A GIF of one colour is
-LZW runs of growing length: a 9000x9000 frame is 60 KB.
+header whatever its data: one claiming too much is a few hundred bytes.
 """
 import os
 import struct
@@ -31,54 +30,6 @@ def write_blank_png(path: str, width: int, height: int, grey: int = 128) -> None
     with open(path, 'wb') as f:
         f.write(b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', data)
                 + _chunk(b'IEND', b''))
-
-
-def write_gif(path: str, canvas: Sequence[int], frames: Sequence[Sequence[int]],
-              grey: int = 128) -> None:
-    """A GIF of a `canvas` (width, height) logical screen and one frame of each (width, height)
-    of `frames`, all of colour 0 (`grey`) from a 4-colour global table."""
-    table = bytes([grey] * 3) + bytes(9)
-    blocks = [b'GIF89a', struct.pack('<HHBBB', *canvas, 0x81, 0, 0), table]
-    for width, height in frames:
-        blocks.append(b',' + struct.pack('<HHHHB', 0, 0, width, height, 0) + b'\x02')
-        data = _lzw_of_zeros(width * height)
-        blocks += [bytes([len(data[i:i + 255])]) + data[i:i + 255]
-                   for i in range(0, len(data), 255)]
-        blocks.append(b'\0')
-    with open(path, 'wb') as f:
-        f.write(b''.join(blocks) + b';')
-
-
-def _lzw_of_zeros(pixels: int) -> bytes:
-    """`pixels` zeros, LZW-coded with 2-bit minimum code size: after each clear code (4), the
-    k-th code holds k pixels (0, then 6, 7 ... each the last one and a pixel more); a clear
-    code before the table's 4096 entries fill. Code widths grow as giflib's decoder expects."""
-    bits, count = 0, 0
-    width, running = 3, 6
-
-    def put(code: int) -> None:
-        nonlocal bits, count, width, running
-        bits |= code << count
-        count += width
-        if code == 4:
-            width, running = 3, 6
-        elif running < 4097:
-            running += 1
-            if running > 1 << width and width < 12:
-                width += 1
-
-    put(4)
-    k = 1
-    while pixels:
-        run = min(k, pixels)
-        put(0 if run == 1 else run + 4)
-        pixels -= run
-        k += 1
-        if k > 4000 and pixels:
-            put(4)
-            k = 1
-    put(5)
-    return bits.to_bytes((count + 7) // 8, 'little')
 
 
 def write_jpeg_claiming(path: str, width: int, height: int) -> None:

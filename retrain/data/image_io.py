@@ -8,8 +8,7 @@ graph's `DecodeJpeg/contents` path gives the same pixels as the training pipelin
 Memory is bounded: an image's size is read from its header first (image_header), and one of more
 than PIXEL_BUDGET pixels is never decoded at full size. A JPEG is decoded at 1/2, 1/4 or 1/8
 scale (libjpeg's DCT scaling), the least that brings it within the budget; other formats, and
-JPEGs still over it at 1/8, fail with an error naming the size. A GIF counts all its frames, each
-at the largest one's size (giflib decodes them all). Images within the budget are
+JPEGs still over it at 1/8, fail with an error naming the size. Images within the budget are
 decoded exactly as before, so their cached values do not change. Parallel decoding holds at most
 max_in_flight() images, so it needs at most IN_FLIGHT_BYTES of decoded pixels on any machine.
 
@@ -52,16 +51,12 @@ def max_in_flight() -> int:
     return max(1, min(os.cpu_count() or 1, by_memory))
 
 
-def over_budget(height: int, width: int, frames: int = 1) -> str:
-    """Why an image of this size is not decoded, in a line; '' if it fits the budget. `frames`:
-    a GIF's, each counted at its largest frame's size (image_header.gif_frames)."""
-    pixels = frames * height * width
-    if pixels <= PIXEL_BUDGET:
+def over_budget(height: int, width: int) -> str:
+    """Why an image of this size is not decoded, in a line; '' if it fits the budget."""
+    if height * width <= PIXEL_BUDGET:
         return ''
-    size = f'{width}x{height} pixels ({pixels * BYTES_PER_PIXEL / 2**20:.0f} MB decoded)'
-    if frames == 1:
-        return f'{size} is over the limit of {PIXEL_BUDGET:,} pixels'
-    return f'{frames} frames of {size} are over the limit of {PIXEL_BUDGET:,} pixels'
+    return (f'{width}x{height} pixels ({height * width * BYTES_PER_PIXEL / 2**20:.0f} MB decoded) '
+            f'is over the limit of {PIXEL_BUDGET:,} pixels')
 
 
 def decode(contents: tf.Tensor, allow_truncated: bool = False,
@@ -90,26 +85,7 @@ def _decode_full(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
-    return tf.cond(image_header.is_gif(contents), lambda: _decode_gif(contents),
-                   lambda: _decode_other(contents))
-
-
-def _decode_other(contents: tf.Tensor) -> tf.Tensor:
     with tf.control_dependencies([_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]):
-        return _decode_full(contents)
-
-
-def _decode_gif(contents: tf.Tensor) -> tf.Tensor:
-    """Refused when its frames together, each at the largest one's size, are over the budget:
-    giflib decodes them all (image_header.gif_frames)."""
-    frames, height, width = tf.unstack(image_header.gif_frames(contents))
-    limit = f'over the limit of {PIXEL_BUDGET:,} pixels'
-    check = tf.debugging.Assert(frames * height * width <= PIXEL_BUDGET, [tf.where(
-        frames > 1,
-        tf.strings.format(f'image of {{}} frames of {{}}x{{}} pixels are {limit}',
-                          (frames, width, height)),
-        tf.strings.format(f'image of {{}}x{{}} pixels is {limit}', (width, height)))])
-    with tf.control_dependencies([check]):
         return _decode_full(contents)
 
 
@@ -234,11 +210,6 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         most = _MOST_JPEG_PIXELS if bool(tf.io.is_jpeg(contents)) else PIXEL_BUDGET
         if int(height) * int(width) > most:  # decode's Assert would say it in TF's words.
             return over_budget(int(height), int(width))
-        if bool(image_header.is_gif(contents)):
-            frames, height, width = (int(n) for n in image_header.gif_frames(
-                tf.constant(contents)).numpy())
-            if over_budget(height, width, frames):
-                return over_budget(height, width, frames)
         is_jpeg = most == _MOST_JPEG_PIXELS
         if is_jpeg and not allow_truncated and bool(
                 too_short(tf.constant(contents), tf.constant([height, width]))):

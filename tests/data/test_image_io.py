@@ -3,16 +3,15 @@ it decoded exactly as before the budget (docs/COMPATIBILITY.md section 4: cache 
 import io
 import os
 import struct
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from bench.large_images import write_blank_png, write_gif, write_jpeg_claiming
+from bench.large_images import write_blank_png, write_jpeg_claiming
 from retrain.data import image_io
-from retrain.data.image_header import gif_frames, image_size
+from retrain.data.image_header import image_size
 
 from conftest import write_image
 
@@ -94,79 +93,6 @@ def test_a_jpeg_over_the_budget_even_at_an_eighth_is_refused_in_words(tmp_path):
         '60000x60000 pixels (10300 MB decoded) is over the limit of 50,000,000 pixels')
     with pytest.raises(tf.errors.InvalidArgumentError, match='over the limit'):
         image_io.decode(tf.constant(open(path, 'rb').read()))
-
-
-def _gif(tmp_path, canvas, frames) -> bytes:
-    path = str(tmp_path / 'made.gif')
-    write_gif(path, canvas, frames)
-    return open(path, 'rb').read()
-
-
-def _animated(**options) -> bytes:
-    """Three frames by PIL: extensions, local colour tables, frames cropped to what changed."""
-    frames = [Image.fromarray(_PIXELS), Image.fromarray(255 - _PIXELS),
-              Image.fromarray(np.where(_PIXELS > 100, _PIXELS, 0).astype(np.uint8))]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, 'GIF', save_all=True, append_images=frames[1:], duration=100, loop=0,
-                   **options)
-    return buffer.getvalue()
-
-
-def test_gif_frames_walks_every_block_as_giflib_reads_them(tmp_path):
-    """[frames, height, width], each frame counted at the largest one's size (the canvas, if
-    larger); truncated or malformed data ends the walk with the frames met so far."""
-    assert gif_frames(tf.constant(_encoded('GIF'))).numpy().tolist() == [1, 37, 53]
-    assert gif_frames(tf.constant(_animated())).numpy().tolist() == [3, 37, 53]
-    two = _gif(tmp_path, (10, 10), [(10, 10), (300, 200)])
-    assert gif_frames(tf.constant(two)).numpy().tolist() == [2, 200, 300]
-    second = two.index(b',', 13 + 12 + 10)  # The second image descriptor.
-    for cut, expected in ((len(two) - 1, [2, 200, 300]), (second + 20, [2, 200, 300]),
-                          (second + 5, [1, 10, 10]), (3, [0, 0, 0])):
-        assert gif_frames(tf.constant(two[:cut])).numpy().tolist() == expected, cut
-    assert gif_frames(tf.constant(two[:second] + b'X' + two[second + 1:])).numpy().tolist() == [
-        1, 10, 10]  # giflib stops at a record it does not know.
-
-
-def test_gif_frames_follows_sub_blocks_of_mixed_lengths_quickly(tmp_path):
-    """An extension of 120 KB in sub-blocks of 1 and 2 bytes before the second frame: followed a
-    window at a time (a step per sub-block took 3 s for 100 KB)."""
-    two = _gif(tmp_path, (10, 10), [(10, 10), (300, 200)])
-    second = two.index(b',', 13 + 12 + 10)
-    mixed = b''.join(bytes([1 + k % 2]) + b'ab'[:1 + k % 2] for k in range(48_000))
-    contents = two[:second] + b'\x21\xff' + mixed + b'\0' + two[second:]
-    assert tf.io.decode_image(contents, channels=3, expand_animations=False).shape == (200, 300, 3)
-    gif_frames(tf.constant(contents))  # Traced.
-    started = time.monotonic()
-    assert gif_frames(tf.constant(contents)).numpy().tolist() == [2, 200, 300]
-    assert time.monotonic() - started < 2
-    assert gif_frames(tf.constant(contents[:second + 60_000])).numpy().tolist() == [1, 10, 10]
-
-
-@pytest.mark.parametrize('canvas, frames, line', [
-    ((10, 10), [(7100, 7100)],
-     '7100x7100 pixels (144 MB decoded) is over the limit of 50,000,000 pixels'),
-    ((10, 10), [(10, 10), (7100, 7100)],
-     '2 frames of 7100x7100 pixels (288 MB decoded) are over the limit of 50,000,000 pixels'),
-    ((1500, 1500), [(1500, 1500)] * 25,
-     '25 frames of 1500x1500 pixels (161 MB decoded) are over the limit of 50,000,000 pixels'),
-])
-def test_a_gif_whose_frames_are_over_the_budget_is_refused_without_decoding(tmp_path, canvas,
-                                                                            frames, line):
-    """giflib decodes every frame and TensorFlow sizes the image by the largest: a 10x10 canvas
-    held a 7100x7100 frame, decoded unchecked."""
-    path = str(tmp_path / 'frames.gif')
-    write_gif(path, canvas, frames)
-    assert os.path.getsize(path) < 200_000
-    assert image_io.describe_decode_error(path) == line
-    with pytest.raises(tf.errors.InvalidArgumentError, match='image of .*over the limit'):
-        image_io.decode(tf.constant(open(path, 'rb').read()))
-
-
-def test_gifs_within_the_budget_decode_as_before(tmp_path):
-    for contents in (_encoded('GIF'), _animated(), _gif(tmp_path, (40, 30), [(40, 30)] * 3)):
-        before = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
-        np.testing.assert_array_equal(image_io.decode(tf.constant(contents)), before)
-        assert image_io.describe_decode_error('', contents) == ''
 
 
 def _bmp(bits: int, width: int = 8, height: int = 2) -> bytes:
