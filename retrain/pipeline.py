@@ -54,11 +54,9 @@ def _run(config: RetrainConfig) -> float:
     staging.check_run(config)  # Before any work: a run must not fail at its end.
     extractor = loading.load_extractor(config)
     frozen_graph.check_exportable(extractor)
-    if config.fine_tune_steps and not fine_tuning.tunable_variables(extractor):
+    if config.fine_tune_steps and not fine_tuning.can_tune(extractor):
         # A frozen graph has nothing to tune: the run is one without the flag, so its layer keeps
         # the unknown judgement, which only a changed module would invalidate.
-        logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
-                        extractor.description)
         config = task.config = dataclasses.replace(config, fine_tune_steps=0)
     data, skipped = _cache(config, gathered, extractor)
     task.check_usable(gathered, data, training=bool(config.how_many_training_steps))

@@ -74,6 +74,16 @@ def tunable_variables(extractor: FeatureExtractor) -> Sequence[tf.Variable]:
             or tuple(extractor.concrete_function().trainable_variables))
 
 
+def can_tune(extractor: FeatureExtractor) -> bool:
+    """Whether the module has variables to tune; where not (a legacy frozen graph), a warning
+    that --fine_tune_steps is ignored."""
+    if tunable_variables(extractor):
+        return True
+    logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
+                    extractor.description)
+    return False
+
+
 def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: int,
                allow_truncated: bool) -> np.ndarray:
     features = np.zeros((len(paths), extractor.bottleneck_size), np.float32)
@@ -98,11 +108,9 @@ def fine_tune(batches: ImageBatches, head: Head, extractor: FeatureExtractor,
     `Fine-tuned validation accuracy` is logged. A module without trainable variables (a legacy
     frozen graph) is left as it is, with a warning.
     """
-    variables = tunable_variables(extractor)
-    if not variables:
-        logging.warning('%s has no trainable variables: --fine_tune_steps ignored',
-                        extractor.description)
+    if not can_tune(extractor):
         return head
+    variables = tunable_variables(extractor)
     tuner = _FineTuner(batches, head, extractor, config.fine_tune_learning_rate,
                        module_training)
     sampler = Sampler(data.labels['training'], head.weights.shape[1],
