@@ -207,10 +207,10 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         return 'empty file'
     try:
         height, width = image_header.image_size(tf.constant(contents)).numpy()
-        most = _MOST_JPEG_PIXELS if bool(tf.io.is_jpeg(contents)) else PIXEL_BUDGET
+        is_jpeg = bool(tf.io.is_jpeg(contents))
+        most = _MOST_JPEG_PIXELS if is_jpeg else PIXEL_BUDGET
         if int(height) * int(width) > most:  # decode's Assert would say it in TF's words.
             return over_budget(int(height), int(width))
-        is_jpeg = most == _MOST_JPEG_PIXELS
         if is_jpeg and not allow_truncated and bool(
                 too_short(tf.constant(contents), tf.constant([height, width]))):
             return (f'{len(contents):,} bytes of JPEG data cannot hold its {width}x{height} '
