@@ -89,7 +89,7 @@ def decoded_sample(paths: Sequence[str], extractor: FeatureExtractor,
     """
     for _ in image_io.image_batches(paths, extractor.image_size, batch_size):
         pass
-    return [images for _, images in image_io.image_batches(
+    return [images for _, images, _ in image_io.image_batches(
         paths, extractor.image_size, batch_size).take(4)]
 
 
@@ -98,7 +98,8 @@ def measure_decode(paths: Sequence[str], extractor: FeatureExtractor, batch_size
     """Images/s of the cache's read+decode+resize pipeline alone, over whole passes."""
     started, count = time.perf_counter(), 0
     while time.perf_counter() - started < seconds or count == 0:
-        for _, images in image_io.image_batches(paths, extractor.image_size, batch_size):
+        for _, images, _ in image_io.image_batches(paths, extractor.image_size,
+                                                   batch_size):
             count += int(images.shape[0])
     return count / (time.perf_counter() - started)
 

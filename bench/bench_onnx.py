@@ -88,7 +88,7 @@ def held_out(image_dir: str) -> List[str]:
 
 
 def tf_pixels(paths: Sequence[str], size) -> np.ndarray:
-    return np.concatenate([batch.numpy() for _, batch in
+    return np.concatenate([batch.numpy() for _, batch, _ in
                            image_io.image_batches(paths, size, 32, ordered=True)])
 
 

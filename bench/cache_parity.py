@@ -6,6 +6,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from retrain.cache import bottleneck_files
+from retrain.cache.beam_fill import Job
 from retrain.data import image_lists
 from retrain.data.examples import Example
 from retrain.features.extractors import FeatureExtractor
@@ -24,14 +25,14 @@ def in_process_cache(image_dir: str, module: str,
     return examples, extractor, time.perf_counter() - started
 
 
-def differences(jobs: Sequence[Tuple], other_dir: str, local_dir: str,
+def differences(jobs: Sequence[Job], other_dir: str, local_dir: str,
                 size: int) -> Tuple[float, int]:
     """The largest difference between a job's cache file under `other_dir` and its in-process
     twin under `local_dir`, and how many of the pairs are byte-identical."""
     largest, identical = 0.0, 0
     for job in jobs:
-        local_path = job[1].replace(other_dir, local_dir, 1)
-        with open(job[1], encoding='utf-8') as a, open(local_path, encoding='utf-8') as b:
+        local_path = job.cache.replace(other_dir, local_dir, 1)
+        with open(job.cache, encoding='utf-8') as a, open(local_path, encoding='utf-8') as b:
             other_text, local_text = a.read(), b.read()
         identical += other_text == local_text
         largest = max(largest, float(np.max(np.abs(

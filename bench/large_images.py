@@ -1,10 +1,13 @@
 """Large images for benchmarks and tests: phone-sized photos made from small ones, huge PNGs.
 
-Phone photos are the real photos upscaled (bilinear) to 4032x3024, 12 megapixels, and encoded
-at quality 95: the size and decoding work of a phone camera's JPEGs. A huge PNG is one grey
-value, written a row at a time: 16000x16000 is under a megabyte on disk and 768 MB decoded,
-and making it never holds more than a row. A JPEG may claim any size up to 65535x65535 in its
-header whatever its data: one claiming too much is a few hundred bytes.
+Phone photos are the real photos upscaled (bilinear) to 4032x3024, 12 megapixels, with sensor
+grain added (Gaussian noise, by default 3 levels of 255 in brightness and 1 in each colour) and
+encoded at quality 92: about 2.5 MB each, the size and decoding work of a phone camera's JPEGs
+(without grain they are half that, smooth, and decode faster than real photos).
+
+A huge PNG is one grey value, written a row at a time: 16000x16000 is under a megabyte on disk
+and 768 MB decoded, and making it never holds more than a row. A JPEG may claim any size up to
+65535x65535 in its header whatever its data: one claiming too much is a few hundred bytes.
 """
 import os
 import struct
@@ -41,11 +44,23 @@ def write_jpeg_claiming(path: str, width: int, height: int) -> None:
         f.write(bytes(data))
 
 
-def write_upscaled(source: str, target: str, size: Sequence[int] = PHONE_SIZE) -> None:
-    """The photo at `source` resized to `size` (height, width), as a quality-95 JPEG."""
+PHONE_GRAIN = 3.0
+
+
+def write_upscaled(source: str, target: str, size: Sequence[int] = PHONE_SIZE,
+                   grain: float = PHONE_GRAIN) -> None:
+    """The photo at `source` resized to `size` (height, width), with `grain` (module doc; the
+    same for a given photo on every run), as a quality-92 JPEG."""
     with open(source, 'rb') as f:
-        image = tf.io.decode_image(f.read(), channels=3, expand_animations=False)
-    resized = tf.cast(tf.round(tf.image.resize(image, size)), tf.uint8)
+        contents = f.read()
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    resized = tf.image.resize(image, size)
+    if grain:
+        seed = tf.constant([len(contents), sum(contents[-64:])], tf.int64)
+        brightness = tf.random.stateless_normal(list(size) + [1], seed, stddev=grain)
+        colour = tf.random.stateless_normal(list(size) + [3], seed + 1, stddev=grain / 3)
+        resized += brightness + colour
+    pixels = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with open(target, 'wb') as f:
-        f.write(tf.io.encode_jpeg(resized, quality=95).numpy())
+        f.write(tf.io.encode_jpeg(pixels, quality=92).numpy())

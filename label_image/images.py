@@ -91,7 +91,7 @@ def _classify_decoded(classifier: Classifier, images: Sequence[Tuple[str, str]],
                       batch_size: int) -> Iterator[Result]:
     readable = [i for i, (_, error) in enumerate(images) if not error]
     done = 0  # images[:done] have their results out.
-    for indices, batch in image_io.image_batches([images[i][0] for i in readable],
+    for indices, batch, _ in image_io.image_batches([images[i][0] for i in readable],
                                                  classifier.spec.size, batch_size, ordered=True):
         positions = [readable[i] for i in indices.numpy()]
         scores, judged = classifier.classify_judged(batch)

@@ -60,9 +60,10 @@ def test_messy_folder_trains_and_names_each_unreadable_file(messy_dir, tiny_modu
         assert len(re.findall(rf'Skipping {re.escape(path)}: \S', result.stderr)) == 1, name
     assert f'Skipped {len(unreadable)} unreadable image(s)' in result.stderr
     suffix = hub_cache_suffix(tiny_module)
-    for name, _, readable in messy_files():
-        cache = os.path.join(str(tmp_path), 'bn', 'red', name + suffix + '.txt')
-        assert os.path.exists(cache) == readable, name
+    for name, _, readable in messy_files():  # huge.jpg as decoded scaled down.
+        cache = os.path.join(str(tmp_path), 'bn', 'red', name + suffix)
+        found = [tail for tail in ('.txt', '_scaled_jpegs.txt') if os.path.exists(cache + tail)]
+        assert len(found) == readable, name
     for name, _ in SYSTEM_FILES:
         assert name not in result.stderr
     assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
@@ -74,8 +75,8 @@ def test_allow_truncated_images_uses_what_a_truncated_jpeg_holds(messy_dir, tiny
     assert result.returncode == 0, result.stderr[-3000:]
     truncated = os.path.join(messy_dir, 'red', 'truncated.jpg')
     assert f'Skipping {truncated}' not in result.stderr
-    cache = os.path.join(str(tmp_path), 'bn', 'red',
-                         'truncated.jpg' + hub_cache_suffix(tiny_module) + '.txt')
+    cache = os.path.join(str(tmp_path), 'bn', 'red',  # 192x160: decoded scaled down.
+                         'truncated.jpg' + hub_cache_suffix(tiny_module) + '_scaled_jpegs.txt')
     assert bottleneck_files.read_bottleneck(cache, 19) is not None
     assert 'Skipped 2 unreadable image(s)' in result.stderr  # The empty and the text file.
 

@@ -16,7 +16,7 @@ import math
 import os
 import socket
 import uuid
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -36,8 +36,19 @@ try:
 except ImportError:  # The optional `beam` extra; fill_cache says how to install it.
     beam = None
 
-# (image file, its cache file, cache files of older generations that count as cached)
-Job = Tuple[str, ...]
+
+
+class Job(NamedTuple):
+    """One image to cache, as the in-process path caches it (bottleneck_files.load_or_compute)."""
+    image: str
+    cache: str  # Its own cache file: values decoded at full scale.
+    scaled: str  # Its file for values of a JPEG decoded scaled down; '' to decode at full scale.
+    reads: Sequence[str]  # Every file that counts as its cached values (cache_files).
+
+    def written(self, scaled: bool) -> str:
+        """The file its values go to, `scaled` saying whether its image was decoded scaled."""
+        return self.scaled if scaled and self.scaled else self.cache
+
 # (job list file, byte offset, byte length): a share of the work, read by whichever worker gets it.
 Share = Tuple[str, int, int]
 DASK_RUNNER = 'apache_beam.runners.dask.dask_runner.DaskRunner'
@@ -52,8 +63,11 @@ _MISSING_NAMED = 3  # Missing cache files named in the error; the rest are count
 def cache_jobs(image_dir: str, examples: Sequence[Example], bottleneck_dir: str,
                extractor: FeatureExtractor) -> List[Job]:
     """Every image of the run with the cache files the in-process path reads and writes."""
-    return [(e.image(image_dir),) +
-            tuple(bottleneck_files.cache_files(bottleneck_dir, e.location, extractor))
+    return [Job(e.image(image_dir),
+                bottleneck_files.bottleneck_path(bottleneck_dir, e.location,
+                                                 extractor.cache_suffix),
+                bottleneck_files.scaled_file(bottleneck_dir, e.location, extractor),
+                tuple(bottleneck_files.cache_files(bottleneck_dir, e.location, extractor)))
             for e in examples]
 
 
@@ -96,15 +110,17 @@ if beam is not None:
             """The in-process path's batches (tf.data decoding, the frozen model) for the jobs
             so far; images that do not decode are dropped there."""
             batch, self._batch = self._batch, []
-            for indices, features in bottleneck_files.compute_bottlenecks(
-                    self._extractor, [job[0] for job in batch], self._batch_size):
-                bottleneck_files.write_bottlenecks([batch[i][1] for i in indices], features)
+            for indices, features, scaled in bottleneck_files.compute_bottlenecks(
+                    self._extractor, [job.image for job in batch], self._batch_size,
+                    scaling=[bool(job.scaled) for job in batch]):
+                bottleneck_files.write_bottlenecks(
+                    [batch[i].written(smaller) for i, smaller in zip(indices, scaled)], features)
                 logging.info('Wrote %d bottleneck files on %s, process %d', len(indices),
                              socket.gethostname(), os.getpid())
 
 
 def _is_missing(job: Job, size: int) -> bool:
-    return all(bottleneck_files.read_bottleneck(cache, size) is None for cache in job[1:])
+    return all(bottleneck_files.read_bottleneck(cache, size) is None for cache in job.reads)
 
 
 def _missing(jobs: Sequence[Job], size: int) -> List[Job]:
@@ -117,7 +133,7 @@ def _missing(jobs: Sequence[Job], size: int) -> List[Job]:
 def _unreadable(jobs: Sequence[Job]) -> List[bool]:
     with concurrent.futures.ThreadPoolExecutor(bottleneck_files.READ_THREADS) as pool:
         return [bool(reason) for reason in pool.map(
-            lambda job: image_io.describe_decode_error(job[0]), jobs)]
+            lambda job: image_io.describe_decode_error(job.image), jobs)]
 
 
 def _job_list(jobs: Sequence[Job], bottleneck_dir: str,
@@ -146,7 +162,7 @@ def _read_share(share: Share) -> List[Job]:
     with tf.io.gfile.GFile(path, 'rb') as f:
         f.seek(offset)
         text = f.read(length).decode('ascii')
-    return [tuple(json.loads(line)) for line in text.splitlines()]
+    return [Job(*json.loads(line)) for line in text.splitlines()]
 
 
 def _pipeline(runner: str, flags: Sequence[str], shares: int) -> 'beam.Pipeline':
@@ -196,7 +212,7 @@ def _check_complete(todo: Sequence[Job], size: int, runner: str) -> Tuple[int, i
     the files a readable image still lacks, whatever state the runner reported."""
     still = _missing(todo, size)
     unreadable = _unreadable(still)
-    lost = [job[1] for job, bad in zip(still, unreadable) if not bad]
+    lost = [job.cache for job, bad in zip(still, unreadable) if not bad]
     if lost:
         named = ', '.join(lost[:_MISSING_NAMED]) + (', ...' if len(lost) > _MISSING_NAMED else '')
         raise ToolError(f'the Beam pipeline on {runner} finished, but {len(lost)} of the '
@@ -236,7 +252,9 @@ def fill_cache(jobs: Sequence[Job], bottleneck_dir: str, extractor: FeatureExtra
         raise ToolError(f'--beam_runner {runner} needs Apache Beam: pip install "retrain[beam]" '
                         '(or pip install apache-beam)')
     size = extractor.bottleneck_size
-    todo = _missing(jobs, size)
+    # Where its own file is there (damaged), an image gets classic values, as in-process.
+    todo = [job._replace(scaled='') if job.scaled and tf.io.gfile.exists(job.cache) else job
+            for job in _missing(jobs, size)]
     batch_size = max(1, batch_size)
     job_list, text, shares = _job_list(todo, bottleneck_dir, batch_size)
     pipeline = _pipeline(runner, pipeline_options, len(shares))

@@ -93,6 +93,10 @@ class CacheIndex:
                     else os.path.relpath(path, self.root))
         return relative.replace(os.sep, '/')
 
+    def holds(self, path: str) -> bool:
+        """Whether the index has a row of the text file `path` (valid or not)."""
+        return self.key(path) in self.rows
+
     def _load(self) -> None:
         try:
             with open(self.manifest_path, 'rb') as f:

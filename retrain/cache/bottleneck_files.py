@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from retrain.cache.binary_index import CacheIndex, stamp
+from retrain.cache.binary_index import CacheIndex, Stamp, stamp
 from retrain.common import fileio
 from retrain.common.errors import ToolError
 from retrain.common.logs import Progress
@@ -86,15 +86,25 @@ def _fit_folder(name: str) -> str:
 
 
 def cache_files(bottleneck_dir: str, location: str, extractor: FeatureExtractor) -> List[str]:
-    """Where an image's values may be: its own file, then older caches of the model (read as they
-    are): other generations' suffixes, and classic names that are now shortened but fit."""
+    """Where an image's values may be, the first found used: its own file, then older caches of
+    the model (read as they are): other generations' suffixes, and classic names that are now
+    shortened but fit; last, with extractor.scaled_jpegs, its file of scaled values."""
     found = []
     for suffix in (extractor.cache_suffix, *extractor.legacy_cache_suffixes):
         path = bottleneck_path(bottleneck_dir, location, suffix)
         classic = os.path.join(bottleneck_dir, location) + suffix + '.txt'
         usable = _utf8_length(classic) is not None and _fits(os.path.basename(classic), _NAME_LIMIT)
         found += [path] + ([classic] if classic != path and usable else [])
-    return found
+    scaled = scaled_file(bottleneck_dir, location, extractor)
+    return found + ([scaled] if scaled else [])
+
+
+def scaled_file(bottleneck_dir: str, location: str, extractor: FeatureExtractor) -> str:
+    """The image's cache file of values from a JPEG decoded scaled down; '' without
+    extractor.scaled_jpegs. Values are written there, rather than to its own file, only for an
+    image decoded scaled down whose own file does not exist (docs/COMPATIBILITY.md section 4)."""
+    return (bottleneck_path(bottleneck_dir, location, extractor.scaled_suffix)
+            if extractor.scaled_jpegs else '')
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], autograph=False)
@@ -183,14 +193,18 @@ def inference_function(extractor: FeatureExtractor) -> Callable[[tf.Tensor], tf.
 
 def compute_bottlenecks(extractor: FeatureExtractor, paths: Sequence[str],
                         batch_size: int = RetrainConfig.cache_batch_size,
-                        progress: Optional[Progress] = None, allow_truncated: bool = False):
-    """Yields (indices [B], bottlenecks [B, D]) batches for the decodable images of `paths`."""
+                        progress: Optional[Progress] = None, allow_truncated: bool = False,
+                        scaling: Optional[Sequence[bool]] = None):
+    """Yields (indices [B], bottlenecks [B, D], scaled [B]) batches for the decodable images of
+    `paths`; `scaled` says which were decoded scaled down (image_io.image_batches). Large JPEGs
+    are decoded scaled down where `scaling` says so (by default: extractor.scaled_jpegs)."""
     function = inference_function(extractor)
-    for indices, images in image_io.image_batches(paths, extractor.image_size, batch_size,
-                                                  allow_truncated,
-                                                  scaled_jpegs=extractor.scaled_jpegs):
+    if scaling is None:
+        scaling = [extractor.scaled_jpegs] * len(paths)
+    for indices, images, scaled in image_io.image_batches(paths, extractor.image_size, batch_size,
+                                                          allow_truncated, scaled_jpegs=scaling):
         features = function(images).numpy()
-        yield indices.numpy(), features
+        yield indices.numpy(), features, scaled.numpy()
         if progress:
             progress.update(len(features))
 
@@ -220,13 +234,17 @@ def _image_size(path: str) -> Optional[int]:
         return None
 
 
-def _read_cached(candidates: Sequence[str], size: int) -> Optional[np.ndarray]:
+def _read_cached(candidates: Sequence[str], size: int
+                 ) -> Tuple[Optional[str], Stamp, Optional[np.ndarray]]:
+    """The first of `candidates` that holds valid values: its path, its stamp taken before it
+    was read, and the values; (None, None, None) if none does."""
     for path in candidates:
+        before = stamp(path)
         values = read_bottleneck(path, size)
         if values is not None:
-            return values
+            return path, before, values
         logging.warning('Invalid float found, recreating bottleneck %s', path)  # Classic words.
-    return None
+    return None, None, None
 
 
 def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str,
@@ -237,22 +255,27 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
 
     `examples` come split by split (data.examples.in_cache_order). Returns the in-memory
     bottlenecks of the usable ones and the images skipped, each logged once with its reason.
-    `allow_truncated`: see image_io.decode.
+    `allow_truncated`: see image_io.decode. With extractor.scaled_jpegs, an image's own file
+    (classic values) is used before its scaled one, and is always rewritten with classic values.
     """
     images = [e.image(image_dir) for e in examples]
     caches = [bottleneck_path(bottleneck_dir, e.location, extractor.cache_suffix)
               for e in examples]
+    scaled_caches = [scaled_file(bottleneck_dir, e.location, extractor) for e in examples]
     size = extractor.bottleneck_size
     consolidated = CacheIndex(bottleneck_dir, extractor.cache_suffix, size)
     # Only an index records them (a local bottleneck dir): else no stat is worth its time.
     image_sizes = ([_image_size(image) for image in images] if consolidated.enabled
                    else [None] * len(images))
-    values, stamps, replaced = consolidated.lookup(caches, image_sizes)
+    # The file holding each image's values: its own, unless the index holds only the scaled one.
+    held = [scaled if scaled and consolidated.holds(scaled) and not consolidated.holds(own)
+            else own for own, scaled in zip(caches, scaled_caches)]
+    values, stamps, replaced = consolidated.lookup(held, image_sizes)
     if any(replaced):
         logging.warning('%d image(s) changed since their bottlenecks were cached (replaced under '
                         'the same name, e.g. %s): computing them again', sum(replaced),
                         images[replaced.index(True)])
-    served = len({cache for cache, v in zip(caches, values) if v is not None})
+    served = len({cache for cache, v in zip(held, values) if v is not None})
     unread = [i for i, v in enumerate(values) if v is None and not replaced[i]]
     candidates = {i: cache_files(bottleneck_dir, examples[i].location, extractor) for i in unread}
     existing = _existing({os.path.dirname(path) for paths in candidates.values()
@@ -260,8 +283,10 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
     with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
         read = pool.map(lambda i: _read_cached([p for p in candidates[i] if p in existing], size),
                         unread)
-        for i, value in zip(unread, read):
+        for i, (path, taken, value) in zip(unread, read):
             values[i] = value
+            if path in (caches[i], scaled_caches[i]):
+                held[i], stamps[i] = path, taken
     # An image listed twice (make_image_classifier's splits overlap) is computed once.
     first: Dict[str, int] = {}
     twins = {i: first.setdefault(cache, i) for i, cache in enumerate(caches)}
@@ -271,32 +296,62 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
                  extractor.description)
     nonfinite: Set[int] = set()  # Images the model gives nan or inf for: never cached nor used.
     if missing:
-        progress = Progress('Caching bottlenecks', len(missing))
-        # Formatting and writing the text files happen on a thread of their own, beside the model.
-        with concurrent.futures.ThreadPoolExecutor(1) as writer:
-            writes: Deque[concurrent.futures.Future] = collections.deque()
-            for indices, features in compute_bottlenecks(extractor, [images[i] for i in missing],
-                                                         batch_size, progress, allow_truncated):
-                finite = np.isfinite(features).all(axis=1)
-                nonfinite.update(missing[i] for i in indices[~finite])
-                indices, features = indices[finite], features[finite]
-                for index, result in zip(indices, features):
-                    values[missing[index]] = result
-                writes.append(writer.submit(write_bottlenecks,
-                                            [caches[missing[i]] for i in indices], features))
-                while writes and writes[0].done():
-                    writes.popleft().result()  # Raises a failed write's error early.
-            for write in writes:
-                write.result()
-        progress.close()
-        for i in missing:
-            stamps[i] = stamp(caches[i]) if values[i] is not None else None
+        # Where its own file is there (damaged, or its image replaced), it gets classic values.
+        scaling = [bool(scaled_caches[i]) and caches[i] not in existing
+                   and not (replaced[i] and held[i] == caches[i]) for i in missing]
+        targets = [(caches[i], scaled_caches[i] if scale else caches[i])
+                   for i, scale in zip(missing, scaling)]
+        computed = _compute_and_write(extractor, [images[i] for i in missing], targets, scaling,
+                                      batch_size, allow_truncated)
+        for k, (value, path) in computed.items():
+            i = missing[k]
+            if value is None:
+                nonfinite.add(i)
+            else:
+                values[i], held[i], stamps[i] = value, path, stamp(path)
         for i, j in twins.items():
             if values[i] is None and j != i:
-                values[i], stamps[i] = values[j], stamps[j]
-    consolidated.save(caches, values, stamps, image_sizes)
+                values[i], stamps[i], held[i] = values[j], stamps[j], held[j]
+    consolidated.save(held, values, stamps, image_sizes)
     skipped = _skipped(images, values, allow_truncated, nonfinite)
     return _assemble(examples, images, values, size, consolidated), skipped
+
+
+def _compute_and_write(extractor: FeatureExtractor, images: Sequence[str],
+                       targets: Sequence[Tuple[str, str]], scaling: Sequence[bool],
+                       batch_size: int, allow_truncated: bool
+                       ) -> Dict[int, Tuple[Optional[np.ndarray], str]]:
+    """Computes the bottlenecks of `images` and writes each to the first of its `targets` (the
+    file for values decoded at full scale, the one for values decoded scaled down). Returns, by
+    index, each computed one and its file; None values where the model gives nan or inf (not
+    written). Images that do not decode are left out."""
+    computed: Dict[int, Tuple[Optional[np.ndarray], str]] = {}
+    progress = Progress('Caching bottlenecks', len(images))
+    scaled_count = 0
+    # Formatting and writing the text files happen on a thread of their own, beside the model.
+    with concurrent.futures.ThreadPoolExecutor(1) as writer:
+        writes: Deque[concurrent.futures.Future] = collections.deque()
+        for indices, features, scaled in compute_bottlenecks(
+                extractor, images, batch_size, progress, allow_truncated, scaling):
+            finite = np.isfinite(features).all(axis=1)
+            computed.update((k, (None, '')) for k in indices[~finite])
+            paths = [targets[k][int(bool(smaller))] for k, smaller in zip(indices, scaled)]
+            for k, value, path, ok in zip(indices, features, paths, finite):
+                if ok:
+                    computed[k] = value, path
+                    scaled_count += path != targets[k][0]
+            writes.append(writer.submit(write_bottlenecks, [p for p, ok in zip(paths, finite)
+                                                            if ok], features[finite]))
+            while writes and writes[0].done():
+                writes.popleft().result()  # Raises a failed write's error early.
+        for write in writes:
+            write.result()
+    progress.close()
+    if scaled_count:
+        logging.info('%d large JPEG(s) were decoded scaled down, which is faster; their values are '
+                     'cached as *%s.txt (--nofast_jpeg_decoding decodes them at full scale, as '
+                     'the classic scripts did)', scaled_count, extractor.scaled_suffix)
+    return computed
 
 
 def _skipped(images: List[str], values: List[Optional[np.ndarray]], allow_truncated: bool,

@@ -12,13 +12,14 @@ JPEGs still over it at 1/8, fail with an error naming the size. Images within th
 decoded exactly as before, so their cached values do not change. Parallel decoding holds at most
 max_in_flight() images, so it needs at most IN_FLIGHT_BYTES of decoded pixels on any machine.
 
-Asked to (`least_size`: retrain's --fast_jpeg_decoding), a JPEG is also decoded at the smallest
-DCT scale that keeps it SCALED_MARGIN times the size it is resized to on each side: a 12 MP photo
-for a 224x224 model at 1/4, in 17 ms instead of 27 (reading the compressed data, which scaling
-does not shorten, is most of a decode). Its pixels are then not the classic ones.
+Asked to (`least_size`: retrain's caching, unless --nofast_jpeg_decoding), a JPEG is also
+decoded at the smallest DCT scale that keeps it SCALED_MARGIN times the size it is resized to on
+each side: a 12 MP phone photo for a 224x224 model at 1/4, in 33 ms instead of 80 (reading the
+compressed data, which scaling does not shorten, is most of the rest). Its pixels are then not
+the classic ones, so the caller is told which images were decoded scaled (`decode_noting_scale`).
 """
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -59,18 +60,25 @@ def over_budget(height: int, width: int) -> str:
             f'is over the limit of {PIXEL_BUDGET:,} pixels')
 
 
-def decode(contents: tf.Tensor, allow_truncated: bool = False,
-           least_size: Optional[Sequence[int]] = None) -> tf.Tensor:
+def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
     """Encoded bytes (scalar string) -> uint8 [H, W, 3], within PIXEL_BUDGET (see the module
     doc); InvalidArgumentError for an image over it. Works eagerly and in graphs.
 
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
-    TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected. With
-    `least_size` (height, width), a large JPEG is decoded scaled down (module doc).
+    TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
     """
+    return decode_noting_scale(contents, allow_truncated)[0]
+
+
+def decode_noting_scale(contents: tf.Tensor, allow_truncated: bool = False,
+                        least_size: Optional[Sequence[int]] = None,
+                        scaling: Union[bool, tf.Tensor] = True) -> Tuple[tf.Tensor, tf.Tensor]:
+    """decode's image, and whether it was decoded below full scale (a bool scalar): its pixels
+    are then not the classic ones. With `least_size` (height, width), a large JPEG is decoded
+    scaled down (module doc) where `scaling` (a bool, or a bool scalar tensor) says so."""
     return tf.cond(tf.io.is_jpeg(contents),
-                   lambda: _decode_jpeg(contents, allow_truncated, least_size),
-                   lambda: _decode_not_jpeg(contents))
+                   lambda: _decode_jpeg(contents, allow_truncated, least_size, scaling),
+                   lambda: (_decode_not_jpeg(contents), tf.constant(False)))
 
 
 def _within(size: tf.Tensor, most: int) -> tf.Operation:
@@ -90,18 +98,20 @@ def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
-                 least_size: Optional[Sequence[int]]) -> tf.Tensor:
+                 least_size: Optional[Sequence[int]],
+                 scaling: Union[bool, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
     """Decoded at the least of _JPEG_RATIOS that brings it within PIXEL_BUDGET (or, with
-    `least_size`, the largest that keeps it SCALED_MARGIN times that, if larger); at full scale
-    by the very op used before the budget. One control-flow op each: they cost per image."""
+    `least_size` and `scaling`, the largest that keeps it SCALED_MARGIN times that, if larger);
+    at full scale by the very op used before the budget. One control-flow op each: they cost per
+    image."""
     size = image_header.jpeg_size(contents)
     pixels = size[0] * size[1]
     scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
-    if least_size is not None:
-        scale = tf.maximum(scale, sum(
-            tf.cast((size[0] >= SCALED_MARGIN * least_size[0] * r)
-                    & (size[1] >= SCALED_MARGIN * least_size[1] * r), tf.int32)
-            for r in _JPEG_RATIOS[1:]))
+    if least_size is not None and scaling is not False:
+        towards = sum(tf.cast((size[0] >= SCALED_MARGIN * least_size[0] * r)
+                              & (size[1] >= SCALED_MARGIN * least_size[1] * r), tf.int32)
+                      for r in _JPEG_RATIOS[1:])
+        scale = tf.maximum(scale, towards if scaling is True else tf.where(scaling, towards, 0))
 
     def at(ratio: int) -> tf.Tensor:
         if ratio == 1 and not allow_truncated:
@@ -116,7 +126,7 @@ def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
             tf.strings.format('JPEG data too short for its {}x{} pixels: damaged, or its '
                               'header lies about its size', (size[1], size[0]))]))
     with tf.control_dependencies(checks):
-        return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS])
+        return tf.switch_case(scale, [lambda r=r: at(r) for r in _JPEG_RATIOS]), scale > 0
 
 
 def too_short(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -155,23 +165,22 @@ def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return resized if batched else resized[0]
 
 
-def decode_and_resize(contents: tf.Tensor, size: Sequence[int], allow_truncated: bool = False,
-                      scaled_jpegs: bool = False) -> tf.Tensor:
-    """`scaled_jpegs`: large JPEGs are decoded scaled down towards `size` (module doc)."""
-    return resize_to_unit_range(
-        decode(contents, allow_truncated, size if scaled_jpegs else None), size)
+def decode_and_resize(contents: tf.Tensor, size: Sequence[int],
+                      allow_truncated: bool = False) -> tf.Tensor:
+    return resize_to_unit_range(decode(contents, allow_truncated), size)
 
 
 def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
                   allow_truncated: bool = False, ordered: bool = False,
-                  scaled_jpegs: bool = False) -> tf.data.Dataset:
-    """(indices, images) batches of the decodable files of `paths`, in roughly that order
+                  scaled_jpegs: Sequence[bool] = ()) -> tf.data.Dataset:
+    """(indices, images, scaled) batches of the decodable files of `paths`, in roughly that order
     (exactly, when `ordered`: a slow file then holds up the ones after it).
 
     Reading, decoding and resizing run on tf.data's own threads, a few batches ahead of the
     consumer, so they overlap the model. Files that fail to decode are dropped from the stream;
-    the caller finds them as the missing indices. `allow_truncated`, `scaled_jpegs`: see
-    decode_and_resize.
+    the caller finds them as the missing indices. `allow_truncated`: see decode. Where
+    `scaled_jpegs` (one bool per path) is true, a large JPEG is decoded scaled down towards
+    `image_size` (module doc); `scaled` says which images were decoded below full scale.
 
     tf.data's autotuning is off and decoding runs on max_in_flight() threads: with it on, tearing
     the pipeline down after the last batch waited for its tuning thread to wake up, which held
@@ -180,14 +189,16 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     of every run's start (bench/bench_startup.py).
     """
     @tf.autograph.experimental.do_not_convert
-    def load(index, path):
-        return index, decode_and_resize(tf.io.read_file(path), image_size, allow_truncated,
-                                        scaled_jpegs)
+    def load(index, path, scaling):
+        image, scaled = decode_noting_scale(tf.io.read_file(path), allow_truncated,
+                                            image_size if any(scaled_jpegs) else None, scaling)
+        return index, resize_to_unit_range(image, image_size), scaled
 
     options = tf.data.Options()
     options.autotune.enabled = False
     names = tf.constant([path_bytes(p) for p in paths], tf.string)  # Typed even when empty.
-    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), names))
+    scaling = tf.constant(list(scaled_jpegs) or [False] * len(paths), tf.bool, [len(paths)])
+    return (tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), names, scaling))
             .map(load, num_parallel_calls=max_in_flight(), deterministic=ordered)
             .ignore_errors()
             .batch(batch_size)

@@ -150,7 +150,7 @@ def representative_images(paths: Sequence[str], image_size: Tuple[int, int],
                                                   replace=False))]
 
     def images():
-        for _, batch in image_io.image_batches(chosen, image_size, 1, allow_truncated,
+        for _, batch, _ in image_io.image_batches(chosen, image_size, 1, allow_truncated,
                                                ordered=True):
             yield batch.numpy()
     return images

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from retrain.common.tf_internals import convert_to_constants
 
+SCALED_JPEGS_SUFFIX = '_scaled_jpegs'
+
 
 @dataclasses.dataclass
 class FrozenExtractor:
@@ -44,8 +46,8 @@ class FeatureExtractor:
       legacy_cache_suffixes: suffixes of older caches of the same model (TF 1.0-1.4 Inception
         caches have none), read when the `cache_suffix` file is missing and never rewritten.
       frozen: the model frozen (see `freeze`); given up front by models that come frozen.
-      scaled_jpegs: bottlenecks are computed from large JPEGs decoded scaled down
-        (--fast_jpeg_decoding, retrain.data.image_io); `cache_suffix` then says so.
+      scaled_jpegs: bottlenecks not yet cached are computed from large JPEGs decoded scaled
+        down (--fast_jpeg_decoding, retrain.data.image_io), and cached under `scaled_suffix`.
       training_function: the model in training mode, where it has one (a TF2 module's
         `training=True`), for fine-tuning as Keras' fit runs it.
     """
@@ -60,6 +62,12 @@ class FeatureExtractor:
     frozen: Optional[FrozenExtractor] = None
     scaled_jpegs: bool = False
     training_function: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+
+    @property
+    def scaled_suffix(self) -> str:
+        """The cache suffix of bottlenecks of JPEGs decoded scaled down: not the classic values,
+        so never under the classic name (docs/COMPATIBILITY.md section 4)."""
+        return self.cache_suffix + SCALED_JPEGS_SUFFIX
 
     def input_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.image_size[0], self.image_size[1], 3], tf.float32)

@@ -17,16 +17,8 @@ SOURCES: Tuple[Tuple[str, Callable[[RetrainConfig], bool]], ...] = (
 )
 
 
-# --fast_jpeg_decoding's bottlenecks are not the classic values: cached under names of their own,
-# so a run without it never reads them (docs/COMPATIBILITY.md section 4).
-SCALED_JPEGS_SUFFIX = '_scaled_jpegs'
-
-
 def load_extractor(config: RetrainConfig) -> FeatureExtractor:
     module = next(name for name, chosen in SOURCES if chosen(config))
     extractor = importlib.import_module(module).load(config)
-    if config.fast_jpeg_decoding:
-        extractor.scaled_jpegs = True
-        extractor.cache_suffix += SCALED_JPEGS_SUFFIX
-        extractor.legacy_cache_suffixes = ()
+    extractor.scaled_jpegs = config.fast_jpeg_decoding
     return extractor

@@ -62,7 +62,8 @@ def load_images(paths: Sequence[str], size: Tuple[int, int],
     images = np.zeros((len(paths), size[0], size[1], 3), np.uint8)
     done = np.zeros(len(paths), bool)
     progress = Progress(progress_description, len(paths))
-    for indices, batch in image_io.image_batches(paths, size, _DECODE_BATCH, allow_truncated):
+    for indices, batch, _ in image_io.image_batches(paths, size, _DECODE_BATCH,
+                                                    allow_truncated):
         indices = indices.numpy()
         images[indices] = tf.image.convert_image_dtype(batch, tf.uint8, saturate=True).numpy()
         done[indices] = True

@@ -90,8 +90,10 @@ def _recompute(extractor: FeatureExtractor, paths: Sequence[str], batch_size: in
     found = np.zeros(len(paths), bool)
     if not paths:
         return features
-    for indices, batch in bottleneck_files.compute_bottlenecks(
-            extractor, paths, batch_size, allow_truncated=allow_truncated):
+    # At full scale, as the images the module was tuned on (distortions.ImageBatches).
+    for indices, batch, _ in bottleneck_files.compute_bottlenecks(
+            extractor, paths, batch_size, allow_truncated=allow_truncated,
+            scaling=[False] * len(paths)):
         features[indices], found[indices] = batch, True
     if not found.all():
         raise ToolError(f'cannot use image {paths[int(np.flatnonzero(~found)[0])]}: it could '

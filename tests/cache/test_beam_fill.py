@@ -51,11 +51,11 @@ def _cache_files(root: str):
     return found
 
 
-def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64):
+def _in_process_and_beam(image_dir, module, tmp_path, batch_size=64, scaled_jpegs=False):
     """Fills one cache in-process and one with DirectRunner; returns both folders and the count."""
     from retrain.cache import beam_fill
     classes = image_lists.create_image_lists(image_dir, 10, 10)
-    extractor = load_hub_module(module)
+    extractor = dataclasses.replace(load_hub_module(module), scaled_jpegs=scaled_jpegs)
     local_dir, beam_dir = str(tmp_path / 'in_process'), str(tmp_path / 'beam')
     bottleneck_files.load_or_compute(image_dir, examples_of(classes), local_dir, extractor,
                                      batch_size)
@@ -92,6 +92,31 @@ def test_direct_runner_writes_the_in_process_cache(tiny_module, tmp_path):
 
 
 @needs_beam
+def test_large_jpegs_are_cached_scaled_down_as_in_process(tiny_module, tmp_path):
+    """The driver says which images may be decoded scaled down (the workers' model is loaded
+    without a word on it); 160x192 is over four times the tiny module's 32x32."""
+    images = make_image_folder(str(tmp_path / 'images'), per_class=4, shape=(160, 192))
+    local_dir, beam_dir, computed, extractor = _in_process_and_beam(images, tiny_module, tmp_path,
+                                                                   scaled_jpegs=True)
+    assert computed == 12
+    _assert_same_cache(local_dir, beam_dir, extractor.bottleneck_size)
+    names = _cache_files(beam_dir)
+    assert len(names) == 12 and all(n.endswith('_scaled_jpegs.txt') for n in names)
+    # A damaged classic file gets classic values again under its name, as in-process.
+    from retrain.cache import beam_fill
+    examples = examples_of(image_lists.create_image_lists(images, 10, 10))
+    job = beam_fill.cache_jobs(images, examples, beam_dir, extractor)[0]
+    os.remove(job.scaled)
+    with open(job.cache, 'w', encoding='utf-8') as f:
+        f.write('damaged')
+    assert beam_fill.fill_cache([job], beam_dir, extractor,
+                                functools.partial(load_hub_module, tiny_module),
+                                'DirectRunner') == 1
+    assert bottleneck_files.read_bottleneck(job.cache, extractor.bottleneck_size) is not None
+    assert not os.path.exists(job.scaled)
+
+
+@needs_beam
 def test_only_missing_or_damaged_files_are_computed(tiny_module, image_dir, tmp_path):
     from retrain.cache import beam_fill
     classes = image_lists.create_image_lists(image_dir, 10, 10)
@@ -123,7 +148,7 @@ def test_older_generation_cache_files_count_as_cached(tiny_module, image_dir, tm
     extractor = dataclasses.replace(load_hub_module(tiny_module), legacy_cache_suffixes=('',))
     cache_dir = str(tmp_path / 'cache')
     jobs = beam_fill.cache_jobs(image_dir, examples_of(classes), cache_dir, extractor)
-    image, current, older = jobs[0]
+    image, current, older = jobs[0].image, jobs[0].cache, jobs[0].reads[1]
     assert older == current.replace(extractor.cache_suffix + '.txt', '.txt')
     os.makedirs(os.path.dirname(older))
     with open(older, 'w', encoding='utf-8') as f:

@@ -1,4 +1,5 @@
 """The classic text cache files: written fast, read back exactly, old files read as they are."""
+import dataclasses
 import functools
 import glob
 import hashlib
@@ -202,6 +203,43 @@ def test_a_photo_replaced_under_its_name_is_computed_again(tmp_path, caplog):
     caplog.clear()
     load()
     assert '(15 from its index), 0 to compute' in caplog.text
+
+
+def test_large_jpegs_are_cached_scaled_down_only_where_no_classic_file_is(tmp_path, caplog):
+    """docs/COMPATIBILITY.md section 4. For an 8x8 input the 48x40 test images are large: at 1/2
+    scale they are still twice the input. Classic files are read as they are, and a damaged one
+    gets classic values again; images without one are decoded scaled down and cached under the
+    name of scaled values, also in the index."""
+    caplog.set_level('INFO', logger='absl')
+    image_dir, examples = _five_per_class(tmp_path)
+    cache = str(tmp_path / 'bn')
+    classic = _by_image(bottleneck_files.load_or_compute(image_dir, examples, cache,
+                                                         mean_colour_extractor())[0])
+    for text in glob.glob(os.path.join(cache, 'red', '*_m.txt')):
+        os.remove(text)
+    green = os.path.join(cache, 'green', os.listdir(os.path.join(cache, 'green'))[0])
+    with open(green, 'w') as f:
+        f.write('damaged')
+    scaling = dataclasses.replace(mean_colour_extractor(), scaled_jpegs=True)
+    caplog.clear()
+    values = _by_image(bottleneck_files.load_or_compute(image_dir, examples, cache, scaling)[0])
+    assert '(9 from its index), 6 to compute' in caplog.text
+    assert '5 large JPEG(s) were decoded scaled down' in caplog.text
+    red = os.path.join(image_dir, 'red')
+    for photo in values:
+        if photo.startswith(red):
+            assert os.path.isfile(os.path.join(cache, 'red', os.path.basename(photo)
+                                               + '_m_scaled_jpegs.txt'))
+            assert not np.array_equal(values[photo], classic[photo])
+            np.testing.assert_allclose(values[photo], classic[photo], atol=0.05)
+        else:
+            np.testing.assert_array_equal(values[photo], classic[photo])
+    assert not glob.glob(os.path.join(cache, 'red', '*_m.txt'))
+    assert len(glob.glob(os.path.join(cache, '*', '*_scaled_jpegs.txt'))) == 5
+    caplog.clear()
+    again = _by_image(bottleneck_files.load_or_compute(image_dir, examples, cache, scaling)[0])
+    assert '(15 from its index), 0 to compute' in caplog.text
+    assert all(np.array_equal(again[p], values[p]) for p in values)
 
 
 def test_a_photo_replaced_is_computed_again_from_a_copied_cache(tmp_path):

@@ -56,22 +56,30 @@ def test_a_jpeg_over_the_budget_is_decoded_at_the_least_scale_that_fits():
 
 
 def test_scaled_decoding_keeps_twice_the_resized_size_and_leaves_other_images_alone(tmp_path):
-    """--fast_jpeg_decoding: 640x480 for 32x32 is decoded at 1/4 (160x120: 1/8 would leave 60
-    rows, under twice 32), close to the classic pixels once resized; a small JPEG and a PNG are
-    decoded as before, bit for bit."""
+    """Caching's scaled decoding: 640x480 for 32x32 is decoded at 1/4 (160x120: 1/8 would leave
+    60 rows, under twice 32), close to the classic pixels once resized, and said to be scaled;
+    asked not to scale, at full scale; a small JPEG and a PNG are decoded as before, bit for
+    bit, and said not to be."""
     for name, shape, fmt in (('large', (480, 640), 'jpeg'), ('small', (60, 70), 'jpeg'),
                              ('png', (480, 640), 'png')):
         write_image(str(tmp_path / name), (90, 160, 40), np.random.default_rng(2), shape=shape,
                     fmt=fmt)
     large, small, png = (tf.constant(open(tmp_path / n, 'rb').read())
                          for n in ('large', 'small', 'png'))
-    assert image_io.decode(large, least_size=(32, 32)).shape == (120, 160, 3)
-    scaled = image_io.decode_and_resize(large, (32, 32), scaled_jpegs=True).numpy()
+    image, scaled = image_io.decode_noting_scale(large, least_size=(32, 32))
+    assert image.shape == (120, 160, 3) and bool(scaled)
+    image, scaled = image_io.decode_noting_scale(large, least_size=(32, 32),
+                                                 scaling=tf.constant(False))
+    np.testing.assert_array_equal(image, image_io.decode(large))
+    assert not scaled
+    resized = image_io.resize_to_unit_range(
+        image_io.decode_noting_scale(large, least_size=(32, 32))[0], (32, 32)).numpy()
     classic = image_io.decode_and_resize(large, (32, 32)).numpy()
-    assert 0 < np.abs(scaled - classic).mean() < 0.05
+    assert 0 < np.abs(resized - classic).mean() < 0.05
     for contents in (small, png):
-        np.testing.assert_array_equal(image_io.decode(contents, least_size=(32, 32)),
-                                      image_io.decode(contents))
+        image, scaled = image_io.decode_noting_scale(contents, least_size=(32, 32))
+        np.testing.assert_array_equal(image, image_io.decode(contents))
+        assert not scaled
 
 
 def test_a_png_over_the_budget_is_refused_by_its_size_without_decoding(tmp_path):

@@ -301,7 +301,7 @@ def test_mobilenet_v2_flowers_onnxruntime_and_openvino_keep_the_graph_s_answers(
     classes = image_lists.create_image_lists(photos, 35, 35)
     paths = [image_lists.image_path(photos, c, rel) for c in classes
              for category in ('testing', 'validation') for rel in c.images(category)]
-    pixels = np.concatenate([batch.numpy() for _, batch in image_io.image_batches(
+    pixels = np.concatenate([batch.numpy() for _, batch, _ in image_io.image_batches(
         paths, (224, 224), 32, ordered=True)])
     scores, graph, saved = _scores(out, pixels)
     assert len(paths) >= 90
