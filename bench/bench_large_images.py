@@ -3,8 +3,9 @@
     python -m bench.bench_large_images [--image_dir DIR] [--tfhub_module DIR] [--per_class 6]
 
 Defaults use ../shared (flower_photos_small and the real MobileNet V2 module). From `per_class`
-photos of each class it makes three sets: the photos as they are, the same photos upscaled to
-12 megapixels (bench.large_images), and the photos with a 16000x16000 PNG among them; the 12 MP
+photos of each class it makes four sets: the photos as they are, the same photos upscaled to
+12 megapixels (bench.large_images), the photos with a 16000x16000 PNG among them, and with a GIF
+of 150 frames of 1500x1500 (1 GB decoded, 0.5 MB on disk); the 12 MP
 set is measured again with --nofast_jpeg_decoding (`phone_12mp classic`: decoded at full
 scale). Prints a table: caching images/s of each set (the cache's own pipeline and model, timed
 after a warm-up pass, median of --repeats rounds), and the wall time, peak RSS and outcome of a
@@ -22,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from bench.large_images import write_blank_png, write_upscaled
+from bench.large_images import write_animation, write_blank_png, write_upscaled
 from bench.shared_inputs import add_input_flags
 from retrain.cache import bottleneck_files
 from retrain.config import RetrainConfig
@@ -31,18 +32,20 @@ from retrain.features.loading import load_extractor
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUGE_PNG_SIDE = 16000
+GIF_FRAMES = (150, 1500)  # Frames, side.
 
 
 def make_sets(image_dir: str, work: str, per_class: int) -> Dict[str, str]:
     """The three image folders below `work`, by name."""
-    sets = {name: os.path.join(work, name) for name in ('photos', 'phone_12mp', 'photos+huge_png')}
+    sets = {name: os.path.join(work, name)
+            for name in ('photos', 'phone_12mp', 'photos+huge_png', 'photos+gif')}
     for name in sorted(os.listdir(image_dir)):
         folder = os.path.join(image_dir, name)
         if not os.path.isdir(folder):
             continue
         photos = sorted(n for n in os.listdir(folder) if n.lower().endswith('.jpg'))[:per_class]
         for photo in photos:
-            for kind in ('photos', 'photos+huge_png'):
+            for kind in ('photos', 'photos+huge_png', 'photos+gif'):
                 os.makedirs(os.path.join(sets[kind], name), exist_ok=True)
                 shutil.copyfile(os.path.join(folder, photo), os.path.join(sets[kind], name, photo))
             write_upscaled(os.path.join(folder, photo),
@@ -50,6 +53,7 @@ def make_sets(image_dir: str, work: str, per_class: int) -> Dict[str, str]:
     first_class = sorted(os.listdir(sets['photos+huge_png']))[0]
     write_blank_png(os.path.join(sets['photos+huge_png'], first_class, 'huge.png'),
                     HUGE_PNG_SIDE, HUGE_PNG_SIDE)
+    write_animation(os.path.join(sets['photos+gif'], first_class, 'frames.gif'), *GIF_FRAMES)
     return sets
 
 

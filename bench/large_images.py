@@ -6,7 +6,8 @@ encoded at quality 92: about 2.5 MB each, the size and decoding work of a phone 
 (without grain they are half that, smooth, and decode faster than real photos).
 
 A huge PNG is one grey value, written a row at a time: 16000x16000 is under a megabyte on disk
-and 768 MB decoded, and making it never holds more than a row. A JPEG may claim any size up to
+and 768 MB decoded, and making it never holds more than a row. A GIF animation is small on disk
+whatever its frames decode to. A JPEG may claim any size up to
 65535x65535 in its header whatever its data: one claiming too much is a few hundred bytes.
 """
 import os
@@ -33,6 +34,15 @@ def write_blank_png(path: str, width: int, height: int, grey: int = 128) -> None
     with open(path, 'wb') as f:
         f.write(b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', data)
                 + _chunk(b'IEND', b''))
+
+
+def write_animation(path: str, frames: int, side: int) -> None:
+    """A GIF of `frames` frames of side x side, alternating two colours (so none is merged):
+    about 2 KB a megapixel, and frames * side * side pixels decoded. Needs Pillow (the test
+    extra)."""
+    from PIL import Image
+    images = [Image.new('L', (side, side), 255 * (k % 2)) for k in range(frames)]
+    images[0].save(path, 'GIF', save_all=True, append_images=images[1:])
 
 
 def write_jpeg_claiming(path: str, width: int, height: int) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench.large_images import write_blank_png, write_jpeg_claiming
+from bench.large_images import write_animation, write_blank_png, write_jpeg_claiming
 from retrain.cache import bottleneck_files
 from retrain.features.hub_module import hub_cache_suffix
 
@@ -20,6 +20,9 @@ HUGE_PNG_LINE = '10000x9000 pixels (257 MB decoded) is over the limit of 50,000,
 BOMB_LINE = '60000x60000 pixels (10300 MB decoded) is over the limit of 50,000,000 pixels'
 # An 8x8 JPEG claiming 20000x20000: within the budget at 1/4, it decoded to a gray image that was
 # cached and classified, with libjpeg's "Corrupt JPEG data" on stderr naming no file.
+# 60 frames of 1000x1000: its logical screen is within the budget, what giflib decodes is not.
+FRAMES_LINE = ('1000x1000 pixels in each of 60 GIF frames (172 MB decoded) is over the limit of '
+               '50,000,000 pixels')
 LIAR_LINE = ('{size:,} bytes of JPEG data cannot hold its 20000x20000 pixels: damaged, or its '
              'header lies about its size')
 
@@ -32,6 +35,7 @@ def run(tmp_path_factory, tiny_module):
     write_blank_png(os.path.join(images, 'red', 'huge.png'), *HUGE_PNG)
     write_jpeg_claiming(os.path.join(images, 'red', 'bomb.jpg'), 60000, 60000)
     write_jpeg_claiming(os.path.join(images, 'red', 'liar.jpg'), 20000, 20000)
+    write_animation(os.path.join(images, 'red', 'frames.gif'), 60, 1000)
     big = tf.io.encode_jpeg(tf.fill([7000, 8000, 3], tf.constant(220, tf.uint8)))
     tf.io.write_file(os.path.join(images, 'red', 'big.jpg'), big)
     out = str(tmp_path_factory.mktemp('out'))
@@ -46,12 +50,12 @@ def run(tmp_path_factory, tiny_module):
 def test_images_too_large_to_decode_are_skipped_in_one_line_and_the_run_succeeds(run):
     images, _, result = run
     assert result.returncode == 0, result.stderr[-3000:]
-    for name, line in ('huge.png', HUGE_PNG_LINE), ('bomb.jpg', BOMB_LINE), ('liar.jpg',
-                                                                             _liar_line(images)):
+    for name, line in (('huge.png', HUGE_PNG_LINE), ('bomb.jpg', BOMB_LINE),
+                       ('liar.jpg', _liar_line(images)), ('frames.gif', FRAMES_LINE)):
         huge = os.path.join(images, 'red', name)
         lines = [line for line in result.stderr.splitlines() if huge in line]
         assert len(lines) == 1 and lines[0].endswith(f'Skipping {huge}: {line}'), lines
-    assert 'Skipped 3 unreadable image(s)' in result.stderr
+    assert 'Skipped 4 unreadable image(s)' in result.stderr
     assert 'Corrupt JPEG data' not in result.stderr
     assert re.search(r'Final test accuracy = [\d.]+%', result.stderr)
 
@@ -106,16 +110,17 @@ def test_the_frozen_graph_refuses_a_huge_image_on_its_jpeg_input(run):
 @pytest.mark.parametrize('model', ['graph.pb', 'sm'])
 def test_label_image_skips_a_huge_image_in_one_line(run, model):
     images, out, _ = run
-    huge, bomb, liar = (os.path.join(images, 'red', name)
-                        for name in ('huge.png', 'bomb.jpg', 'liar.jpg'))
+    huge, bomb, liar, frames = (os.path.join(images, 'red', name)
+                                for name in ('huge.png', 'bomb.jpg', 'liar.jpg', 'frames.gif'))
     result = run_module('label_image', '--graph', os.path.join(out, model),
                         '--labels', os.path.join(out, 'labels.txt'),
-                        huge, bomb, liar, os.path.join(images, 'red', 'red_000.jpg'))
+                        huge, bomb, liar, frames, os.path.join(images, 'red', 'red_000.jpg'))
     assert result.returncode == 1  # Some image failed.
     assert [line for line in result.stderr.splitlines() if 'red_000' not in line] == [
         f'label_image: error: cannot classify {huge}: {HUGE_PNG_LINE}',
         f'label_image: error: cannot classify {bomb}: {BOMB_LINE}',
-        f'label_image: error: cannot classify {liar}: {_liar_line(images)}']
+        f'label_image: error: cannot classify {liar}: {_liar_line(images)}',
+        f'label_image: error: cannot classify {frames}: {FRAMES_LINE}']
     assert 'red_000.jpg' in result.stdout
 
 
@@ -133,7 +138,7 @@ def test_nofast_jpeg_decoding_computes_the_classic_values_beside_the_scaled_ones
     cached, computed = (int(n) for n in re.search(
         r'(?m)^\S+ \S+ \S+ (\d+) bottlenecks cached in .*, (\d+) to compute',
         result.stderr).groups())
-    assert computed == 4 and cached > 20  # big.jpg, and the three images it skips.
+    assert computed == 5 and cached > 20  # big.jpg, and the four images it skips.
     assert 'decoded scaled down' not in result.stderr
     classic = os.path.join(out, 'bn', 'red', 'big.jpg' + hub_cache_suffix(tiny_module) + '.txt')
     assert bottleneck_files.read_bottleneck(classic, 19) is not None

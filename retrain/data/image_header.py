@@ -5,6 +5,11 @@ decoders refuse it, or decode a JPEG scaled down, first. JPEG sizes come from
 tf.image.extract_jpeg_shape (which reads the markers up to the frame header); PNG (IHDR), GIF
 (logical screen), BMP (info header) and WebP (VP8, VP8L and VP8X chunks) keep theirs at fixed
 places in the first 30 bytes. Other content gives (0, 0): the decoder rejects it anyway.
+
+A GIF's logical screen does not bound what TensorFlow decodes: its decoder (giflib) decodes
+every frame, into frames x the largest frame's size. `gif_frames` walks the blocks in Python
+(where a decode runs eagerly, or in the caching pipeline through tf.py_function; a graph to
+export holds no Python, so the exported models do not walk them).
 """
 from typing import List, Tuple
 
@@ -79,3 +84,44 @@ def image_size(contents: tf.Tensor) -> tf.Tensor:
     format is unknown. Reads no pixels. A JPEG without a readable frame header is an error."""
     return tf.cond(tf.io.is_jpeg(contents), lambda: jpeg_size(contents),
                    lambda: not_jpeg_size(contents))
+
+
+def gif_frames(data: bytes) -> Tuple[int, int, int]:
+    """(frames, height, width) of a GIF as TensorFlow decodes it: its frames, and the largest of
+    their sizes and the logical screen; (0, 0, 0) for other content. Blocks are walked as far
+    as they are well formed (a truncated file counts the frames it holds)."""
+    if len(data) < 13 or data[:4] != b'GIF8':
+        return 0, 0, 0
+    width, height = _short(data, 6), _short(data, 8)
+    at = 13 + _colour_table(data[10])
+    frames = 0
+    while at < len(data) and data[at] != 0x3B:  # The trailer.
+        if data[at] == 0x21:  # An extension: its label, then sub-blocks.
+            at = _after_sub_blocks(data, at + 2)
+        elif data[at] == 0x2C and at + 10 <= len(data):  # An image descriptor.
+            frames += 1
+            width, height = max(width, _short(data, at + 5)), max(height, _short(data, at + 7))
+            # The local colour table, the LZW code size, then the image data's sub-blocks.
+            at = _after_sub_blocks(data, at + 11 + _colour_table(data[at + 9]))
+        else:
+            break
+    return frames, height, width
+
+
+def _short(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at:at + 2], 'little')
+
+
+def _colour_table(flags: int) -> int:
+    """Bytes of the colour table a descriptor's flags announce."""
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _after_sub_blocks(data: bytes, at: int) -> int:
+    """Where a chain of sub-blocks (a length byte, then that many bytes; 0 ends it) ends."""
+    while at < len(data):
+        length = data[at]
+        at += 1 + length
+        if not length:
+            return at
+    return len(data)

@@ -52,17 +52,27 @@ def max_in_flight() -> int:
     return max(1, min(os.cpu_count() or 1, by_memory))
 
 
-def over_budget(height: int, width: int) -> str:
-    """Why an image of this size is not decoded, in a line; '' if it fits the budget."""
-    if height * width <= PIXEL_BUDGET:
+def over_budget(height: int, width: int, frames: int = 1) -> str:
+    """Why an image of this size (a GIF: its frames, each decoded at this size) is not decoded,
+    in a line; '' if it fits the budget."""
+    pixels = frames * height * width
+    if pixels <= PIXEL_BUDGET:
         return ''
-    return (f'{width}x{height} pixels ({height * width * BYTES_PER_PIXEL / 2**20:.0f} MB decoded) '
+    each = f' in each of {frames} GIF frames' if frames > 1 else ''
+    return (f'{width}x{height} pixels{each} ({pixels * BYTES_PER_PIXEL / 2**20:.0f} MB decoded) '
             f'is over the limit of {PIXEL_BUDGET:,} pixels')
+
+
+def gif_over_budget(contents: bytes) -> str:
+    """over_budget for what a GIF decodes to (image_header.gif_frames); '' for other content."""
+    frames, height, width = image_header.gif_frames(contents)
+    return over_budget(height, width, frames) if frames else ''
 
 
 def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
     """Encoded bytes (scalar string) -> uint8 [H, W, 3], within PIXEL_BUDGET (see the module
-    doc); InvalidArgumentError for an image over it. Works eagerly and in graphs.
+    doc); InvalidArgumentError for an image over it. Works eagerly and in graphs (where GIF
+    frames are not counted: see decode_noting_scale).
 
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
     TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
@@ -72,13 +82,18 @@ def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
 
 def decode_noting_scale(contents: tf.Tensor, allow_truncated: bool = False,
                         least_size: Optional[Sequence[int]] = None,
-                        scaling: Union[bool, tf.Tensor] = True) -> Tuple[tf.Tensor, tf.Tensor]:
+                        scaling: Union[bool, tf.Tensor] = True,
+                        gif_frames: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
     """decode's image, and whether it was decoded below full scale (a bool scalar): its pixels
     are then not the classic ones. With `least_size` (height, width), a large JPEG is decoded
-    scaled down (module doc) where `scaling` (a bool, or a bool scalar tensor) says so."""
+    scaled down (module doc) where `scaling` (a bool, or a bool scalar tensor) says so.
+
+    A GIF's frames are held to the budget where this runs eagerly, and in a graph with
+    `gif_frames`, by a tf.py_function: only for graphs run in this process (tf.data's), never
+    for one to export (image_header)."""
     return tf.cond(tf.io.is_jpeg(contents),
                    lambda: _decode_jpeg(contents, allow_truncated, least_size, scaling),
-                   lambda: (_decode_not_jpeg(contents), tf.constant(False)))
+                   lambda: (_decode_not_jpeg(contents, gif_frames), tf.constant(False)))
 
 
 def _within(size: tf.Tensor, most: int) -> tf.Operation:
@@ -92,9 +107,23 @@ def _decode_full(contents: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def _decode_not_jpeg(contents: tf.Tensor) -> tf.Tensor:
-    with tf.control_dependencies([_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]):
+def _decode_not_jpeg(contents: tf.Tensor, gif_frames: bool) -> tf.Tensor:
+    checks = [_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]
+    if tf.executing_eagerly():
+        reason = gif_over_budget(contents.numpy())
+        if reason:
+            raise tf.errors.InvalidArgumentError(None, None, reason)
+    elif gif_frames:
+        pixels = tf.py_function(lambda data: _gif_pixels(data.numpy()), [contents], tf.int64)
+        checks.append(tf.debugging.Assert(pixels <= PIXEL_BUDGET, [
+            'GIF frames over the limit of', PIXEL_BUDGET, 'pixels']))
+    with tf.control_dependencies(checks):
         return _decode_full(contents)
+
+
+def _gif_pixels(data: bytes) -> int:
+    frames, height, width = image_header.gif_frames(data)
+    return frames * height * width
 
 
 def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
@@ -191,7 +220,8 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     @tf.autograph.experimental.do_not_convert
     def load(index, path, scaling):
         image, scaled = decode_noting_scale(tf.io.read_file(path), allow_truncated,
-                                            image_size if any(scaled_jpegs) else None, scaling)
+                                            image_size if any(scaled_jpegs) else None, scaling,
+                                            gif_frames=True)
         return index, resize_to_unit_range(image, image_size), scaled
 
     options = tf.data.Options()
@@ -222,6 +252,9 @@ def describe_decode_error(path: str, contents: Optional[bytes] = None,
         most = _MOST_JPEG_PIXELS if is_jpeg else PIXEL_BUDGET
         if int(height) * int(width) > most:  # decode's Assert would say it in TF's words.
             return over_budget(int(height), int(width))
+        reason = gif_over_budget(contents)
+        if reason:
+            return reason
         if is_jpeg and not allow_truncated and bool(
                 too_short(tf.constant(contents), tf.constant([height, width]))):
             return (f'{len(contents):,} bytes of JPEG data cannot hold its {width}x{height} '

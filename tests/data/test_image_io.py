@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from bench.large_images import write_blank_png, write_jpeg_claiming
-from retrain.data import image_io
+from retrain.data import image_header, image_io
 from retrain.data.image_header import image_size
 
 from conftest import write_image
@@ -29,6 +29,30 @@ def _encoded(fmt: str, **options) -> bytes:
     ('WEBP', {'lossless': True}), ('WEBP', {'exif': b'Exif\0\0x'})])  # VP8, VP8L, VP8X.
 def test_image_size_reads_the_header_of_each_format(fmt, options):
     assert image_size(tf.constant(_encoded(fmt, **options))).numpy().tolist() == [37, 53]
+
+
+def _gif(frames: int, size, canvas=None) -> bytes:
+    """An animation of `frames` frames of `size` (width, height); its logical screen set to
+    `canvas` (width, height) if given."""
+    images = [Image.new('L', size, 255 * (k % 2)) for k in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, 'GIF', save_all=True, append_images=images[1:])
+    data = bytearray(buffer.getvalue())
+    if canvas:
+        data[6:10] = struct.pack('<HH', *canvas)
+    return bytes(data)
+
+
+def test_gif_frames_counts_every_frame_at_the_size_tensorflow_decodes_it():
+    """TensorFlow (giflib) decodes every frame, at the largest frame's size whatever the logical
+    screen says: what the budget must count. A truncated GIF counts the frames it reaches."""
+    assert image_header.gif_frames(_gif(3, (40, 30))) == (3, 30, 40)
+    small_screen = _gif(1, (300, 200), canvas=(10, 10))
+    assert image_header.gif_frames(small_screen) == (1, 200, 300)
+    assert tf.io.decode_gif(small_screen).shape == (1, 200, 300, 3)
+    animation = _gif(3, (40, 30))
+    assert image_header.gif_frames(animation[:len(animation) * 2 // 3]) == (2, 30, 40)
+    assert image_header.gif_frames(_encoded('PNG')) == (0, 0, 0)
 
 
 def test_image_size_of_what_is_no_image_is_zero():
