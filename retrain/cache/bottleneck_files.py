@@ -301,7 +301,7 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
                    and not (replaced[i] and held[i] == caches[i]) for i in missing]
         targets = [(caches[i], scaled_caches[i] if scale else caches[i])
                    for i, scale in zip(missing, scaling)]
-        computed = _compute_and_write(extractor, [images[i] for i in missing], targets, scaling,
+        computed = _compute_and_write(extractor, [images[i] for i in missing], targets,
                                       batch_size, allow_truncated)
         for k, (value, path) in computed.items():
             i = missing[k]
@@ -318,13 +318,12 @@ def load_or_compute(image_dir: str, examples: List[Example], bottleneck_dir: str
 
 
 def _compute_and_write(extractor: FeatureExtractor, images: Sequence[str],
-                       targets: Sequence[Tuple[str, str]], scaling: Sequence[bool],
-                       batch_size: int, allow_truncated: bool
+                       targets: Sequence[Tuple[str, str]], batch_size: int, allow_truncated: bool
                        ) -> Dict[int, Tuple[Optional[np.ndarray], str]]:
-    """Computes the bottlenecks of `images` and writes each to the first of its `targets` (the
-    file for values decoded at full scale, the one for values decoded scaled down). Returns, by
-    index, each computed one and its file; None values where the model gives nan or inf (not
-    written). Images that do not decode are left out."""
+    """Computes the bottlenecks of `images` and writes each to one of its `targets`: the file
+    for values decoded at full scale, or the one for values decoded scaled down (the same file
+    where it must not be). Returns, by index, each computed one and its file; None values where
+    the model gives nan or inf (not written). Images that do not decode are left out."""
     computed: Dict[int, Tuple[Optional[np.ndarray], str]] = {}
     progress = Progress('Caching bottlenecks', len(images))
     scaled_count = 0
@@ -332,7 +331,8 @@ def _compute_and_write(extractor: FeatureExtractor, images: Sequence[str],
     with concurrent.futures.ThreadPoolExecutor(1) as writer:
         writes: Deque[concurrent.futures.Future] = collections.deque()
         for indices, features, scaled in compute_bottlenecks(
-                extractor, images, batch_size, progress, allow_truncated, scaling):
+                extractor, images, batch_size, progress, allow_truncated,
+                [full != smaller for full, smaller in targets]):
             finite = np.isfinite(features).all(axis=1)
             computed.update((k, (None, '')) for k in indices[~finite])
             paths = [targets[k][int(bool(smaller))] for k, smaller in zip(indices, scaled)]
