@@ -88,6 +88,10 @@ def test_the_saved_model_refuses_a_huge_image_with_a_clear_error(run):
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match='image of 60000x60000 pixels is over the limit of 50,000,000'):
         serve(image_bytes=bomb[tf.newaxis])
+    frames = tf.io.read_file(os.path.join(images, 'red', 'frames.gif'))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match='GIF of 60 frames of 1000x1000 pixels is over the limit of 50,'):
+        serve(image_bytes=frames[tf.newaxis])
     big = tf.io.read_file(os.path.join(images, 'red', 'big.jpg'))
     assert serve(image_bytes=big[tf.newaxis])['scores'].shape == (1, 3)
 

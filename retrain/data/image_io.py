@@ -69,28 +69,29 @@ def gif_over_budget(contents: bytes) -> str:
     return over_budget(height, width, frames) if frames else ''
 
 
-def decode(contents: tf.Tensor, allow_truncated: bool = False) -> tf.Tensor:
+def decode(contents: tf.Tensor, allow_truncated: bool = False, gif_frames: str = '') -> tf.Tensor:
     """Encoded bytes (scalar string) -> uint8 [H, W, 3], within PIXEL_BUDGET (see the module
-    doc); InvalidArgumentError for an image over it. Works eagerly and in graphs (where GIF
-    frames are not counted: see decode_noting_scale).
+    doc); InvalidArgumentError for an image over it. Works eagerly and in graphs (`gif_frames`:
+    see decode_noting_scale).
 
     With `allow_truncated`, a JPEG cut short is decoded as far as it goes (at least
     TRUNCATED_FRACTION of its rows, the rest left gray) instead of being rejected.
     """
-    return decode_noting_scale(contents, allow_truncated)[0]
+    return decode_noting_scale(contents, allow_truncated, gif_frames=gif_frames)[0]
 
 
 def decode_noting_scale(contents: tf.Tensor, allow_truncated: bool = False,
                         least_size: Optional[Sequence[int]] = None,
                         scaling: Union[bool, tf.Tensor] = True,
-                        gif_frames: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+                        gif_frames: str = '') -> Tuple[tf.Tensor, tf.Tensor]:
     """decode's image, and whether it was decoded below full scale (a bool scalar): its pixels
     are then not the classic ones. With `least_size` (height, width), a large JPEG is decoded
     scaled down (module doc) where `scaling` (a bool, or a bool scalar tensor) says so.
 
-    A GIF's frames are held to the budget where this runs eagerly, and in a graph with
-    `gif_frames`, by a tf.py_function: only for graphs run in this process (tf.data's), never
-    for one to export (image_header)."""
+    A GIF's frames are held to the budget where this runs eagerly; in a graph, as `gif_frames`
+    says: 'python' (a tf.py_function: graphs run in this process, tf.data's), 'ops' (graph ops,
+    for a graph to export: about 0.2 s of tracing) or '' (its logical screen only; image_header).
+    """
     return tf.cond(tf.io.is_jpeg(contents),
                    lambda: _decode_jpeg(contents, allow_truncated, least_size, scaling),
                    lambda: (_decode_not_jpeg(contents, gif_frames), tf.constant(False)))
@@ -107,16 +108,23 @@ def _decode_full(contents: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def _decode_not_jpeg(contents: tf.Tensor, gif_frames: bool) -> tf.Tensor:
+def _decode_not_jpeg(contents: tf.Tensor, gif_frames: str) -> tf.Tensor:
     checks = [_within(image_header.not_jpeg_size(contents), PIXEL_BUDGET)]
     if tf.executing_eagerly():
         reason = gif_over_budget(contents.numpy())
         if reason:
             raise tf.errors.InvalidArgumentError(None, None, reason)
-    elif gif_frames:
+    elif gif_frames == 'python':
         pixels = tf.py_function(lambda data: _gif_pixels(data.numpy()), [contents], tf.int64)
         checks.append(tf.debugging.Assert(pixels <= PIXEL_BUDGET, [
             'GIF frames over the limit of', PIXEL_BUDGET, 'pixels']))
+    elif gif_frames == 'ops':
+        size = tf.cond(image_header.is_gif(contents),
+                       lambda: image_header.graph_gif_frames(contents),
+                       lambda: tf.zeros([3], tf.int64))
+        checks.append(tf.debugging.Assert(size[0] * size[1] * size[2] <= PIXEL_BUDGET, [
+            tf.strings.format(f'GIF of {{}} frames of {{}}x{{}} pixels is over the limit of '
+                              f'{PIXEL_BUDGET:,} pixels', (size[0], size[2], size[1]))]))
     with tf.control_dependencies(checks):
         return _decode_full(contents)
 
@@ -194,9 +202,9 @@ def resize_to_unit_range(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return resized if batched else resized[0]
 
 
-def decode_and_resize(contents: tf.Tensor, size: Sequence[int],
-                      allow_truncated: bool = False) -> tf.Tensor:
-    return resize_to_unit_range(decode(contents, allow_truncated), size)
+def decode_and_resize(contents: tf.Tensor, size: Sequence[int], allow_truncated: bool = False,
+                      gif_frames: str = '') -> tf.Tensor:
+    return resize_to_unit_range(decode(contents, allow_truncated, gif_frames), size)
 
 
 def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size: int,
@@ -221,7 +229,7 @@ def image_batches(paths: Sequence[str], image_size: Tuple[int, int], batch_size:
     def load(index, path, scaling):
         image, scaled = decode_noting_scale(tf.io.read_file(path), allow_truncated,
                                             image_size if any(scaled_jpegs) else None, scaling,
-                                            gif_frames=True)
+                                            gif_frames='python')
         return index, resize_to_unit_range(image, image_size), scaled
 
     options = tf.data.Options()

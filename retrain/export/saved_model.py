@@ -114,7 +114,8 @@ class ServingModule(tf.Module):
             return [tf.map_fn(lambda contents: tf.reshape(self._classify(contents)[0], [-1]),
                               image_bytes, fn_output_signature=tf.float32)]
         size = (shape[1], shape[2])
-        images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size),
+        images = tf.map_fn(lambda contents: image_io.decode_and_resize(contents, size,
+                                                                       gif_frames='ops'),
                            image_bytes, fn_output_signature=tf.TensorSpec(
                                [size[0], size[1], 3], tf.float32))
         if shape[0] is None:

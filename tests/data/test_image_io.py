@@ -55,6 +55,22 @@ def test_gif_frames_counts_every_frame_at_the_size_tensorflow_decodes_it():
     assert image_header.gif_frames(_encoded('PNG')) == (0, 0, 0)
 
 
+def test_the_graph_walk_of_gif_frames_agrees_with_the_python_one():
+    """The SavedModel's walk (graph ops) against gif_frames, on whole and truncated GIFs, one with
+    extensions (a comment, loops) and one with local colour tables."""
+    walk = tf.function(image_header.graph_gif_frames, autograph=False,
+                       input_signature=[tf.TensorSpec([], tf.string)])
+    animated = io.BytesIO()
+    frames = [Image.fromarray(_PIXELS[..., 0]).convert('P', palette=Image.ADAPTIVE, colors=k + 2)
+              for k in range(3)]
+    frames[0].save(animated, 'GIF', save_all=True, append_images=frames[1:], loop=0,
+                   comment=b'a comment')
+    for data in (_gif(3, (40, 30)), _gif(1, (300, 200), canvas=(10, 10)), animated.getvalue()):
+        for end in (len(data), len(data) * 2 // 3, 20):
+            assert walk(tf.constant(data[:end])).numpy().tolist() == list(
+                image_header.gif_frames(data[:end])), end
+
+
 def test_image_size_of_what_is_no_image_is_zero():
     assert image_size(tf.constant(b'not an image')).numpy().tolist() == [0, 0]
 
