@@ -88,19 +88,36 @@ def image_size(contents: tf.Tensor) -> tf.Tensor:
                    lambda: not_jpeg_size(contents))
 
 
+# A GIF's blocks (GIF89a specification): after the 6-byte signature, the logical screen
+# descriptor (7 bytes, its global colour table after it), then records until the trailer (0x3B):
+# an extension (0x21, a label byte, data sub-blocks) or an image (0x2C, a 9-byte descriptor, its
+# local colour table, the LZW minimum code size byte, data sub-blocks). Sub-blocks are a length
+# byte and that many bytes, the last of length 0.
+_EXTENSION, _IMAGE, _TRAILER = 0x21, 0x2C, 0x3B
+_SCREEN_END = 13
+# Sub-blocks of one length are skipped together, up to this many a step (encoders write 255-byte
+# ones): a few steps a frame.
+_RUN = 1024
+# Sub-blocks of mixed lengths (which no encoder we know writes: each step of the loop costs about
+# 80 us), after _SLOW steps of a chain over fewer than 4 sub-blocks each, are followed this many
+# bytes at a time, by pointer doubling: about 2 ms a window.
+_WINDOW = 1 << 16
+_SLOW = 8
+
+
 def gif_frames(data: bytes) -> Tuple[int, int, int]:
     """(frames, height, width) of a GIF as TensorFlow decodes it: its frames, and the largest of
     their sizes and the logical screen; (0, 0, 0) for other content. Blocks are walked as far
     as they are well formed (a truncated file counts the frames it holds)."""
-    if len(data) < 13 or data[:3] != b'GIF':  # What giflib checks.
+    if len(data) < _SCREEN_END or data[:3] != b'GIF':  # What giflib checks.
         return 0, 0, 0
     width, height = _short(data, 6), _short(data, 8)
-    at = 13 + _colour_table(data[10])
+    at = _SCREEN_END + _colour_table(data[10])
     frames = 0
-    while at < len(data) and data[at] != 0x3B:  # The trailer.
-        if data[at] == 0x21:  # An extension: its label, then sub-blocks.
+    while at < len(data) and data[at] != _TRAILER:
+        if data[at] == _EXTENSION:  # Its label, then sub-blocks.
             at = _after_sub_blocks(data, at + 2)
-        elif data[at] == 0x2C and at + 10 <= len(data):  # An image descriptor.
+        elif data[at] == _IMAGE and at + 10 <= len(data):  # A whole descriptor.
             frames += 1
             width, height = max(width, _short(data, at + 5)), max(height, _short(data, at + 7))
             # The local colour table, the LZW code size, then the image data's sub-blocks.
@@ -127,23 +144,6 @@ def _after_sub_blocks(data: bytes, at: int) -> int:
         if not length:
             return at
     return len(data)
-
-
-# A GIF's blocks (GIF89a specification): after the 6-byte signature, the logical screen
-# descriptor (7 bytes, its global colour table after it), then records until the trailer (0x3B):
-# an extension (0x21, a label byte, data sub-blocks) or an image (0x2C, a 9-byte descriptor, its
-# local colour table, the LZW minimum code size byte, data sub-blocks). Sub-blocks are a length
-# byte and that many bytes, the last of length 0.
-_EXTENSION, _IMAGE = 0x21, 0x2C
-_SCREEN_END = 13
-# Sub-blocks of one length are skipped together, up to this many a step (encoders write 255-byte
-# ones): a few steps a frame.
-_RUN = 1024
-# Sub-blocks of mixed lengths (which no encoder we know writes: each step of the loop costs about
-# 80 us), after _SLOW steps of a chain over fewer than 4 sub-blocks each, are followed this many
-# bytes at a time, by pointer doubling: about 2 ms a window.
-_WINDOW = 1 << 16
-_SLOW = 8
 
 
 def is_gif(contents: tf.Tensor) -> tf.Tensor:

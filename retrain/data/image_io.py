@@ -144,11 +144,11 @@ def _decode_jpeg(contents: tf.Tensor, allow_truncated: bool,
     size = image_header.jpeg_size(contents)
     pixels = size[0] * size[1]
     scale = sum(tf.cast(pixels > PIXEL_BUDGET * r * r, tf.int32) for r in _JPEG_RATIOS[:-1])
-    if least_size is not None and scaling is not False:
+    if least_size is not None:
         towards = sum(tf.cast((size[0] >= SCALED_MARGIN * least_size[0] * r)
                               & (size[1] >= SCALED_MARGIN * least_size[1] * r), tf.int32)
                       for r in _JPEG_RATIOS[1:])
-        scale = tf.maximum(scale, towards if scaling is True else tf.where(scaling, towards, 0))
+        scale = tf.maximum(scale, tf.where(scaling, towards, 0))
 
     def at(ratio: int) -> tf.Tensor:
         if ratio == 1 and not allow_truncated:
